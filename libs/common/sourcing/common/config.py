@@ -1,0 +1,216 @@
+"""Settings: the operations manual's environment variables (§11) plus this system's own.
+
+One class for every process. A service reads only the fields it needs; a missing required
+secret, a short JWT secret or an unsafe value stops start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AppEnv = Literal["development", "test", "staging", "production"]
+
+# pino's level names (the manual's LOG_LEVEL) mapped onto Python's logging levels.
+PINO_LEVELS: dict[str, int] = {
+    "trace": 5,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+    "critical": logging.CRITICAL,
+    "silent": logging.CRITICAL + 10,
+}
+
+# Development-only defaults; any of them outside development stops start-up.
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
+DEV_YAY_WEBHOOK_SECRET = "dev-only-yay-webhook-secret"
+DEV_SALES_NAV_WEBHOOK_SECRET = "dev-only-sales-nav-webhook-secret"
+_DEV_DEFAULT_SECRETS = {
+    "JWT_SECRET": DEV_JWT_SECRET,
+    "YAY_WEBHOOK_SECRET": DEV_YAY_WEBHOOK_SECRET,
+    "SALES_NAV_WEBHOOK_SECRET": DEV_SALES_NAV_WEBHOOK_SECRET,
+}
+MIN_JWT_SECRET_LENGTH = 32
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at start-up when the environment cannot run the platform safely."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=True,
+        populate_by_name=True,
+    )
+
+    # Core runtime. APP_ENV replaces the manual's NODE_ENV, which is still read as a fallback.
+    APP_ENV: AppEnv = Field(
+        default="development", validation_alias=AliasChoices("APP_ENV", "NODE_ENV")
+    )
+    PORT: int = Field(default=3000, ge=1, le=65535)
+    LOG_LEVEL: str = "info"
+
+    # Data stores. KAFKA_BROKER_URL replaces REDIS_URL, KAFKA_TOPIC_PREFIX replaces REDIS_NAMESPACE.
+    DATABASE_URL: str = "postgresql://postgres:postgres@localhost:5432/expert_sourcing"
+    KAFKA_BROKER_URL: str = "localhost:9092"
+    KAFKA_TOPIC_PREFIX: str = ""
+    DATABASE_POOL_SIZE: int = Field(default=10, ge=1)
+    DATABASE_COMMAND_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
+
+    # Authentication.
+    JWT_ISSUER: str = "expert-sourcing-platform"
+    JWT_AUDIENCE: str = "expert-sourcing-api"
+    JWT_SECRET: SecretStr | None = None
+    JWT_ACCESS_TOKEN_TTL_SECONDS: int = Field(default=3600, gt=0)
+    AUTH_BOOTSTRAP_SECRET: SecretStr | None = None
+
+    # HTTP gateway limits.
+    RATE_LIMIT_MAX_REQUESTS: int = Field(default=300, gt=0)
+    RATE_LIMIT_WINDOW_SECONDS: int = Field(default=60, gt=0)
+    REQUEST_BODY_LIMIT_BYTES: int = Field(default=1_048_576, gt=0)
+    BROKER_SEND_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    READINESS_TIMEOUT_SECONDS: float = Field(default=3.0, gt=0)
+
+    # AI.
+    OPENAI_API_KEY: SecretStr | None = None
+    OPENAI_MODEL: str = "gpt-4o-mini"
+    OPENAI_CLASSIFICATION_TEMPERATURE: float = Field(default=0.2, ge=0.0)
+
+    # Sourcing.
+    APOLLO_API_KEY: SecretStr | None = None
+    SALES_NAV_WEBHOOK_SECRET: SecretStr | None = None
+
+    # Enrichment providers.
+    LEADMAGIC_API_KEY: SecretStr | None = None
+    PROSPEO_API_KEY: SecretStr | None = None
+    EXA_API_KEY: SecretStr | None = None
+    ROCKETREACH_API_KEY: SecretStr | None = None
+    WIZA_API_KEY: SecretStr | None = None
+    FORAGER_API_KEY: SecretStr | None = None
+    ZELIQ_API_KEY: SecretStr | None = None
+    CONTACTOUT_API_KEY: SecretStr | None = None
+    DATAGM_API_KEY: SecretStr | None = None
+    PEOPLEDATALABS_API_KEY: SecretStr | None = None
+
+    # Messaging channels.
+    LINKEDIN_API_KEY: SecretStr | None = None
+    EMAIL_PROVIDER_API_KEY: SecretStr | None = None
+    TWILIO_API_KEY: SecretStr | None = None
+    TWILIO_ACCOUNT_SID: str | None = None
+    TWILIO_AUTH_TOKEN: SecretStr | None = None
+    WHATSAPP_2CHAT_API_KEY: SecretStr | None = None
+    RESPONDIO_API_KEY: SecretStr | None = None
+    LINE_API_KEY: SecretStr | None = None
+    WECHAT_API_KEY: SecretStr | None = None
+    VIBER_API_KEY: SecretStr | None = None
+    TELEGRAM_BOT_TOKEN: SecretStr | None = None
+    KAKAOTALK_API_KEY: SecretStr | None = None
+    VOICEMAIL_DROP_API_KEY: SecretStr | None = None
+
+    # Integrations.
+    YAY_WEBHOOK_SECRET: SecretStr | None = None
+    YAY_API_KEY: SecretStr | None = None
+    GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON: SecretStr | None = None
+    GOOGLE_SHEETS_SPREADSHEET_ID: str | None = None
+
+    # Providers: development routes every adapter to the local sandbox.
+    SANDBOX_PROVIDERS: bool = False
+
+    # Agents: the reliability contract's numbers.
+    AGENT_MAX_ATTEMPTS: int = Field(default=5, ge=1, le=10)
+    AGENT_RETRY_BASE_SECONDS: float = Field(default=1.0, ge=0)
+    AGENT_RETRY_MAX_SECONDS: float = Field(default=30.0, gt=0)
+    AGENT_ATTEMPT_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
+    AGENT_BATCH_SIZE: int = Field(default=200, ge=1)
+    AGENT_BATCH_WITHIN_SECONDS: float = Field(default=0.05, gt=0)
+    OUTBOX_RELAY_INTERVAL_SECONDS: float = Field(default=0.2, gt=0)
+    OUTBOX_RELAY_BATCH_SIZE: int = Field(default=500, ge=1)
+    METRICS_PORT: int = Field(default=9100, ge=0, le=65535)
+
+    @field_validator("LOG_LEVEL")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.lower() not in PINO_LEVELS:
+            raise ValueError(f"LOG_LEVEL must be one of {', '.join(sorted(PINO_LEVELS))}")
+        return value.lower()
+
+    @field_validator("OPENAI_CLASSIFICATION_TEMPERATURE")
+    @classmethod
+    def _deterministic_temperature(cls, value: float) -> float:
+        if value > 0.2:
+            raise ValueError("OPENAI_CLASSIFICATION_TEMPERATURE must be <= 0.2 for determinism")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Settings:
+        if self.is_development:
+            for name, value in _DEV_DEFAULT_SECRETS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, SecretStr(value))
+        for name in _DEV_DEFAULT_SECRETS:
+            secret: SecretStr | None = getattr(self, name)
+            if secret is None or not secret.get_secret_value():
+                raise ValueError(f"{name} is required (set it in the environment or .env)")
+            if not self.is_development and secret.get_secret_value() == _DEV_DEFAULT_SECRETS[name]:
+                raise ValueError(f"{name} still has the development default outside development")
+        jwt_secret = self.JWT_SECRET
+        assert jwt_secret is not None
+        if len(jwt_secret.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
+            raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
+        if self.SANDBOX_PROVIDERS and self.APP_ENV == "production":
+            raise ValueError("SANDBOX_PROVIDERS cannot be enabled when APP_ENV=production")
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.APP_ENV in ("development", "test")
+
+    @property
+    def log_level_number(self) -> int:
+        return PINO_LEVELS[self.LOG_LEVEL]
+
+    @property
+    def async_database_url(self) -> str:
+        """DATABASE_URL as SQLAlchemy's asyncpg dialect URL."""
+        return to_asyncpg_url(self.DATABASE_URL)
+
+    def topic(self, lane: str) -> str:
+        """The Kafka topic name of a lane in this environment (prefixed)."""
+        return f"{self.KAFKA_TOPIC_PREFIX}{lane}"
+
+
+def to_asyncpg_url(url: str) -> str:
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ConfigurationError("DATABASE_URL must be a postgresql:// URL")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one clear message."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+

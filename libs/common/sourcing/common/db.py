@@ -1,0 +1,53 @@
+"""Async SQLAlchemy engine and unit-of-work helpers.
+
+Nobody commits but the edge: the API's session dependency and the agents' per-message
+``session_scope()`` commit on success and roll back on error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from sourcing.common.config import Settings, to_asyncpg_url
+
+
+def create_engine(settings: Settings, *, database_url: str | None = None) -> AsyncEngine:
+    """An engine whose every statement is bounded by the command timeout."""
+    return create_async_engine(
+        to_asyncpg_url(database_url or settings.DATABASE_URL),
+        pool_size=settings.DATABASE_POOL_SIZE,
+        max_overflow=settings.DATABASE_POOL_SIZE,
+        pool_pre_ping=True,
+        pool_timeout=settings.DATABASE_COMMAND_TIMEOUT_SECONDS,
+        connect_args={
+            "command_timeout": settings.DATABASE_COMMAND_TIMEOUT_SECONDS,
+            "timeout": settings.DATABASE_COMMAND_TIMEOUT_SECONDS,
+            "server_settings": {"application_name": "expert-sourcing"},
+        },
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+@asynccontextmanager
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit when the block succeeds, roll back when it raises."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise

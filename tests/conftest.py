@@ -1,0 +1,6 @@
+pytest_plugins = [
+    "tests.fixtures.infra",
+    "tests.fixtures.database",
+    "tests.fixtures.kafka",
+    "tests.fixtures.api",
+]
