@@ -1,0 +1,115 @@
+"""Database migrations (Alembic), configured in code so they run from an installed package.
+
+    python -m sourcing.common.migrate upgrade [revision]      # default: head
+    python -m sourcing.common.migrate downgrade [revision]    # default: base
+    python -m sourcing.common.migrate current
+
+``DATABASE_URL`` comes from the settings. Any number of processes may migrate at once: the
+migration environment holds a PostgreSQL advisory lock for the whole run, so one migrates and
+the others then find the database already at the target revision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# The pg_advisory_xact_lock key held while migrating: arbitrary, fixed, used for nothing else.
+MIGRATION_LOCK_KEY = 7_305_281_149_224_330_001
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic config for ``database_url`` (any ``postgresql://`` form)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Passed as an attribute, not a main option: configparser would choke on '%' in passwords.
+    config.attributes["database_url"] = database_url
+    return config
+
+
+# Alembic keeps its migration context in module globals: one command at a time per process
+# (processes are serialised by the advisory lock instead).
+_alembic_lock = threading.Lock()
+
+
+def _run(action: Callable[[], None]) -> None:
+    """Run an Alembic command; from a thread when this thread already runs an event loop
+    (the migration environment starts its own loop for the asyncpg engine)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        with _alembic_lock:
+            action()
+        return
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            with _alembic_lock:
+                action()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="alembic-migrate")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Migrate the database up to ``revision``."""
+    _run(lambda: command.upgrade(alembic_config(database_url), revision))
+
+
+def downgrade(database_url: str, revision: str = "base") -> None:
+    """Migrate the database down to ``revision`` (``base`` drops every table)."""
+    _run(lambda: command.downgrade(alembic_config(database_url), revision))
+
+
+def current(database_url: str) -> None:
+    """Print the database's current revision."""
+    _run(lambda: command.current(alembic_config(database_url), verbose=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sourcing.common.migrate", description="Run database migrations."
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("upgrade", help="migrate up (default: head)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = sub.add_parser("downgrade", help="migrate down (default: base, drops everything)")
+    down.add_argument("revision", nargs="?", default="base")
+    sub.add_parser("current", help="show the current revision")
+    args = parser.parse_args(argv)
+    # Alembic reports each step ("Running upgrade  -> 0001") through logging.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    from sourcing.common.config import ConfigurationError, load_settings
+
+    try:
+        database_url = load_settings().DATABASE_URL
+    except ConfigurationError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.action == "upgrade":
+        upgrade(database_url, args.revision)
+    elif args.action == "downgrade":
+        downgrade(database_url, args.revision)
+    else:
+        current(database_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
