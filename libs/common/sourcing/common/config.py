@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
+        env_ignore_empty=True,
         extra="ignore",
         case_sensitive=True,
         populate_by_name=True,
@@ -136,6 +137,22 @@ class Settings(BaseSettings):
     OUTBOX_RELAY_INTERVAL_SECONDS: float = Field(default=0.2, gt=0)
     OUTBOX_RELAY_BATCH_SIZE: int = Field(default=500, ge=1)
     METRICS_PORT: int = Field(default=9100, ge=0, le=65535)
+    # --- Kafka reliability layer (sourcing.common.kafka) ---
+    # Idempotent producer needs InitProducerId, which Tansu lacks: enable it on Apache Kafka.
+    KAFKA_IDEMPOTENT_PRODUCER: bool = False
+    # Short group timeouts: Tansu holds JoinGroup for half the rebalance timeout.
+    KAFKA_SESSION_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    KAFKA_REBALANCE_TIMEOUT_SECONDS: float = Field(default=20.0, gt=0)
+    KAFKA_HEARTBEAT_INTERVAL_SECONDS: float = Field(default=3.0, gt=0)
+    # Offsets of processed messages are committed this often (they are acked after DB commit).
+    KAFKA_COMMIT_INTERVAL_SECONDS: float = Field(default=2.8, gt=0)
+    # The Faust web server of an agent service (0 disables it); one port per service.
+    AGENT_WEB_PORT: int = Field(default=6066, ge=0, le=65535)
+    # Published outbox rows are kept this long for troubleshooting, then pruned.
+    OUTBOX_RETENTION_SECONDS: float = Field(default=86_400.0, ge=0)
+    # Liveness fails when nothing was processed for this long while messages wait.
+    AGENT_STALL_SECONDS: float = Field(default=600.0, gt=0)
+    # --- end Kafka reliability layer ---
 
     @field_validator("LOG_LEVEL")
     @classmethod

@@ -1,0 +1,41 @@
+# Every target creates the virtualenv and installs the locked dependencies first, so a fresh
+# machine needs nothing but python3 (and Java 17 + Maven for the Apache Kafka test broker).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.synced
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: install dev test lint fmt typecheck migrate bench clean
+
+install: $(STAMP)
+
+$(STAMP): uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --all-packages --quiet
+	@touch $@
+
+dev: $(STAMP)
+	$(BIN)/python -m sourcing.devstack.dev
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check libs services tests
+	$(BIN)/ruff format --check libs services tests
+
+fmt: $(STAMP)
+	$(BIN)/ruff format libs services tests
+	$(BIN)/ruff check --fix libs services tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy libs services
+
+migrate: $(STAMP)
+	$(BIN)/python -m sourcing.common.migrate upgrade head
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,163 @@
+"""`make dev`: the whole platform in the foreground, on one machine, until Ctrl-C.
+
+Starts the embedded PostgreSQL and broker (unless DATABASE_URL / KAFKA_BROKER_URL are set in
+the environment), migrates, creates the lane topics, then runs the gateway and every service
+process that exists as child processes with prefixed logs. Prints the API URL and a ready line
+once /api/v1/system/ready answers; Ctrl-C (or SIGTERM) stops the children, then the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.migrate import upgrade
+from sourcing.devstack._process import DevstackError
+from sourcing.devstack.stack import Stack, start_dev_stack
+
+logger = logging.getLogger("sourcing.devstack.dev")
+
+# (log prefix, module run with `python -m`): the gateway first, then the agent services.
+PROCESSES: tuple[tuple[str, str], ...] = (
+    ("api", "sourcing.api"),
+    ("ingestion", "sourcing.ingestion"),
+    ("enrichment", "sourcing.enrichment"),
+    ("outreach", "sourcing.outreach"),
+    ("calls", "sourcing.calls"),
+    ("allocation", "sourcing.allocation"),
+    ("scheduler", "sourcing.scheduler"),
+)
+READY_TIMEOUT_SECONDS = 60.0
+STOP_GRACE_SECONDS = 25.0
+
+
+def available_processes() -> list[tuple[str, str]]:
+    """The processes whose service is installed in this environment."""
+    return [(name, module) for name, module in PROCESSES if importlib.util.find_spec(module)]
+
+
+async def _pump(name: str, stream: asyncio.StreamReader) -> None:
+    width = max(len(n) for n, _ in PROCESSES)
+    while line := await stream.readline():
+        sys.stdout.write(f"{name:<{width}} | {line.decode(errors='replace')}")
+        sys.stdout.flush()
+
+
+async def _wait_ready(url: str, children: Sequence[asyncio.subprocess.Process]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if any(child.returncode is not None for child in children):
+                raise DevstackError("a service exited during start-up; see its log above")
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.5)
+    raise DevstackError(f"{url} did not answer 200 within {READY_TIMEOUT_SECONDS:.0f} s")
+
+
+async def _stop(children: Sequence[asyncio.subprocess.Process]) -> None:
+    for child in children:
+        if child.returncode is None:
+            child.send_signal(signal.SIGTERM)
+    waits = [asyncio.wait_for(child.wait(), STOP_GRACE_SECONDS) for child in children]
+    for child, result in zip(
+        children, await asyncio.gather(*waits, return_exceptions=True), strict=True
+    ):
+        if isinstance(result, TimeoutError):
+            child.kill()
+            await child.wait()
+
+
+async def run_platform(stack: Stack, port: int) -> int:
+    env = os.environ | stack.env
+    processes = available_processes()
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        for _, module in processes
+    ]
+    pumps = [
+        asyncio.create_task(_pump(name, child.stdout))
+        for (name, _), child in zip(processes, children, strict=True)
+        if child.stdout is not None
+    ]
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    exit_code = 0
+    try:
+        api = f"http://localhost:{port}"
+        ready = asyncio.create_task(_wait_ready(f"{api}/api/v1/system/ready", children))
+        stopped = asyncio.create_task(stopping.wait())
+        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done():
+            ready.result()
+            print(f"API: {api}  (OpenAPI: {api}/api/v1/openapi.json)", flush=True)
+            print(
+                f"platform ready: {', '.join(n for n, _ in processes)} running; Ctrl-C stops",
+                flush=True,
+            )
+            exits = [asyncio.create_task(child.wait()) for child in children]
+            done, _ = await asyncio.wait({stopped, *exits}, return_when=asyncio.FIRST_COMPLETED)
+            if stopped not in done:
+                logger.error("a service exited on its own; stopping the platform")
+                exit_code = 1
+        else:
+            ready.cancel()
+    except DevstackError as exc:
+        logger.error("%s", exc)
+        exit_code = 1
+    finally:
+        logger.info("stopping services")
+        await _stop(children)
+        await asyncio.gather(*pumps, return_exceptions=True)
+    return exit_code
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="dev        | %(message)s", stream=sys.stdout)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+        stack = start_dev_stack("var")
+    except (ConfigurationError, DevstackError) as exc:
+        logger.error("%s", exc)
+        return 1
+    try:
+        logger.info(
+            "database %s, broker %s (%s)",
+            stack.database_url,
+            stack.bootstrap_servers,
+            stack.broker_kind,
+        )
+        upgrade(stack.database_url)
+        asyncio.run(stack.create_topics(prefix=settings.KAFKA_TOPIC_PREFIX))
+        return asyncio.run(run_platform(stack, settings.PORT))
+    except DevstackError as exc:
+        logger.error("%s", exc)
+        return 1
+    finally:
+        logger.info("stopping PostgreSQL and the broker")
+        stack.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

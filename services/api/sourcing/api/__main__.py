@@ -1,0 +1,33 @@
+"""`python -m sourcing.api` starts the gateway on PORT."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from sourcing.api.app import create_app
+from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.logging import configure_logging
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        print(f"api: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(service="api", level=settings.log_level_number)
+    uvicorn.run(
+        create_app(settings),
+        host="0.0.0.0",  # the gateway serves every interface of its container
+        port=settings.PORT,
+        log_config=None,
+        timeout_graceful_shutdown=20,
+        proxy_headers=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""The FastAPI gateway: REST API under /api/v1, webhooks under /webhooks, /metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from sourcing.api.errors import register_error_handlers
+from sourcing.api.middleware import EdgeMiddleware
+from sourcing.api.openapi import openapi_builder
+from sourcing.api.routers import auth, callers, projects, system
+from sourcing.common.config import Settings
+from sourcing.common.db import create_engine, create_sessionmaker
+from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
+
+log = logging.getLogger("sourcing.api")
+
+API_TITLE = "Expert Sourcing Platform API"
+API_VERSION = "1.0.0"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        producer = EnvelopeProducer(settings, client_id="expert-sourcing-api")
+        app.state.engine = engine
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.broker = producer
+        try:
+            await producer.start()
+        except BrokerUnavailable:
+            # The broker may come up after the gateway: /ready reports it until then, and
+            # the producer connects on first use.
+            log.warning("broker unavailable at start-up; will connect on first use")
+        try:
+            yield
+        finally:
+            await producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="REST API of the Expert Sourcing Platform. Errors always use the envelope "
+        '`{"error": {"code", "message", "details"}}`.',
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+    for module in (system, auth, projects, callers):
+        app.include_router(module.router)
+    app.add_middleware(EdgeMiddleware, settings=settings)
+    app.openapi = openapi_builder(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,119 @@
+"""Every failure leaves the gateway as the envelope `{"error": {code, message, details}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from sourcing.common.errors import AppError, InvalidTransitionError, MethodNotAllowed, NotFound
+from sourcing.common.statemachines import InvalidTransition
+
+log = logging.getLogger("sourcing.api.errors")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorEnvelope(BaseModel):
+    """The shape of every error response."""
+
+    error: ErrorBody
+
+
+def _render(error: AppError) -> JSONResponse:
+    return JSONResponse(error.envelope(), status_code=error.status, headers=error.headers or None)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    problems = []
+    for err in exc.errors():
+        location = [str(part) for part in err.get("loc", ())]
+        problems.append(
+            {
+                "field": ".".join(location[1:]) or location[0] if location else "",
+                "in": location[0] if location else "body",
+                "message": err.get("msg", "invalid"),
+                "type": err.get("type", "invalid"),
+            }
+        )
+    return problems
+
+
+def register_error_handlers(app: FastAPI) -> None:
+    async def app_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return _render(exc)
+
+    async def invalid_transition(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, InvalidTransition)
+        return _render(
+            InvalidTransitionError(
+                str(exc),
+                details={"entity": exc.machine, "from": exc.from_state, "to": exc.to_state},
+            )
+        )
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = _field_errors(exc)
+        fields = ", ".join(e["field"] or e["in"] for e in errors)
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "invalid_payload",
+                    "message": f"request failed validation: {fields}",
+                    "details": {"errors": errors},
+                }
+            },
+            status_code=400,
+        )
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return _render(NotFound(f"no route {request.method} {request.url.path}"))
+        if exc.status_code == 405:
+            return _render(
+                MethodNotAllowed(
+                    f"method {request.method} not allowed on {request.url.path}",
+                    headers=dict(exc.headers or {}),
+                )
+            )
+        error = AppError(str(exc.detail))
+        error.status, error.code = exc.status_code, "http_error"
+        return _render(error)
+
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return _render(AppError("internal server error"))
+
+    app.add_exception_handler(AppError, app_error)
+    app.add_exception_handler(InvalidTransition, invalid_transition)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of a route's error responses, all with the envelope schema."""
+    descriptions = {
+        400: "Invalid payload",
+        401: "Missing, malformed or expired token",
+        403: "Role lacks permission",
+        404: "Entity not found",
+        409: "Conflict or invalid state transition",
+        413: "Body over the size limit",
+        429: "Rate limit exceeded",
+        500: "Unexpected error or dependency down",
+        503: "Broker unavailable; retry",
+    }
+    return {s: {"model": ErrorEnvelope, "description": descriptions[s]} for s in statuses}

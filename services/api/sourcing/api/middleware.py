@@ -1,0 +1,172 @@
+"""The gateway's edge, as one pure ASGI middleware (cheaper than a stack of them).
+
+In order: correlation id (accepted or generated, echoed, in every log line), body size limit,
+per-client rate limit, then access log and request metrics once the response is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sourcing.api.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
+from sourcing.api.ratelimit import SlidingWindowRateLimiter
+from sourcing.common.auth import bearer_token, decode_token
+from sourcing.common.config import Settings
+from sourcing.common.errors import AppError, PayloadTooLarge, RateLimited
+from sourcing.common.logging import correlation_id_var, new_correlation_id
+
+log = logging.getLogger("sourcing.api.access")
+
+CORRELATION_HEADER = b"x-correlation-id"
+_VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Probes and scrapes are not client traffic; webhooks are verified by signature and arrive in
+# bursts from a single sender, so they are not subject to the per-client API limit either.
+_UNLIMITED_PREFIXES = ("/api/v1/system/", "/metrics", "/webhooks/")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _error_response(error: AppError, correlation_id: str) -> tuple[Message, Message]:
+    body = json.dumps(error.envelope()).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (CORRELATION_HEADER, correlation_id.encode()),
+        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+    ]
+    return (
+        {"type": "http.response.start", "status": error.status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    )
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.body_limit = settings.REQUEST_BODY_LIMIT_BYTES
+        self.limiter = SlidingWindowRateLimiter(
+            max_requests=settings.RATE_LIMIT_MAX_REQUESTS,
+            window_seconds=settings.RATE_LIMIT_WINDOW_SECONDS,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        supplied = _header(scope, CORRELATION_HEADER)
+        correlation_id = (
+            supplied if supplied and _VALID_CORRELATION_ID.match(supplied) else new_correlation_id()
+        )
+        token = correlation_id_var.set(correlation_id)
+        status = 500
+
+        async def send_with_correlation(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0] != CORRELATION_HEADER]
+                headers.append((CORRELATION_HEADER, correlation_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            rejection = self._reject(scope)
+            if rejection is None:
+                rejection, receive = await self._buffer_body(scope, receive)
+            if rejection is not None:
+                for message in _error_response(rejection, correlation_id):
+                    await send_with_correlation(message)
+            else:
+                await self.app(scope, receive, send_with_correlation)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+            correlation_id_var.reset(token)
+
+    def _reject(self, scope: Scope) -> AppError | None:
+        path: str = scope["path"]
+        if path.startswith(_UNLIMITED_PREFIXES):
+            return None
+        retry_after = self.limiter.check(self._client_key(scope))
+        if retry_after is None:
+            return None
+        RATE_LIMITED.inc()
+        return RateLimited(
+            f"rate limit of {self.limiter.max_requests} requests per "
+            f"{self.settings.RATE_LIMIT_WINDOW_SECONDS} seconds exceeded",
+            details={"retryAfterSeconds": retry_after},
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    def _client_key(self, scope: Scope) -> str:
+        """A verified token's subject identifies the client; otherwise its address does."""
+        token = bearer_token(_header(scope, b"authorization"))
+        if token is not None:
+            try:
+                return "user:" + decode_token(self.settings, token).user_id
+            except AppError:
+                pass
+        client = scope.get("client")
+        return "ip:" + (client[0] if client else "unknown")
+
+    async def _buffer_body(self, scope: Scope, receive: Receive) -> tuple[AppError | None, Receive]:
+        """Read the body up to the limit before routing, so an oversized one is a clean 413."""
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            return None, receive
+        too_large = PayloadTooLarge(
+            f"request body exceeds {self.body_limit} bytes",
+            details={"limitBytes": self.body_limit},
+        )
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.body_limit:
+            return too_large, receive
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.body_limit:
+                return too_large, receive
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return None, replay
+
+    def _record(self, scope: Scope, status: int, elapsed: float) -> None:
+        route: Any = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        HTTP_REQUESTS.labels(method, template, str(status)).inc()
+        HTTP_LATENCY.labels(method, template).observe(elapsed)
+        log.info(
+            "%s %s %s",
+            method,
+            scope["path"],
+            status,
+            extra={"status": status, "durationMs": round(elapsed * 1000, 2), "route": template},
+        )

@@ -1,0 +1,109 @@
+"""Callers and their latest performance snapshot (§4.4)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+from sqlalchemy.exc import IntegrityError
+
+from sourcing.api.deps import SessionDep, StaffPrincipal
+from sourcing.api.errors import error_responses
+from sourcing.api.repositories import callers as repository
+from sourcing.api.schemas import CallerCreate, CallerOut, CallerUpdate, PerformanceOut
+from sourcing.common.errors import Conflict, NotFound
+from sourcing.common.models import Caller, CallerPerformanceMetric
+from sourcing.common.statemachines import CALLER_ALLOCATION
+
+router = APIRouter(prefix="/api/v1/callers", tags=["callers"])
+
+
+def _email_conflict(email: str) -> Conflict:
+    return Conflict(
+        f"a caller with email {email} already exists", details={"field": "email", "email": email}
+    )
+
+
+async def _caller(session: SessionDep, caller_id: uuid.UUID) -> Caller:
+    caller = await repository.get_caller(session, caller_id)
+    if caller is None:
+        raise NotFound(f"caller {caller_id} not found", details={"callerId": str(caller_id)})
+    return caller
+
+
+async def _flush_unique_email(session: SessionDep, email: str) -> None:
+    """Flush, turning a lost race on the unique email into 409 instead of a 500."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if "email" in str(exc.orig):
+            raise _email_conflict(email) from None
+        raise
+
+
+@router.post(
+    "",
+    response_model=CallerOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 403, 409, 413),
+)
+async def create_caller(body: CallerCreate, session: SessionDep, _: StaffPrincipal) -> Caller:
+    email = str(body.email).lower()
+    if await repository.email_taken(session, email):
+        raise _email_conflict(email)
+    caller = Caller(
+        **body.model_dump(exclude={"metadata", "email"}),
+        email=email,
+        metadata_=body.metadata or {},
+        allocation_status=CALLER_ALLOCATION.initial,
+    )
+    session.add(caller)
+    await _flush_unique_email(session, email)
+    await session.refresh(caller)
+    return caller
+
+
+@router.get("/{caller_id}", response_model=CallerOut, responses=error_responses(400, 401, 403, 404))
+async def get_caller(caller_id: uuid.UUID, session: SessionDep, _: StaffPrincipal) -> Caller:
+    return await _caller(session, caller_id)
+
+
+@router.patch(
+    "/{caller_id}",
+    response_model=CallerOut,
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+)
+async def update_caller(
+    caller_id: uuid.UUID, body: CallerUpdate, session: SessionDep, _: StaffPrincipal
+) -> Caller:
+    caller = await _caller(session, caller_id)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "email" in changes:
+        changes["email"] = str(changes["email"]).lower()
+        if await repository.email_taken(session, changes["email"], except_caller=caller.id):
+            raise _email_conflict(changes["email"])
+    if "metadata" in changes:
+        caller.metadata_ = changes.pop("metadata")
+    for field, value in changes.items():
+        setattr(caller, field, value)
+    await _flush_unique_email(session, caller.email)
+    await session.refresh(caller)
+    return caller
+
+
+@router.get(
+    "/{caller_id}/performance/latest",
+    response_model=PerformanceOut,
+    responses=error_responses(400, 401, 403, 404),
+)
+async def latest_performance(
+    caller_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
+) -> CallerPerformanceMetric:
+    await _caller(session, caller_id)
+    metric = await repository.latest_performance(session, caller_id)
+    if metric is None:
+        raise NotFound(
+            f"caller {caller_id} has no performance snapshot yet",
+            details={"callerId": str(caller_id)},
+        )
+    return metric

@@ -1,0 +1,233 @@
+"""Request and response bodies: camelCase on the wire, as in the manual."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+from pydantic.alias_generators import to_camel
+
+from sourcing.common.auth import Role
+
+
+class RequestModel(BaseModel):
+    """Unknown fields are refused, so a misspelt field is a 400 rather than silently ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+_ISO_ALPHA2 = re.compile(r"^[A-Za-z]{2}$")
+_TIMEZONES = frozenset(available_timezones())
+
+
+def _iso_country(value: str) -> str:
+    if not _ISO_ALPHA2.match(value):
+        raise ValueError("must be an ISO 3166-1 alpha-2 code (two letters)")
+    return value.upper()
+
+
+def _iana_timezone(value: str) -> str:
+    if value not in _TIMEZONES:
+        raise ValueError("must be an IANA timezone identifier, e.g. America/New_York")
+    return value
+
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+LongText = Annotated[str, StringConstraints(max_length=10_000)]
+CountryCode = Annotated[str, AfterValidator(_iso_country)]
+LanguageCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=16)]
+Timezone = Annotated[str, AfterValidator(_iana_timezone)]
+JsonObject = dict[str, Any]
+
+
+# System and auth
+
+
+class StatusResponse(BaseModel):
+    status: str
+
+
+class TokenRequest(RequestModel):
+    user_id: NonEmpty
+    role: Role
+
+
+class TokenResponse(ResponseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+
+
+class MeResponse(ResponseModel):
+    user_id: str
+    role: Role
+
+
+# Projects
+
+
+class ProjectCreate(RequestModel):
+    name: NonEmpty
+    description: LongText | None = None
+    target_threshold: Annotated[int, Field(gt=0, le=1_000_000)]
+    geography_iso_codes: Annotated[list[CountryCode], Field(min_length=1, max_length=250)]
+    priority: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    override_cooldown: bool = False
+    region_config: JsonObject = Field(default_factory=dict)
+
+
+class ProjectUpdate(RequestModel):
+    name: NonEmpty | None = None
+    description: LongText | None = None
+    target_threshold: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
+    geography_iso_codes: (
+        Annotated[list[CountryCode], Field(min_length=1, max_length=250)] | None
+    ) = None
+    priority: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    override_cooldown: bool | None = None
+    region_config: JsonObject | None = None
+    status: str | None = None
+
+
+class ProjectOut(ResponseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    target_threshold: int
+    geography_iso_codes: list[str]
+    priority: int
+    override_cooldown: bool
+    region_config: JsonObject
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CompanyIn(RequestModel):
+    name: NonEmpty
+    domain: Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)] | None = None
+    country_iso: CountryCode | None = None
+    metadata: JsonObject | None = None
+
+
+class CompaniesUpsert(RequestModel):
+    companies: Annotated[list[CompanyIn], Field(min_length=1, max_length=1000)]
+
+
+class CompaniesUpserted(ResponseModel):
+    created_or_updated: int
+
+
+Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
+
+
+class SalesNavSearchIn(RequestModel):
+    source_url: Url
+    normalized_url: Url | None = None
+
+
+MIN_SALES_NAV_SEARCHES = 6
+
+
+class SalesNavSearchesCreate(RequestModel):
+    searches: Annotated[
+        list[SalesNavSearchIn], Field(min_length=MIN_SALES_NAV_SEARCHES, max_length=1000)
+    ]
+
+
+class SalesNavSearchesCreated(ResponseModel):
+    created: int
+
+
+class ScreeningQuestionCreate(RequestModel):
+    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    display_order: Annotated[int, Field(ge=0, le=10_000)]
+    required: bool = True
+
+
+class ScreeningQuestionUpdate(RequestModel):
+    prompt: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+        | None
+    ) = None
+    display_order: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    required: bool | None = None
+
+
+class ScreeningQuestionOut(ResponseModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    prompt: str
+    display_order: int
+    required: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScreeningQuestionList(ResponseModel):
+    items: list[ScreeningQuestionOut]
+
+
+# Callers
+
+
+class CallerCreate(RequestModel):
+    email: EmailStr
+    name: NonEmpty
+    timezone: Timezone
+    language_codes: Annotated[list[LanguageCode], Field(min_length=1, max_length=50)]
+    region_iso_codes: Annotated[list[CountryCode], Field(min_length=1, max_length=250)]
+    metadata: JsonObject | None = None
+
+
+class CallerUpdate(RequestModel):
+    email: EmailStr | None = None
+    name: NonEmpty | None = None
+    timezone: Timezone | None = None
+    language_codes: Annotated[list[LanguageCode], Field(min_length=1, max_length=50)] | None = None
+    region_iso_codes: Annotated[list[CountryCode], Field(min_length=1, max_length=250)] | None = (
+        None
+    )
+    metadata: JsonObject | None = None
+
+
+class CallerOut(ResponseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    timezone: str
+    language_codes: list[str]
+    region_iso_codes: list[str]
+    # The ORM attribute is `metadata_` (`metadata` is reserved by SQLAlchemy's declarative base).
+    metadata: JsonObject = Field(validation_alias=AliasChoices("metadata_", "metadata"))
+    allocation_status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class PerformanceOut(ResponseModel):
+    id: uuid.UUID
+    caller_id: uuid.UUID
+    computed_at: datetime
+    rolling_60_minute_dials: int
+    rolling_60_minute_connections: int
+    short_calls_last_hour: int
+    timezone_mismatches_last_hour: int
+    allocation_status: str
+    performance_score: float
