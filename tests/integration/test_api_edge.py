@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -177,9 +178,14 @@ async def test_openapi_document_is_3_1_and_declares_errors(api: httpx.AsyncClien
     assert create["security"] == [{"HTTPBearer": []}]
 
 
-async def test_metrics_count_requests_by_route(api: httpx.AsyncClient) -> None:
+async def test_metrics_count_requests_by_route(
+    api: httpx.AsyncClient, auth_headers: Headers
+) -> None:
     await api.get("/api/v1/system/health")
+    await api.get(f"/api/v1/projects/{uuid.uuid4()}", headers=auth_headers("ops"))
     body = (await api.get("/metrics")).text
+    # Routes are labelled by template, never by concrete id (bounded label cardinality).
+    assert 'route="/api/v1/projects/{project_id}",status="404"' in body
     assert (
         'sourcing_http_requests_total{method="GET",route="/api/v1/system/health",status="200"}'
         in body

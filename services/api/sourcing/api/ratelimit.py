@@ -42,6 +42,10 @@ class SlidingWindowRateLimiter:
         hits.append(now)
         return None
 
+    @property
+    def tracked_clients(self) -> int:
+        return len(self._hits)
+
     def _sweep(self, now: float) -> None:
         """Forget clients that have been quiet for a whole window, so memory stays bounded."""
         horizon = now - self.window_seconds
