@@ -42,8 +42,12 @@ STOP_GRACE_SECONDS = 25.0
 
 
 def available_processes() -> list[tuple[str, str]]:
-    """The processes whose service is installed in this environment."""
-    return [(name, module) for name, module in PROCESSES if importlib.util.find_spec(module)]
+    """The processes whose service is installed and runnable (`python -m` needs `__main__`)."""
+    return [
+        (name, module)
+        for name, module in PROCESSES
+        if importlib.util.find_spec(module) and importlib.util.find_spec(f"{module}.__main__")
+    ]
 
 
 async def _pump(name: str, stream: asyncio.StreamReader) -> None:

@@ -1,0 +1,141 @@
+"""Outbound HTTP to third parties: every call has a timeout, a bounded retry and metrics.
+
+Provider and channel adapters send their vendor's real requests through `ExternalHttp`; tests
+and the sandbox point the base URLs at local servers. Retries here are short and few (the
+agent's own retry policy sits above them): transport errors, 408/425/429/5xx, honouring a
+`Retry-After` up to a cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from prometheus_client import Counter, Histogram
+
+from sourcing.common.kafka.retry import TRANSIENT_HTTP_STATUSES, backoff_delay
+
+PROVIDER_REQUESTS = Counter(
+    "sourcing_provider_requests_total",
+    "Calls to third-party providers by provider and outcome",
+    ["provider", "outcome"],
+)
+PROVIDER_LATENCY = Histogram(
+    "sourcing_provider_request_duration_seconds",
+    "Latency of third-party provider calls",
+    ["provider"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3
+    base_seconds: float = 0.2
+    cap_seconds: float = 5.0
+    max_retry_after_seconds: float = 10.0
+
+
+class ProviderError(Exception):
+    """A provider call failed for good (after retries, or with a non-retryable answer)."""
+
+    def __init__(
+        self, provider: str, message: str, *, status: int | None = None, transient: bool = False
+    ) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.status = status
+        self.transient = transient
+
+
+def _retry_after(response: httpx.Response, cap: float) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(cap, max(0.0, float(value)))
+    except ValueError:
+        return None
+
+
+class ExternalHttp:
+    """One shared `httpx.AsyncClient` per process with per-call provider labels."""
+
+    def __init__(
+        self,
+        *,
+        timeout_seconds: float = 10.0,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_seconds),
+            transport=transport,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def request(
+        self,
+        provider: str,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        auth: tuple[str, str] | None = None,
+        ok_statuses: frozenset[int] = frozenset(),
+    ) -> httpx.Response:
+        """Send with retries; return the response when 2xx or in `ok_statuses`.
+
+        Raises :class:`ProviderError` with ``transient=True`` when retries ran out on a
+        transient failure (the agent may retry the whole message later), ``False`` otherwise.
+        """
+        last_error = "no attempt made"
+        for attempt in range(1, self.retry.attempts + 1):
+            started = time.perf_counter()
+            try:
+                response = await self._client.request(
+                    method, url, headers=headers, json=json, params=params, data=data, auth=auth
+                )
+            except httpx.TransportError as exc:
+                PROVIDER_LATENCY.labels(provider).observe(time.perf_counter() - started)
+                outcome = (
+                    "timeout" if isinstance(exc, httpx.TimeoutException) else "transport_error"
+                )
+                PROVIDER_REQUESTS.labels(provider, outcome).inc()
+                last_error = f"{outcome}: {type(exc).__name__}"
+                wait = None
+            else:
+                PROVIDER_LATENCY.labels(provider).observe(time.perf_counter() - started)
+                status = response.status_code
+                if response.is_success or status in ok_statuses:
+                    PROVIDER_REQUESTS.labels(provider, "success").inc()
+                    return response
+                PROVIDER_REQUESTS.labels(provider, f"http_{status // 100}xx").inc()
+                if status not in TRANSIENT_HTTP_STATUSES:
+                    raise ProviderError(
+                        provider, f"HTTP {status}: {response.text[:300]}", status=status
+                    )
+                last_error = f"HTTP {status}"
+                wait = _retry_after(response, self.retry.max_retry_after_seconds)
+            if attempt < self.retry.attempts:
+                await asyncio.sleep(
+                    wait
+                    if wait is not None
+                    else backoff_delay(
+                        attempt, base=self.retry.base_seconds, cap=self.retry.cap_seconds
+                    )
+                )
+        raise ProviderError(
+            provider, f"gave up after {self.retry.attempts} attempts ({last_error})", transient=True
+        )
