@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     # Integrations.
     YAY_WEBHOOK_SECRET: SecretStr | None = None
     YAY_API_KEY: SecretStr | None = None
+    YAY_TIMESTAMP_TOLERANCE_SECONDS: int = Field(default=300, gt=0)
+    YAY_FUTURE_SKEW_SECONDS: int = Field(default=30, ge=0)
     GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON: SecretStr | None = None
     GOOGLE_SHEETS_SPREADSHEET_ID: str | None = None
 

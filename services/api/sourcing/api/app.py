@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from sourcing.api.errors import register_error_handlers
 from sourcing.api.middleware import EdgeMiddleware
 from sourcing.api.openapi import openapi_builder
-from sourcing.api.routers import auth, callers, projects, system
+from sourcing.api.routers import auth, callers, projects, system, webhooks
 from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
@@ -19,7 +20,13 @@ from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 log = logging.getLogger("sourcing.api")
 
 # Every router of the gateway; the route-role audit reads their routes from here.
-ROUTERS = (system.router, auth.router, projects.router, callers.router)
+ROUTERS = (
+    system.router,
+    auth.router,
+    projects.router,
+    callers.router,
+    webhooks.router,
+)
 
 API_TITLE = "Expert Sourcing Platform API"
 API_VERSION = "1.0.0"
@@ -56,6 +63,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.clock = time.time
     register_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

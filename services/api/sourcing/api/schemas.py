@@ -16,6 +16,7 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -231,3 +232,80 @@ class PerformanceOut(ResponseModel):
     timezone_mismatches_last_hour: int
     allocation_status: str
     performance_score: float
+
+
+# Webhooks
+
+
+class WebhookAccepted(ResponseModel):
+    accepted: bool
+    event_id: str
+    leads: int | None = None
+
+
+class YayWebhookMetadata(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    task_id: uuid.UUID | None = None
+
+
+class YayWebhook(BaseModel):
+    """A Yay call event (our contract; see the webhook's description). Extra fields are kept."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    event: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    call_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    occurred_at: datetime
+    agent_email: EmailStr | None = None
+    from_number: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, alias="from"
+    )
+    to_number: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, alias="to"
+    )
+    direction: Annotated[str, StringConstraints(max_length=32)] | None = None
+    duration_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    talk_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
+    recording_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    metadata: YayWebhookMetadata = Field(default_factory=YayWebhookMetadata)
+
+
+_LINKEDIN_URL = re.compile(r"^https?://([a-z0-9-]+\.)*linkedin\.com/", re.IGNORECASE)
+
+
+def _linkedin_url(value: str) -> str:
+    if not _LINKEDIN_URL.match(value):
+        raise ValueError("must be a linkedin.com URL")
+    return value
+
+
+class SalesNavLead(BaseModel):
+    """One lead of a Sales Nav delivery. Unknown fields are kept, not rejected."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: NonEmpty
+    company: NonEmpty
+    title: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    linkedin_url: Annotated[Url, AfterValidator(_linkedin_url)] | None = None
+    company_domain: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)] | None
+    ) = None
+    country_iso: CountryCode | None = None
+    email: EmailStr | None = None
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _identifiable(self) -> SalesNavLead:
+        if not self.linkedin_url and not self.email:
+            raise ValueError("a lead needs a linkedinUrl or an email")
+        return self
+
+
+class SalesNavWebhook(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    project_id: uuid.UUID
+    search_url: Url
+    leads: Annotated[list[SalesNavLead], Field(min_length=1, max_length=5000)]

@@ -1,0 +1,9 @@
+"""Payload schemas of the domain messages, one module per area.
+
+Importing this package registers every message type, so a consumer can validate any envelope
+it receives (the reliability layer imports it before consuming).
+"""
+
+from sourcing.common.messages import calls, sourcing
+
+__all__ = ["calls", "sourcing"]

@@ -1,0 +1,36 @@
+"""Messages of the calls lanes: Yay webhook events on their way to validation and performance."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from sourcing.common.events import MessagePayload, register_message
+
+YAY_EVENT_TYPES = (
+    "call.started",
+    "call.ringing",
+    "call.answered",
+    "call.ended",
+    "call.failed",
+    "call.recording_ready",
+)
+
+
+@register_message("yay.call-event.received.v1")
+class YayCallEventReceived(MessagePayload):
+    """A Yay webhook delivery whose signature and timestamp the gateway verified.
+
+    ``body`` is the webhook's JSON as received (unknown event types are kept and stored);
+    the first consumer deduplicates on ``event_id`` and persists it as CallLogRaw.
+    """
+
+    event_id: str = Field(min_length=1, max_length=200)
+    event_type: str = Field(min_length=1, max_length=100)
+    call_id: str = Field(min_length=1, max_length=200)
+    agent_email: str | None = None
+    signature_timestamp: datetime
+    received_at: AwareDatetime
+    body: dict[str, Any]
