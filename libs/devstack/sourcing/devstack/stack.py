@@ -173,7 +173,15 @@ def broker_from_env() -> BrokerChoice:
 
 
 def choose_test_broker() -> BrokerChoice:
-    """Apache Kafka when `java` and `mvn` exist; else Tansu, loudly, unless CI forbids it."""
+    """`TEST_BROKER` when set (`tansu` runs the suite on Tansu on purpose); otherwise Apache
+    Kafka when `java` and `mvn` exist, else Tansu, loudly, unless CI forbids it."""
+    requested = (os.environ.get("TEST_BROKER") or "").strip().lower()
+    if requested not in ("", "tansu", "kafka"):
+        raise DevstackError(f"TEST_BROKER must be 'tansu' or 'kafka', not {requested!r}")
+    if requested == "tansu":
+        if os.environ.get("REQUIRE_APACHE_KAFKA", "").strip().lower() in ("1", "true", "yes"):
+            raise DevstackError("TEST_BROKER=tansu contradicts REQUIRE_APACHE_KAFKA=1")
+        return "tansu"
     if java_and_maven_available():
         return "kafka"
     if os.environ.get("REQUIRE_APACHE_KAFKA", "").strip().lower() in ("1", "true", "yes"):

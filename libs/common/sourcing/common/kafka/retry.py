@@ -1,0 +1,102 @@
+"""Which errors are worth another attempt, and how long to wait before it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import httpx
+from sqlalchemy import exc as sa_exc
+
+# PostgreSQL SQLSTATEs that succeed when simply tried again.
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now
+        "53300",  # too_many_connections
+        "53400",  # configuration_limit_exceeded
+    }
+)
+TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class TransientError(Exception):
+    """Raise from a handler to ask for another attempt (e.g. a provider answered 503)."""
+
+
+class PermanentError(Exception):
+    """Raise from a handler to send the message to dead-letter without further attempts."""
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes/contexts and SQLAlchemy's wrapped DBAPI error (cycle-safe)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        if isinstance(orig, BaseException):
+            stack.append(orig)
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                stack.append(linked)
+
+
+def _is_transient_one(exc: BaseException) -> bool:
+    if isinstance(exc, PermanentError):
+        return False
+    # A provider call that already gave up says itself whether trying later may help.
+    provider_verdict = getattr(exc, "transient", None)
+    if isinstance(provider_verdict, bool):
+        return provider_verdict
+    if isinstance(exc, TransientError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if isinstance(sqlstate, str) and (sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] == "08"):
+        return True
+    if isinstance(exc, httpx.TransportError):
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in TRANSIENT_HTTP_STATUSES
+    # asyncpg's connection-level errors (imported lazily: asyncpg is optional for this check).
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(
+        exc,
+        asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.exceptions.SerializationError
+        | asyncpg.exceptions.DeadlockDetectedError,
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when another attempt may succeed: connection trouble, deadlock, serialization
+    failure, timeouts, provider 5xx/429, or an explicit :class:`TransientError`.
+
+    A :class:`PermanentError` anywhere in the chain wins: it is never retried.
+    """
+    chain = list(_chain(exc))
+    if any(isinstance(e, PermanentError) for e in chain):
+        return False
+    return any(_is_transient_one(e) for e in chain)
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter before attempt ``attempt + 1`` (attempt >= 1)."""
+    ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
+    return random.uniform(0, ceiling)  # jitter, not cryptography

@@ -1,0 +1,1 @@
+"""Worker processes started by integration tests (``python -m tests.integration.workers.X``)."""
