@@ -1,0 +1,1 @@
+"""Local stand-in for the third-party providers (development and tests only)."""
