@@ -13,6 +13,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sourcing.common.settings_channels import ChannelSettings
+from sourcing.common.settings_providers import ProviderSettings
+
 AppEnv = Literal["development", "test", "staging", "production"]
 
 # pino's level names (the manual's LOG_LEVEL) mapped onto Python's logging levels.
@@ -44,7 +47,9 @@ class ConfigurationError(RuntimeError):
     """Raised at start-up when the environment cannot run the platform safely."""
 
 
-class Settings(BaseSettings):
+class Settings(ProviderSettings, ChannelSettings, BaseSettings):
+    """Every variable of every process (provider and channel fields come from the mixins)."""
+
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
@@ -232,4 +237,3 @@ def load_settings(**overrides: object) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
-

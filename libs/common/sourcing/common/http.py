@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +44,19 @@ class ProviderError(Exception):
     """A provider call failed for good (after retries, or with a non-retryable answer)."""
 
     def __init__(
-        self, provider: str, message: str, *, status: int | None = None, transient: bool = False
+        self,
+        provider: str,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
-        self.status = status
+        self.status = status  # the last HTTP status received, if any
         self.transient = transient
+        self.timed_out = timed_out  # the last attempt ended in a timeout
 
 
 def _retry_after(response: httpx.Response, cap: float) -> float | None:
@@ -92,6 +99,7 @@ class ExternalHttp:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
+        files: Sequence[tuple[str, tuple[None, str]]] | None = None,
         auth: tuple[str, str] | None = None,
         ok_statuses: frozenset[int] = frozenset(),
     ) -> httpx.Response:
@@ -101,11 +109,20 @@ class ExternalHttp:
         transient failure (the agent may retry the whole message later), ``False`` otherwise.
         """
         last_error = "no attempt made"
+        last_status: int | None = None
+        timed_out = False
         for attempt in range(1, self.retry.attempts + 1):
             started = time.perf_counter()
             try:
                 response = await self._client.request(
-                    method, url, headers=headers, json=json, params=params, data=data, auth=auth
+                    method,
+                    url,
+                    headers=headers,
+                    json=json,
+                    params=params,
+                    data=data,
+                    files=files,
+                    auth=auth,
                 )
             except httpx.TransportError as exc:
                 PROVIDER_LATENCY.labels(provider).observe(time.perf_counter() - started)
@@ -114,19 +131,20 @@ class ExternalHttp:
                 )
                 PROVIDER_REQUESTS.labels(provider, outcome).inc()
                 last_error = f"{outcome}: {type(exc).__name__}"
+                timed_out = isinstance(exc, httpx.TimeoutException)
                 wait = None
             else:
                 PROVIDER_LATENCY.labels(provider).observe(time.perf_counter() - started)
                 status = response.status_code
+                outcome = "success" if response.is_success else f"http_{status // 100}xx"
+                PROVIDER_REQUESTS.labels(provider, outcome).inc()
                 if response.is_success or status in ok_statuses:
-                    PROVIDER_REQUESTS.labels(provider, "success").inc()
                     return response
-                PROVIDER_REQUESTS.labels(provider, f"http_{status // 100}xx").inc()
                 if status not in TRANSIENT_HTTP_STATUSES:
                     raise ProviderError(
                         provider, f"HTTP {status}: {response.text[:300]}", status=status
                     )
-                last_error = f"HTTP {status}"
+                last_error, last_status, timed_out = f"HTTP {status}", status, False
                 wait = _retry_after(response, self.retry.max_retry_after_seconds)
             if attempt < self.retry.attempts:
                 await asyncio.sleep(
@@ -137,5 +155,9 @@ class ExternalHttp:
                     )
                 )
         raise ProviderError(
-            provider, f"gave up after {self.retry.attempts} attempts ({last_error})", transient=True
+            provider,
+            f"gave up after {self.retry.attempts} attempts ({last_error})",
+            status=last_status,
+            transient=True,
+            timed_out=timed_out,
         )

@@ -95,3 +95,7 @@ def configure_logging(*, service: str, level: int) -> None:
         logger.propagate = True
     # Access lines are logged by our own middleware, with the correlation id.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request URL at INFO, and some vendors put credentials in the URL
+    # (Telegram's bot token in the path, WeChat's access token in the query).
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
