@@ -44,6 +44,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/callers/{caller_id}"): STAFF,
     ("PATCH", "/api/v1/callers/{caller_id}"): STAFF,
     ("GET", "/api/v1/callers/{caller_id}/performance/latest"): STAFF,
+    # Sourcing read side and job-title discovery (issue 3)
+    # Call tasks (issue 4)
+    # Outreach and screening (issue 5)
+    # Dead letters and documentation (issue 6)
     # Webhooks carry their own verification (HMAC signature, shared secret), not JWTs.
     ("POST", "/webhooks/yay"): PUBLIC,
     ("POST", "/webhooks/sales-nav"): PUBLIC,

@@ -13,8 +13,12 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sourcing.common.settings_calls import CallSettings
 from sourcing.common.settings_channels import ChannelSettings
+from sourcing.common.settings_outreach import OutreachSettings
 from sourcing.common.settings_providers import ProviderSettings
+from sourcing.common.settings_scheduler import SchedulerSettings
+from sourcing.common.settings_sourcing import SourcingSettings
 
 AppEnv = Literal["development", "test", "staging", "production"]
 
@@ -47,8 +51,16 @@ class ConfigurationError(RuntimeError):
     """Raised at start-up when the environment cannot run the platform safely."""
 
 
-class Settings(ProviderSettings, ChannelSettings, BaseSettings):
-    """Every variable of every process (provider and channel fields come from the mixins)."""
+class Settings(
+    ProviderSettings,
+    ChannelSettings,
+    SourcingSettings,
+    CallSettings,
+    OutreachSettings,
+    SchedulerSettings,
+    BaseSettings,
+):
+    """Every variable of every process; each area's own fields come from its mixin."""
 
     model_config = SettingsConfigDict(
         env_file=".env",

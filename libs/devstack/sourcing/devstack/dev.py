@@ -27,8 +27,9 @@ from sourcing.devstack.stack import Stack, start_dev_stack
 
 logger = logging.getLogger("sourcing.devstack.dev")
 
-# (log prefix, module run with `python -m`): the gateway first, then the agent services.
+# (log prefix, module run with `python -m`): the sandbox and gateway first, then the agents.
 PROCESSES: tuple[tuple[str, str], ...] = (
+    ("sandbox", "sourcing.sandbox"),
     ("api", "sourcing.api"),
     ("ingestion", "sourcing.ingestion"),
     ("enrichment", "sourcing.enrichment"),
@@ -41,13 +42,27 @@ READY_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 25.0
 
 
-def available_processes() -> list[tuple[str, str]]:
+# Each agent service gets its own metrics and Faust web ports on one machine.
+FIRST_METRICS_PORT = 9101
+FIRST_AGENT_WEB_PORT = 6067
+
+
+def available_processes(*, sandbox: bool) -> list[tuple[str, str]]:
     """The processes whose service is installed and runnable (`python -m` needs `__main__`)."""
     return [
         (name, module)
         for name, module in PROCESSES
-        if importlib.util.find_spec(module) and importlib.util.find_spec(f"{module}.__main__")
+        if (sandbox or name != "sandbox")
+        and importlib.util.find_spec(module)
+        and importlib.util.find_spec(f"{module}.__main__")
     ]
+
+
+def process_env(base: dict[str, str], index: int) -> dict[str, str]:
+    return base | {
+        "METRICS_PORT": str(FIRST_METRICS_PORT + index),
+        "AGENT_WEB_PORT": str(FIRST_AGENT_WEB_PORT + index),
+    }
 
 
 async def _pump(name: str, stream: asyncio.StreamReader) -> None:
@@ -83,19 +98,19 @@ async def _stop(children: Sequence[asyncio.subprocess.Process]) -> None:
             await child.wait()
 
 
-async def run_platform(stack: Stack, port: int) -> int:
-    env = os.environ | stack.env
-    processes = available_processes()
+async def run_platform(stack: Stack, port: int, *, sandbox: bool) -> int:
+    env = dict(os.environ) | stack.env | {"SANDBOX_PROVIDERS": "1" if sandbox else "0"}
+    processes = available_processes(sandbox=sandbox)
     children = [
         await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             module,
-            env=env,
+            env=process_env(env, index),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        for _, module in processes
+        for index, (_, module) in enumerate(processes)
     ]
     pumps = [
         asyncio.create_task(_pump(name, child.stdout))
@@ -154,7 +169,11 @@ def main() -> int:
         )
         upgrade(stack.database_url)
         asyncio.run(stack.create_topics(prefix=settings.KAFKA_TOPIC_PREFIX))
-        return asyncio.run(run_platform(stack, settings.PORT))
+        # Development defaults to the provider sandbox unless SANDBOX_PROVIDERS says otherwise.
+        sandbox = settings.is_development and (
+            settings.SANDBOX_PROVIDERS or "SANDBOX_PROVIDERS" not in settings.model_fields_set
+        )
+        return asyncio.run(run_platform(stack, settings.PORT, sandbox=sandbox))
     except DevstackError as exc:
         logger.error("%s", exc)
         return 1

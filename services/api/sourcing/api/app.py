@@ -12,7 +12,20 @@ from fastapi import FastAPI
 from sourcing.api.errors import register_error_handlers
 from sourcing.api.middleware import EdgeMiddleware
 from sourcing.api.openapi import openapi_builder
-from sourcing.api.routers import auth, callers, projects, system, webhooks
+from sourcing.api.routers import (
+    auth,
+    call_tasks,
+    callers,
+    dead_letters,
+    documentation,
+    experts,
+    job_title_discovery,
+    outreach,
+    projects,
+    screening,
+    system,
+    webhooks,
+)
 from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
@@ -25,6 +38,13 @@ ROUTERS = (
     auth.router,
     projects.router,
     callers.router,
+    experts.router,
+    job_title_discovery.router,
+    call_tasks.router,
+    outreach.router,
+    screening.router,
+    dead_letters.router,
+    documentation.router,
     webhooks.router,
 )
 

@@ -4,6 +4,6 @@ Importing this package registers every message type, so a consumer can validate 
 it receives (the reliability layer imports it before consuming).
 """
 
-from sourcing.common.messages import calls, sourcing
+from sourcing.common.messages import allocation, calls, enrichment, outreach, scheduler, sourcing
 
-__all__ = ["calls", "sourcing"]
+__all__ = ["allocation", "calls", "enrichment", "outreach", "scheduler", "sourcing"]

@@ -1,0 +1,35 @@
+"""Messages of the outreach, screening and google-sheets-sync lanes."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import Field
+
+from sourcing.common.events import MessagePayload, register_message
+
+
+@register_message("outreach.auto.v1")
+class AutoOutreachRequested(MessagePayload):
+    """An expert of a project that wants outreach was enriched: the outreach service picks the
+    channel, recipient and template from the project and the expert's contacts."""
+
+    project_id: uuid.UUID
+    expert_id: uuid.UUID
+    lead_id: uuid.UUID | None = None
+
+
+@register_message("screening.follow-up.v1")
+class ScreeningFollowUpRequested(MessagePayload):
+    """Remind an expert of an untouched screening response (scheduled by the scheduler)."""
+
+    response_id: uuid.UUID
+
+
+@register_message("google-sheets-sync.requested.v1")
+class SheetSyncRequested(MessagePayload):
+    """An entity shown in a project's sheet changed; refresh its row."""
+
+    project_id: uuid.UUID
+    entity_type: str = Field(min_length=1, max_length=64)
+    entity_id: uuid.UUID

@@ -1,0 +1,3 @@
+"""Messages of the scheduler's lanes: dead-letter replays and documentation jobs."""
+
+from __future__ import annotations

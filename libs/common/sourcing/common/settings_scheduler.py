@@ -1,0 +1,12 @@
+"""Settings of the scheduler: maintenance cycle, dead-letter archival, documentation.
+
+A mixin of :class:`sourcing.common.config.Settings`; document every field in .env.example.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings
+
+
+class SchedulerSettings(BaseSettings):
+    """Fields of this area (same environment-variable conventions as Settings)."""

@@ -1,0 +1,7 @@
+"""Documentation endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/documentation", tags=["documentation"])

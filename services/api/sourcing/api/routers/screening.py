@@ -1,0 +1,7 @@
+"""Screening endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1/screening", tags=["screening"])
