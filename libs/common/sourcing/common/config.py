@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sourcing.common.settings_allocation import AllocationSettings
 from sourcing.common.settings_calls import CallSettings
 from sourcing.common.settings_channels import ChannelSettings
 from sourcing.common.settings_outreach import OutreachSettings
@@ -56,6 +57,7 @@ class Settings(
     ChannelSettings,
     SourcingSettings,
     CallSettings,
+    AllocationSettings,
     OutreachSettings,
     SchedulerSettings,
     BaseSettings,

@@ -1,4 +1,4 @@
-"""Settings of the calls pipeline: call validation, caller performance, call allocation.
+"""Settings of the calls pipeline: Yay events, call validation, caller performance.
 
 A mixin of :class:`sourcing.common.config.Settings`; document every field in .env.example.
 """
