@@ -21,3 +21,47 @@ class SalesNavLeadsReceived(MessagePayload):
     search_url: str = Field(min_length=1, max_length=2048)
     leads: list[dict[str, Any]]
     received_at: AwareDatetime
+
+
+@register_message("lead.received.v1")
+class LeadReceived(MessagePayload):
+    """One lead of a Sales Nav delivery, on its way to deduplication (``lead-ingestion``).
+
+    Keyed by the normalised person identity (:func:`sourcing.common.policies.identity.
+    person_identity`). ``lead`` is the lead object as received, unknown fields included; the
+    typed fields are the ones ingestion reads.
+    """
+
+    project_id: uuid.UUID
+    search_id: uuid.UUID
+    name: str = Field(min_length=1, max_length=500)
+    company: str = Field(min_length=1, max_length=500)
+    title: str | None = None
+    linkedin_url: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    company_domain: str | None = None
+    country_iso: str | None = None
+    lead: dict[str, Any] = Field(default_factory=dict)
+    received_at: AwareDatetime
+
+
+@register_message("job-title-discovery.requested.v1")
+class JobTitleDiscoveryRequested(MessagePayload):
+    """``POST /job-title-discovery/trigger`` accepted: plan the run (its row holds the request).
+
+    Keyed by project id."""
+
+    run_id: uuid.UUID
+    project_id: uuid.UUID
+
+
+@register_message("job-title-discovery.company.v1")
+class JobTitleDiscoveryCompany(MessagePayload):
+    """Discover one company's titles for a run: Apollo per geography, then the model; all the
+    company's JobTitle rows are written in one transaction. Keyed by project id."""
+
+    run_id: uuid.UUID
+    project_id: uuid.UUID
+    company_id: uuid.UUID
+    geography_iso_codes: list[str] = Field(default_factory=list)

@@ -1,0 +1,16 @@
+"""``python -m sourcing.ingestion``: the sales-nav-ingestion, lead-ingestion and
+job-title-discovery agents in one worker."""
+
+from __future__ import annotations
+
+from sourcing.common.config import load_settings
+from sourcing.common.kafka.app import run_worker
+from sourcing.ingestion.app import build_app
+
+
+def main() -> None:
+    run_worker(build_app(load_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,565 @@
+"""The work of the ingestion agents, as plain async functions of (session, envelope, payload).
+
+* :func:`handle_sales_nav_leads` (``sales-nav-ingestion``): links a delivery to its
+  SalesNavSearch and fans out one ``lead-ingestion`` message per lead.
+* :func:`handle_lead_received` (``lead-ingestion``): one Expert per person, one Lead per
+  (person, search), initial contacts, then ``enrichment`` (or DISQUALIFIED when suppressed).
+* :class:`JobTitleDiscovery` (``job-title-discovery``): plans a run (one message per company),
+  then per company Apollo → OpenAI → JobTitle upserts in one transaction.
+
+Handlers never commit; the reliability wrapper does, together with the dedup row, and every
+message they produce goes through the outbox in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sourcing.common.db import session_scope
+from sourcing.common.events import Envelope
+from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.retry import PermanentError, TransientError
+from sourcing.common.messages.enrichment import EnrichmentRequested
+from sourcing.common.messages.sourcing import (
+    JobTitleDiscoveryCompany,
+    JobTitleDiscoveryRequested,
+    LeadReceived,
+    SalesNavLeadsReceived,
+)
+from sourcing.common.models import JobTitleDiscoveryRun
+from sourcing.common.models.enums import (
+    Channel,
+    ContactSource,
+    ContactType,
+    JobStatus,
+    JobTitleSource,
+)
+from sourcing.common.policies.contacts import (
+    is_personal_email,
+    normalize_country,
+    requires_professional_email,
+)
+from sourcing.common.policies.identity import (
+    normalize_email,
+    normalize_linkedin_url,
+    person_identity,
+)
+from sourcing.common.statemachines import LEAD, LeadStatus
+from sourcing.ingestion import repository
+from sourcing.ingestion.clients import ApolloTitle, ScoredTitle
+from sourcing.ingestion.geo import timezone_for_country
+
+logger = logging.getLogger(__name__)
+
+LEAD_INGESTION: Final = "lead-ingestion"
+ENRICHMENT: Final = "enrichment"
+JOB_TITLE_DISCOVERY: Final = "job-title-discovery"
+SUPPRESSED_REASON: Final = "suppressed: the expert must never be contacted again"
+# Lookup → insert rounds before giving up on a person (each lost round means another
+# transaction committed that person meanwhile; the next lookup sees it).
+_IDENTITY_ROUNDS: Final = 3
+
+
+def _text(value: Any, limit: int = 500) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text[:limit] or None
+
+
+# --- sales-nav-ingestion ------------------------------------------------------------------------
+
+
+async def handle_sales_nav_leads(
+    session: AsyncSession, envelope: Envelope, payload: SalesNavLeadsReceived
+) -> None:
+    """Register/refresh the delivery's SalesNavSearch and fan its leads out to lead-ingestion,
+    each keyed by the normalised person identity."""
+    if await repository.get_project(session, payload.project_id) is None:
+        raise PermanentError(f"project {payload.project_id} does not exist")
+    search_url = payload.search_url.strip()
+    search_id = await repository.record_search_delivery(
+        session,
+        project_id=payload.project_id,
+        search_url=search_url,
+        leads=len(payload.leads),
+        received_at=payload.received_at,
+    )
+    skipped = 0
+    for lead in payload.leads:
+        message = _lead_message(lead, payload=payload, search_id=search_id)
+        if message is None:
+            skipped += 1
+            continue
+        key = person_identity(message.linkedin_url, message.email)
+        await add_to_outbox(
+            session, LEAD_INGESTION, Envelope.new(LeadReceived.message_type, message), key=key
+        )
+    if skipped:
+        logger.warning(
+            "sales nav leads without a usable identity skipped",
+            extra={"skipped": skipped, "searchId": str(search_id)},
+        )
+
+
+def _lead_message(
+    lead: dict[str, Any], *, payload: SalesNavLeadsReceived, search_id: uuid.UUID
+) -> LeadReceived | None:
+    name = _text(lead.get("name"))
+    company = _text(lead.get("company"))
+    linkedin_url = _text(lead.get("linkedinUrl"), 2048)
+    email = _text(lead.get("email"), 320)
+    if not name or not company:
+        return None
+    if normalize_linkedin_url(linkedin_url) is None and normalize_email(email) is None:
+        return None
+    return LeadReceived(
+        project_id=payload.project_id,
+        search_id=search_id,
+        name=name,
+        company=company,
+        title=_text(lead.get("title")),
+        linkedin_url=linkedin_url,
+        email=email,
+        phone=_text(lead.get("phone"), 64),
+        company_domain=_text(lead.get("companyDomain"), 253),
+        country_iso=normalize_country(_text(lead.get("countryIso"), 8)),
+        lead=lead,
+        received_at=payload.received_at,
+    )
+
+
+# --- lead-ingestion -----------------------------------------------------------------------------
+
+
+def _split_name(full_name: str) -> tuple[str | None, str | None]:
+    parts = full_name.split()
+    if len(parts) < 2:
+        return (parts[0] if parts else None), None
+    return parts[0], " ".join(parts[1:])
+
+
+def _phone_normalized(phone: str) -> str | None:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if len(digits) < 6:
+        return None
+    return f"+{digits}" if phone.strip().startswith("+") else digits
+
+
+async def resolve_expert(
+    session: AsyncSession, *, linkedin_url: str | None, email: str | None, values: dict[str, Any]
+) -> uuid.UUID:
+    """The one Expert of this person, created when new.
+
+    Lookup by LinkedIn identity, else email; when neither exists, ``INSERT ... ON CONFLICT DO
+    NOTHING`` on the unique identity indexes: if a concurrent transaction inserted the same
+    person first, the insert waits for it, does nothing, and the next lookup finds its row.
+    """
+    for _ in range(_IDENTITY_ROUNDS):
+        expert_id = await repository.find_expert_id(session, linkedin_url=linkedin_url, email=email)
+        if expert_id is not None:
+            await _complete_identity(session, expert_id, linkedin_url=linkedin_url, email=email)
+            return expert_id
+        expert_id = await repository.insert_expert(
+            session,
+            {**values, "linkedin_url_normalized": linkedin_url, "primary_email": email},
+        )
+        if expert_id is not None:
+            return expert_id
+    raise TransientError("the person's expert row kept changing under concurrent ingestion")
+
+
+async def _complete_identity(
+    session: AsyncSession, expert_id: uuid.UUID, *, linkedin_url: str | None, email: str | None
+) -> None:
+    """Attach an identity the expert lacks. A concurrent insert may take it first (unique
+    violation): then this message is retried and finds that row instead."""
+    try:
+        async with session.begin_nested():
+            if linkedin_url is not None:
+                await repository.attach_linkedin(session, expert_id, linkedin_url)
+            if email is not None:
+                await repository.attach_email(session, expert_id, email)
+    except IntegrityError as exc:
+        raise TransientError(f"identity taken concurrently: {exc.orig}") from exc
+
+
+async def handle_lead_received(
+    session: AsyncSession, envelope: Envelope, payload: LeadReceived
+) -> None:
+    """Lead + deduplicated Expert + initial contacts, then enrichment (lead NEW → ENRICHING),
+    or DISQUALIFIED with a reason when the person is suppressed. A redelivered lead (same
+    person, same search) changes nothing."""
+    linkedin_url = normalize_linkedin_url(payload.linkedin_url)
+    email = normalize_email(payload.email)
+    if linkedin_url is None and email is None:
+        raise PermanentError("the lead has neither a LinkedIn URL nor an email")
+    if not await repository.search_exists(session, payload.search_id):
+        raise PermanentError(f"sales nav search {payload.search_id} does not exist")
+    country = normalize_country(payload.country_iso)
+    country = country if country and len(country) == 2 else None
+    first_name, last_name = _split_name(payload.name)
+    fields: dict[str, Any] = {
+        "full_name": payload.name,
+        "first_name": first_name,
+        "last_name": last_name,
+        "title": payload.title,
+        "company_name": payload.company,
+        "company_domain": payload.company_domain,
+        "country_iso": country,
+        "timezone": timezone_for_country(country),
+    }
+    expert_id = await resolve_expert(session, linkedin_url=linkedin_url, email=email, values=fields)
+    await repository.fill_expert_blanks(session, expert_id, fields)
+    suppressed = await repository.is_suppressed(
+        session, expert_id, linkedin_url=linkedin_url, email=email
+    )
+    status = LeadStatus.DISQUALIFIED if suppressed else LeadStatus.ENRICHING
+    LEAD.assert_transition(LEAD.initial, status)
+    now = datetime.now(UTC)
+    lead_id = await repository.insert_lead(
+        session,
+        {
+            "project_id": payload.project_id,
+            "sales_nav_search_id": payload.search_id,
+            "expert_id": expert_id,
+            "status": status.value,
+            "status_reason": SUPPRESSED_REASON if suppressed else None,
+            "status_changed_at": now,
+            "raw_name": payload.name,
+            "raw_company": payload.company,
+            "raw_title": payload.title,
+            "linkedin_url": payload.linkedin_url,
+            "email": payload.email,
+            "phone": payload.phone,
+            "company_domain": payload.company_domain,
+            "country_iso": country,
+            "payload": payload.lead,
+            "correlation_id": envelope.correlation_id,
+        },
+    )
+    if lead_id is None or suppressed:
+        return  # already ingested from this search, or never to be contacted
+    await repository.add_contacts(
+        session, _initial_contacts(payload, expert_id, linkedin_url, email, country)
+    )
+    await add_to_outbox(
+        session,
+        ENRICHMENT,
+        Envelope.new(
+            EnrichmentRequested.message_type,
+            EnrichmentRequested(
+                lead_id=lead_id, expert_id=expert_id, project_id=payload.project_id
+            ),
+        ),
+        key=str(expert_id),
+    )
+
+
+def _initial_contacts(
+    payload: LeadReceived,
+    expert_id: uuid.UUID,
+    linkedin_url: str | None,
+    email: str | None,
+    country: str | None,
+) -> list[dict[str, Any]]:
+    """The contacts the lead itself carries (source SALES_NAV). A personal email of an
+    expert under the region rule (§9) is not a contact: it stays only their identity."""
+    # Every row carries the same keys: a multi-row INSERT takes its columns from the first.
+    base = {
+        "expert_id": expert_id,
+        "source": ContactSource.SALES_NAV.value,
+        "is_professional": None,
+    }
+    rows: list[dict[str, Any]] = []
+    if linkedin_url is not None and payload.linkedin_url:
+        rows.append(
+            {
+                **base,
+                "type": ContactType.LINKEDIN.value,
+                "channel": Channel.LINKEDIN.value,
+                "value": payload.linkedin_url,
+                "value_normalized": linkedin_url,
+            }
+        )
+    if email is not None and payload.email:
+        personal = is_personal_email(email)
+        if not (personal and requires_professional_email(country)):
+            rows.append(
+                {
+                    **base,
+                    "type": ContactType.EMAIL.value,
+                    "channel": Channel.EMAIL.value,
+                    "value": payload.email,
+                    "value_normalized": email,
+                    "is_professional": not personal,
+                }
+            )
+    phone = _phone_normalized(payload.phone) if payload.phone else None
+    if phone is not None and payload.phone:
+        rows.append(
+            {
+                **base,
+                "type": ContactType.PHONE.value,
+                "channel": Channel.PHONE.value,
+                "value": payload.phone,
+                "value_normalized": phone,
+            }
+        )
+    return rows
+
+
+# --- job-title discovery ------------------------------------------------------------------------
+
+
+class TitlesSource(Protocol):
+    async def titles_at_company(
+        self,
+        *,
+        company_name: str,
+        company_domain: str | None = None,
+        organization_id: str | None = None,
+        country_isos: Sequence[str] = (),
+        max_pages: int = 1,
+        per_page: int = 100,
+    ) -> list[ApolloTitle]: ...
+
+
+class TitleScorer(Protocol):
+    async def score_titles(
+        self,
+        *,
+        company_name: str,
+        titles: Sequence[str],
+        project_brief: str | None = None,
+        geographies: Sequence[str] = (),
+    ) -> list[ScoredTitle]: ...
+
+
+DONE: Final = "DONE"
+FAILED: Final = "FAILED"
+PENDING: Final = "PENDING"
+
+
+class JobTitleDiscovery:
+    """Handlers of the ``job-title-discovery`` lane.
+
+    ``sessionmaker`` is used only to record a failed attempt on the run row in its own
+    transaction (the message's transaction rolls back, and the last failure is what operators
+    need to see once the message is dead-lettered); a later successful attempt overwrites it.
+    """
+
+    def __init__(
+        self,
+        *,
+        apollo: TitlesSource,
+        scorer: Callable[[], TitleScorer],
+        sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+        apollo_max_pages: int = 1,
+    ) -> None:
+        self.apollo = apollo
+        self._scorer = scorer
+        self.sessionmaker = sessionmaker
+        self.apollo_max_pages = apollo_max_pages
+
+    async def handle_requested(
+        self, session: AsyncSession, envelope: Envelope, payload: JobTitleDiscoveryRequested
+    ) -> None:
+        """Resolve the run's companies (creating named ones), fan out one message each."""
+        run = await repository.get_run_for_update(session, payload.run_id)
+        if run is None:
+            raise PermanentError(f"job-title discovery run {payload.run_id} does not exist")
+        if run.status != JobStatus.QUEUED.value:
+            return  # already planned (a replay of the request)
+        planned: list[dict[str, Any]] = []
+        for requested in run.requested_companies:
+            company_id = await self._company_id(session, run, requested)
+            if any(entry["companyId"] == str(company_id) for entry in planned):
+                continue  # the same company named twice
+            planned.append(
+                {
+                    "companyName": requested.get("companyName"),
+                    "companyId": str(company_id),
+                    "status": PENDING,
+                }
+            )
+        run.requested_companies = planned
+        run.status = JobStatus.RUNNING.value
+        run.started_at = datetime.now(UTC)
+        for entry in planned:
+            await add_to_outbox(
+                session,
+                JOB_TITLE_DISCOVERY,
+                Envelope.new(
+                    JobTitleDiscoveryCompany.message_type,
+                    JobTitleDiscoveryCompany(
+                        run_id=run.id,
+                        project_id=run.project_id,
+                        company_id=uuid.UUID(entry["companyId"]),
+                        geography_iso_codes=list(run.geography_iso_codes),
+                    ),
+                ),
+                key=str(run.project_id),
+            )
+        if not planned:
+            _finish(run)
+        await session.flush()
+
+    async def _company_id(
+        self, session: AsyncSession, run: JobTitleDiscoveryRun, requested: dict[str, Any]
+    ) -> uuid.UUID:
+        given = requested.get("companyId")
+        if given:
+            company = await repository.get_company(session, uuid.UUID(str(given)))
+            if company is None or company.project_id != run.project_id:
+                raise PermanentError(
+                    f"company {given} is not a company of project {run.project_id}"
+                )
+            return company.id
+        name = _text(requested.get("companyName"))
+        if not name:
+            raise PermanentError("a requested company has neither companyId nor companyName")
+        return await repository.upsert_company_by_name(
+            session, project_id=run.project_id, name=name
+        )
+
+    async def handle_company(
+        self, session: AsyncSession, envelope: Envelope, payload: JobTitleDiscoveryCompany
+    ) -> None:
+        """Apollo per geography, then the model; the company's JobTitle rows and the run's
+        progress are written together, after the model answered."""
+        company = await repository.get_company(session, payload.company_id)
+        project = await repository.get_project(session, payload.project_id)
+        if company is None or project is None or company.project_id != project.id:
+            raise PermanentError(
+                f"company {payload.company_id} of project {payload.project_id} is gone"
+            )
+        try:
+            found = await self._apollo_titles(
+                company_name=company.name,
+                company_domain=company.domain,
+                organization_id=company.apollo_organization_id,
+                geographies=payload.geography_iso_codes,
+            )
+            scored = await self._scorer().score_titles(
+                company_name=company.name,
+                titles=[title.title for title in found],
+                project_brief=_brief(project.name, project.description),
+                geographies=payload.geography_iso_codes,
+            )
+        except Exception as exc:
+            await self._record_failure(payload, exc)
+            raise
+        counts = {title.title.casefold(): title.count for title in found}
+        rows = [
+            {
+                "project_id": project.id,
+                "company_id": company.id,
+                "discovery_run_id": payload.run_id,
+                "title": item.title[:500],
+                "normalized_title": item.normalized_title[:500],
+                "relevance_score": item.relevance,
+                "seniority": item.seniority.value,
+                "source": (
+                    JobTitleSource.APOLLO if item.source == "apollo" else JobTitleSource.OPENAI
+                ).value,
+                "rationale": item.rationale,
+                "metadata": {
+                    "apolloCount": counts.get(item.title.casefold(), 0),
+                    "geographies": list(payload.geography_iso_codes),
+                },
+            }
+            for item in scored
+        ]
+        written = await repository.upsert_job_titles(session, rows)
+        run = await repository.get_run_for_update(session, payload.run_id)
+        if run is not None:
+            _mark_company(run, payload.company_id, status=DONE, titles=written)
+        await session.flush()
+
+    async def _apollo_titles(
+        self,
+        *,
+        company_name: str,
+        company_domain: str | None,
+        organization_id: str | None,
+        geographies: Sequence[str],
+    ) -> list[ApolloTitle]:
+        """One Apollo search per geography (all locations at once when none), merged."""
+        counts: Counter[str] = Counter()
+        spelling: dict[str, str] = {}
+        scopes: list[str | None] = [*geographies] or [None]
+        for geography in scopes:
+            titles = await self.apollo.titles_at_company(
+                company_name=company_name,
+                company_domain=company_domain,
+                organization_id=organization_id,
+                country_isos=[geography] if geography else (),
+                max_pages=self.apollo_max_pages,
+            )
+            for title in titles:
+                key = title.title.casefold()
+                counts[key] += title.count
+                spelling.setdefault(key, title.title)
+        return [ApolloTitle(title=spelling[key], count=n) for key, n in counts.most_common()]
+
+    async def _record_failure(self, payload: JobTitleDiscoveryCompany, exc: BaseException) -> None:
+        if self.sessionmaker is None:
+            return
+        reason = str(exc) or type(exc).__name__
+        try:
+            async with session_scope(self.sessionmaker) as side:
+                run = await repository.get_run_for_update(side, payload.run_id)
+                if run is not None:
+                    _mark_company(run, payload.company_id, status=FAILED, error=reason)
+        except Exception:
+            logger.warning("could not record the discovery failure on its run", exc_info=True)
+
+
+def _brief(name: str, description: str | None) -> str:
+    return f"{name}: {description}" if description else name
+
+
+def _mark_company(
+    run: JobTitleDiscoveryRun,
+    company_id: uuid.UUID,
+    *,
+    status: str,
+    titles: int | None = None,
+    error: str | None = None,
+) -> None:
+    """Record one company's outcome on the run; the run finishes when every company has one."""
+    entries = [dict(entry) for entry in run.requested_companies]
+    for entry in entries:
+        if entry.get("companyId") == str(company_id):
+            previous = entry.get("titles") if entry.get("status") == DONE else None
+            entry["status"] = status
+            if titles is not None:
+                entry["titles"] = titles
+                entry.pop("error", None)
+                run.titles_discovered = run.titles_discovered - int(previous or 0) + titles
+            if error is not None:
+                entry["error"] = error[:2000]
+    run.requested_companies = entries
+    if all(entry.get("status") in (DONE, FAILED) for entry in entries):
+        _finish(run)
+
+
+def _finish(run: JobTitleDiscoveryRun) -> None:
+    failures = [e for e in run.requested_companies if e.get("status") == FAILED]
+    run.status = (JobStatus.FAILED if failures else JobStatus.SUCCEEDED).value
+    run.error = (
+        "; ".join(
+            f"{e.get('companyName') or e.get('companyId')}: {e.get('error')}" for e in failures
+        )[:4000]
+        or None
+    )
+    run.finished_at = datetime.now(UTC)
