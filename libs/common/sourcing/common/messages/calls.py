@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -34,3 +35,16 @@ class YayCallEventReceived(MessagePayload):
     signature_timestamp: datetime
     received_at: AwareDatetime
     body: dict[str, Any]
+
+
+@register_message("call-validation.requested.v1")
+class CallValidationRequested(MessagePayload):
+    """A call ended (or failed): validate it (short call, timezone mismatch), settle its task.
+
+    Sent by the yay-call-events consumer through the outbox, keyed by caller id, each time an
+    event of an ended call changes its CallLog; validation is idempotent (same log, same flags).
+    """
+
+    call_log_id: uuid.UUID
+    caller_id: uuid.UUID
+    yay_call_id: str = Field(min_length=1, max_length=200)

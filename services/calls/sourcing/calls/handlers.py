@@ -1,0 +1,496 @@
+"""The work of the three calls lanes, as plain async functions (testable without Kafka).
+
+``yay-call-events`` → :meth:`CallHandlers.handle_yay_event`
+    Deduplicates on the Yay event id (``processed_webhook_events``: a replay changes nothing),
+    stores every event as CallLogRaw (unknown types as IGNORED), folds the call's events into
+    its one CallLog (:mod:`sourcing.calls.fold`), links it to its Caller (``agentEmail``,
+    case-insensitive) and CallTask (``metadata.taskId``, else the caller's active task whose
+    expert has the dialled number), moves the task ``ASSIGNED → DIALING``, updates the
+    caller's last dial and shift start, and once the call has ended (or failed) asks
+    ``call-validation`` to validate it (outbox, keyed by caller).
+
+``call-validation`` → :meth:`CallHandlers.handle_call_validation`
+    Flags short calls and timezone mismatches on the CallLog
+    (:func:`sourcing.common.policies.calls.validate_call`), settles the task
+    (``DIALING → RESTRICTED`` when a fraud signal was raised, ``→ COMPLETED`` when the expert
+    answered, ``→ CANCELLED`` otherwise: failed, busy, no answer) and forwards
+    ``performance.recalculate.v1`` keyed by caller. The task is settled here, not on the end
+    event, because RESTRICTED depends on the validation's verdict. A task no longer DIALING
+    (e.g. an outcome already submitted, or requeued) is left as it is.
+
+``performance`` → :meth:`CallHandlers.handle_performance_recalculate`
+    Writes a CallerPerformanceMetric snapshot and moves the caller's allocation status by
+    :func:`sourcing.common.policies.calls.evaluate_allocation_status` (every step through
+    ``CALLER_ALLOCATION``, each with a CallerStatusHistory row and a SystemEvent); a change
+    enqueues ``call-allocation.assign-current.v1`` keyed by caller.
+
+Time comes from the injected ``clock`` (a callable returning an aware datetime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.calls import repository
+from sourcing.calls.fold import CallFold, fold_events, is_call_event, parse_time
+from sourcing.common.config import Settings
+from sourcing.common.events import (
+    CallAllocationAssignCurrent,
+    Envelope,
+    PerformanceRecalculate,
+)
+from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.messages.calls import (
+    YAY_EVENT_TYPES,
+    CallValidationRequested,
+    YayCallEventReceived,
+)
+from sourcing.common.models import (
+    Caller,
+    CallerPerformanceMetric,
+    CallerStatusHistory,
+    CallLog,
+    CallTask,
+)
+from sourcing.common.models.enums import RawEventStatus
+from sourcing.common.policies.calls import (
+    CallerActivity,
+    StatusDecision,
+    StatusThresholds,
+    evaluate_allocation_status,
+    expert_timezone,
+    performance_score,
+    phone_digits,
+    shift_start_for_dial,
+    validate_call,
+)
+from sourcing.common.statemachines import (
+    CALL_TASK,
+    CALLER_ALLOCATION,
+    CallTaskStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+CALL_VALIDATION_LANE = "call-validation"
+PERFORMANCE_LANE = "performance"
+CALL_ALLOCATION_LANE = "call-allocation"
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sha256(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class CallHandlers:
+    """The handlers of the calls service, bound to its settings and clock."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = system_clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.thresholds = StatusThresholds.from_settings(settings)
+
+    def now(self) -> datetime:
+        moment = self.clock()
+        if moment.tzinfo is None:
+            raise ValueError("the clock must return aware datetimes")
+        return moment.astimezone(UTC)
+
+    # --- yay-call-events ------------------------------------------------------------------
+
+    async def handle_yay_event(
+        self, session: AsyncSession, envelope: Envelope, payload: YayCallEventReceived
+    ) -> None:
+        now = self.now()
+        fresh = await repository.claim_webhook_event(
+            session,
+            event_id=payload.event_id,
+            event_type=payload.event_type,
+            payload_sha256=_sha256(payload.body),
+            received_at=payload.received_at,
+            correlation_id=envelope.correlation_id,
+        )
+        if not fresh:
+            logger.info("yay event %s replayed: ignored", payload.event_id)
+            return
+        known = is_call_event(payload.event_type)
+        occurred_at = parse_time(payload.body.get("occurredAt")) or payload.signature_timestamp
+        await repository.insert_raw_event(
+            session,
+            event_id=payload.event_id,
+            event_type=payload.event_type,
+            yay_call_id=payload.call_id,
+            payload=payload.body,
+            occurred_at=occurred_at,
+            received_at=payload.received_at,
+            processing_status=(RawEventStatus.RECEIVED if known else RawEventStatus.IGNORED).value,
+            processed_at=None if known else now,
+            correlation_id=envelope.correlation_id,
+        )
+        if not known:
+            logger.info("yay event type %r stored and ignored", payload.event_type)
+            return
+        call_log = await repository.lock_call_log(session, payload.call_id)
+        events = await repository.call_events(session, payload.call_id, YAY_EVENT_TYPES)
+        fold = fold_events(events)
+        caller = await self._match_caller(session, call_log, fold, payload)
+        task = await self._match_task(session, call_log, fold, caller)
+        self._apply_fold(call_log, fold, caller, task)
+        await session.flush()
+        await repository.link_raw_events(
+            session,
+            yay_call_id=payload.call_id,
+            call_log_id=call_log.id,
+            processing_status=RawEventStatus.PROCESSED.value,
+            processed_at=now,
+            event_types=YAY_EVENT_TYPES,
+        )
+        if task is not None and caller is not None and task.caller_id == caller.id:
+            self._start_dialing(task, fold, now)
+        if caller is not None and fold.started_at is not None:
+            self._record_dial(caller, fold.started_at)
+        if caller is not None and fold.finished:
+            await add_to_outbox(
+                session,
+                CALL_VALIDATION_LANE,
+                Envelope.new(
+                    CallValidationRequested.message_type,
+                    CallValidationRequested(
+                        call_log_id=call_log.id, caller_id=caller.id, yay_call_id=payload.call_id
+                    ),
+                ),
+                key=str(caller.id),
+            )
+        await session.flush()
+
+    async def _match_caller(
+        self,
+        session: AsyncSession,
+        call_log: CallLog,
+        fold: CallFold,
+        payload: YayCallEventReceived,
+    ) -> Caller | None:
+        caller_id = call_log.caller_id
+        if caller_id is None:
+            email = fold.agent_email or payload.agent_email
+            caller_id = await repository.caller_id_by_email(session, email) if email else None
+        if caller_id is None:
+            return None
+        return await repository.lock_caller(session, caller_id)
+
+    async def _match_task(
+        self,
+        session: AsyncSession,
+        call_log: CallLog,
+        fold: CallFold,
+        caller: Caller | None,
+    ) -> CallTask | None:
+        task_id = call_log.call_task_id
+        if task_id is None and caller is not None:
+            if fold.task_id is not None:
+                candidate = await repository.lock_task(session, fold.task_id)
+                # A task id naming another caller's task is not trusted.
+                if candidate is not None and candidate.caller_id == caller.id:
+                    return candidate
+            digits = phone_digits(fold.to_number)
+            if digits is not None:
+                task_id = await repository.active_task_dialling(
+                    session, caller_id=caller.id, number_digits=digits
+                )
+        return await repository.lock_task(session, task_id) if task_id is not None else None
+
+    @staticmethod
+    def _apply_fold(
+        call_log: CallLog, fold: CallFold, caller: Caller | None, task: CallTask | None
+    ) -> None:
+        call_log.status = fold.status
+        call_log.started_at = fold.started_at
+        call_log.ringing_at = fold.ringing_at
+        call_log.answered_at = fold.answered_at
+        call_log.ended_at = fold.ended_at
+        call_log.failed_at = fold.failed_at
+        call_log.failure_reason = fold.failure_reason
+        call_log.duration_seconds = fold.duration_seconds
+        call_log.talk_seconds = fold.talk_seconds
+        call_log.recording_url = fold.recording_url
+        call_log.direction = fold.direction
+        call_log.from_number = fold.from_number
+        call_log.to_number = fold.to_number
+        call_log.agent_email = fold.agent_email
+        call_log.last_event_at = fold.last_event_at
+        call_log.event_count = fold.event_count
+        if caller is not None:
+            call_log.caller_id = caller.id
+        if task is not None:
+            call_log.call_task_id = task.id
+            call_log.expert_id = task.expert_id
+
+    @staticmethod
+    def _start_dialing(task: CallTask, fold: CallFold, now: datetime) -> None:
+        if task.status != CallTaskStatus.ASSIGNED:
+            return
+        CALL_TASK.assert_transition(task.status, CallTaskStatus.DIALING)
+        task.status = CallTaskStatus.DIALING.value
+        task.status_changed_at = now
+        task.status_reason = "call placed"
+        task.dialing_started_at = fold.started_at or now
+
+    def _record_dial(self, caller: Caller, dialled_at: datetime) -> None:
+        new_shift = shift_start_for_dial(
+            dialled_at=dialled_at,
+            shift_started_at=caller.shift_started_at,
+            last_dial_at=caller.last_dial_at,
+            last_task_requested_at=caller.last_task_requested_at,
+            shift_gap=timedelta(seconds=self.settings.CALLER_SHIFT_GAP_SECONDS),
+        )
+        if new_shift is not None:
+            caller.shift_started_at = new_shift
+        if caller.last_dial_at is None or dialled_at > caller.last_dial_at:
+            caller.last_dial_at = dialled_at
+
+    # --- call-validation ------------------------------------------------------------------
+
+    async def handle_call_validation(
+        self, session: AsyncSession, envelope: Envelope, payload: CallValidationRequested
+    ) -> None:
+        now = self.now()
+        call_log = await repository.get_call_log(session, payload.call_log_id, lock=True)
+        if call_log is None:
+            logger.warning("call log %s not found: nothing to validate", payload.call_log_id)
+            return
+        expert = (
+            await repository.get_expert(session, call_log.expert_id)
+            if call_log.expert_id is not None
+            else None
+        )
+        zone = expert_timezone(expert.timezone, expert.country_iso) if expert else None
+        answered = call_log.answered_at is not None or (call_log.talk_seconds or 0) > 0
+        verdict = validate_call(
+            dialled_at=call_log.started_at,
+            answered=answered,
+            talk_seconds=call_log.talk_seconds,
+            zone=zone,
+            short_call_seconds=self.settings.SHORT_CALL_SECONDS,
+            window_start_hour=self.settings.CALLING_WINDOW_START_HOUR,
+            window_end_hour=self.settings.CALLING_WINDOW_END_HOUR,
+        )
+        call_log.is_short_call = verdict.is_short_call
+        call_log.timezone_mismatch = verdict.timezone_mismatch
+        call_log.fraud_flags = [dict(flag) for flag in verdict.flags]
+        call_log.validated_at = now
+        if call_log.call_task_id is not None:
+            task = await repository.lock_task(session, call_log.call_task_id)
+            if task is not None and task.caller_id == payload.caller_id:
+                self._settle_task(
+                    session,
+                    task,
+                    call_log=call_log,
+                    answered=answered,
+                    fraud=verdict.is_fraud_signal,
+                    now=now,
+                    correlation_id=envelope.correlation_id,
+                )
+        await add_to_outbox(
+            session,
+            PERFORMANCE_LANE,
+            Envelope.new(
+                PerformanceRecalculate.message_type,
+                PerformanceRecalculate(caller_id=payload.caller_id),
+            ),
+            key=str(payload.caller_id),
+        )
+        await session.flush()
+
+    @staticmethod
+    def _settle_task(
+        session: AsyncSession,
+        task: CallTask,
+        *,
+        call_log: CallLog,
+        answered: bool,
+        fraud: bool,
+        now: datetime,
+        correlation_id: str | None,
+    ) -> None:
+        if task.status == CallTaskStatus.ASSIGNED:
+            CALL_TASK.assert_transition(task.status, CallTaskStatus.DIALING)
+            task.status = CallTaskStatus.DIALING.value
+            task.dialing_started_at = call_log.started_at or now
+        if task.status != CallTaskStatus.DIALING:
+            return
+        if fraud:
+            target, reason = (
+                CallTaskStatus.RESTRICTED,
+                "call flagged: " + ", ".join(str(flag["flag"]) for flag in call_log.fraud_flags),
+            )
+        elif answered:
+            target, reason = CallTaskStatus.COMPLETED, "call answered and ended"
+        else:
+            target, reason = (
+                CallTaskStatus.CANCELLED,
+                (f"call not answered ({call_log.failure_reason or call_log.status.lower()})"),
+            )
+        previous = task.status
+        CALL_TASK.assert_transition(previous, target)
+        task.status = target.value
+        task.status_reason = reason[:500]
+        task.status_changed_at = now
+        task.completed_at = call_log.ended_at or call_log.failed_at or now
+        repository.add_system_event(
+            session,
+            type="call_task.status_changed",
+            entity_type="call_task",
+            entity_id=task.id,
+            actor="call-validation",
+            correlation_id=correlation_id,
+            data={
+                "from": previous,
+                "to": target.value,
+                "reason": reason,
+                "callLogId": str(call_log.id),
+                "yayCallId": call_log.yay_call_id,
+            },
+        )
+
+    # --- performance ----------------------------------------------------------------------
+
+    async def handle_performance_recalculate(
+        self, session: AsyncSession, envelope: Envelope, payload: PerformanceRecalculate
+    ) -> None:
+        await self.recalculate_performance(
+            session, payload.caller_id, correlation_id=envelope.correlation_id
+        )
+
+    async def recalculate_performance(
+        self, session: AsyncSession, caller_id: uuid.UUID, *, correlation_id: str | None
+    ) -> CallerPerformanceMetric | None:
+        """Snapshot + allocation status of one caller at ``clock()``."""
+        now = self.now()
+        caller = await repository.lock_caller(session, caller_id)
+        if caller is None:
+            logger.warning("caller %s not found: no performance snapshot", caller_id)
+            return None
+        window = timedelta(minutes=self.settings.PERFORMANCE_WINDOW_MINUTES)
+        counts = await repository.window_counts(
+            session, caller_id=caller.id, since=now - window, until=now
+        )
+        dial_times: list[datetime] = []
+        if caller.shift_started_at is not None:
+            dial_times = await repository.recent_dial_times(
+                session,
+                caller_id=caller.id,
+                since=caller.shift_started_at,
+                until=now,
+                limit=self.thresholds.min_dials_per_window,
+            )
+        decision = evaluate_allocation_status(
+            CallerActivity(
+                status=caller.allocation_status,
+                status_changed_at=caller.status_changed_at,
+                shift_started_at=caller.shift_started_at,
+                last_dial_at=caller.last_dial_at,
+                shift_dial_times=dial_times,
+                short_calls=counts.short_calls,
+                timezone_mismatches=counts.timezone_mismatches,
+            ),
+            self.thresholds,
+            now=now,
+        )
+        score = performance_score(
+            dials=counts.dials,
+            connections=counts.connections,
+            short_calls=counts.short_calls,
+            timezone_mismatches=counts.timezone_mismatches,
+            target_dials=self.settings.PERFORMANCE_TARGET_DIALS,
+        )
+        metric = CallerPerformanceMetric(
+            id=uuid.uuid4(),
+            caller_id=caller.id,
+            computed_at=now,
+            rolling_60_minute_dials=counts.dials,
+            rolling_60_minute_connections=counts.connections,
+            short_calls_last_hour=counts.short_calls,
+            timezone_mismatches_last_hour=counts.timezone_mismatches,
+            allocation_status=decision.final,
+            previous_allocation_status=caller.allocation_status,
+            performance_score=score,
+            details={
+                "reason": decision.reason,
+                "target": decision.target,
+                "path": list(decision.path),
+                "windowMinutes": self.settings.PERFORMANCE_WINDOW_MINUTES,
+                "shiftStartedAt": caller.shift_started_at.isoformat()
+                if caller.shift_started_at
+                else None,
+                "lastDialAt": caller.last_dial_at.isoformat() if caller.last_dial_at else None,
+            },
+            correlation_id=correlation_id,
+        )
+        session.add(metric)
+        await session.flush()
+        if decision.changed:
+            await self._change_status(
+                session, caller, decision, metric=metric, now=now, correlation_id=correlation_id
+            )
+        await session.flush()
+        return metric
+
+    async def _change_status(
+        self,
+        session: AsyncSession,
+        caller: Caller,
+        decision: StatusDecision,
+        *,
+        metric: CallerPerformanceMetric,
+        now: datetime,
+        correlation_id: str | None,
+    ) -> None:
+        previous = caller.allocation_status
+        for step in decision.path:
+            CALLER_ALLOCATION.assert_transition(previous, step)
+            session.add(
+                CallerStatusHistory(
+                    caller_id=caller.id,
+                    from_status=previous,
+                    to_status=step,
+                    reason=decision.reason,
+                    actor="performance",
+                    metric_id=metric.id,
+                    correlation_id=correlation_id,
+                )
+            )
+            repository.add_system_event(
+                session,
+                type="caller.allocation_status_changed",
+                entity_type="caller",
+                entity_id=caller.id,
+                actor="performance",
+                correlation_id=correlation_id,
+                data={"from": previous, "to": step, "reason": decision.reason},
+            )
+            previous = step
+        caller.allocation_status = previous
+        caller.status_reason = decision.reason[:500]
+        caller.status_changed_at = now
+        await add_to_outbox(
+            session,
+            CALL_ALLOCATION_LANE,
+            Envelope.new(
+                CallAllocationAssignCurrent.message_type,
+                CallAllocationAssignCurrent(caller_id=caller.id),
+            ),
+            key=str(caller.id),
+        )

@@ -1,0 +1,308 @@
+"""Every query of the calls service (handlers call these; nothing here commits)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.calls.fold import YayEvent
+from sourcing.common.models import (
+    Caller,
+    CallLog,
+    CallLogRaw,
+    CallTask,
+    Expert,
+    ExpertContact,
+    ProcessedWebhookEvent,
+    SystemEvent,
+)
+from sourcing.common.models.enums import ContactType
+from sourcing.common.statemachines import CALL_TASK_ACTIVE_STATUSES
+
+YAY_SOURCE = "yay"
+
+
+def _digits(column: Any) -> Any:
+    return func.regexp_replace(column, r"\D", "", "g")
+
+
+# --- webhook deduplication and raw events ---------------------------------------------------
+
+
+async def claim_webhook_event(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    event_type: str,
+    payload_sha256: str,
+    received_at: datetime,
+    correlation_id: str | None,
+) -> bool:
+    """Record a Yay delivery id; False when it was seen before (a replay)."""
+    result = await session.execute(
+        pg_insert(ProcessedWebhookEvent)
+        .values(
+            id=uuid.uuid4(),
+            source=YAY_SOURCE,
+            event_id=event_id,
+            event_type=event_type[:64],
+            payload_sha256=payload_sha256,
+            received_at=received_at,
+            correlation_id=correlation_id,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(ProcessedWebhookEvent.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def insert_raw_event(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    event_type: str,
+    yay_call_id: str,
+    payload: dict[str, Any],
+    occurred_at: datetime | None,
+    received_at: datetime,
+    processing_status: str,
+    processed_at: datetime | None,
+    correlation_id: str | None,
+) -> None:
+    await session.execute(
+        pg_insert(CallLogRaw)
+        .values(
+            id=uuid.uuid4(),
+            event_id=event_id,
+            event_type=event_type[:64],
+            yay_call_id=yay_call_id,
+            payload=payload,
+            signature_valid=True,  # the gateway refuses (and never forwards) bad signatures
+            occurred_at=occurred_at,
+            received_at=received_at,
+            processing_status=processing_status,
+            processed_at=processed_at,
+            correlation_id=correlation_id,
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+
+
+async def call_events(
+    session: AsyncSession, yay_call_id: str, event_types: Sequence[str]
+) -> list[YayEvent]:
+    rows = await session.execute(
+        select(
+            CallLogRaw.event_id, CallLogRaw.event_type, CallLogRaw.occurred_at, CallLogRaw.payload
+        ).where(CallLogRaw.yay_call_id == yay_call_id, CallLogRaw.event_type.in_(event_types))
+    )
+    return [
+        YayEvent(
+            event_id=r.event_id, event_type=r.event_type, occurred_at=r.occurred_at, body=r.payload
+        )
+        for r in rows
+    ]
+
+
+async def link_raw_events(
+    session: AsyncSession,
+    *,
+    yay_call_id: str,
+    call_log_id: uuid.UUID,
+    processing_status: str,
+    processed_at: datetime,
+    event_types: Sequence[str],
+) -> None:
+    await session.execute(
+        update(CallLogRaw)
+        .where(
+            CallLogRaw.yay_call_id == yay_call_id,
+            CallLogRaw.event_type.in_(event_types),
+            or_(
+                CallLogRaw.call_log_id.is_(None), CallLogRaw.processing_status != processing_status
+            ),
+        )
+        .values(
+            call_log_id=call_log_id, processing_status=processing_status, processed_at=processed_at
+        )
+    )
+
+
+# --- call logs ------------------------------------------------------------------------------
+
+
+async def lock_call_log(session: AsyncSession, yay_call_id: str) -> CallLog:
+    """The CallLog of a Yay call, created if new, locked for this transaction."""
+    await session.execute(
+        pg_insert(CallLog)
+        .values(id=uuid.uuid4(), yay_call_id=yay_call_id)
+        .on_conflict_do_nothing(index_elements=["yay_call_id"])
+    )
+    result = await session.execute(
+        select(CallLog)
+        .where(CallLog.yay_call_id == yay_call_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one()
+
+
+async def get_call_log(
+    session: AsyncSession, call_log_id: uuid.UUID, *, lock: bool = False
+) -> CallLog | None:
+    statement = select(CallLog).where(CallLog.id == call_log_id)
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+# --- callers, tasks, experts ----------------------------------------------------------------
+
+
+async def caller_id_by_email(session: AsyncSession, email: str) -> uuid.UUID | None:
+    result = await session.execute(
+        select(Caller.id).where(func.lower(Caller.email) == email.strip().lower())
+    )
+    return result.scalar_one_or_none()
+
+
+async def lock_caller(session: AsyncSession, caller_id: uuid.UUID) -> Caller | None:
+    result = await session.execute(
+        select(Caller)
+        .where(Caller.id == caller_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def lock_task(session: AsyncSession, task_id: uuid.UUID) -> CallTask | None:
+    result = await session.execute(
+        select(CallTask)
+        .where(CallTask.id == task_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def active_task_dialling(
+    session: AsyncSession, *, caller_id: uuid.UUID, number_digits: str
+) -> uuid.UUID | None:
+    """The caller's ASSIGNED/DIALING task whose number (the task's own, the expert's primary
+    phone or a PHONE contact of the expert) is ``number_digits``."""
+    phone_contact = (
+        select(literal(1))
+        .where(
+            ExpertContact.expert_id == CallTask.expert_id,
+            ExpertContact.type == ContactType.PHONE.value,
+            or_(
+                _digits(ExpertContact.value_normalized) == number_digits,
+                _digits(ExpertContact.value) == number_digits,
+            ),
+        )
+        .exists()
+    )
+    result = await session.execute(
+        select(CallTask.id)
+        .join(Expert, Expert.id == CallTask.expert_id)
+        .where(
+            CallTask.caller_id == caller_id,
+            CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES),
+            or_(
+                _digits(CallTask.phone_number) == number_digits,
+                _digits(Expert.primary_phone) == number_digits,
+                phone_contact,
+            ),
+        )
+        .order_by(CallTask.assigned_at.desc().nulls_last())
+        .limit(1)
+    )
+    return result.scalar_one_or_none()
+
+
+async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
+    return await session.get(Expert, expert_id)
+
+
+# --- performance ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    dials: int
+    connections: int
+    short_calls: int
+    timezone_mismatches: int
+
+
+async def window_counts(
+    session: AsyncSession, *, caller_id: uuid.UUID, since: datetime, until: datetime
+) -> WindowCounts:
+    """A caller's calls dialled in ``(since, until]``: dials, answered, short, mismatched."""
+    answered = or_(CallLog.answered_at.is_not(None), CallLog.talk_seconds > 0)
+    row = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(answered),
+                func.count().filter(CallLog.is_short_call),
+                func.count().filter(CallLog.timezone_mismatch),
+            ).where(
+                CallLog.caller_id == caller_id,
+                CallLog.started_at > since,
+                CallLog.started_at <= until,
+            )
+        )
+    ).one()
+    return WindowCounts(
+        dials=row[0], connections=row[1], short_calls=row[2], timezone_mismatches=row[3]
+    )
+
+
+async def recent_dial_times(
+    session: AsyncSession, *, caller_id: uuid.UUID, since: datetime, until: datetime, limit: int
+) -> list[datetime]:
+    """The latest ``limit`` dial times of a caller in ``[since, until]``, newest first."""
+    result = await session.execute(
+        select(CallLog.started_at)
+        .where(
+            and_(
+                CallLog.caller_id == caller_id,
+                CallLog.started_at >= since,
+                CallLog.started_at <= until,
+            )
+        )
+        .order_by(CallLog.started_at.desc())
+        .limit(limit)
+    )
+    return [moment for moment in result.scalars() if moment is not None]
+
+
+def add_system_event(
+    session: AsyncSession,
+    *,
+    type: str,
+    entity_type: str,
+    entity_id: uuid.UUID,
+    actor: str,
+    correlation_id: str | None,
+    data: dict[str, Any],
+) -> None:
+    session.add(
+        SystemEvent(
+            type=type,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data=data,
+        )
+    )
