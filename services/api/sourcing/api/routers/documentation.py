@@ -1,7 +1,45 @@
-"""Documentation endpoints."""
+"""Documentation generator (manual §4.9): queue a job; the scheduler's agent writes the files."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+
+from fastapi import APIRouter, status
+
+from sourcing.api.deps import SessionDep, SettingsDep, StaffPrincipal
+from sourcing.api.errors import error_responses
+from sourcing.api.schemas_ops import DocumentationAccepted
+from sourcing.common.events import DocumentationGenerate, Envelope
+from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.logging import current_correlation_id
+from sourcing.common.models import DocumentationJob
+from sourcing.common.models.enums import JobStatus
 
 router = APIRouter(prefix="/api/v1/documentation", tags=["documentation"])
+
+
+@router.post(
+    "/generate",
+    response_model=DocumentationAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(401, 403),
+    summary="Generate architecture, runbooks, state machine and environment docs",
+)
+async def generate_documentation(
+    session: SessionDep, settings: SettingsDep, principal: StaffPrincipal
+) -> DocumentationAccepted:
+    job = DocumentationJob(
+        id=uuid.uuid4(),
+        status=JobStatus.QUEUED.value,
+        requested_by=principal.user_id,
+        output_dir=settings.DOCS_OUTPUT_DIR,
+        correlation_id=current_correlation_id(),
+    )
+    session.add(job)
+    await session.flush()
+    # Same transaction as the job row: the message exists if and only if the job does.
+    envelope = Envelope.new(
+        DocumentationGenerate.message_type, DocumentationGenerate(job_id=job.id)
+    )
+    await add_to_outbox(session, "documentation", envelope, key=str(job.id))
+    return DocumentationAccepted(job_id=job.id)

@@ -1,0 +1,66 @@
+"""Queries of operations: dead letters (list, replay) and documentation jobs."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common.models import DeadLetterJob
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterFilter:
+    topics: tuple[str, ...] = ()
+    failed_from: datetime | None = None  # inclusive
+    failed_to: datetime | None = None  # exclusive
+    include_archived: bool = False
+
+
+def _filtered(query: Select[Any], where: DeadLetterFilter) -> Select[Any]:
+    if where.topics:
+        query = query.where(DeadLetterJob.origin_topic.in_(where.topics))
+    if where.failed_from is not None:
+        query = query.where(DeadLetterJob.failed_at >= where.failed_from)
+    if where.failed_to is not None:
+        query = query.where(DeadLetterJob.failed_at < where.failed_to)
+    if not where.include_archived:
+        query = query.where(DeadLetterJob.archived_at.is_(None))
+    return query
+
+
+async def list_dead_letters(
+    session: AsyncSession,
+    where: DeadLetterFilter,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[DeadLetterJob]:
+    """Newest first (failed_at, then id, descending); ``after`` is a keyset cursor."""
+    query = _filtered(select(DeadLetterJob), where)
+    if after is not None:
+        query = query.where(tuple_(DeadLetterJob.failed_at, DeadLetterJob.id) < tuple_(*after))
+    query = query.order_by(DeadLetterJob.failed_at.desc(), DeadLetterJob.id.desc())
+    rows = await session.execute(query.limit(limit).offset(offset))
+    return list(rows.scalars().all())
+
+
+async def count_dead_letters(session: AsyncSession, where: DeadLetterFilter) -> int:
+    query = _filtered(select(DeadLetterJob), where)
+    count = await session.scalar(select(func.count()).select_from(query.subquery()))
+    return int(count or 0)
+
+
+async def get_dead_letter(
+    session: AsyncSession, dead_letter_id: uuid.UUID, *, for_update: bool = False
+) -> DeadLetterJob | None:
+    query = select(DeadLetterJob).where(DeadLetterJob.id == dead_letter_id)
+    if for_update:
+        # Concurrent replays of one dead letter queue up: replay_count stays exact.
+        query = query.with_for_update()
+    return await session.scalar(query)

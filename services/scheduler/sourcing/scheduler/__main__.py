@@ -1,0 +1,15 @@
+"""``python -m sourcing.scheduler``: the maintenance cycle, dead-letter sink and docs agent."""
+
+from __future__ import annotations
+
+from sourcing.common.config import load_settings
+from sourcing.common.kafka.app import run_worker
+from sourcing.scheduler.app import build_app
+
+
+def main() -> None:
+    run_worker(build_app(load_settings()))
+
+
+if __name__ == "__main__":
+    main()

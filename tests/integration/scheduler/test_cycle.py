@@ -1,0 +1,432 @@
+"""The maintenance cycle (manual §5.2) against the real PostgreSQL, with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sourcing.common.config import Settings
+from sourcing.common.db import session_scope
+from sourcing.common.models import (
+    CallTask,
+    DeadLetterJob,
+    OutboxMessage,
+    SchedulerCycle,
+    SignupChase,
+)
+from sourcing.common.models.enums import CallOutcome, CallTaskKind
+from sourcing.scheduler.cycle import CycleResult, Scheduler, slot_start
+from sourcing.scheduler.handlers import STEPS, CycleContext, Step
+from tests.factories import (
+    create_call_task,
+    create_caller,
+    create_dead_letter_job,
+    create_expert,
+    create_screening_response,
+    create_signup_chase,
+)
+from tests.factories_ops import create_signup_link_task
+
+pytestmark = pytest.mark.integration
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+# A fixed instant in the middle of an interval, far from any real "now".
+T0 = datetime(2031, 3, 4, 10, 0, 30, tzinfo=UTC)
+
+
+async def outbox(sessionmaker: Sessionmaker, lane: str | None = None) -> list[OutboxMessage]:
+    async with session_scope(sessionmaker) as session:
+        query = select(OutboxMessage).order_by(OutboxMessage.seq)
+        if lane:
+            query = query.where(OutboxMessage.topic == lane)
+        return list((await session.scalars(query)).all())
+
+
+async def cycles(sessionmaker: Sessionmaker) -> list[SchedulerCycle]:
+    async with session_scope(sessionmaker) as session:
+        rows = await session.scalars(
+            select(SchedulerCycle).order_by(SchedulerCycle.slot_started_at)
+        )
+        return list(rows.all())
+
+
+def cycle_outcomes() -> dict[str, float]:
+    return {
+        outcome: REGISTRY.get_sample_value("sourcing_scheduler_cycles_total", {"outcome": outcome})
+        or 0.0
+        for outcome in ("ran", "failed", "busy", "claimed")
+    }
+
+
+def payload_ids(rows: list[OutboxMessage], field: str) -> Counter[str]:
+    return Counter(str(row.envelope["payload"][field]) for row in rows)
+
+
+async def test_one_cycle_runs_every_step_in_order(
+    database_settings: Settings, sessionmaker_committing: Sessionmaker
+) -> None:
+    sm = sessionmaker_committing
+    now = T0
+    async with session_scope(sm) as session:
+        active = [await create_caller(session) for _ in range(3)]
+        await create_caller(session, is_active=False)
+        old_dead = await create_dead_letter_job(session, failed_at=now - timedelta(days=31))
+        new_dead = await create_dead_letter_job(session, failed_at=now - timedelta(days=29))
+        idle = await create_screening_response(session, updated_at=now - timedelta(minutes=20))
+        busy = await create_screening_response(
+            session, status="IN_PROGRESS", updated_at=now - timedelta(minutes=16)
+        )
+        await create_screening_response(session, updated_at=now - timedelta(minutes=5))
+        await create_screening_response(
+            session, status="COMPLETE", updated_at=now - timedelta(hours=2)
+        )
+        chased = await create_signup_link_task(session, outcome_at=now - timedelta(hours=25))
+        await create_signup_link_task(session, outcome_at=now - timedelta(hours=23))
+        signed_up = await create_expert(session, signed_up_at=now - timedelta(hours=1))
+        await create_signup_link_task(
+            session, expert=signed_up, outcome_at=now - timedelta(hours=30)
+        )
+
+    result = await Scheduler(database_settings, sm).run_cycle(now)
+
+    assert result.outcome == "ran"
+    assert [step["step"] for step in result.steps] == [name for name, _ in STEPS]
+    assert [step["affected"] for step in result.steps] == [1, 3, 3, 2, 1]
+    assert all(step["error"] is None for step in result.steps)
+    # 1. archival: only the dead letter older than 30 days.
+    async with session_scope(sm) as session:
+        archived = {
+            row.id: row.archived_at for row in (await session.scalars(select(DeadLetterJob))).all()
+        }
+    assert archived == {old_dead.id: now, new_dead.id: None}
+    # 2. and 3.: one message per active caller on each lane, keyed by caller.
+    active_ids = Counter(str(caller.id) for caller in active)
+    performance = await outbox(sm, "performance")
+    allocation = await outbox(sm, "call-allocation")
+    assert payload_ids(performance, "callerId") == active_ids
+    assert payload_ids(allocation, "callerId") == active_ids
+    assert {row.envelope["type"] for row in performance} == {"performance.recalculate.v1"}
+    assert {row.envelope["type"] for row in allocation} == {"call-allocation.assign-current.v1"}
+    assert all(row.key == row.envelope["payload"]["callerId"] for row in performance + allocation)
+    # 4. follow-ups for the two open responses idle 15+ minutes, keyed by expert.
+    screening = await outbox(sm, "screening")
+    assert payload_ids(screening, "responseId") == Counter({str(idle.id): 1, str(busy.id): 1})
+    assert {row.key for row in screening} == {str(idle.expert_id), str(busy.expert_id)}
+    # Every message carries the cycle's correlation id, recorded on the cycle row.
+    [cycle] = await cycles(sm)
+    assert {row.envelope["correlation_id"] for row in performance + screening} == {
+        cycle.correlation_id
+    }
+    assert cycle.status == "SUCCEEDED" and cycle.slot_started_at == slot_start(now, 60)
+    assert [step["step"] for step in cycle.steps] == [name for name, _ in STEPS]
+    # 5. the signup chase: a new PENDING SIGNUP_CHASE task for the expert 25 h after the link.
+    async with session_scope(sm) as session:
+        tasks = (
+            await session.scalars(
+                select(CallTask).where(CallTask.kind == CallTaskKind.SIGNUP_CHASE.value)
+            )
+        ).all()
+        chases = (await session.scalars(select(SignupChase))).all()
+    [task] = tasks
+    assert (task.expert_id, task.project_id, task.status) == (
+        chased.expert_id,
+        chased.project_id,
+        "PENDING",
+    )
+    assert task.chase_of_task_id == chased.id and task.caller_id is None
+    [chase] = chases
+    assert (chase.chase_call_task_id, chase.chase_number, chase.chase_date) == (
+        task.id,
+        1,
+        now.date(),
+    )
+
+
+async def test_steps_are_idempotent_within_an_interval(
+    database_settings: Settings, sessionmaker_committing: Sessionmaker
+) -> None:
+    sm = sessionmaker_committing
+    async with session_scope(sm) as session:
+        caller = await create_caller(session)
+    context = CycleContext(
+        now=T0, slot_started_at=slot_start(T0, 60), settings=database_settings, correlation_id="c"
+    )
+    for _ in range(2):
+        for _name, step in STEPS:
+            async with session_scope(sm) as session:
+                await step(session, context)
+    rows = await outbox(sm, "performance")
+    # Enqueued twice for the same interval: the same envelope id, which consumers deduplicate.
+    assert len(rows) == 2 and rows[0].envelope["id"] == rows[1].envelope["id"]
+    assert rows[0].envelope["payload"]["callerId"] == str(caller.id)
+    # A second run of the cycle in the same interval is refused; the next interval runs.
+    scheduler = Scheduler(database_settings, sm)
+    assert (await scheduler.run_cycle(T0)).outcome == "ran"
+    assert (await scheduler.run_cycle(T0 + timedelta(seconds=20))).outcome == "claimed"
+    assert (await scheduler.run_cycle(T0 + timedelta(seconds=60))).outcome == "ran"
+    ids = [row.envelope["id"] for row in await outbox(sm, "performance")]
+    # The cycle of T0's interval re-used the id of the direct runs; the next one has its own.
+    assert ids[:3] == [ids[0]] * 3 and ids[3] != ids[0]
+
+
+async def test_signup_chase_respects_open_tasks_and_one_chase_per_day(
+    database_settings: Settings, sessionmaker_committing: Sessionmaker
+) -> None:
+    sm = sessionmaker_committing
+    now = T0
+    async with session_scope(sm) as session:
+        source = await create_signup_link_task(session, outcome_at=now - timedelta(hours=24))
+        # The outcome endpoint already scheduled a chase for this one (available in 1 hour).
+        scheduled = await create_signup_link_task(session, outcome_at=now - timedelta(hours=23))
+        await create_signup_chase(
+            session,
+            source_task=scheduled,
+            chase_task=await create_call_task(
+                session,
+                project_id=scheduled.project_id,
+                expert_id=scheduled.expert_id,
+                kind=CallTaskKind.SIGNUP_CHASE.value,
+                chase_of_task_id=scheduled.id,
+                available_after=now + timedelta(hours=1),
+            ),
+            chase_date=(now - timedelta(hours=23)).date(),
+        )
+        suppressed = await create_expert(session, suppressed_at=now - timedelta(days=1))
+        await create_signup_link_task(
+            session, expert=suppressed, outcome_at=now - timedelta(hours=48)
+        )
+    scheduler = Scheduler(database_settings, sm)
+
+    async def chase_tasks() -> list[CallTask]:
+        async with session_scope(sm) as session:
+            query = select(CallTask).where(
+                CallTask.kind == CallTaskKind.SIGNUP_CHASE.value,
+                CallTask.chase_of_task_id == source.id,
+            )
+            return list((await session.scalars(query.order_by(CallTask.created_at))).all())
+
+    assert (await scheduler.run_cycle(now)).steps[4]["affected"] == 1
+    [first] = await chase_tasks()
+    # Later the same day: the chase exists (and is open): nothing new.
+    assert (await scheduler.run_cycle(now + timedelta(hours=2))).steps[4]["affected"] == 0
+    # The next day the first chase is still open: still nothing (one open task per expert).
+    assert (await scheduler.run_cycle(now + timedelta(days=1))).steps[4]["affected"] == 0
+    # Once it was worked without a signup, the next day's chase comes.
+    async with session_scope(sm) as session:
+        await session.execute(
+            update(CallTask)
+            .where(CallTask.id == first.id)
+            .values(status="COMPLETED", outcome=CallOutcome.RETRYABLE_REJECTION.value)
+        )
+    later = now + timedelta(days=1, minutes=5)
+    assert (await scheduler.run_cycle(later)).steps[4]["affected"] == 1
+    assert len(await chase_tasks()) == 2
+    async with session_scope(sm) as session:
+        per_day = (
+            await session.execute(
+                select(SignupChase.chase_date, func.count())
+                .where(SignupChase.source_call_task_id == source.id)
+                .group_by(SignupChase.chase_date)
+            )
+        ).all()
+    assert sorted(per_day) == [(now.date(), 1), (later.date(), 1)]
+
+
+async def test_archival_after_thirty_days_with_an_injected_clock(
+    database_settings: Settings, sessionmaker_committing: Sessionmaker
+) -> None:
+    sm = sessionmaker_committing
+    failed_at = T0
+    async with session_scope(sm) as session:
+        row = await create_dead_letter_job(session, failed_at=failed_at)
+    clock_now = [failed_at + timedelta(days=29, hours=23)]
+    scheduler = Scheduler(database_settings, sm, clock=lambda: clock_now[0])
+
+    async def archived_at() -> datetime | None:
+        async with session_scope(sm) as session:
+            return await session.scalar(
+                select(DeadLetterJob.archived_at).where(DeadLetterJob.id == row.id)
+            )
+
+    assert (await scheduler.run_cycle()).outcome == "ran"
+    assert await archived_at() is None
+    clock_now[0] = failed_at + timedelta(days=30, minutes=1)
+    assert (await scheduler.run_cycle()).steps[0]["affected"] == 1
+    assert await archived_at() == clock_now[0]
+    # Archived once: a later cycle does not touch it again.
+    moment = clock_now[0]
+    clock_now[0] += timedelta(days=1)
+    assert (await scheduler.run_cycle()).steps[0]["affected"] == 0
+    assert await archived_at() == moment
+
+
+class VirtualTime:
+    """A clock several schedulers share; ``sleep`` waits for the driver to move time on."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+        self.sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
+        self.slept = asyncio.Event()
+
+    def clock(self) -> datetime:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sleepers.append((self.now + timedelta(seconds=seconds), future))
+        self.slept.set()
+        await future
+
+    async def run(self, until: datetime, *, sleepers: int) -> None:
+        """Each time every scheduler sleeps, jump to the earliest wake-up and wake it."""
+        while True:
+            while len(self.sleepers) < sleepers:  # the others are still working
+                self.slept.clear()
+                await self.slept.wait()
+            wake = min(target for target, _ in self.sleepers)
+            if wake > until:
+                return
+            self.now = max(wake, self.now)
+            due = [item for item in self.sleepers if item[0] <= self.now]
+            self.sleepers = [item for item in self.sleepers if item[0] > self.now]
+            for _, future in due:
+                future.set_result(None)
+
+
+async def test_two_schedulers_started_together_run_one_cycle_per_interval(
+    database_settings: Settings, sessionmaker_committing: Sessionmaker
+) -> None:
+    sm = sessionmaker_committing
+    async with session_scope(sm) as session:
+        callers = [await create_caller(session) for _ in range(2)]
+    time = VirtualTime(T0)
+    replicas = [
+        Scheduler(database_settings, sm, clock=time.clock, holder=name) for name in ("a", "b")
+    ]
+    intervals = 10
+    before = cycle_outcomes()
+    tasks = [asyncio.create_task(s.run_forever(sleep=time.sleep)) for s in replicas]
+    try:
+        await asyncio.wait_for(
+            time.run(T0 + timedelta(seconds=60 * intervals), sleepers=2), timeout=60
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    rows = await cycles(sm)
+    expected_slots = [slot_start(T0, 60) + timedelta(seconds=60 * i) for i in range(intervals + 1)]
+    assert [row.slot_started_at for row in rows] == expected_slots
+    assert {row.status for row in rows} == {"SUCCEEDED"}
+    assert {row.holder for row in rows} <= {"a", "b"}
+    # Both replicas tried every interval: one ran it, the other was refused.
+    after = cycle_outcomes()
+    assert after["ran"] - before["ran"] == intervals + 1
+    assert (after["busy"] + after["claimed"]) - (before["busy"] + before["claimed"]) == (
+        intervals + 1
+    )
+    performance = await outbox(sm, "performance")
+    assert payload_ids(performance, "callerId") == Counter(
+        {str(caller.id): intervals + 1 for caller in callers}
+    )
+
+
+async def test_a_slow_step_does_not_cause_overlap(
+    database_settings: Settings, sessionmaker_committing: Sessionmaker
+) -> None:
+    sm = sessionmaker_committing
+    entered = asyncio.Event()
+    release = asyncio.Event()
+    running = 0
+    most_running = 0
+
+    def tracked(step: Step) -> Step:
+        async def run(session: AsyncSession, context: CycleContext) -> int:
+            nonlocal running, most_running
+            running += 1
+            most_running = max(most_running, running)
+            try:
+                return await step(session, context)
+            finally:
+                running -= 1
+
+        return run
+
+    async def slow(session: AsyncSession, context: CycleContext) -> int:
+        entered.set()
+        await release.wait()
+        return 0
+
+    steps = [(name, tracked(step)) for name, step in STEPS]
+    slow_steps = [*steps[:2], ("slow", tracked(slow)), *steps[2:]]
+    first = Scheduler(database_settings, sm, steps=slow_steps, holder="slow")
+    other = Scheduler(database_settings, sm, steps=steps, holder="other")
+
+    running_first = asyncio.create_task(first.run_cycle(T0))
+    await asyncio.wait_for(entered.wait(), timeout=30)
+    # The slow cycle overruns into the next intervals: nobody starts another one meanwhile.
+    attempts: list[Callable[[], Awaitable[CycleResult]]] = [
+        lambda: other.run_cycle(T0),
+        lambda: other.run_cycle(T0 + timedelta(seconds=60)),
+        lambda: other.run_cycle(T0 + timedelta(seconds=125)),
+        lambda: first.run_cycle(T0 + timedelta(seconds=61)),
+    ]
+    outcomes = [(await attempt()).outcome for attempt in attempts]
+    assert outcomes == ["busy", "busy", "busy", "busy"]
+    release.set()
+    assert (await asyncio.wait_for(running_first, timeout=30)).outcome == "ran"
+    # After it, the current interval runs late, once; the overrun interval is never re-run.
+    assert (await other.run_cycle(T0 + timedelta(seconds=125))).outcome == "ran"
+    assert (await first.run_cycle(T0 + timedelta(seconds=130))).outcome == "claimed"
+    assert (await first.run_cycle(T0)).outcome == "claimed"
+    assert most_running == 1
+    assert [row.holder for row in await cycles(sm)] == ["slow", "other"]
+
+
+async def test_a_failing_step_is_recorded_and_the_next_steps_still_run(
+    database_settings: Settings, sessionmaker_committing: Sessionmaker
+) -> None:
+    sm = sessionmaker_committing
+    async with session_scope(sm) as session:
+        await create_caller(session)
+
+    async def broken(session: AsyncSession, context: CycleContext) -> int:
+        raise RuntimeError("step exploded")
+
+    steps = [STEPS[0], ("broken", broken), *STEPS[1:]]
+    result = await Scheduler(database_settings, sm, steps=steps).run_cycle(T0)
+    assert result.outcome == "failed"
+    assert result.steps[1]["error"] == "RuntimeError: step exploded"
+    assert len(await outbox(sm, "performance")) == 1
+    [row] = await cycles(sm)
+    assert row.status == "FAILED" and row.error == "failed steps: broken"
+
+
+async def test_a_cycle_abandoned_by_a_dead_replica_is_closed_by_the_next(
+    database_settings: Settings, sessionmaker_committing: Sessionmaker
+) -> None:
+    sm = sessionmaker_committing
+    async with session_scope(sm) as session:
+        session.add(
+            SchedulerCycle(
+                id=uuid.uuid4(),
+                slot_started_at=slot_start(T0, 60) - timedelta(minutes=1),
+                holder="dead",
+                status="RUNNING",
+            )
+        )
+    assert (await Scheduler(database_settings, sm).run_cycle(T0)).outcome == "ran"
+    rows = await cycles(sm)
+    assert [(row.holder, row.status) for row in rows] == [
+        ("dead", "FAILED"),
+        (rows[1].holder, "SUCCEEDED"),
+    ]
