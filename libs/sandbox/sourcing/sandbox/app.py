@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI
 
 from sourcing.sandbox import apollo, channels, enrichment, openai_chat
+from sourcing.sandbox import sheets as google_sheets
 from sourcing.sandbox.state import (
     SandboxState,
     VendorError,
@@ -23,6 +24,7 @@ ROUTERS: list[APIRouter] = [
     apollo.router,
     openai_chat.router,
     channels.router,
+    google_sheets.router,
 ]
 
 # Beyond the default adapter timeout (8 s), so "slow" answers time out.

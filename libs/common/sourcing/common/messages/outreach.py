@@ -33,3 +33,17 @@ class SheetSyncRequested(MessagePayload):
     project_id: uuid.UUID
     entity_type: str = Field(min_length=1, max_length=64)
     entity_id: uuid.UUID
+
+
+@register_message("outreach.send.v1")
+class OutreachSendRequested(MessagePayload):
+    """Deliver one queued OutreachMessage through its thread's channel (keyed by expert id).
+
+    Everything else (channel, recipient, body) is read from the message row, written in the
+    same transaction as this message's outbox row.
+    """
+
+    message_id: uuid.UUID
+    expert_id: uuid.UUID
+    project_id: uuid.UUID
+    subject: str | None = Field(default=None, max_length=500)

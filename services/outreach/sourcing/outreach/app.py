@@ -1,0 +1,66 @@
+"""The outreach service's Faust app: three thin agents over the handlers.
+
+* ``outreach`` lane: ``outreach.send.v1`` (deliver a queued message through its channel
+  adapter) and ``outreach.auto.v1`` (enrichment asks for outreach on the project's channel);
+* ``screening`` lane: ``screening.follow-up.v1`` (reminder, or escalation);
+* ``google-sheets-sync`` lane: ``google-sheets-sync.requested.v1`` (one row per expert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sourcing.common.config import Settings
+from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
+from sourcing.common.messages.outreach import ScreeningFollowUpRequested, SheetSyncRequested
+from sourcing.common.models.enums import Channel
+from sourcing.outreach.channels import OutreachChannel, build_channel_http, build_channels
+from sourcing.outreach.handlers import (
+    Clock,
+    OutreachHandlers,
+    ScreeningHandlers,
+    SheetSyncHandlers,
+    utc_now,
+)
+from sourcing.outreach.sheets import GoogleSheetsClient
+
+SERVICE_NAME = "outreach"
+
+
+def build_app(
+    settings: Settings,
+    *,
+    channels: Mapping[Channel, OutreachChannel] | None = None,
+    sheets: GoogleSheetsClient | None = None,
+    clock: Clock = utc_now,
+    **create_app_options: Any,
+) -> SourcingApp:
+    """The outreach app (``channels`` / ``sheets`` default to the real adapters)."""
+    app = create_app(SERVICE_NAME, settings, **create_app_options)
+    if channels is None:
+        channels = build_channels(settings, build_channel_http(settings))
+    outreach = OutreachHandlers(
+        settings=settings,
+        sessionmaker=app.runtime.sessionmaker,
+        channels=channels,
+        clock=clock,
+    )
+    screening = ScreeningHandlers(settings=settings, clock=clock)
+    sheet_sync = SheetSyncHandlers(
+        settings=settings, sheets=sheets or GoogleSheetsClient(settings), clock=clock
+    )
+    reliable_agent(app, "outreach", outreach.handlers(), consumer_name="outreach")
+    reliable_agent(
+        app,
+        "screening",
+        {ScreeningFollowUpRequested.message_type: screening.follow_up},
+        consumer_name="screening",
+    )
+    reliable_agent(
+        app,
+        "google-sheets-sync",
+        {SheetSyncRequested.message_type: sheet_sync.sync},
+        consumer_name="google-sheets-sync",
+    )
+    return app

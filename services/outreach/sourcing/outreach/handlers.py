@@ -1,0 +1,588 @@
+"""The work of the outreach, screening and google-sheets-sync agents (testable without Kafka).
+
+Delivery (``outreach.send.v1``) and the reliability contract
+-------------------------------------------------------------
+The agent's transaction (dedup row + business writes) is open while a handler runs, so the
+handler reads the message *without locks*, calls the vendor, and only then writes. No row lock
+is held across the HTTP call (the only row the transaction holds is its own new
+``processed_events`` row, which blocks nobody but a duplicate of the same message).
+
+Failures are never silent: the attempt count, the error and - for a permanent failure or the
+last transient attempt - ``delivery_status=FAILED`` are written in a *separate* transaction
+that commits before the error is re-raised, so they survive the rollback of the agent's own
+transaction. The reliability layer then retries transient errors (429/5xx) up to
+``AGENT_MAX_ATTEMPTS`` and dead-letters; a permanent one (``ChannelNotConfigured``, a vendor
+4xx) goes straight to dead-letter. The thread keeps status OPEN (its machine has no failed
+state) and carries ``last_error``/``last_error_at``.
+
+A message already handed to its vendor (``sent_at`` set) or FAILED is not sent again (a
+redelivered job is a no-op). ``delivery_status`` QUEUED means "waiting for this agent"; a
+vendor's own "queued"/"accepted" answer is stored as SENT with the vendor's message id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sourcing.common.config import Settings
+from sourcing.common.db import session_scope
+from sourcing.common.events import Envelope
+from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.retry import PermanentError, is_transient
+from sourcing.common.messages.outreach import (
+    AutoOutreachRequested,
+    OutreachSendRequested,
+    ScreeningFollowUpRequested,
+    SheetSyncRequested,
+)
+from sourcing.common.models import (
+    Expert,
+    GoogleSheetExport,
+    GoogleSheetRowMap,
+    OutreachThread,
+    Project,
+    ScreeningResponse,
+)
+from sourcing.common.models.enums import (
+    Channel,
+    ContactType,
+    DeliveryStatus,
+    MessagePurpose,
+    SheetExportStatus,
+    SheetOperation,
+)
+from sourcing.common.policies.cooldown import (
+    ThreadClosed,
+    apply_cooldown,
+    link_cooldown_log,
+    open_thread,
+    queue_outbound_message,
+)
+from sourcing.common.screening import OPEN_STATUSES, best_recipient, pick_recipient
+from sourcing.common.statemachines import SCREENING_RESPONSE, LeadStatus, ScreeningResponseStatus
+from sourcing.outreach import repository
+from sourcing.outreach.channels import OutboundMessage, OutreachChannel
+from sourcing.outreach.sheets import GoogleSheetsClient
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+OUTREACH_LANE = "outreach"
+SHEETS_LANE = "google-sheets-sync"
+EXPERT_ENTITY = "expert"
+DEFAULT_AUTO_TEMPLATE = (
+    "Hi {first_name}, we are running a paid expert consultation for {project_name} and your "
+    "experience as {title} at {company} would be valuable. Would you be open to a short call?"
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def request_sheet_sync(
+    session: AsyncSession, *, project_id: uuid.UUID, expert_id: uuid.UUID
+) -> None:
+    """Ask google-sheets-sync to refresh the expert's row (outbox, same transaction)."""
+    await add_to_outbox(
+        session,
+        SHEETS_LANE,
+        Envelope.new(
+            SheetSyncRequested.message_type,
+            SheetSyncRequested(
+                project_id=project_id, entity_type=EXPERT_ENTITY, entity_id=expert_id
+            ),
+        ),
+        key=str(project_id),
+    )
+
+
+async def request_delivery(
+    session: AsyncSession,
+    *,
+    message_id: uuid.UUID,
+    expert_id: uuid.UUID,
+    project_id: uuid.UUID,
+    subject: str | None = None,
+) -> None:
+    await add_to_outbox(
+        session,
+        OUTREACH_LANE,
+        Envelope.new(
+            OutreachSendRequested.message_type,
+            OutreachSendRequested(
+                message_id=message_id, expert_id=expert_id, project_id=project_id, subject=subject
+            ),
+        ),
+        key=str(expert_id),
+    )
+
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def render_template(template: str, *, expert: Expert, project: Project) -> str:
+    """Fill ``{first_name}``, ``{full_name}``, ``{title}``, ``{company}``, ``{project_name}``;
+    unknown placeholders stay as written (no attribute access: templates are operator input)."""
+    fields = {
+        "first_name": expert.first_name or expert.full_name.split(" ")[0],
+        "full_name": expert.full_name,
+        "last_name": expert.last_name or "",
+        "title": expert.title or "your role",
+        "company": expert.company_name or "your company",
+        "project_name": project.name,
+    }
+    return _PLACEHOLDER.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
+
+
+# --- outreach -------------------------------------------------------------------------------
+
+
+class OutreachHandlers:
+    """``outreach.send.v1`` (deliver a queued message) and ``outreach.auto.v1``."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        channels: Mapping[Channel, OutreachChannel],
+        clock: Clock = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.channels = channels
+        self.clock = clock
+
+    async def deliver(
+        self, session: AsyncSession, envelope: Envelope, payload: OutreachSendRequested
+    ) -> None:
+        loaded = await repository.message_with_thread(session, payload.message_id)
+        if loaded is None:
+            raise PermanentError(f"outreach message {payload.message_id} does not exist")
+        message, thread = loaded
+        if message.sent_at is not None or message.delivery_status != "QUEUED":
+            logger.info(
+                "message %s already %s; not sent again", message.id, message.delivery_status
+            )
+            return
+        channel = Channel(thread.channel)
+        async with session_scope(self.sessionmaker) as side:
+            attempts = await repository.count_attempt(side, message.id)
+        outbound = OutboundMessage(
+            channel=channel,
+            recipient=message.recipient or thread.recipient or "",
+            body=message.body,
+            idempotency_key=str(message.id),
+            expert_id=message.expert_id,
+            project_id=thread.project_id,
+            subject=payload.subject,
+            thread_ref=thread.external_thread_id,
+        )
+        try:
+            receipt = await self.channels[channel].send(outbound)
+        except Exception as exc:
+            final = not is_transient(exc) or attempts >= self.settings.AGENT_MAX_ATTEMPTS
+            async with session_scope(self.sessionmaker) as side:
+                await repository.record_failure(
+                    side,
+                    message_id=message.id,
+                    thread_id=thread.id,
+                    error=f"{type(exc).__name__}: {exc}",
+                    final=final,
+                    now=self.clock(),
+                )
+            logger.warning(
+                "delivery of message %s on %s failed (attempt %d, %s): %s",
+                message.id,
+                channel.name,
+                attempts,
+                "final" if final else "will retry",
+                exc,
+            )
+            raise
+        now = self.clock()
+        message.provider = receipt.provider
+        message.provider_message_id = receipt.provider_message_id
+        # QUEUED means "waiting for our agent"; a vendor that queued it has it: SENT.
+        status = receipt.delivery_status
+        message.delivery_status = (
+            DeliveryStatus.SENT.value if status is DeliveryStatus.QUEUED else status.value
+        )
+        message.sent_at = now
+        message.error = None
+        if status is DeliveryStatus.FAILED:
+            message.failed_at = now
+        thread.last_message_at = now
+        if receipt.provider_thread_id and not thread.external_thread_id:
+            thread.external_thread_id = receipt.provider_thread_id
+        await session.flush()
+        if message.purpose == MessagePurpose.OUTREACH.value:
+            await repository.mark_leads(
+                session,
+                project_id=thread.project_id,
+                expert_id=thread.expert_id,
+                from_status=LeadStatus.OUTREACH_PENDING,
+                to_status=LeadStatus.CONTACTED,
+                now=now,
+            )
+        await request_sheet_sync(session, project_id=thread.project_id, expert_id=thread.expert_id)
+
+    async def auto(
+        self, session: AsyncSession, envelope: Envelope, payload: AutoOutreachRequested
+    ) -> None:
+        project = await repository.get_project(session, payload.project_id)
+        expert = await repository.get_expert(session, payload.expert_id)
+        if project is None or expert is None:
+            logger.warning("auto outreach for a missing project or expert: %s", payload)
+            return
+        if not project.auto_outreach_channel:
+            logger.info("project %s has no auto outreach channel; nothing sent", project.id)
+            return
+        if await repository.is_suppressed(session, expert):
+            logger.info("expert %s is suppressed; no auto outreach", expert.id)
+            return
+        channel = Channel(project.auto_outreach_channel)
+        contacts = await repository.list_contacts(session, expert.id)
+        recipient = pick_recipient(expert, contacts, channel)
+        if recipient is None:
+            logger.warning(
+                "expert %s has no %s contact; auto outreach skipped", expert.id, channel.name
+            )
+            return
+        now = self.clock()
+        decision = await apply_cooldown(
+            session,
+            project_id=project.id,
+            expert_id=expert.id,
+            channel=channel,
+            now=now,
+            cooldown_days=self.settings.OUTREACH_COOLDOWN_DAYS,
+            project_override=project.override_cooldown,
+            actor="auto-outreach",
+            correlation_id=envelope.correlation_id,
+        )
+        if not decision.allowed:
+            logger.info(
+                "expert %s in cooldown until %s; auto outreach refused", expert.id, decision.ends_at
+            )
+            return
+        try:
+            thread = await open_thread(
+                session,
+                project_id=project.id,
+                expert_id=expert.id,
+                channel=channel,
+                recipient=recipient,
+            )
+        except ThreadClosed:
+            logger.info(
+                "thread of expert %s on %s is closed; auto outreach skipped",
+                expert.id,
+                channel.name,
+            )
+            return
+        body = render_template(
+            project.auto_outreach_template or DEFAULT_AUTO_TEMPLATE, expert=expert, project=project
+        )
+        message = await queue_outbound_message(
+            session,
+            thread=thread,
+            body=body,
+            recipient=recipient,
+            cooldown_overridden=decision.in_cooldown,
+            correlation_id=envelope.correlation_id,
+        )
+        await link_cooldown_log(session, decision, message)
+        await repository.mark_leads(
+            session,
+            project_id=project.id,
+            expert_id=expert.id,
+            from_status=LeadStatus.ENRICHED,
+            to_status=LeadStatus.OUTREACH_PENDING,
+            now=now,
+        )
+        await request_delivery(
+            session, message_id=message.id, expert_id=expert.id, project_id=project.id
+        )
+
+    def handlers(self) -> dict[str, Any]:
+        return {
+            OutreachSendRequested.message_type: self.deliver,
+            AutoOutreachRequested.message_type: self.auto,
+        }
+
+
+# --- screening ------------------------------------------------------------------------------
+
+
+def reminder_text(prompts: list[str], number: int) -> str:
+    lines = [f"Reminder {number}: we are still waiting for your answers to:"]
+    lines.extend(f"- {prompt}" for prompt in prompts)
+    return "\n".join(lines)
+
+
+class ScreeningHandlers:
+    """``screening.follow-up.v1``: remind the expert, or escalate after the last reminder."""
+
+    def __init__(self, *, settings: Settings, clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    async def follow_up(
+        self, session: AsyncSession, envelope: Envelope, payload: ScreeningFollowUpRequested
+    ) -> None:
+        response = await repository.get_response(session, payload.response_id)
+        if response is None or response.status not in OPEN_STATUSES:
+            return
+        rows = await repository.screening_rows(
+            session, project_id=response.project_id, expert_id=response.expert_id
+        )
+        open_rows = [row for row, _ in rows if row.status in OPEN_STATUSES]
+        if not open_rows:
+            return
+        now = self.clock()
+        idle = timedelta(minutes=self.settings.SCREENING_FOLLOW_UP_IDLE_MINUTES)
+        if max(row.updated_at for row in open_rows) > now - idle:
+            logger.info("screening of expert %s was touched meanwhile", response.expert_id)
+            return
+        sent = max(row.reminder_count for row in open_rows)
+        if sent >= self.settings.SCREENING_MAX_REMINDERS:
+            for row in open_rows:
+                _move(row, ScreeningResponseStatus.ESCALATED, now)
+                row.escalated_at = now
+            await session.flush()
+            logger.warning(
+                "screening of expert %s in project %s escalated after %d reminders",
+                response.expert_id,
+                response.project_id,
+                sent,
+            )
+            await request_sheet_sync(
+                session, project_id=response.project_id, expert_id=response.expert_id
+            )
+            return
+        expert = await repository.get_expert(session, response.expert_id)
+        if expert is None or await repository.is_suppressed(session, expert):
+            return
+        thread = await self._thread(session, response, expert)
+        if thread is None:
+            logger.warning("expert %s has no reachable channel for a reminder", expert.id)
+            return
+        number = sent + 1
+        unanswered = [q.prompt for row, q in rows if row.answered_at is None and q.required]
+        message = await queue_outbound_message(
+            session,
+            thread=thread,
+            body=reminder_text(unanswered or [q.prompt for _, q in rows], number),
+            purpose=MessagePurpose.SCREENING_REMINDER,
+            correlation_id=envelope.correlation_id,
+        )
+        if not await repository.add_reminder(
+            session,
+            response_id=response.id,
+            number=number,
+            channel=thread.channel,
+            message_id=message.id,
+            correlation_id=envelope.correlation_id,
+        ):
+            raise PermanentError(f"reminder {number} of response {response.id} already exists")
+        for row in open_rows:
+            row.reminder_count = number
+            row.last_reminded_at = now
+            row.updated_at = now
+        await session.flush()
+        await request_delivery(
+            session, message_id=message.id, expert_id=expert.id, project_id=response.project_id
+        )
+
+    async def _thread(
+        self, session: AsyncSession, response: ScreeningResponse, expert: Expert
+    ) -> OutreachThread | None:
+        if response.channel:
+            thread = await repository.find_thread(
+                session,
+                project_id=response.project_id,
+                expert_id=response.expert_id,
+                channel=response.channel,
+            )
+            if thread is not None and thread.status == "OPEN":
+                return thread
+        recipient = best_recipient(expert, await repository.list_contacts(session, expert.id))
+        if recipient is None:
+            return None
+        try:
+            return await open_thread(
+                session,
+                project_id=response.project_id,
+                expert_id=expert.id,
+                channel=recipient.channel,
+                recipient=recipient.address,
+            )
+        except ThreadClosed:
+            return None
+
+
+def _move(row: ScreeningResponse, target: ScreeningResponseStatus, now: datetime) -> None:
+    SCREENING_RESPONSE.assert_transition(row.status, target.value)
+    row.status = target.value
+    row.status_changed_at = now
+    row.updated_at = now
+
+
+# --- google sheets --------------------------------------------------------------------------
+
+SHEET_HEADER = (
+    "Expert ID",
+    "Name",
+    "Title",
+    "Company",
+    "Emails",
+    "Phones",
+    "Other contacts",
+    "Lead status",
+    "Ranking score",
+    "Screening",
+)
+
+
+def tab_title(project: Project) -> str:
+    """One tab per project: its name (characters Sheets ranges dislike removed) + short id."""
+    name = re.sub(r"[\[\]\*\?/\\:'!]", " ", project.name).strip()[:80] or "Project"
+    return f"{name} {str(project.id)[:8]}"
+
+
+def screening_summary(rows: list[ScreeningResponse]) -> str:
+    if not rows:
+        return ""
+    status = rows[0].status
+    answered = sum(1 for row in rows if row.answered_at is not None)
+    return f"{status} ({answered}/{len(rows)} answered)"
+
+
+class SheetSyncHandlers:
+    """``google-sheets-sync.requested.v1``: push the expert's row to the project's tab."""
+
+    def __init__(
+        self, *, settings: Settings, sheets: GoogleSheetsClient, clock: Clock = utc_now
+    ) -> None:
+        self.settings = settings
+        self.sheets = sheets
+        self.clock = clock
+        self._disabled_logged = False
+
+    async def row_values(
+        self, session: AsyncSession, project: Project, expert: Expert
+    ) -> list[str]:
+        contacts = await repository.list_contacts(session, expert.id)
+        by_type: dict[str, list[str]] = {}
+        for contact in contacts:
+            by_type.setdefault(contact.type, []).append(
+                contact.value
+                if contact.type != ContactType.HANDLE.value
+                else f"{contact.channel or 'handle'}:{contact.value}"
+            )
+        leads = await repository.expert_leads(session, project_id=project.id, expert_id=expert.id)
+        ranking = leads[0].ranking_score if leads and leads[0].ranking_score is not None else None
+        if ranking is None:
+            ranking = await repository.latest_ranking(
+                session, project_id=project.id, expert_id=expert.id
+            )
+        screening = list(
+            await repository.screening_statuses(session, project_id=project.id, expert_id=expert.id)
+        )
+        return [
+            str(expert.id),
+            expert.full_name,
+            expert.title or "",
+            expert.company_name or "",
+            ", ".join(by_type.get(ContactType.EMAIL.value, [])),
+            ", ".join(by_type.get(ContactType.PHONE.value, [])),
+            ", ".join(
+                by_type.get(ContactType.LINKEDIN.value, [])
+                + by_type.get(ContactType.HANDLE.value, [])
+            ),
+            leads[0].status if leads else "",
+            "" if ranking is None else f"{ranking:.4f}",
+            screening_summary(screening),
+        ]
+
+    async def sync(
+        self, session: AsyncSession, envelope: Envelope, payload: SheetSyncRequested
+    ) -> None:
+        if not self.sheets.configured:
+            if not self._disabled_logged:
+                logger.info(
+                    "google sheets sync disabled: set %s; requests are acknowledged and skipped",
+                    ", ".join(self.sheets.missing_settings()),
+                )
+                self._disabled_logged = True
+            return
+        if payload.entity_type != EXPERT_ENTITY:
+            logger.info("sheet sync of %s rows is not supported; skipped", payload.entity_type)
+            return
+        project = await repository.get_project(session, payload.project_id)
+        expert = await repository.get_expert(session, payload.entity_id)
+        if project is None or expert is None:
+            return
+        values = await self.row_values(session, project, expert)
+        digest = hashlib.sha256(json.dumps(values).encode()).hexdigest()
+        mapping = await repository.row_map(
+            session, project_id=project.id, entity_type=EXPERT_ENTITY, entity_id=expert.id
+        )
+        spreadsheet_id = self.sheets.spreadsheet_id or ""
+        export = GoogleSheetExport(
+            project_id=project.id,
+            entity_type=EXPERT_ENTITY,
+            entity_id=expert.id,
+            spreadsheet_id=spreadsheet_id,
+            row_values=dict(zip(SHEET_HEADER, values, strict=True)),
+            correlation_id=envelope.correlation_id,
+        )
+        now = self.clock()
+        if mapping is not None and mapping.row_hash == digest:
+            export.row_map_id = mapping.id
+            export.sheet_tab = mapping.sheet_tab
+            export.row_number = mapping.row_number
+            export.operation = SheetOperation.UPDATE.value
+            export.status = SheetExportStatus.SKIPPED.value
+            await repository.add_export(session, export)
+            return
+        if mapping is not None:
+            # Updates go where the row already is, even if the project was renamed since.
+            await self.sheets.update_row(mapping.sheet_tab, mapping.row_number, values)
+            mapping.row_hash = digest
+            mapping.last_exported_at = now
+            export.operation = SheetOperation.UPDATE.value
+        else:
+            tab = tab_title(project)
+            await self.sheets.ensure_tab(tab, SHEET_HEADER)
+            row_number = await self.sheets.append_row(tab, values)
+            mapping = GoogleSheetRowMap(
+                project_id=project.id,
+                entity_type=EXPERT_ENTITY,
+                entity_id=expert.id,
+                spreadsheet_id=spreadsheet_id,
+                sheet_tab=tab,
+                row_number=row_number,
+                row_hash=digest,
+                last_exported_at=now,
+            )
+            session.add(mapping)
+            await session.flush()
+            export.operation = SheetOperation.APPEND.value
+        export.row_map_id = mapping.id
+        export.sheet_tab = mapping.sheet_tab
+        export.row_number = mapping.row_number
+        export.status = SheetExportStatus.SUCCEEDED.value
+        export.exported_at = now
+        await repository.add_export(session, export)
