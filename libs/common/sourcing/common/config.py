@@ -40,7 +40,8 @@ PINO_LEVELS: dict[str, int] = {
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
 DEV_YAY_WEBHOOK_SECRET = "dev-only-yay-webhook-secret"
 DEV_SALES_NAV_WEBHOOK_SECRET = "dev-only-sales-nav-webhook-secret"
-_DEV_DEFAULT_SECRETS = {
+# Secrets required outside development, with the defaults development fills in.
+DEV_DEFAULT_SECRETS = {
     "JWT_SECRET": DEV_JWT_SECRET,
     "YAY_WEBHOOK_SECRET": DEV_YAY_WEBHOOK_SECRET,
     "SALES_NAV_WEBHOOK_SECRET": DEV_SALES_NAV_WEBHOOK_SECRET,
@@ -192,14 +193,14 @@ class Settings(
     @model_validator(mode="after")
     def _secrets(self) -> Settings:
         if self.is_development:
-            for name, value in _DEV_DEFAULT_SECRETS.items():
+            for name, value in DEV_DEFAULT_SECRETS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, SecretStr(value))
-        for name in _DEV_DEFAULT_SECRETS:
+        for name in DEV_DEFAULT_SECRETS:
             secret: SecretStr | None = getattr(self, name)
             if secret is None or not secret.get_secret_value():
                 raise ValueError(f"{name} is required (set it in the environment or .env)")
-            if not self.is_development and secret.get_secret_value() == _DEV_DEFAULT_SECRETS[name]:
+            if not self.is_development and secret.get_secret_value() == DEV_DEFAULT_SECRETS[name]:
                 raise ValueError(f"{name} still has the development default outside development")
         jwt_secret = self.JWT_SECRET
         assert jwt_secret is not None

@@ -311,7 +311,7 @@ def _default_text(field: FieldInfo) -> str:
 
 def required_outside_development() -> frozenset[str]:
     """Secrets with a development-only default (``sourcing.common.config``)."""
-    return frozenset(config._DEV_DEFAULT_SECRETS)
+    return frozenset(config.DEV_DEFAULT_SECRETS)
 
 
 def render_environment(env_example: str | None) -> str:

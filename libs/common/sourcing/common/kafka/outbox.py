@@ -9,8 +9,8 @@ Ordering: rows are relayed in ``seq`` order (an identity column: insert order, a
 transaction) through one producer, and only one relay works at a time (a transaction-scoped
 advisory lock), so messages with the same key reach their partition in the order written.
 
-The ``topic`` column holds the lane name; the relay adds its environment's topic prefix (a
-value that is not a lane name, e.g. a dead-letter replay's full origin topic, is used as is).
+The ``topic`` column holds the lane name (``add_to_outbox`` accepts lanes only); the relay adds
+its environment's topic prefix.
 """
 
 from __future__ import annotations
