@@ -1,0 +1,1 @@
+"""The call-allocation service: gives callers their next call task."""

@@ -1,0 +1,856 @@
+"""Call allocation: the one rule that hands a caller their next call task (API and agent).
+
+Who gets what
+-------------
+A caller asking for work (``GET /api/v1/call-tasks/current`` or the ``call-allocation`` agent)
+gets, in this order:
+
+1. a refusal if their allocation status forbids work: ``PAUSED_LOW_DIAL_RATE`` → 409
+   ``caller_paused`` (resume by dialling / ask ops), ``RESTRICTED_FRAUD`` and ``SUSPENDED`` →
+   403 ``caller_restricted`` (admin review); a deactivated caller → 403 ``caller_inactive``;
+2. their active task (ASSIGNED or DIALING) if they have one;
+3. else the best PENDING task they may take, assigned atomically: task region in the caller's
+   ``region_iso_codes`` and task language in the caller's ``language_codes`` (each only when
+   the task has one), the expert inside their local calling window
+   (``CALLING_WINDOW_START_HOUR`` ≤ local hour < ``CALLING_WINDOW_END_HOUR`` in the expert's
+   timezone, else their country's main zone), the expert not suppressed, the
+   project ACTIVE, ``available_after`` passed; highest ``priority`` (the project's), then
+   ``ranking_score``, then oldest first. The candidate is taken with
+   ``FOR UPDATE SKIP LOCKED LIMIT 1`` inside the assigning ``UPDATE``, so concurrent callers
+   never receive the same task; the partial unique index ``uq_call_tasks_active_caller_id``
+   (one active task per caller) is the final guard;
+4. else nothing: the caller becomes ``IDLE_NO_AVAILABLE_TASKS`` when the state machine allows.
+
+The pool query walks ``ix_call_tasks_pending_allocation`` (``priority DESC, ranking_score
+DESC, created_at`` where PENDING) and stops at the first row that passes the filters.
+
+Assigned tasks carry ``expires_at = now + CALL_TASK_DIAL_DEADLINE_SECONDS``; one not dialled
+by then is moved ``ASSIGNED → EXPIRED → PENDING`` (back to the pool) by
+:func:`expire_stale_assignments`, which the agent and every allocation run first.
+
+Time is always passed in (``now``), never read here.
+"""
+
+from __future__ import annotations
+
+import string
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Text,
+    all_,
+    and_,
+    any_,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common.config import Settings
+from sourcing.common.errors import Conflict, Forbidden, NotFound
+from sourcing.common.events import Envelope
+from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.logging import correlation_id_var
+from sourcing.common.messages.outreach import SheetSyncRequested
+from sourcing.common.models import (
+    Caller,
+    CallerStatusHistory,
+    CallTask,
+    Expert,
+    ExpertSuppression,
+    Lead,
+    Project,
+    SignupChase,
+    SystemEvent,
+)
+from sourcing.common.models.enums import (
+    MAX_SIGNUP_CHASES_PER_DAY,
+    CallOutcome,
+    CallTaskKind,
+    SuppressionReason,
+)
+from sourcing.common.policies.calls import country_timezone, in_calling_window
+from sourcing.common.statemachines import (
+    CALL_TASK,
+    CALL_TASK_ACTIVE_STATUSES,
+    CALL_TASK_OPEN_STATUSES,
+    CALLER_ALLOCATION,
+    LEAD,
+    CallerAllocationStatus,
+    CallTaskStatus,
+    LeadStatus,
+    ProjectStatus,
+)
+
+Clock = Callable[[], datetime]
+
+ACTIVE_TASK_INDEX = "uq_call_tasks_active_caller_id"
+OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
+SHEETS_LANE = "google-sheets-sync"
+
+NO_AVAILABLE_TASKS = "NO_AVAILABLE_TASKS"
+
+_S = CallTaskStatus
+_A = CallerAllocationStatus
+
+
+def utc_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+class CallerNotRegistered(Forbidden):
+    """The token's user id names no Caller (by id or email)."""
+
+    code = "caller_not_registered"
+
+
+class CallerInactive(Forbidden):
+    code = "caller_inactive"
+
+
+class CallerPaused(Conflict):
+    """PAUSED_LOW_DIAL_RATE: no new work until the caller dials again (409)."""
+
+    code = "caller_paused"
+
+
+class CallerRestricted(Forbidden):
+    """RESTRICTED_FRAUD or SUSPENDED: no work until an admin reviews the caller (403)."""
+
+    code = "caller_restricted"
+
+
+HOW_TO_RESUME = {
+    _A.PAUSED_LOW_DIAL_RATE.value: (
+        "Your dial rate stayed too low for 10+ minutes. Resume by making calls: dialling again "
+        "returns you to ACTIVE; ops or an admin can also reactivate you."
+    ),
+    _A.RESTRICTED_FRAUD.value: (
+        "Short calls or calls outside experts' local hours were detected. An admin must review "
+        "your calls before you can take tasks again."
+    ),
+    _A.SUSPENDED.value: "Your account is suspended by an admin. Contact your administrator.",
+}
+
+
+def refusal_for(caller: Caller) -> Forbidden | Conflict | None:
+    """Why ``caller`` may not take work now, as the error to raise (None: they may)."""
+    status = caller.allocation_status
+    details: dict[str, Any] = {
+        "callerId": str(caller.id),
+        "allocationStatus": status,
+        "statusReason": caller.status_reason,
+        "statusChangedAt": caller.status_changed_at.isoformat()
+        if caller.status_changed_at
+        else None,
+    }
+    if not caller.is_active:
+        return CallerInactive(
+            f"caller {caller.email} is deactivated and gets no call tasks",
+            details={**details, "howToResume": "Ask an admin to reactivate your account."},
+        )
+    if status == _A.PAUSED_LOW_DIAL_RATE.value:
+        return CallerPaused(
+            "allocation paused: dial rate too low (PAUSED_LOW_DIAL_RATE)",
+            details={**details, "howToResume": HOW_TO_RESUME[status]},
+        )
+    if status in (_A.RESTRICTED_FRAUD.value, _A.SUSPENDED.value):
+        return CallerRestricted(
+            f"allocation blocked: caller is {status}",
+            details={**details, "howToResume": HOW_TO_RESUME[status]},
+        )
+    return None
+
+
+# --- the calling window ---------------------------------------------------------------------
+#
+# The window rule is :func:`sourcing.common.policies.calls.in_calling_window` (call validation
+# uses it for timezone mismatches). The query does not convert timezones per row: it compares
+# the expert's zone (else their country) with the zones (countries) inside the window at
+# ``now``, computed here once per minute. An expert whose zone is not a known IANA name is not
+# callable; one with neither zone nor a known country is (nothing says it is night there).
+
+
+@lru_cache(maxsize=1)
+def _known_zones() -> tuple[str, ...]:
+    return tuple(sorted(available_timezones()))
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, ZoneInfo]:
+    letters = string.ascii_uppercase
+    zones: dict[str, ZoneInfo] = {}
+    for code in (a + b for a in letters for b in letters):
+        zone = country_timezone(code)
+        if zone is not None:
+            zones[code] = zone
+    return zones
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWindow:
+    """Zones and countries inside the calling window at one minute."""
+
+    zones: tuple[str, ...]
+    countries: tuple[str, ...]
+    known_countries: tuple[str, ...]
+
+
+@lru_cache(maxsize=8)
+def _open_window(minute: datetime, start_hour: int, end_hour: int) -> OpenWindow:
+    def inside(zone: ZoneInfo) -> bool:
+        return in_calling_window(minute, zone, start_hour=start_hour, end_hour=end_hour)
+
+    zones = tuple(name for name in _known_zones() if inside(ZoneInfo(name)))
+    country_zones = _country_zones()
+    countries = tuple(code for code, zone in country_zones.items() if inside(zone))
+    return OpenWindow(zones, countries, tuple(country_zones))
+
+
+def open_window(now: datetime, settings: Settings) -> OpenWindow:
+    """The zones and countries where ``now`` is inside the calling window (cached a minute)."""
+    minute = now.astimezone(UTC).replace(second=0, microsecond=0)
+    return _open_window(
+        minute, settings.CALLING_WINDOW_START_HOUR, settings.CALLING_WINDOW_END_HOUR
+    )
+
+
+def _text_array(values: tuple[str, ...]) -> Any:
+    return literal(list(values), ARRAY(Text))
+
+
+def _window_clause(now: datetime, settings: Settings) -> ColumnElement[bool]:
+    window = open_window(now, settings)
+    country = func.upper(Expert.country_iso)
+    return or_(
+        Expert.timezone == any_(_text_array(window.zones)),
+        and_(
+            Expert.timezone.is_(None),
+            or_(
+                Expert.country_iso.is_(None),
+                country == any_(_text_array(window.countries)),
+                country != all_(_text_array(window.known_countries)),
+            ),
+        ),
+    )
+
+
+# --- lookups --------------------------------------------------------------------------------
+
+
+async def find_caller(session: AsyncSession, user_id: str, *, lock: bool = False) -> Caller | None:
+    """The Caller a token's ``userId`` names: their id, or their email (case-insensitive)."""
+    try:
+        condition: ColumnElement[bool] = Caller.id == uuid.UUID(user_id)
+    except ValueError:
+        condition = func.lower(Caller.email) == user_id.strip().lower()
+    query = select(Caller).where(condition)
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def active_task(session: AsyncSession, caller_id: uuid.UUID) -> CallTask | None:
+    return await session.scalar(
+        select(CallTask).where(
+            CallTask.caller_id == caller_id, CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES)
+        )
+    )
+
+
+# --- caller status --------------------------------------------------------------------------
+
+
+async def set_caller_status(
+    session: AsyncSession,
+    caller: Caller,
+    to_status: str,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Move the caller's allocation status through the state machine, with history and audit."""
+    from_status = caller.allocation_status
+    CALLER_ALLOCATION.assert_transition(from_status, to_status)
+    correlation_id = correlation_id_var.get()
+    caller.allocation_status = to_status
+    caller.status_reason = reason
+    caller.status_changed_at = now
+    session.add(
+        CallerStatusHistory(
+            caller_id=caller.id,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+    )
+    session.add(
+        SystemEvent(
+            type="caller.allocation_status_changed",
+            entity_type="caller",
+            entity_id=caller.id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={"from": from_status, "to": to_status, "reason": reason},
+        )
+    )
+
+
+def note_task_request(caller: Caller, *, now: datetime, settings: Settings) -> bool:
+    """Stamp ``last_task_requested_at``; a request ``CALLER_SHIFT_GAP_SECONDS`` or more after the
+    caller's last activity (shift start, dial or task request; or the first request ever)
+    starts a shift (``shift_started_at = now``). Returns whether it did.
+
+    The same notion of a shift as :func:`sourcing.common.policies.calls.shift_start_for_dial`;
+    the performance service reads ``shift_started_at`` for the warm-up grace period.
+    """
+    activity = [
+        moment
+        for moment in (caller.shift_started_at, caller.last_dial_at, caller.last_task_requested_at)
+        if moment is not None
+    ]
+    gap = timedelta(seconds=settings.CALLER_SHIFT_GAP_SECONDS)
+    new_shift = caller.shift_started_at is None or not activity or now - max(activity) >= gap
+    if new_shift:
+        caller.shift_started_at = now
+    caller.last_task_requested_at = now
+    return new_shift
+
+
+# --- expiry ---------------------------------------------------------------------------------
+
+
+async def expire_stale_assignments(
+    session: AsyncSession, *, now: datetime, limit: int = 500, actor: str = "call-allocation"
+) -> list[uuid.UUID]:
+    """Return ASSIGNED tasks whose dial deadline passed to the pool (``ASSIGNED → EXPIRED →
+    PENDING``); rows another transaction holds are left for the next sweep. Returns their ids.
+    """
+    CALL_TASK.assert_transition(_S.ASSIGNED, _S.EXPIRED)
+    CALL_TASK.assert_transition(_S.EXPIRED, _S.PENDING)
+    stale = (
+        select(CallTask.id, CallTask.caller_id)
+        .where(CallTask.status == _S.ASSIGNED.value, CallTask.expires_at <= now)
+        .order_by(CallTask.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("stale")
+    )
+    rows = (
+        await session.execute(
+            update(CallTask)
+            .where(CallTask.id == stale.c.id)
+            .values(
+                status=_S.PENDING.value,
+                status_reason="dial deadline passed: EXPIRED, returned to the pool",
+                status_changed_at=now,
+                caller_id=None,
+                assigned_at=None,
+                expires_at=None,
+                requeue_count=CallTask.requeue_count + 1,
+            )
+            .returning(CallTask.id, stale.c.caller_id, CallTask.project_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if rows:
+        correlation_id = correlation_id_var.get()
+        session.add_all(
+            SystemEvent(
+                type="call_task.expired",
+                entity_type="call_task",
+                entity_id=task_id,
+                actor=actor,
+                correlation_id=correlation_id,
+                data={
+                    "from": _S.ASSIGNED.value,
+                    "via": _S.EXPIRED.value,
+                    "to": _S.PENDING.value,
+                    "callerId": str(caller_id) if caller_id else None,
+                },
+            )
+            for task_id, caller_id, _project_id in rows
+        )
+    return [row[0] for row in rows]
+
+
+# --- allocation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """What a caller gets: their task (``newly_assigned`` when given just now) or a reason."""
+
+    task_id: uuid.UUID | None
+    newly_assigned: bool = False
+    reason: str | None = None
+
+
+def _pool_candidate(caller: Caller, *, now: datetime, settings: Settings) -> Any:
+    regions = [code.upper() for code in caller.region_iso_codes]
+    languages = [code.lower() for code in caller.language_codes]
+    return (
+        select(CallTask.id)
+        .join(Expert, Expert.id == CallTask.expert_id)
+        .join(Project, Project.id == CallTask.project_id)
+        .where(
+            CallTask.status == _S.PENDING.value,
+            or_(CallTask.available_after.is_(None), CallTask.available_after <= now),
+            or_(CallTask.region_iso.is_(None), CallTask.region_iso.in_(regions)),
+            or_(
+                CallTask.language_code.is_(None),
+                func.lower(CallTask.language_code).in_(languages),
+            ),
+            Expert.suppressed_at.is_(None),
+            Project.status == ProjectStatus.ACTIVE.value,
+            _window_clause(now, settings),
+        )
+        .order_by(CallTask.priority.desc(), CallTask.ranking_score.desc(), CallTask.created_at)
+        .limit(1)
+        .with_for_update(of=CallTask, skip_locked=True)
+        .cte("candidate")
+    )
+
+
+async def _take_from_pool(
+    session: AsyncSession, caller: Caller, *, now: datetime, settings: Settings
+) -> uuid.UUID | None:
+    CALL_TASK.assert_transition(_S.PENDING, _S.ASSIGNED)
+    candidate = _pool_candidate(caller, now=now, settings=settings)
+    statement = (
+        update(CallTask)
+        .where(CallTask.id == candidate.c.id)
+        .values(
+            status=_S.ASSIGNED.value,
+            status_reason=None,
+            status_changed_at=now,
+            caller_id=caller.id,
+            assigned_at=now,
+            expires_at=now + timedelta(seconds=settings.CALL_TASK_DIAL_DEADLINE_SECONDS),
+        )
+        .returning(CallTask.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def assign_next_task(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    now: datetime,
+    settings: Settings,
+    actor: str = "call-allocation",
+) -> Allocation:
+    """The allocation rule (module docstring). Raises the caller's refusal; never commits.
+
+    Expire stale assignments first (:func:`expire_stale_assignments`) so an expired task of
+    this caller is not handed back as "active". Lock the caller row (``find_caller(lock=True)``)
+    to serialise one caller's concurrent requests.
+    """
+    refusal = refusal_for(caller)
+    if refusal is not None:
+        raise refusal
+    current = await active_task(session, caller.id)
+    if current is not None:
+        return Allocation(current.id)
+    try:
+        async with session.begin_nested():
+            task_id = await _take_from_pool(session, caller, now=now, settings=settings)
+    except IntegrityError as exc:
+        if ACTIVE_TASK_INDEX not in str(exc.orig):
+            raise
+        # Another request of this caller assigned a task first: that one is theirs.
+        current = await active_task(session, caller.id)
+        if current is None:
+            raise
+        return Allocation(current.id)
+    status = caller.allocation_status
+    if task_id is None:
+        if status != _A.IDLE_NO_AVAILABLE_TASKS.value and CALLER_ALLOCATION.can(
+            status, _A.IDLE_NO_AVAILABLE_TASKS.value
+        ):
+            await set_caller_status(
+                session,
+                caller,
+                _A.IDLE_NO_AVAILABLE_TASKS.value,
+                reason="no call task available for this caller's regions, languages and hours",
+                actor=actor,
+                now=now,
+            )
+        return Allocation(None, reason=NO_AVAILABLE_TASKS)
+    if status == _A.IDLE_NO_AVAILABLE_TASKS.value:
+        await set_caller_status(
+            session,
+            caller,
+            _A.ACTIVE.value,
+            reason="a call task became available",
+            actor=actor,
+            now=now,
+        )
+    return Allocation(task_id, newly_assigned=True)
+
+
+async def allocate_for_caller(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    now: datetime,
+    settings: Settings,
+    actor: str = "call-allocation",
+) -> Allocation:
+    """Expire stale assignments, then :func:`assign_next_task` (what the API and agent run)."""
+    await expire_stale_assignments(
+        session, now=now, limit=settings.ALLOCATION_EXPIRY_BATCH_SIZE, actor=actor
+    )
+    return await assign_next_task(session, caller, now=now, settings=settings, actor=actor)
+
+
+# --- operator requeue -----------------------------------------------------------------------
+
+
+async def requeue_task(
+    session: AsyncSession, task_id: uuid.UUID, *, reason: str, actor: str, now: datetime
+) -> CallTask:
+    """Put a stalled task back in the pool (``ASSIGNED/DIALING/EXPIRED → PENDING``), audited."""
+    task = await session.scalar(select(CallTask).where(CallTask.id == task_id).with_for_update())
+    if task is None:
+        raise NotFound(f"call task {task_id} not found", details={"taskId": str(task_id)})
+    from_status, previous_caller = task.status, task.caller_id
+    CALL_TASK.assert_transition(from_status, _S.PENDING)
+    task.status = _S.PENDING.value
+    task.status_reason = f"requeued: {reason}"
+    task.status_changed_at = now
+    task.caller_id = None
+    task.assigned_at = None
+    task.expires_at = None
+    task.dialing_started_at = None
+    task.requeue_count = task.requeue_count + 1
+    session.add(
+        SystemEvent(
+            type="call_task.requeued",
+            entity_type="call_task",
+            entity_id=task.id,
+            actor=actor,
+            correlation_id=correlation_id_var.get(),
+            data={
+                "reason": reason,
+                "from": from_status,
+                "to": _S.PENDING.value,
+                "previousCallerId": str(previous_caller) if previous_caller else None,
+            },
+        )
+    )
+    await session.flush()
+    return task
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class OutcomeResult:
+    task: CallTask
+    follow_up_task_id: uuid.UUID | None = None
+    follow_up_available_after: datetime | None = None
+    skipped: str | None = None  # why no follow-up task was created
+    cancelled_task_ids: list[uuid.UUID] = field(default_factory=list)
+    disqualified_leads: int = 0
+
+
+def _follow_up(source: CallTask, *, kind: CallTaskKind, available_after: datetime) -> CallTask:
+    return CallTask(
+        project_id=source.project_id,
+        expert_id=source.expert_id,
+        lead_id=source.lead_id,
+        status=_S.PENDING.value,
+        kind=kind.value,
+        priority=source.priority,
+        ranking_score=source.ranking_score,
+        region_iso=source.region_iso,
+        language_code=source.language_code,
+        phone_number=source.phone_number,
+        available_after=available_after,
+        chase_of_task_id=source.id,
+        correlation_id=correlation_id_var.get(),
+    )
+
+
+async def _add_follow_up(session: AsyncSession, task: CallTask) -> bool:
+    """Insert a follow-up task; False when the expert already has an open task in the project."""
+    try:
+        async with session.begin_nested():
+            session.add(task)
+            await session.flush()
+    except IntegrityError as exc:
+        if OPEN_TASK_INDEX not in str(exc.orig):
+            raise
+        return False
+    return True
+
+
+async def schedule_retry(
+    session: AsyncSession, source: CallTask, *, now: datetime, settings: Settings
+) -> OutcomeResult:
+    """RETRYABLE_REJECTION: the expert returns to the pool after ``RETRY_COOL_OFF_SECONDS``."""
+    available_after = now + timedelta(seconds=settings.RETRY_COOL_OFF_SECONDS)
+    retry = _follow_up(source, kind=CallTaskKind.RETRY, available_after=available_after)
+    if not await _add_follow_up(session, retry):
+        return OutcomeResult(source, skipped="the expert already has an open task in the project")
+    return OutcomeResult(
+        source, follow_up_task_id=retry.id, follow_up_available_after=available_after
+    )
+
+
+async def schedule_signup_chase(
+    session: AsyncSession, source: CallTask, *, now: datetime, settings: Settings
+) -> OutcomeResult:
+    """A signup-chase task ``SIGNUP_CHASE_DELAY_SECONDS`` later, at most
+    ``MAX_SIGNUP_CHASES_PER_DAY`` per expert per (UTC) day of scheduling; over the limit, or
+    for an expert who signed up or is suppressed, nothing is scheduled (``skipped`` says why).
+
+    The unique ``(expert_id, chase_date, chase_number)`` key with its 1..3 CHECK is the guard
+    against two schedulers racing: the loser tries the next number, then gives up.
+    """
+    expert = await session.get(Expert, source.expert_id)
+    if expert is None or expert.suppressed_at is not None:
+        return OutcomeResult(source, skipped="the expert is suppressed")
+    if expert.signed_up_at is not None:
+        return OutcomeResult(source, skipped="the expert already signed up")
+    chase_date = now.astimezone(UTC).date()
+    taken = await session.scalar(
+        select(func.count())
+        .select_from(SignupChase)
+        .where(SignupChase.expert_id == source.expert_id, SignupChase.chase_date == chase_date)
+    )
+    available_after = now + timedelta(seconds=settings.SIGNUP_CHASE_DELAY_SECONDS)
+    for number in range(int(taken or 0) + 1, MAX_SIGNUP_CHASES_PER_DAY + 1):
+        chase = _follow_up(source, kind=CallTaskKind.SIGNUP_CHASE, available_after=available_after)
+        try:
+            async with session.begin_nested():
+                session.add(chase)
+                await session.flush()
+                session.add(
+                    SignupChase(
+                        expert_id=source.expert_id,
+                        project_id=source.project_id,
+                        source_call_task_id=source.id,
+                        chase_call_task_id=chase.id,
+                        chase_date=chase_date,
+                        chase_number=number,
+                        correlation_id=correlation_id_var.get(),
+                    )
+                )
+                await session.flush()
+        except IntegrityError as exc:
+            if OPEN_TASK_INDEX in str(exc.orig):
+                return OutcomeResult(
+                    source, skipped="the expert already has an open task in the project"
+                )
+            if "signup_chases" in str(exc.orig):
+                continue  # a concurrent chase took this number
+            raise
+        return OutcomeResult(
+            source, follow_up_task_id=chase.id, follow_up_available_after=available_after
+        )
+    return OutcomeResult(
+        source,
+        skipped=f"signup chase limit reached ({MAX_SIGNUP_CHASES_PER_DAY} per expert per day)",
+    )
+
+
+async def suppress_expert(
+    session: AsyncSession,
+    expert_id: uuid.UUID,
+    *,
+    reason: SuppressionReason,
+    now: datetime,
+    actor: str,
+    source_call_task_id: uuid.UUID | None = None,
+    note: str | None = None,
+    keep_task_id: uuid.UUID | None = None,
+) -> tuple[list[uuid.UUID], int]:
+    """Never contact the expert again: the suppression row (idempotent), ``suppressed_at``, the
+    expert's other open call tasks CANCELLED, their leads DISQUALIFIED (where the lead machine
+    allows). Returns (cancelled task ids, disqualified lead count)."""
+    expert = await session.scalar(select(Expert).where(Expert.id == expert_id).with_for_update())
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    correlation_id = correlation_id_var.get()
+    await session.execute(
+        pg_insert(ExpertSuppression)
+        .values(
+            expert_id=expert.id,
+            reason=reason.value,
+            note=note,
+            linkedin_url_normalized=expert.linkedin_url_normalized,
+            email=expert.primary_email,
+            source_call_task_id=source_call_task_id,
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+        .on_conflict_do_nothing(index_elements=["expert_id"])
+    )
+    if expert.suppressed_at is None:
+        expert.suppressed_at = now
+    status_reason = f"expert suppressed ({reason.value})"
+    open_query = select(CallTask).where(
+        CallTask.expert_id == expert.id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES)
+    )
+    if keep_task_id is not None:
+        open_query = open_query.where(CallTask.id != keep_task_id)
+    open_tasks = (await session.scalars(open_query.with_for_update())).all()
+    cancelled: list[uuid.UUID] = []
+    for task in open_tasks:
+        path = (
+            [_S.PENDING.value, _S.CANCELLED.value]  # an ASSIGNED task goes back, then out
+            if task.status == _S.ASSIGNED.value
+            else [_S.CANCELLED.value]
+        )
+        current = task.status
+        for target in path:
+            CALL_TASK.assert_transition(current, target)
+            current = target
+        if task.status == _S.ASSIGNED.value:
+            task.caller_id = None  # back in the pool first: nobody holds it any more
+        task.status = _S.CANCELLED.value
+        task.status_reason = status_reason
+        task.status_changed_at = now
+        cancelled.append(task.id)
+    disqualifiable = [
+        state for state in LEAD.states if LEAD.can(state, LeadStatus.DISQUALIFIED.value)
+    ]
+    result = await session.execute(
+        update(Lead)
+        .where(Lead.expert_id == expert.id, Lead.status.in_(disqualifiable))
+        .values(
+            status=LeadStatus.DISQUALIFIED.value,
+            status_reason=status_reason,
+            status_changed_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    disqualified = int(getattr(result, "rowcount", 0) or 0)
+    session.add(
+        SystemEvent(
+            type="expert.suppressed",
+            entity_type="expert",
+            entity_id=expert.id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={
+                "reason": reason.value,
+                "sourceCallTaskId": str(source_call_task_id) if source_call_task_id else None,
+                "cancelledTaskIds": [str(task_id) for task_id in cancelled],
+                "disqualifiedLeads": disqualified,
+            },
+        )
+    )
+    await session.flush()
+    return cancelled, disqualified
+
+
+async def record_outcome(
+    session: AsyncSession,
+    *,
+    caller: Caller,
+    task_id: uuid.UUID,
+    outcome: CallOutcome,
+    notes: str | None,
+    now: datetime,
+    settings: Settings,
+) -> OutcomeResult:
+    """A caller's outcome for their own task (§4.5) and its effects, audited and synced.
+
+    The task must be the caller's (else 404) and ASSIGNED or DIALING: an ASSIGNED task moves
+    ``ASSIGNED → DIALING → COMPLETED`` (the Yay events of the call may still be on their way),
+    any other status is refused by the state machine (409 ``invalid_transition``).
+    """
+    task = await session.scalar(select(CallTask).where(CallTask.id == task_id).with_for_update())
+    if task is None or task.caller_id != caller.id:
+        raise NotFound(
+            f"call task {task_id} is not one of your tasks", details={"taskId": str(task_id)}
+        )
+    from_status = task.status
+    if from_status == _S.ASSIGNED.value:
+        CALL_TASK.assert_transition(from_status, _S.DIALING.value)
+        task.dialing_started_at = task.dialing_started_at or now
+        from_status = _S.DIALING.value
+    CALL_TASK.assert_transition(from_status, _S.COMPLETED.value)
+    previous_status = task.status
+    task.status = _S.COMPLETED.value
+    task.status_reason = f"outcome {outcome.value}"
+    task.status_changed_at = now
+    task.completed_at = now
+    task.outcome = outcome.value
+    task.outcome_at = now
+    task.outcome_notes = notes
+    await session.flush()  # the task leaves the open statuses before any follow-up is added
+    actor = f"caller:{caller.id}"
+    if outcome is CallOutcome.INTERESTED_SIGNUP_LINK_SENT:
+        result = await schedule_signup_chase(session, task, now=now, settings=settings)
+    elif outcome is CallOutcome.RETRYABLE_REJECTION:
+        result = await schedule_retry(session, task, now=now, settings=settings)
+    else:
+        cancelled, disqualified = await suppress_expert(
+            session,
+            task.expert_id,
+            reason=SuppressionReason.NEVER_CONTACT_AGAIN,
+            now=now,
+            actor=actor,
+            source_call_task_id=task.id,
+            note=notes,
+            keep_task_id=task.id,
+        )
+        result = OutcomeResult(task, cancelled_task_ids=cancelled, disqualified_leads=disqualified)
+    session.add(
+        SystemEvent(
+            type="call_task.outcome_recorded",
+            entity_type="call_task",
+            entity_id=task.id,
+            actor=actor,
+            correlation_id=correlation_id_var.get(),
+            data={
+                "outcome": outcome.value,
+                "from": previous_status,
+                "to": task.status,
+                "followUpTaskId": str(result.follow_up_task_id)
+                if result.follow_up_task_id
+                else None,
+                "skipped": result.skipped,
+                "cancelledTaskIds": [str(t) for t in result.cancelled_task_ids],
+            },
+        )
+    )
+    await add_to_outbox(
+        session,
+        SHEETS_LANE,
+        Envelope.new(
+            SheetSyncRequested.message_type,
+            SheetSyncRequested(
+                project_id=task.project_id, entity_type="call_task", entity_id=task.id
+            ),
+        ),
+        key=str(task.project_id),
+    )
+    await session.flush()
+    return result

@@ -1,0 +1,33 @@
+"""The call-allocation service: one thin agent over :mod:`sourcing.allocation.handlers`.
+
+* ``call-allocation`` (consumer ``call-allocation``): ``call-allocation.assign-current.v1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sourcing.allocation.handlers import AllocationHandlers
+from sourcing.common.allocation import Clock, utc_clock
+from sourcing.common.config import Settings
+from sourcing.common.events import CallAllocationAssignCurrent
+from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
+
+SERVICE_NAME = "allocation"
+LANE = "call-allocation"
+CONSUMER = "call-allocation"
+
+
+def build_app(
+    settings: Settings, *, clock: Clock = utc_clock, **create_app_options: Any
+) -> SourcingApp:
+    """The Faust app of the allocation service (``create_app_options`` go to ``create_app``)."""
+    app = create_app(SERVICE_NAME, settings, **create_app_options)
+    handlers = AllocationHandlers(settings, clock=clock)
+    reliable_agent(
+        app,
+        LANE,
+        {CallAllocationAssignCurrent.message_type: handlers.handle_assign_current},
+        consumer_name=CONSUMER,
+    )
+    return app

@@ -1,0 +1,142 @@
+"""Bodies of the call-task endpoints (§4.5): camelCase on the wire, as in the manual."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from sourcing.api.schemas import RequestModel, ResponseModel
+from sourcing.common.models import CallTask
+from sourcing.common.models.enums import CallOutcome
+from sourcing.common.statemachines import CallTaskStatus
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]
+
+
+class ExpertSummary(ResponseModel):
+    """Who to call: what the caller's screen shows."""
+
+    id: uuid.UUID
+    name: str
+    title: str | None
+    company: str | None
+    phone: str | None
+    timezone: str | None
+    country_iso: str | None
+    language_codes: list[str]
+
+
+class CallTaskOut(ResponseModel):
+    id: uuid.UUID
+    status: CallTaskStatus
+    status_reason: str | None
+    kind: str
+    project_id: uuid.UUID
+    project_name: str
+    expert: ExpertSummary
+    caller_id: uuid.UUID | None
+    priority: int
+    ranking_score: float
+    region_iso: str | None
+    language_code: str | None
+    available_after: datetime | None
+    assigned_at: datetime | None
+    expires_at: datetime | None = Field(
+        description="Dial deadline: an ASSIGNED task not dialled by then returns to the pool."
+    )
+    dialing_started_at: datetime | None
+    completed_at: datetime | None
+    outcome: CallOutcome | None
+    outcome_at: datetime | None
+    outcome_notes: str | None
+    requeue_count: int
+    chase_of_task_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, task: CallTask) -> CallTaskOut:
+        """From a task loaded with its expert and project."""
+        expert, project = task.expert, task.project
+        return cls(
+            id=task.id,
+            status=CallTaskStatus(task.status),
+            status_reason=task.status_reason,
+            kind=task.kind,
+            project_id=task.project_id,
+            project_name=project.name,
+            expert=ExpertSummary(
+                id=expert.id,
+                name=expert.full_name,
+                title=expert.title,
+                company=expert.company_name,
+                phone=task.phone_number or expert.primary_phone,
+                timezone=expert.timezone,
+                country_iso=expert.country_iso,
+                language_codes=list(expert.language_codes or []),
+            ),
+            caller_id=task.caller_id,
+            priority=task.priority,
+            ranking_score=task.ranking_score,
+            region_iso=task.region_iso,
+            language_code=task.language_code,
+            available_after=task.available_after,
+            assigned_at=task.assigned_at,
+            expires_at=task.expires_at,
+            dialing_started_at=task.dialing_started_at,
+            completed_at=task.completed_at,
+            outcome=CallOutcome(task.outcome) if task.outcome else None,
+            outcome_at=task.outcome_at,
+            outcome_notes=task.outcome_notes,
+            requeue_count=task.requeue_count,
+            chase_of_task_id=task.chase_of_task_id,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+        )
+
+
+class CurrentTaskResponse(ResponseModel):
+    """``task`` is the caller's task, or null with ``reason: NO_AVAILABLE_TASKS``."""
+
+    task: CallTaskOut | None
+    newly_assigned: bool = Field(description="True when the task was assigned by this request.")
+    reason: str | None = Field(
+        default=None, description="Why there is no task: `NO_AVAILABLE_TASKS`; null otherwise."
+    )
+    message: str | None = None
+    allocation_status: str
+
+
+class OutcomeRequest(RequestModel):
+    outcome: CallOutcome
+    notes: Notes | None = None
+
+
+class OutcomeResponse(ResponseModel):
+    task: CallTaskOut
+    follow_up_task_id: uuid.UUID | None = Field(
+        description="The signup-chase or retry task created by this outcome."
+    )
+    follow_up_available_after: datetime | None
+    follow_up_skipped: str | None = Field(
+        description="Why no follow-up was created (e.g. the daily signup-chase limit)."
+    )
+    cancelled_task_ids: list[uuid.UUID] = Field(
+        description="NEVER_CONTACT_AGAIN: the expert's other open tasks, now CANCELLED."
+    )
+    disqualified_leads: int
+
+
+class OperatorTaskList(ResponseModel):
+    items: list[CallTaskOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class RequeueRequest(RequestModel):
+    reason: Reason

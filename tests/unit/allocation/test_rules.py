@@ -1,0 +1,101 @@
+"""Pure parts of the allocation rule: refusals, the open calling window, shifts, settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from sourcing.common.allocation import (
+    CallerInactive,
+    CallerPaused,
+    CallerRestricted,
+    note_task_request,
+    open_window,
+    refusal_for,
+)
+from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.models import Caller
+from sourcing.common.policies.calls import in_calling_window
+
+NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
+
+
+def _caller(**fields: object) -> Caller:
+    values: dict[str, object] = {
+        "email": "c@example.com",
+        "allocation_status": "ACTIVE",
+        "is_active": True,
+    }
+    values.update(fields)
+    return Caller(**values)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("ACTIVE", None),
+        ("WARMUP_GRACE", None),
+        ("AT_RISK", None),
+        ("IDLE_NO_AVAILABLE_TASKS", None),
+        ("PAUSED_LOW_DIAL_RATE", CallerPaused),
+        ("RESTRICTED_FRAUD", CallerRestricted),
+        ("SUSPENDED", CallerRestricted),
+    ],
+)
+def test_refusals_by_status(status: str, error: type[Exception] | None) -> None:
+    refusal = refusal_for(_caller(allocation_status=status))
+    if error is None:
+        assert refusal is None
+    else:
+        assert isinstance(refusal, error)
+        assert refusal.details["howToResume"]
+
+
+def test_a_deactivated_caller_is_refused_whatever_the_status() -> None:
+    assert isinstance(refusal_for(_caller(is_active=False)), CallerInactive)
+
+
+def test_status_codes() -> None:
+    assert (CallerPaused.status, CallerPaused.code) == (409, "caller_paused")
+    assert (CallerRestricted.status, CallerRestricted.code) == (403, "caller_restricted")
+
+
+def test_open_window_matches_the_calls_policy() -> None:
+    settings = load_settings(APP_ENV="test")
+    window = open_window(NOW, settings)
+    assert "America/New_York" in window.zones  # 11:00
+    assert "Europe/London" in window.zones  # 15:00
+    assert "Asia/Tokyo" not in window.zones  # 00:00
+    assert "US" in window.countries and "JP" not in window.countries
+    for name in ("America/New_York", "Asia/Tokyo", "Asia/Kathmandu", "Pacific/Chatham"):
+        expected = in_calling_window(NOW, ZoneInfo(name), start_hour=9, end_hour=20)
+        assert (name in window.zones) == expected
+
+
+def test_a_window_over_midnight() -> None:
+    settings = load_settings(
+        APP_ENV="test", CALLING_WINDOW_START_HOUR=22, CALLING_WINDOW_END_HOUR=6
+    )
+    window = open_window(NOW, settings)
+    assert "Asia/Tokyo" in window.zones and "America/New_York" not in window.zones
+
+
+def test_an_empty_window_is_refused() -> None:
+    with pytest.raises(ConfigurationError):
+        load_settings(APP_ENV="test", CALLING_WINDOW_START_HOUR=9, CALLING_WINDOW_END_HOUR=9)
+
+
+def test_shifts_start_after_the_gap_since_the_last_activity() -> None:
+    settings = load_settings(APP_ENV="test", CALLER_SHIFT_GAP_SECONDS=3600)
+    caller = _caller()
+    assert note_task_request(caller, now=NOW, settings=settings) is True
+    assert caller.shift_started_at == NOW
+    later = NOW + timedelta(minutes=59)
+    assert note_task_request(caller, now=later, settings=settings) is False
+    caller.last_dial_at = later + timedelta(minutes=30)  # a dial keeps the shift going
+    assert note_task_request(caller, now=later + timedelta(minutes=89), settings=settings) is False
+    new = later + timedelta(minutes=89 + 60)
+    assert note_task_request(caller, now=new, settings=settings) is True
+    assert (caller.shift_started_at, caller.last_task_requested_at) == (new, new)
