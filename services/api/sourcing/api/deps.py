@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -29,10 +30,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit happens before the response is sent, so a client never gets a
+# 2xx for work whose commit then failed, and its next request sees what it just wrote.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
+
+
+def get_now(request: Request) -> datetime:
+    """Now, from the app's clock (a Unix-seconds callable that tests replace)."""
+    return datetime.fromtimestamp(float(request.app.state.clock()), UTC)
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
 
 
 def authenticate(

@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import ValidationError
 
-from sourcing.api.deps import AdminPrincipal, SessionDep, SettingsDep, StaffPrincipal
+from sourcing.api.deps import AdminPrincipal, NowDep, SessionDep, SettingsDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import ops as repository
 from sourcing.api.schemas_ops import DeadLetterOut, DeadLetterPage, ReplayAccepted, ReplayRequest
@@ -170,6 +170,7 @@ async def replay_dead_letter(
     session: SessionDep,
     settings: SettingsDep,
     principal: AdminPrincipal,
+    now: NowDep,
     body: ReplayRequest | None = None,
 ) -> ReplayAccepted:
     row = await repository.get_dead_letter(session, dead_letter_id, for_update=True)
@@ -202,7 +203,6 @@ async def replay_dead_letter(
     correlation_id = current_correlation_id()
     replayed = original.next_attempt()
     await add_to_outbox(session, lane, replayed, key=row.message_key)
-    now = datetime.now(UTC)
     replay = DeadLetterReplay(
         id=uuid.uuid4(),
         dead_letter_job_id=row.id,

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
-from sourcing.api.deps import SessionDep, SettingsDep, StaffPrincipal
+from sourcing.api.deps import NowDep, SessionDep, SettingsDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import outreach as repository
 from sourcing.api.schemas_outreach import OutreachSendAccepted, OutreachSendRequest
@@ -99,11 +98,11 @@ async def send_outreach(
     session: SessionDep,
     settings: SettingsDep,
     principal: StaffPrincipal,
+    now: NowDep,
 ) -> OutreachSendAccepted | JSONResponse:
     channel = normalize_channel(body.channel)
     validate_recipient(channel, body.recipient)
     project, expert = await load_project_and_expert(session, body.project_id, body.expert_id)
-    now = datetime.now(UTC)
     correlation_id = correlation_id_var.get()
     decision = await apply_cooldown(
         session,

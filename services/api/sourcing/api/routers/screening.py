@@ -14,11 +14,11 @@ expert with no reachable channel → 409 ``no_reachable_channel``; an answer bef
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, status
 
-from sourcing.api.deps import SessionDep, StaffPrincipal
+from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import outreach as repository
 from sourcing.api.routers.outreach import (
@@ -74,7 +74,7 @@ class ScreeningNotDispatched(Conflict):
     responses=_ERRORS,
 )
 async def dispatch_screening(
-    body: ScreeningDispatchRequest, session: SessionDep, _: StaffPrincipal
+    body: ScreeningDispatchRequest, session: SessionDep, _: StaffPrincipal, now: NowDep
 ) -> ScreeningDispatchAccepted:
     project, expert = await load_project_and_expert(session, body.project_id, body.expert_id)
     questions = await repository.list_questions(session, project.id)
@@ -89,7 +89,6 @@ async def dispatch_screening(
             f"expert {expert.id} has no contact any channel can reach",
             details={"expertId": str(expert.id)},
         )
-    now = datetime.now(UTC)
     correlation_id = correlation_id_var.get()
     created = await repository.create_pending_responses(
         session,
@@ -161,7 +160,7 @@ async def dispatch_screening(
     responses=_ERRORS,
 )
 async def record_screening_response(
-    body: ScreeningAnswerRequest, session: SessionDep, _: StaffPrincipal
+    body: ScreeningAnswerRequest, session: SessionDep, _: StaffPrincipal, now: NowDep
 ) -> ScreeningAnswerRecorded:
     project = await repository.get_project(session, body.project_id)
     if project is None:
@@ -197,7 +196,6 @@ async def record_screening_response(
             f"screening was not dispatched to expert {expert.id} for question {question.id}",
             details={"questionId": str(question.id)},
         )
-    now = datetime.now(UTC)
     answered.response_text = body.response_text
     answered.answered_at = now
     answered.updated_at = now

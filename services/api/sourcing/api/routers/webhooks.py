@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, status
 from pydantic import ValidationError
 
-from sourcing.api.deps import SessionDep, SettingsDep
+from sourcing.api.deps import NowDep, SessionDep, SettingsDep
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import projects as project_repository
 from sourcing.api.schemas import SalesNavWebhook, WebhookAccepted, YayWebhook
@@ -37,13 +37,7 @@ def get_producer(request: Request) -> EnvelopeProducer:
     return producer
 
 
-def get_clock(request: Request) -> float:
-    """Now, in Unix seconds (tests replace `app.state.clock`)."""
-    return float(request.app.state.clock())
-
-
 ProducerDep = Annotated[EnvelopeProducer, Depends(get_producer)]
-NowDep = Annotated[float, Depends(get_clock)]
 
 
 async def _publish(producer: EnvelopeProducer, lane: str, envelope: Envelope, key: str) -> None:
@@ -130,7 +124,7 @@ async def yay_webhook(
         raise Unauthorized("invalid or missing x-yay-signature")
     signed_at = _signature_time(
         x_yay_timestamp,
-        now=now,
+        now=now.timestamp(),
         max_age=settings.YAY_TIMESTAMP_TOLERANCE_SECONDS,
         skew=settings.YAY_FUTURE_SKEW_SECONDS,
     )
@@ -155,7 +149,7 @@ async def yay_webhook(
         call_id=event.call_id,
         agent_email=event.agent_email,
         signature_timestamp=signed_at,
-        received_at=datetime.fromtimestamp(now, UTC),
+        received_at=now,
         body=event.model_dump(mode="json", by_alias=True, exclude_unset=True),
     )
     await _publish(
@@ -201,7 +195,7 @@ async def sales_nav_webhook(
         project_id=body.project_id,
         search_url=body.search_url,
         leads=[lead.model_dump(mode="json", by_alias=True) for lead in body.leads],
-        received_at=datetime.fromtimestamp(now, UTC),
+        received_at=now,
     )
     envelope = Envelope.new(SalesNavLeadsReceived.message_type, payload)
     await _publish(producer, "sales-nav-ingestion", envelope, str(body.project_id))
