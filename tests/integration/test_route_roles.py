@@ -13,9 +13,11 @@ from collections.abc import Callable
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.api.app import ROUTERS
 from sourcing.api.deps import Authorize
+from tests.factories import create_caller
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +47,22 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("PATCH", "/api/v1/callers/{caller_id}"): STAFF,
     ("GET", "/api/v1/callers/{caller_id}/performance/latest"): STAFF,
     # Sourcing read side and job-title discovery (issue 3)
+    ("GET", "/api/v1/projects/{project_id}/experts"): STAFF,
+    ("GET", "/api/v1/experts/{expert_id}"): STAFF,
+    ("POST", "/api/v1/job-title-discovery/trigger"): STAFF,
     # Call tasks (issue 4)
+    ("GET", "/api/v1/call-tasks/current"): frozenset({"caller"}),
+    ("POST", "/api/v1/call-tasks/{task_id}/outcome"): frozenset({"caller"}),
+    ("GET", "/api/v1/call-tasks/operator/tasks"): STAFF,
+    ("POST", "/api/v1/call-tasks/operator/tasks/{task_id}/requeue"): STAFF,
     # Outreach and screening (issue 5)
+    ("POST", "/api/v1/outreach/send"): STAFF,
+    ("POST", "/api/v1/screening/dispatch"): STAFF,
+    ("POST", "/api/v1/screening/response"): STAFF,
     # Dead letters and documentation (issue 6)
+    ("GET", "/api/v1/dead-letters"): STAFF,
+    ("POST", "/api/v1/dead-letters/{dead_letter_id}/replay"): ADMIN,
+    ("POST", "/api/v1/documentation/generate"): STAFF,
     # Webhooks carry their own verification (HMAC signature, shared secret), not JWTs.
     ("POST", "/webhooks/yay"): PUBLIC,
     ("POST", "/webhooks/sales-nav"): PUBLIC,
@@ -99,17 +114,22 @@ def _url(path: str) -> str:
 async def test_roles_are_enforced_over_http(
     api: httpx.AsyncClient,
     auth_headers: Callable[..., dict[str, str]],
+    session: AsyncSession,
     method: str,
     path: str,
 ) -> None:
     allowed = EXPECTED[(method, path)]
     assert isinstance(allowed, frozenset)
+    # Caller tokens name a registered caller, as a phone agent's token does.
+    caller = await create_caller(session)
+    users = {"admin": "user-1", "ops": "user-1", "caller": caller.email}
     url = _url(path)
     body = {} if method in ("POST", "PATCH") else None
     anonymous = await api.request(method, url, json=body)
     assert anonymous.status_code == 401, anonymous.text
     for role in ROLES:
-        response = await api.request(method, url, json=body, headers=auth_headers(role))
+        headers = auth_headers(role, users[role])
+        response = await api.request(method, url, json=body, headers=headers)
         if role in allowed:
             assert response.status_code not in (401, 403), (role, response.text)
         else:

@@ -88,6 +88,15 @@ class ProviderSettings(BaseSettings):
     ENRICHMENT_POLL_INTERVAL_SECONDS: float = Field(default=1.0, ge=0)
     # Most status polls of one asynchronous lookup before it is reported as a timeout.
     ENRICHMENT_POLL_MAX_ATTEMPTS: int = Field(default=15, ge=1)
+    # Upper bound for one whole waterfall (parallel phase + fallback); the agent further caps it
+    # below AGENT_ATTEMPT_TIMEOUT_SECONDS so the database writes still fit in the attempt.
+    ENRICHMENT_WATERFALL_BUDGET_SECONDS: float = Field(default=40.0, gt=0)
+    # Success rate assumed for a provider with no attempt history (neutral prior, 0..1).
+    ENRICHMENT_SUCCESS_PRIOR: float = Field(default=0.5, ge=0.0, le=1.0)
+    # How far back attempt history counts towards a provider's success rate.
+    ENRICHMENT_HISTORY_DAYS: int = Field(default=30, ge=1)
+    # Enrichment messages handled together: their waterfalls run concurrently, one transaction.
+    ENRICHMENT_BATCH_SIZE: int = Field(default=16, ge=1, le=200)
 
     # --- Provider sandbox (development and tests; refused in production) ---
     # Where the sandbox listens; adapters use `{SANDBOX_URL}/<provider>` when SANDBOX_PROVIDERS=1.

@@ -1,7 +1,114 @@
-"""Experts endpoints."""
+"""Read side of the sourcing pipeline for operators (admin/ops): what a project sourced, and
+everything known about one expert, without a database client."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from sourcing.api.deps import SessionDep, StaffPrincipal
+from sourcing.api.errors import error_responses
+from sourcing.api.repositories import experts as repository
+from sourcing.api.schemas_experts import (
+    AttemptSummary,
+    ContactOut,
+    ExpertDetail,
+    ExpertLead,
+    ProjectExpertItem,
+    ProjectExpertPage,
+)
+from sourcing.common.errors import NotFound
+from sourcing.common.statemachines import LeadStatus
 
 router = APIRouter(prefix="/api/v1", tags=["experts"])
+
+_READ_ERRORS = error_responses(400, 401, 403, 404)
+
+
+@router.get(
+    "/projects/{project_id}/experts",
+    response_model=ProjectExpertPage,
+    responses=_READ_ERRORS,
+    summary="A project's sourced experts, best ranked first",
+    description="One item per lead of the project, sorted by the latest ranking score "
+    "(unscored last, then by lead id), with the expert's contacts, the lead status and its "
+    "reason. Filter with `status` (a lead status); page with `limit` (1-100) and `offset`.",
+)
+async def list_project_experts(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    _: StaffPrincipal,
+    status: Annotated[LeadStatus | None, Query(description="Only leads in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> ProjectExpertPage:
+    if not await repository.project_exists(session, project_id):
+        raise NotFound(f"project {project_id} not found", details={"projectId": str(project_id)})
+    rows, total = await repository.project_leads(
+        session,
+        project_id,
+        status=status.value if status is not None else None,
+        limit=limit,
+        offset=offset,
+    )
+    contacts = await repository.contacts_of(session, [expert.id for _, expert in rows])
+    items = [
+        ProjectExpertItem(
+            lead_id=lead.id,
+            expert_id=expert.id,
+            full_name=expert.full_name,
+            title=expert.title or lead.raw_title,
+            company_name=expert.company_name or lead.raw_company,
+            country_iso=expert.country_iso or lead.country_iso,
+            lead_status=lead.status,
+            status_reason=lead.status_reason,
+            ranking_score=lead.ranking_score,
+            sales_nav_search_id=lead.sales_nav_search_id,
+            enriched_at=lead.enriched_at,
+            contacts=[ContactOut.model_validate(c) for c in contacts.get(expert.id, [])],
+        )
+        for lead, expert in rows
+    ]
+    return ProjectExpertPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get(
+    "/experts/{expert_id}",
+    response_model=ExpertDetail,
+    responses=_READ_ERRORS,
+    summary="One expert: contacts with provenance, enrichment attempts, leads per project",
+)
+async def get_expert(expert_id: uuid.UUID, session: SessionDep, _: StaffPrincipal) -> ExpertDetail:
+    expert = await repository.get_expert(session, expert_id)
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    contacts = await repository.contacts_of(session, [expert.id])
+    summary = await repository.attempt_summary(session, expert.id)
+    leads = await repository.leads_of_expert(session, expert.id)
+    return ExpertDetail(
+        id=expert.id,
+        full_name=expert.full_name,
+        title=expert.title,
+        company_name=expert.company_name,
+        company_domain=expert.company_domain,
+        country_iso=expert.country_iso,
+        linkedin_url=expert.linkedin_url_normalized,
+        primary_email=expert.primary_email,
+        suppressed=expert.suppressed_at is not None,
+        contacts=[ContactOut.model_validate(c) for c in contacts.get(expert.id, [])],
+        enrichment=[AttemptSummary.model_validate(s) for s in summary],
+        leads=[
+            ExpertLead(
+                lead_id=lead.id,
+                project_id=lead.project_id,
+                sales_nav_search_id=lead.sales_nav_search_id,
+                status=lead.status,
+                status_reason=lead.status_reason,
+                ranking_score=lead.ranking_score,
+                created_at=lead.created_at,
+            )
+            for lead in leads
+        ],
+    )

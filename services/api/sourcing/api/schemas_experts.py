@@ -1,0 +1,81 @@
+"""Read side of the sourcing pipeline (admin/ops): a project's experts, one expert in full."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sourcing.api.schemas import ResponseModel
+
+
+class ContactOut(ResponseModel):
+    id: uuid.UUID
+    type: str
+    channel: str | None
+    value: str
+    is_professional: bool | None
+    source: str
+    provider: str | None
+    confidence: float | None
+    enrichment_attempt_id: uuid.UUID | None
+
+
+class ProjectExpertItem(ResponseModel):
+    """One lead of the project with its expert, contacts and latest score."""
+
+    lead_id: uuid.UUID
+    expert_id: uuid.UUID
+    full_name: str
+    title: str | None
+    company_name: str | None
+    country_iso: str | None
+    lead_status: str
+    status_reason: str | None
+    ranking_score: float | None
+    sales_nav_search_id: uuid.UUID
+    enriched_at: datetime | None
+    contacts: list[ContactOut]
+
+
+class ProjectExpertPage(ResponseModel):
+    items: list[ProjectExpertItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class AttemptSummary(ResponseModel):
+    """Enrichment attempts of one provider for this expert."""
+
+    provider: str
+    attempts: int
+    successes: int
+    best_confidence: float | None
+    last_status: str
+    last_attempt_at: datetime
+    average_latency_ms: float | None
+
+
+class ExpertLead(ResponseModel):
+    lead_id: uuid.UUID
+    project_id: uuid.UUID
+    sales_nav_search_id: uuid.UUID
+    status: str
+    status_reason: str | None
+    ranking_score: float | None
+    created_at: datetime
+
+
+class ExpertDetail(ResponseModel):
+    id: uuid.UUID
+    full_name: str
+    title: str | None
+    company_name: str | None
+    company_domain: str | None
+    country_iso: str | None
+    linkedin_url: str | None
+    primary_email: str | None
+    suppressed: bool
+    contacts: list[ContactOut]
+    enrichment: list[AttemptSummary]
+    leads: list[ExpertLead]

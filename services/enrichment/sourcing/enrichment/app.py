@@ -1,0 +1,82 @@
+"""The enrichment service's Faust app: the `enrichment` and `ranking` agents (thin; the work is
+in :mod:`sourcing.enrichment.handlers`).
+
+``enrichment`` takes batches of up to ``ENRICHMENT_BATCH_SIZE`` messages and runs their
+waterfalls concurrently in one transaction (falling back to one message at a time when a batch
+fails); ``ranking`` handles one message at a time. One shared :class:`ExternalHttp` per process
+serves every provider adapter and is closed when the app stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common.config import Settings
+from sourcing.common.events import Envelope
+from sourcing.common.http import ExternalHttp
+from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
+from sourcing.enrichment.handlers import (
+    ENRICHMENT_LANE,
+    RANKING_LANE,
+    EnrichmentDeps,
+    handle_enrichment_batch,
+    handle_enrichment_requested,
+    handle_ranking_requested,
+)
+from sourcing.enrichment.providers import build_providers
+
+SERVICE_NAME = "enrichment"
+ENRICHMENT_CONSUMER = "enrichment-waterfall"
+RANKING_CONSUMER = "ranking"
+
+
+def build_http(settings: Settings) -> ExternalHttp:
+    """The process's outbound client for the providers (per-request timeout from settings)."""
+    return ExternalHttp(timeout_seconds=settings.PROVIDER_TIMEOUT_SECONDS)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    http: ExternalHttp | None = None,
+    deps: EnrichmentDeps | None = None,
+    **create_app_options: Any,
+) -> SourcingApp:
+    """The enrichment service (``create_app_options`` go to
+    :func:`~sourcing.common.kafka.app.create_app`: tests pass a sessionmaker, no web server)."""
+    app = create_app(SERVICE_NAME, settings, **create_app_options)
+    own_http = http is None and deps is None
+    client = http or build_http(settings)
+    deps = deps or EnrichmentDeps(settings=settings, providers=build_providers(settings, client))
+
+    handle_one: Callable[[AsyncSession, Envelope, Any], Awaitable[None]] = partial(
+        handle_enrichment_requested, deps=deps
+    )
+    handle_batch: Callable[[AsyncSession, Sequence[tuple[Envelope, Any]]], Awaitable[None]] = (
+        partial(handle_enrichment_batch, deps=deps)
+    )
+    reliable_agent(
+        app,
+        ENRICHMENT_LANE,
+        handle_one,
+        consumer_name=ENRICHMENT_CONSUMER,
+        batch=True,
+        batch_handler=handle_batch,
+        batch_size=settings.ENRICHMENT_BATCH_SIZE,
+    )
+    reliable_agent(app, RANKING_LANE, handle_ranking_requested, consumer_name=RANKING_CONSUMER)
+
+    if own_http:
+        close_runtime = app.runtime.close
+
+        async def close() -> None:
+            await close_runtime()
+            await client.aclose()
+
+        # The runtime closes after Faust drained in-flight messages: close the client last.
+        app.runtime.close = close  # type: ignore[method-assign]
+    return app

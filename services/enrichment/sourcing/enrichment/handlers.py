@@ -1,0 +1,467 @@
+"""The work of the enrichment service's agents, as plain async functions (testable without Kafka).
+
+Enrichment (``enrichment.requested.v1``) runs in three steps so that no row lock is held while
+providers are called: :func:`prepare_enrichment` reads the lead without locks,
+:func:`run_enrichment` calls the providers (no database), :func:`apply_enrichment` locks the
+lead, re-checks its status and writes attempts, contacts, the new status and the follow-up
+messages (outbox) in the message's transaction. The reliability layer opens that transaction
+before the handler runs (its dedup row is written first), so it stays open, idle and holding
+only the dedup row, during the lookups; a batch of messages runs its waterfalls concurrently
+(:func:`handle_enrichment_batch`), which bounds how many connections sit idle that way.
+
+Ranking (``ranking.requested.v1``) recomputes one expert's score in a project
+(:mod:`sourcing.common.policies.ranking`), writes a RankingSnapshot and the leads' score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common.config import Settings
+from sourcing.common.events import Envelope
+from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
+from sourcing.common.messages.outreach import AutoOutreachRequested, SheetSyncRequested
+from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
+from sourcing.common.models.enums import Channel, ContactSource, ContactType
+from sourcing.common.policies.ranking import ContactSignal, RankingInput, score_expert
+from sourcing.common.statemachines import LEAD, LeadStatus
+from sourcing.enrichment import repository
+from sourcing.enrichment.providers import EmailKind, EnrichmentProvider, PersonQuery
+from sourcing.enrichment.waterfall import (
+    Clock,
+    ProviderStats,
+    WaterfallOutcome,
+    run_waterfall,
+)
+
+logger = logging.getLogger(__name__)
+
+ENRICHMENT_LANE = "enrichment"
+RANKING_LANE = "ranking"
+OUTREACH_LANE = "outreach"
+SHEETS_LANE = "google-sheets-sync"
+
+# Statuses in which a lead still wants enrichment; anything else means it was done already.
+ENRICHABLE = frozenset({LeadStatus.NEW, LeadStatus.ENRICHING, LeadStatus.ENRICHMENT_FAILED})
+# What the attempt transaction needs after the waterfall (flushes, outbox rows, commit).
+DB_RESERVE_FRACTION = 0.2
+DB_RESERVE_MIN_SECONDS = 2.0
+MIN_WATERFALL_SECONDS = 0.1
+STATS_TTL_SECONDS = 30.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class EnrichmentDeps:
+    """What the enrichment handlers share in one process: settings, adapters, clocks, and a
+    short-lived cache of provider success statistics (one aggregate query per 30 s, not per
+    message)."""
+
+    settings: Settings
+    providers: Mapping[str, EnrichmentProvider]
+    clock: Clock = time.monotonic
+    now: Callable[[], datetime] = _utcnow
+    stats_ttl_seconds: float = STATS_TTL_SECONDS
+    _stats: tuple[float, dict[str, ProviderStats]] | None = field(default=None, repr=False)
+
+    def waterfall_budget(self) -> float:
+        """``ENRICHMENT_WATERFALL_BUDGET_SECONDS`` capped so the writes still fit in
+        ``AGENT_ATTEMPT_TIMEOUT_SECONDS`` (a reserve of 20 %, at least 2 s, is kept)."""
+        attempt = self.settings.AGENT_ATTEMPT_TIMEOUT_SECONDS
+        reserve = max(DB_RESERVE_MIN_SECONDS, DB_RESERVE_FRACTION * attempt)
+        cap = max(attempt - reserve, MIN_WATERFALL_SECONDS)
+        return min(self.settings.ENRICHMENT_WATERFALL_BUDGET_SECONDS, cap)
+
+    async def provider_stats(self, session: AsyncSession) -> dict[str, ProviderStats]:
+        now = self.clock()
+        if self._stats is not None and now - self._stats[0] < self.stats_ttl_seconds:
+            return self._stats[1]
+        since = self.now() - timedelta(days=self.settings.ENRICHMENT_HISTORY_DAYS)
+        stats = await repository.provider_stats(session, since=since)
+        self._stats = (now, stats)
+        return stats
+
+    def forget_stats(self) -> None:
+        self._stats = None
+
+
+@dataclass(slots=True)
+class EnrichmentPlan:
+    """What :func:`prepare_enrichment` decided for one message."""
+
+    lead_id: uuid.UUID
+    expert_id: uuid.UUID
+    project_id: uuid.UUID
+    person: PersonQuery
+    stats: dict[str, ProviderStats]
+    # Contacts already known at this confidence (another lead of the same expert): no calls.
+    known_confidence: float | None = None
+    correlation_id: str | None = None
+
+    @property
+    def reuse(self) -> bool:
+        return self.known_confidence is not None
+
+
+# --- enrichment ---------------------------------------------------------------------------------
+
+
+def _person(context: repository.LeadContext) -> PersonQuery:
+    lead, expert = context.lead, context.expert
+    return PersonQuery(
+        full_name=expert.full_name or lead.raw_name,
+        first_name=expert.first_name,
+        last_name=expert.last_name,
+        company_name=lead.raw_company or expert.company_name,
+        company_domain=lead.company_domain or expert.company_domain,
+        linkedin_url=lead.linkedin_url or expert.linkedin_url_normalized,
+        email=lead.email or expert.primary_email,
+        country_iso=lead.country_iso or expert.country_iso,
+    )
+
+
+async def prepare_enrichment(
+    session: AsyncSession,
+    payload: EnrichmentRequested,
+    deps: EnrichmentDeps,
+    *,
+    correlation_id: str | None = None,
+) -> EnrichmentPlan | None:
+    """Read what the waterfall needs (no locks). None: nothing to do (lead gone or already
+    enriched). A suppressed expert still gets a plan: :func:`apply_enrichment` disqualifies
+    the lead without calling any provider."""
+    context = await repository.get_lead_context(session, payload.lead_id)
+    if context is None:
+        logger.warning("enrichment requested for unknown lead %s; ignored", payload.lead_id)
+        return None
+    if context.lead.status not in ENRICHABLE:
+        logger.info("lead %s is %s; not re-enriched", context.lead.id, context.lead.status)
+        return None
+    plan = EnrichmentPlan(
+        lead_id=context.lead.id,
+        expert_id=context.expert.id,
+        project_id=context.project.id,
+        person=_person(context),
+        stats=await deps.provider_stats(session),
+        correlation_id=correlation_id,
+    )
+    if context.expert.suppressed_at is not None:
+        return plan  # apply_enrichment disqualifies without calling anyone
+    known = await repository.best_enriched_confidence(session, context.expert.id)
+    if known is not None and known >= deps.settings.ENRICHMENT_CONFIDENCE_THRESHOLD:
+        plan.known_confidence = known
+    return plan
+
+
+async def run_enrichment(plan: EnrichmentPlan, deps: EnrichmentDeps) -> WaterfallOutcome | None:
+    """The provider calls (no database). None when the plan reuses known contacts."""
+    if plan.reuse:
+        return None
+    settings = deps.settings
+    return await run_waterfall(
+        deps.providers,
+        plan.person,
+        stats=plan.stats,
+        threshold=settings.ENRICHMENT_CONFIDENCE_THRESHOLD,
+        parallel=settings.ENRICHMENT_PARALLEL_PROVIDERS,
+        budget_seconds=deps.waterfall_budget(),
+        per_lookup_seconds=settings.ENRICHMENT_TIME_BUDGET_SECONDS,
+        prior=settings.ENRICHMENT_SUCCESS_PRIOR,
+        clock=deps.clock,
+    )
+
+
+def _move(lead: Lead, target: LeadStatus, *, reason: str | None, now: datetime) -> None:
+    """Walk the lead to ``target`` through the state machine (NEW goes via ENRICHING)."""
+    path: list[str] = []
+    current = lead.status
+    retry_or_new = current in (LeadStatus.NEW, LeadStatus.ENRICHMENT_FAILED)
+    settles = target in (LeadStatus.ENRICHED, LeadStatus.ENRICHMENT_FAILED)
+    if settles and retry_or_new and not (current == target == LeadStatus.ENRICHMENT_FAILED):
+        path.append(LeadStatus.ENRICHING)
+    path.append(target)
+    for step in path:
+        LEAD.assert_transition(current, step, allow_same=True)
+        current = step
+    lead.status = current
+    lead.status_reason = reason
+    lead.status_changed_at = now
+
+
+def _contact_rows(
+    outcome: WaterfallOutcome, expert_id: uuid.UUID, attempt_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    assert outcome.best is not None
+    result = outcome.best.result
+    rows: list[dict[str, Any]] = []
+    for email in result.emails:
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "expert_id": expert_id,
+                "type": ContactType.EMAIL.value,
+                "channel": Channel.EMAIL.value,
+                "value": email.address,
+                "value_normalized": email.address.strip().lower(),
+                "is_primary": False,
+                "is_professional": None
+                if email.kind is EmailKind.UNKNOWN
+                else email.kind is EmailKind.PROFESSIONAL,
+                "source": ContactSource.ENRICHMENT.value,
+                "provider": result.provider,
+                "confidence": email.confidence,
+                "enrichment_attempt_id": attempt_id,
+            }
+        )
+    for phone in result.phones:
+        normalized = phone.e164 or "".join(ch for ch in phone.number if ch.isdigit())
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "expert_id": expert_id,
+                "type": ContactType.PHONE.value,
+                "channel": Channel.PHONE.value,
+                "value": phone.e164 or phone.number,
+                "value_normalized": normalized,
+                "is_primary": False,
+                "is_professional": None,
+                "source": ContactSource.ENRICHMENT.value,
+                "provider": result.provider,
+                "confidence": phone.confidence,
+                "enrichment_attempt_id": attempt_id,
+            }
+        )
+    return rows
+
+
+async def apply_enrichment(
+    session: AsyncSession,
+    plan: EnrichmentPlan,
+    outcome: WaterfallOutcome | None,
+    deps: EnrichmentDeps,
+) -> None:
+    """Lock the lead, re-check, write attempts/contacts/status and the follow-up messages."""
+    lead = await repository.lock_lead(session, plan.lead_id)
+    if lead is None or lead.status not in ENRICHABLE:
+        return  # finished meanwhile by another delivery
+    context = await repository.get_lead_context(session, plan.lead_id)
+    assert context is not None
+    now = deps.now()
+    enriched = False
+    auto_outreach = False
+    if context.expert.suppressed_at is not None:
+        _move(lead, LeadStatus.DISQUALIFIED, reason="expert is suppressed (never contact)", now=now)
+    elif outcome is None:
+        _move(
+            lead,
+            LeadStatus.ENRICHED,
+            reason=f"contacts already known (confidence {plan.known_confidence:.2f})",
+            now=now,
+        )
+        lead.enriched_at = now
+        enriched = True
+        auto_outreach = True
+    else:
+        run_id = uuid.uuid4()
+        attempts: list[tuple[Any, EnrichmentAttempt]] = []
+        for attempt in outcome.attempts:
+            result = attempt.result
+            payload = result.model_dump(mode="json", exclude={"raw"})
+            payload["response"] = result.raw
+            attempts.append(
+                (
+                    attempt,
+                    EnrichmentAttempt(
+                        id=uuid.uuid4(),
+                        expert_id=plan.expert_id,
+                        lead_id=plan.lead_id,
+                        run_id=run_id,
+                        provider=result.provider,
+                        phase=attempt.phase.value,
+                        status=attempt.status.value,
+                        confidence=result.confidence,
+                        latency_ms=max(result.latency_ms, 0),
+                        http_status=result.http_status,
+                        error=result.error,
+                        response_payload=payload,
+                        correlation_id=plan.correlation_id,
+                    ),
+                )
+            )
+        repository.add_attempts(session, [row for _, row in attempts])
+        await session.flush()
+        if outcome.best is not None:
+            attempt_id = next(row.id for a, row in attempts if a is outcome.best)
+            await repository.upsert_contacts(
+                session, _contact_rows(outcome, plan.expert_id, attempt_id)
+            )
+            _move(lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)
+            lead.enriched_at = now
+            enriched = True
+            # A contact below the confidence target is kept, but not written to automatically.
+            auto_outreach = outcome.met_threshold
+        else:
+            _move(lead, LeadStatus.ENRICHMENT_FAILED, reason=outcome.failure_reason, now=now)
+    await session.flush()
+
+    correlation_id = plan.correlation_id
+    await add_to_outbox(
+        session,
+        RANKING_LANE,
+        Envelope.new(
+            RankingRequested.message_type,
+            RankingRequested(project_id=plan.project_id, expert_id=plan.expert_id),
+            correlation_id=correlation_id,
+        ),
+        key=str(plan.project_id),
+    )
+    if enriched and auto_outreach and context.project.auto_outreach_channel:
+        await add_to_outbox(
+            session,
+            OUTREACH_LANE,
+            Envelope.new(
+                AutoOutreachRequested.message_type,
+                AutoOutreachRequested(
+                    project_id=plan.project_id, expert_id=plan.expert_id, lead_id=plan.lead_id
+                ),
+                correlation_id=correlation_id,
+            ),
+            key=str(plan.expert_id),
+        )
+    await add_to_outbox(
+        session,
+        SHEETS_LANE,
+        Envelope.new(
+            SheetSyncRequested.message_type,
+            SheetSyncRequested(project_id=plan.project_id, entity_type="lead", entity_id=lead.id),
+            correlation_id=correlation_id,
+        ),
+        key=str(plan.project_id),
+    )
+
+
+async def handle_enrichment_requested(
+    session: AsyncSession,
+    envelope: Envelope,
+    payload: EnrichmentRequested,
+    *,
+    deps: EnrichmentDeps,
+) -> None:
+    """``enrichment.requested.v1``: the §9 waterfall for one lead (module docstring)."""
+    plan = await prepare_enrichment(session, payload, deps, correlation_id=envelope.correlation_id)
+    if plan is None:
+        return
+    outcome = await run_enrichment(plan, deps)
+    await apply_enrichment(session, plan, outcome, deps)
+
+
+async def handle_enrichment_batch(
+    session: AsyncSession,
+    items: Sequence[tuple[Envelope, Any]],
+    *,
+    deps: EnrichmentDeps,
+) -> None:
+    """Several ``enrichment.requested.v1`` in one transaction: reads one after the other, the
+    waterfalls concurrently, the writes one after the other (same effect as one by one; a
+    second request for a lead of the same batch finds it enriched and does nothing)."""
+    plans: list[EnrichmentPlan] = []
+    seen: set[uuid.UUID] = set()
+    for envelope, payload in items:
+        if payload.lead_id in seen:
+            continue
+        seen.add(payload.lead_id)
+        plan = await prepare_enrichment(
+            session, payload, deps, correlation_id=envelope.correlation_id
+        )
+        if plan is not None:
+            plans.append(plan)
+    # Leads of one expert in one batch: the first run's contacts serve the others.
+    first_of_expert: dict[uuid.UUID, EnrichmentPlan] = {}
+    to_run: list[EnrichmentPlan] = []
+    for plan in plans:
+        if plan.reuse or plan.expert_id in first_of_expert:
+            continue
+        first_of_expert[plan.expert_id] = plan
+        to_run.append(plan)
+    outcomes = await asyncio.gather(*(run_enrichment(plan, deps) for plan in to_run))
+    by_lead = {plan.lead_id: outcome for plan, outcome in zip(to_run, outcomes, strict=True)}
+    for plan in plans:
+        if plan.lead_id in by_lead or plan.reuse:
+            await apply_enrichment(session, plan, by_lead.get(plan.lead_id), deps)
+            continue
+        # A later lead of an expert enriched earlier in this batch: reuse when it succeeded.
+        known = await repository.best_enriched_confidence(session, plan.expert_id)
+        if known is not None and known >= deps.settings.ENRICHMENT_CONFIDENCE_THRESHOLD:
+            plan.known_confidence = known
+            await apply_enrichment(session, plan, None, deps)
+        else:
+            await apply_enrichment(session, plan, await run_enrichment(plan, deps), deps)
+
+
+# --- ranking ------------------------------------------------------------------------------------
+
+
+async def handle_ranking_requested(
+    session: AsyncSession,
+    envelope: Envelope,
+    payload: RankingRequested,
+    *,
+    now: Callable[[], datetime] = _utcnow,
+) -> None:
+    """``ranking.requested.v1``: score the expert in the project, store a RankingSnapshot and
+    the leads' ``ranking_score``. Unknown project or expert (deleted since): nothing."""
+    project = await repository.get_project(session, payload.project_id)
+    expert = await repository.get_expert(session, payload.expert_id)
+    if project is None or expert is None:
+        logger.warning("ranking requested for a missing project/expert; ignored")
+        return
+    leads = await repository.leads_of(session, project.id, expert.id)
+    if not leads:
+        return
+    signals = tuple(
+        ContactSignal(
+            kind="email" if kind == ContactType.EMAIL else "phone",
+            confidence=confidence,
+            personal=professional is False,
+        )
+        for kind, confidence, professional in await repository.contact_signals(session, expert.id)
+    )
+    latest = leads[0]
+    result = score_expert(
+        RankingInput(
+            title=expert.title or latest.raw_title,
+            seniority_label=expert.seniority,
+            country_iso=expert.country_iso or latest.country_iso,
+            contacts=signals,
+            project_geographies=tuple(project.geography_iso_codes or ()),
+            project_priority=project.priority,
+            job_titles=tuple(await repository.project_job_titles(session, project.id)),
+        )
+    )
+    snapshot = RankingSnapshot(
+        id=uuid.uuid4(),
+        project_id=project.id,
+        expert_id=expert.id,
+        lead_id=latest.id,
+        score=result.score,
+        components=dict(result.components),
+        formula_version=result.formula_version,
+        computed_at=now(),
+        correlation_id=envelope.correlation_id,
+    )
+    await repository.save_ranking(
+        session, snapshot=snapshot, project_id=project.id, expert_id=expert.id
+    )

@@ -1,0 +1,181 @@
+"""Every query of the enrichment service (enrichment waterfall and ranking)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, case, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common.models import (
+    EnrichmentAttempt,
+    Expert,
+    ExpertContact,
+    JobTitle,
+    Lead,
+    Project,
+    RankingSnapshot,
+)
+from sourcing.common.models.enums import ContactSource, ContactType, EnrichmentAttemptStatus
+from sourcing.enrichment.waterfall import ProviderStats
+
+
+@dataclass(frozen=True, slots=True)
+class LeadContext:
+    lead: Lead
+    expert: Expert
+    project: Project
+
+
+async def get_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadContext | None:
+    """The lead with its expert and project, read without locks (lookups follow)."""
+    row = (
+        await session.execute(
+            select(Lead, Expert, Project)
+            .join(Expert, Expert.id == Lead.expert_id)
+            .join(Project, Project.id == Lead.project_id)
+            .where(Lead.id == lead_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return LeadContext(lead=row[0], expert=row[1], project=row[2])
+
+
+async def lock_lead(session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
+    """The lead, row-locked for the status write (taken only after the provider calls)."""
+    lead: Lead | None = (
+        await session.execute(
+            select(Lead)
+            .where(Lead.id == lead_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    return lead
+
+
+async def provider_stats(session: AsyncSession, *, since: datetime) -> dict[str, ProviderStats]:
+    """Attempts and successes per provider since ``since`` (unconfigured providers excluded)."""
+    successes = func.count(case((EnrichmentAttempt.status == EnrichmentAttemptStatus.SUCCESS, 1)))
+    rows = await session.execute(
+        select(EnrichmentAttempt.provider, func.count(), successes)
+        .where(
+            EnrichmentAttempt.created_at >= since,
+            EnrichmentAttempt.status != EnrichmentAttemptStatus.UNAVAILABLE,
+        )
+        .group_by(EnrichmentAttempt.provider)
+    )
+    return {
+        provider: ProviderStats(attempts=int(total), successes=int(ok))
+        for provider, total, ok in rows
+    }
+
+
+async def best_enriched_confidence(session: AsyncSession, expert_id: uuid.UUID) -> float | None:
+    """The best confidence among the expert's contacts found by enrichment, if any."""
+    value = (
+        await session.execute(
+            select(func.max(ExpertContact.confidence)).where(
+                ExpertContact.expert_id == expert_id,
+                ExpertContact.source == ContactSource.ENRICHMENT,
+            )
+        )
+    ).scalar_one_or_none()
+    return float(value) if value is not None else None
+
+
+def add_attempts(session: AsyncSession, attempts: Sequence[EnrichmentAttempt]) -> None:
+    session.add_all(attempts)
+
+
+async def upsert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert contacts; an existing (expert, type, value) keeps the more confident provenance."""
+    if not rows:
+        return
+    table = cast(Table, ExpertContact.__table__)
+    statement = pg_insert(table).values(list(rows))
+    excluded = statement.excluded
+    better = excluded.confidence > func.coalesce(table.c.confidence, -1.0)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.expert_id, table.c.type, table.c.value_normalized],
+        set_={
+            "confidence": case((better, excluded.confidence), else_=table.c.confidence),
+            "provider": case((better, excluded.provider), else_=table.c.provider),
+            "enrichment_attempt_id": case(
+                (better, excluded.enrichment_attempt_id), else_=table.c.enrichment_attempt_id
+            ),
+            "is_professional": func.coalesce(excluded.is_professional, table.c.is_professional),
+            "updated_at": func.now(),
+        },
+    )
+    await session.execute(statement)
+
+
+# --- ranking ------------------------------------------------------------------------------------
+
+
+async def get_project(session: AsyncSession, project_id: uuid.UUID) -> Project | None:
+    return await session.get(Project, project_id)
+
+
+async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
+    return await session.get(Expert, expert_id)
+
+
+async def leads_of(
+    session: AsyncSession, project_id: uuid.UUID, expert_id: uuid.UUID
+) -> list[Lead]:
+    """The expert's leads in the project, newest first."""
+    result = await session.execute(
+        select(Lead)
+        .where(Lead.project_id == project_id, Lead.expert_id == expert_id)
+        .order_by(Lead.created_at.desc(), Lead.id)
+    )
+    return list(result.scalars().all())
+
+
+async def contact_signals(
+    session: AsyncSession, expert_id: uuid.UUID
+) -> list[tuple[str, float, bool | None]]:
+    """(type, confidence, is_professional) of the expert's email and phone contacts."""
+    rows = await session.execute(
+        select(ExpertContact.type, ExpertContact.confidence, ExpertContact.is_professional).where(
+            ExpertContact.expert_id == expert_id,
+            ExpertContact.type.in_([ContactType.EMAIL, ContactType.PHONE]),
+        )
+    )
+    return [(kind, float(conf or 0.0), prof) for kind, conf, prof in rows]
+
+
+async def project_job_titles(
+    session: AsyncSession, project_id: uuid.UUID
+) -> list[tuple[str, float]]:
+    rows = await session.execute(
+        select(JobTitle.normalized_title, JobTitle.relevance_score).where(
+            JobTitle.project_id == project_id
+        )
+    )
+    return [(title, float(score)) for title, score in rows]
+
+
+async def save_ranking(
+    session: AsyncSession,
+    *,
+    snapshot: RankingSnapshot,
+    project_id: uuid.UUID,
+    expert_id: uuid.UUID,
+) -> None:
+    """Store the snapshot and denormalise its score onto the expert's leads in the project."""
+    session.add(snapshot)
+    await session.flush()
+    await session.execute(
+        update(Lead)
+        .where(and_(Lead.project_id == project_id, Lead.expert_id == expert_id))
+        .values(ranking_score=snapshot.score)
+    )

@@ -1,0 +1,246 @@
+"""The enrichment waterfall of manual §9, without the database (the handler persists it).
+
+1. **Selection**: the available providers ordered by past success rate (EnrichmentAttempt
+   history, smoothed towards a neutral prior so a provider with no history is neither
+   favoured nor buried), registry order breaking ties.
+2. **Parallel phase**: the first ``parallel`` of them are asked at once.
+3. **Region rule** (:meth:`ProviderResult.for_region`) on every answer, *before* ranking: in
+   CA, GB, AU and Europe personal emails are dropped, so a personal-only answer is worth nothing.
+4. **Evaluation**: answers ranked by confidence; one at or above ``threshold`` wins.
+5. **Fallback phase**: otherwise the remaining providers one by one, stopping at the first
+   answer at or above the threshold.
+6. **Budget**: the whole run is bounded by ``budget_seconds``; every lookup gets what remains
+   (a hanging or rate-limited provider ends as a TIMEOUT/RATE_LIMITED attempt, not a stall).
+
+The best answer overall (even below the threshold) is the run's result; none with contacts
+means the run failed, and :attr:`WaterfallOutcome.failure_reason` says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sourcing.common.models.enums import EnrichmentAttemptStatus, EnrichmentPhase
+from sourcing.common.policies.contacts import normalize_country, requires_professional_email
+from sourcing.enrichment.providers import (
+    EnrichmentProvider,
+    PersonQuery,
+    ProviderResult,
+    ResultStatus,
+)
+
+Clock = Callable[[], float]
+"""Monotonic seconds (``time.monotonic``); tests inject their own."""
+
+# Below this much remaining budget a lookup cannot do anything useful: stop asking.
+MIN_LOOKUP_SECONDS = 0.05
+# Pseudo-attempts of the prior in the success-rate estimate (smoothing strength).
+PRIOR_WEIGHT = 4.0
+
+_STATUS: dict[ResultStatus, EnrichmentAttemptStatus] = {
+    ResultStatus.HIT: EnrichmentAttemptStatus.SUCCESS,
+    ResultStatus.MISS: EnrichmentAttemptStatus.NO_MATCH,
+    ResultStatus.ERROR: EnrichmentAttemptStatus.ERROR,
+    ResultStatus.TIMEOUT: EnrichmentAttemptStatus.TIMEOUT,
+    ResultStatus.RATE_LIMITED: EnrichmentAttemptStatus.RATE_LIMITED,
+    ResultStatus.UNAVAILABLE: EnrichmentAttemptStatus.UNAVAILABLE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStats:
+    """A provider's recent attempts: all of them (unavailable excluded) and the successes."""
+
+    attempts: int = 0
+    successes: int = 0
+
+
+def success_rate(stats: ProviderStats | None, *, prior: float) -> float:
+    """Smoothed success rate: ``(successes + prior * k) / (attempts + k)``, ``k`` =
+    :data:`PRIOR_WEIGHT`; an untried provider scores exactly ``prior``."""
+    if stats is None or stats.attempts <= 0:
+        return prior
+    return (stats.successes + prior * PRIOR_WEIGHT) / (stats.attempts + PRIOR_WEIGHT)
+
+
+def order_providers(
+    providers: Mapping[str, EnrichmentProvider],
+    stats: Mapping[str, ProviderStats],
+    *,
+    prior: float,
+) -> list[EnrichmentProvider]:
+    """Available providers, best past success rate first (registry order on ties)."""
+    available = [(index, p) for index, p in enumerate(providers.values()) if p.available]
+    available.sort(key=lambda item: (-success_rate(stats.get(item[1].key), prior=prior), item[0]))
+    return [provider for _, provider in available]
+
+
+def attempt_status(result: ProviderResult) -> EnrichmentAttemptStatus:
+    """The EnrichmentAttempt status of a region-filtered result (FILTERED: data returned but the
+    region rule left nothing)."""
+    if result.status is ResultStatus.HIT and not result.has_contacts:
+        return EnrichmentAttemptStatus.FILTERED
+    return _STATUS[result.status]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One provider call of a run (region rule already applied to ``result``)."""
+
+    phase: EnrichmentPhase
+    result: ProviderResult
+
+    @property
+    def status(self) -> EnrichmentAttemptStatus:
+        return attempt_status(self.result)
+
+    @property
+    def usable(self) -> bool:
+        return self.result.has_contacts and self.result.confidence is not None
+
+
+@dataclass(slots=True)
+class WaterfallOutcome:
+    attempts: list[Attempt] = field(default_factory=list)
+    best: Attempt | None = None
+    threshold: float = 0.7
+    budget_exhausted: bool = False
+    available: int = 0
+    country_iso: str | None = None
+
+    @property
+    def met_threshold(self) -> bool:
+        return (
+            self.best is not None
+            and self.best.result.confidence is not None
+            and self.best.result.confidence >= self.threshold
+        )
+
+    @property
+    def failure_reason(self) -> str | None:
+        """Why no contact was found (None when one was)."""
+        if self.best is not None:
+            return None
+        if self.available == 0:
+            return "no enrichment provider is configured"
+        filtered = sum(1 for a in self.attempts if a.status is EnrichmentAttemptStatus.FILTERED)
+        parts = [f"no provider found a contact ({len(self.attempts)} tried)"]
+        if filtered:
+            parts.append(
+                f"professional email required for {self.country_iso}: "
+                f"{filtered} personal-only answer(s) filtered"
+            )
+        elif requires_professional_email(self.country_iso):
+            parts.append(f"professional email required for {self.country_iso}")
+        failures = sorted(
+            {
+                a.status.value
+                for a in self.attempts
+                if a.status
+                in (
+                    EnrichmentAttemptStatus.ERROR,
+                    EnrichmentAttemptStatus.TIMEOUT,
+                    EnrichmentAttemptStatus.RATE_LIMITED,
+                )
+            }
+        )
+        if failures:
+            parts.append("provider failures: " + ", ".join(failures))
+        if self.budget_exhausted:
+            parts.append("time budget exhausted")
+        return "; ".join(parts)
+
+    @property
+    def summary(self) -> str:
+        """The lead's status reason when a contact was found."""
+        if self.best is None:
+            return self.failure_reason or ""
+        confidence = self.best.result.confidence or 0.0
+        head = f"{self.best.result.provider} found contacts at confidence {confidence:.2f}"
+        if not self.met_threshold:
+            head += f" (below the {self.threshold:.2f} target; best of {len(self.attempts)})"
+        return head
+
+
+def _rank_key(attempt: Attempt) -> float:
+    return attempt.result.confidence if attempt.usable and attempt.result.confidence else -1.0
+
+
+async def _ask(
+    provider: EnrichmentProvider,
+    person: PersonQuery,
+    *,
+    budget: float,
+    country: str | None,
+) -> ProviderResult:
+    """One lookup bounded by ``budget`` (the adapter bounds itself; this is the backstop for an
+    adapter that would not), region rule applied."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(budget + 0.5):
+            result = await provider.lookup(person, budget_seconds=budget)
+    except TimeoutError:
+        result = ProviderResult(
+            provider=provider.key,
+            status=ResultStatus.TIMEOUT,
+            latency_ms=round((time.perf_counter() - started) * 1000),
+            error=f"no answer within the waterfall budget ({budget:.2f} s)",
+            transient=True,
+        )
+    return result.for_region(country)
+
+
+async def run_waterfall(
+    providers: Mapping[str, EnrichmentProvider],
+    person: PersonQuery,
+    *,
+    stats: Mapping[str, ProviderStats],
+    threshold: float,
+    parallel: int,
+    budget_seconds: float,
+    per_lookup_seconds: float,
+    prior: float = 0.5,
+    clock: Clock = time.monotonic,
+) -> WaterfallOutcome:
+    """Run §9 for ``person`` (module docstring). Never raises for provider trouble."""
+    country = normalize_country(person.country_iso)
+    ordered = order_providers(providers, stats, prior=prior)
+    outcome = WaterfallOutcome(threshold=threshold, available=len(ordered), country_iso=country)
+    deadline = clock() + budget_seconds
+
+    def remaining() -> float:
+        return min(deadline - clock(), per_lookup_seconds)
+
+    first, rest = ordered[:parallel], ordered[parallel:]
+    if first:
+        budget = remaining()
+        if budget < MIN_LOOKUP_SECONDS:
+            outcome.budget_exhausted = True
+            return outcome
+        results = await asyncio.gather(
+            *(_ask(p, person, budget=budget, country=country) for p in first)
+        )
+        outcome.attempts.extend(Attempt(EnrichmentPhase.PARALLEL, r) for r in results)
+    outcome.best = _best(outcome.attempts)
+    for provider in rest:
+        if outcome.met_threshold:
+            break
+        budget = remaining()
+        if budget < MIN_LOOKUP_SECONDS:
+            outcome.budget_exhausted = True
+            break
+        result = await _ask(provider, person, budget=budget, country=country)
+        outcome.attempts.append(Attempt(EnrichmentPhase.FALLBACK, result))
+        outcome.best = _best(outcome.attempts)
+    return outcome
+
+
+def _best(attempts: Sequence[Attempt]) -> Attempt | None:
+    usable = [a for a in attempts if a.usable]
+    if not usable:
+        return None
+    # max keeps the first of equals: the better-ranked provider of the parallel phase wins ties.
+    return max(usable, key=_rank_key)

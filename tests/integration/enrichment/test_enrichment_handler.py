@@ -1,0 +1,393 @@
+"""The enrichment handler on the real database against the provider sandbox's deterministic
+personas (`sourcing.sandbox.personas`): attempts, contacts, lead status and reason, outbox
+messages, idempotence; and the ranking handler."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common.config import Settings, load_settings
+from sourcing.common.events import Envelope
+from sourcing.common.http import ExternalHttp
+from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
+from sourcing.common.models import (
+    EnrichmentAttempt,
+    Expert,
+    ExpertContact,
+    Lead,
+    OutboxMessage,
+    Project,
+    RankingSnapshot,
+)
+from sourcing.common.models.enums import (
+    EnrichmentAttemptStatus,
+    EnrichmentPhase,
+)
+from sourcing.common.policies.contacts import is_personal_email
+from sourcing.enrichment.handlers import (
+    EnrichmentDeps,
+    handle_enrichment_batch,
+    handle_enrichment_requested,
+    handle_ranking_requested,
+)
+from sourcing.enrichment.providers import build_providers
+from sourcing.sandbox.personas import Outcome, expected_outcome
+from tests.factories import create_company, create_expert, create_job_title, create_lead
+from tests.factories import create_project as _create_project
+from tests.unit.enrichment.support import make_http
+
+ADAPTER_TIMEOUT = 0.3  # per request; the sandbox's slow answers take 1 s
+
+
+@pytest.fixture
+def settings(sandbox_url: str, migrated_database_url: str) -> Settings:
+    return load_settings(
+        APP_ENV="test",
+        DATABASE_URL=migrated_database_url,
+        SANDBOX_PROVIDERS=True,
+        SANDBOX_URL=sandbox_url,
+        ZELIQ_CALLBACK_URL=None,  # Zeliq answers by callback only: unavailable
+        PROVIDER_TIMEOUT_SECONDS=ADAPTER_TIMEOUT,
+        ENRICHMENT_POLL_INTERVAL_SECONDS=0.0,
+        ENRICHMENT_POLL_MAX_ATTEMPTS=5,
+        ENRICHMENT_TIME_BUDGET_SECONDS=2.0,
+        AGENT_ATTEMPT_TIMEOUT_SECONDS=20.0,
+    )
+
+
+@pytest.fixture
+async def deps(settings: Settings) -> AsyncIterator[EnrichmentDeps]:
+    http: ExternalHttp = make_http(timeout_seconds=ADAPTER_TIMEOUT)
+    yield EnrichmentDeps(settings=settings, providers=build_providers(settings, http))
+    await http.aclose()
+
+
+async def create_project(session: AsyncSession, **overrides: Any) -> Project:
+    return await _create_project(session, geography_iso_codes=["US", "GB", "DE"], **overrides)
+
+
+async def _lead(
+    session: AsyncSession, name: str, *, country: str = "US", project: Project | None = None
+) -> Lead:
+    first, last = name.split()
+    slug = f"{first}-{last}-9{uuid.uuid4().hex[:6]}".lower()  # digit segment: ignored by sandbox
+    expert = await create_expert(
+        session,
+        full_name=name,
+        first_name=first,
+        last_name=last,
+        linkedin_url_normalized=f"https://www.linkedin.com/in/{slug}",
+        company_name="Acme",
+        company_domain="acme.com",
+        country_iso=country,
+        title="VP Payments",
+    )
+    project = project or await create_project(session)
+    return await create_lead(
+        session,
+        project=project,
+        expert=expert,
+        raw_name=name,
+        raw_company="Acme",
+        raw_title="VP Payments",
+        linkedin_url=expert.linkedin_url_normalized,
+        company_domain="acme.com",
+        country_iso=country,
+        status="ENRICHING",
+    )
+
+
+def _envelope(lead: Lead) -> tuple[Envelope, EnrichmentRequested]:
+    payload = EnrichmentRequested(
+        lead_id=lead.id, expert_id=lead.expert_id, project_id=lead.project_id
+    )
+    return Envelope.new(EnrichmentRequested.message_type, payload), payload
+
+
+async def _enrich(session: AsyncSession, lead: Lead, deps: EnrichmentDeps) -> None:
+    envelope, payload = _envelope(lead)
+    await handle_enrichment_requested(session, envelope, payload, deps=deps)
+    await session.flush()
+    await session.refresh(lead)
+
+
+async def _attempts(session: AsyncSession, lead: Lead) -> list[EnrichmentAttempt]:
+    rows = await session.execute(
+        select(EnrichmentAttempt)
+        .where(EnrichmentAttempt.lead_id == lead.id)
+        .order_by(EnrichmentAttempt.phase.desc(), EnrichmentAttempt.provider)
+    )
+    return list(rows.scalars().all())
+
+
+async def _contacts(session: AsyncSession, lead: Lead) -> list[ExpertContact]:
+    rows = await session.execute(
+        select(ExpertContact)
+        .where(ExpertContact.expert_id == lead.expert_id)
+        .order_by(ExpertContact.type, ExpertContact.value)
+    )
+    return list(rows.scalars().all())
+
+
+async def _outbox(session: AsyncSession, *keys: uuid.UUID) -> list[tuple[str, str]]:
+    rows = await session.execute(
+        select(OutboxMessage.topic, OutboxMessage.envelope)
+        .where(OutboxMessage.key.in_([str(key) for key in keys]))
+        .order_by(OutboxMessage.seq)
+    )
+    return [(topic, envelope["type"]) for topic, envelope in rows]
+
+
+async def test_standard_person_is_enriched_in_the_parallel_phase(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    assert expected_outcome("leadmagic", "Alex Standard") is Outcome.HIT
+    lead = await _lead(session, "Alex Standard")
+    await _enrich(session, lead, deps)
+
+    assert lead.status == "ENRICHED"
+    assert lead.enriched_at is not None
+    attempts = await _attempts(session, lead)
+    # No history: the first five available providers in registry order, all at once.
+    assert sorted(a.provider for a in attempts) == sorted(
+        ["leadmagic", "prospeo", "exa", "rocketreach", "wiza"]
+    )
+    assert {a.phase for a in attempts} == {EnrichmentPhase.PARALLEL}
+    assert all(a.latency_ms is not None and a.response_payload for a in attempts)
+    assert all(a.http_status == 200 for a in attempts if a.status == "SUCCESS")
+    contacts = await _contacts(session, lead)
+    winner = contacts[0].provider
+    assert winner in {"leadmagic", "prospeo", "rocketreach", "wiza"}
+    assert {c.provider for c in contacts} == {winner}
+    assert all((c.confidence or 0) >= 0.9 for c in contacts if c.type == "EMAIL")
+    assert {c.type for c in contacts} == {"EMAIL", "PHONE"} or {c.type for c in contacts} == {
+        "EMAIL"
+    }
+    winning_attempt = next(a for a in attempts if a.provider == winner)
+    assert all(c.enrichment_attempt_id == winning_attempt.id for c in contacts)
+    assert lead.status_reason and lead.status_reason.startswith(f"{winner} found contacts")
+    # No auto outreach on this project: ranking + sheet sync only.
+    assert await _outbox(session, lead.project_id, lead.expert_id) == [
+        ("ranking", "ranking.requested.v1"),
+        ("google-sheets-sync", "google-sheets-sync.requested.v1"),
+    ]
+
+
+async def test_redelivery_does_not_re_enrich(session: AsyncSession, deps: EnrichmentDeps) -> None:
+    lead = await _lead(session, "Robin Standard")
+    await _enrich(session, lead, deps)
+    attempts = len(await _attempts(session, lead))
+    contacts = [(c.type, c.value) for c in await _contacts(session, lead)]
+    outbox = await _outbox(session, lead.project_id, lead.expert_id)
+
+    await _enrich(session, lead, deps)  # another delivery (new envelope id)
+
+    assert lead.status == "ENRICHED"
+    assert len(await _attempts(session, lead)) == attempts
+    assert [(c.type, c.value) for c in await _contacts(session, lead)] == contacts
+    assert await _outbox(session, lead.project_id, lead.expert_id) == outbox
+
+
+async def test_second_lead_of_an_enriched_expert_reuses_the_contacts(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    lead = await _lead(session, "Sam Standard")
+    await _enrich(session, lead, deps)
+    other_project = await create_project(session, auto_outreach_channel="email")
+    expert = await session.get(Expert, lead.expert_id)
+    second = await create_lead(
+        session, project=other_project, expert=expert, raw_name="Sam Standard", status="NEW"
+    )
+    await _enrich(session, second, deps)
+
+    assert second.status == "ENRICHED"
+    assert second.status_reason and second.status_reason.startswith("contacts already known")
+    assert await _attempts(session, second) == []
+    assert ("outreach", "outreach.auto.v1") in await _outbox(session, second.expert_id)
+
+
+@pytest.mark.parametrize("country", ["GB", "DE"])
+async def test_personal_only_person_in_europe_fails_with_the_region_reason(
+    session: AsyncSession, deps: EnrichmentDeps, country: str
+) -> None:
+    lead = await _lead(session, "Kim Personal", country=country)
+    await _enrich(session, lead, deps)
+
+    assert lead.status == "ENRICHMENT_FAILED"
+    assert lead.status_reason is not None
+    assert lead.status_reason.startswith("no provider found a contact (9 tried)")
+    assert f"professional email required for {country}" in lead.status_reason
+    attempts = await _attempts(session, lead)
+    assert len(attempts) == 9  # every available provider (Zeliq is not configured)
+    assert EnrichmentAttemptStatus.FILTERED in {a.status for a in attempts}
+    assert {a.status for a in attempts} <= {"FILTERED", "NO_MATCH"}
+    assert [a.phase for a in attempts].count("FALLBACK") == 4
+    assert await _contacts(session, lead) == []
+    # The filtered personal emails stay visible in the attempt's payload (diagnostics).
+    filtered = [e for a in attempts for e in a.response_payload["filtered_emails"]]  # type: ignore[index]
+    assert filtered and all(is_personal_email(e["address"]) for e in filtered)
+    topics = [topic for topic, _ in await _outbox(session, lead.project_id, lead.expert_id)]
+    assert "outreach" not in topics and "ranking" in topics
+
+
+async def test_personal_only_person_in_the_us_keeps_the_personal_email(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    lead = await _lead(session, "Kim Personal", country="US")
+    await _enrich(session, lead, deps)
+    assert lead.status == "ENRICHED"
+    contacts = await _contacts(session, lead)
+    assert contacts and all(is_personal_email(c.value) for c in contacts)
+    assert all(c.is_professional is False for c in contacts)
+
+
+async def test_low_confidence_everywhere_is_enriched_below_target_without_outreach(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    project = await create_project(session, auto_outreach_channel="email")
+    lead = await _lead(session, "Alex Lowconf", project=project)
+    await _enrich(session, lead, deps)
+
+    assert lead.status == "ENRICHED"
+    assert lead.status_reason and "below the 0.70 target" in lead.status_reason
+    assert len(await _attempts(session, lead)) == 9  # the fallback asked everyone
+    contacts = await _contacts(session, lead)
+    assert contacts and all((c.confidence or 1) < 0.7 for c in contacts)
+    topics = [topic for topic, _ in await _outbox(session, lead.project_id, lead.expert_id)]
+    assert "outreach" not in topics
+
+
+async def test_nobody_knows_the_person(session: AsyncSession, deps: EnrichmentDeps) -> None:
+    lead = await _lead(session, "Alex Nomatch", country="GB")
+    await _enrich(session, lead, deps)
+    assert lead.status == "ENRICHMENT_FAILED"
+    assert lead.status_reason == (
+        "no provider found a contact (9 tried); professional email required for GB"
+    )
+    assert {a.status for a in await _attempts(session, lead)} == {"NO_MATCH"}
+
+
+async def test_slow_providers_time_out_within_the_budget(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    lead = await _lead(session, "Alex Slow")
+    started = time.monotonic()
+    await _enrich(session, lead, deps)
+    elapsed = time.monotonic() - started
+
+    statuses = {a.provider: a.status for a in await _attempts(session, lead)}
+    for vendor in ("leadmagic", "prospeo", "rocketreach", "wiza"):
+        assert statuses[vendor] == "TIMEOUT"
+    # Everyone else answers with low confidence: the best of them is kept.
+    assert lead.status == "ENRICHED"
+    assert lead.status_reason and "below the 0.70 target" in lead.status_reason
+    assert elapsed < deps.waterfall_budget()
+
+
+async def test_flaky_providers_are_recorded_and_the_run_still_wins(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    project = await create_project(session, auto_outreach_channel="email")
+    lead = await _lead(session, "Alex Flaky", project=project)
+    await _enrich(session, lead, deps)
+
+    statuses = {a.provider: a.status for a in await _attempts(session, lead)}
+    assert statuses["leadmagic"] == "RATE_LIMITED"
+    assert statuses["prospeo"] == "ERROR"
+    assert lead.status == "ENRICHED"
+    assert ("outreach", "outreach.auto.v1") in await _outbox(session, lead.expert_id)
+
+
+async def test_history_steers_the_parallel_phase(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    lead = await _lead(session, "Robin Standard")
+    # PDL and ContactOut succeeded before; LeadMagic kept failing.
+    for provider, status, count in (
+        ("peopledatalabs", "SUCCESS", 30),
+        ("contactout", "SUCCESS", 30),
+        ("leadmagic", "ERROR", 30),
+    ):
+        for _ in range(count):
+            session.add(
+                EnrichmentAttempt(
+                    expert_id=lead.expert_id,
+                    run_id=uuid.uuid4(),
+                    provider=provider,
+                    phase="PARALLEL",
+                    status=status,
+                )
+            )
+    await session.flush()
+    deps.settings = deps.settings.model_copy(update={"ENRICHMENT_PARALLEL_PROVIDERS": 2})
+    await _enrich(session, lead, deps)
+
+    attempts = await _attempts(session, lead)
+    parallel = {a.provider for a in attempts if a.phase == "PARALLEL"}
+    assert parallel == {"peopledatalabs", "contactout"}
+    assert "leadmagic" not in {a.provider for a in attempts}
+
+
+async def test_batch_handler_runs_waterfalls_together(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    leads = [await _lead(session, name) for name in ("Alex Standard", "Kim Nomatch")]
+    items = [_envelope(lead) for lead in leads]
+    items.append(items[0])  # the same request twice in one batch
+    await handle_enrichment_batch(session, items, deps=deps)
+    for lead in leads:
+        await session.refresh(lead)
+    assert [lead.status for lead in leads] == ["ENRICHED", "ENRICHMENT_FAILED"]
+    assert len(await _attempts(session, leads[0])) == 5
+
+
+async def test_ranking_writes_a_snapshot_and_the_lead_score(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    project = await create_project(session, priority=3)
+    company = await create_company(session, project=project)
+    await create_job_title(
+        session, company=company, title="VP Payments", normalized_title="vp payments",
+        relevance_score=0.9,
+    )  # fmt: skip
+    lead = await _lead(session, "Alex Standard", project=project)
+    await _enrich(session, lead, deps)
+    payload = RankingRequested(project_id=project.id, expert_id=lead.expert_id)
+    await handle_ranking_requested(
+        session, Envelope.new(RankingRequested.message_type, payload), payload
+    )
+    await session.refresh(lead)
+
+    snapshot = (
+        await session.execute(
+            select(RankingSnapshot).where(RankingSnapshot.expert_id == lead.expert_id)
+        )
+    ).scalar_one()
+    assert snapshot.lead_id == lead.id and snapshot.formula_version == "v1"
+    assert snapshot.components["title_relevance"] == 0.9
+    assert snapshot.components["geography"] == 1.0
+    assert snapshot.components["contactability"] > 0.6
+    assert lead.ranking_score == snapshot.score
+    assert 70 < snapshot.score <= 100
+
+
+async def test_ranking_of_unknown_ids_does_nothing(session: AsyncSession) -> None:
+    payload = RankingRequested(project_id=uuid.uuid4(), expert_id=uuid.uuid4())
+    await handle_ranking_requested(
+        session, Envelope.new(RankingRequested.message_type, payload), payload
+    )
+    count = (
+        await session.execute(
+            select(func.count())
+            .select_from(RankingSnapshot)
+            .where(RankingSnapshot.project_id == payload.project_id)
+        )
+    ).scalar_one()
+    assert count == 0
