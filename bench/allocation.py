@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,14 +44,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.config import Settings, load_settings, to_asyncpg_url
+from sourcing.sandbox.server import free_port
 
 SERVE_FLAG = "--serve"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _zones_now(*, inside: bool, start: int = 9, end: int = 20) -> list[str]:
@@ -310,7 +304,7 @@ async def _main(args: argparse.Namespace) -> None:
             "LOG_LEVEL": "warn",
         }
         settings = load_settings(DATABASE_URL=database_url, APP_ENV="development")
-        port = _free_port()
+        port = free_port()
         process = subprocess.Popen(  # noqa: ASYNC220 - started once, before the load
             [sys.executable, __file__, SERVE_FLAG, str(port)],
             env=env,

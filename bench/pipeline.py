@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,15 +41,9 @@ from sourcing.common.models import Expert, Lead, Project
 from sourcing.devstack import create_topics, delete_topics, start_test_stack
 from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.ingestion.app import build_app as build_ingestion_app
+from sourcing.sandbox.server import free_port
 
 SECRET = "bench-sales-nav-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _cpu_model() -> str:
@@ -156,7 +149,7 @@ async def bench(args: argparse.Namespace) -> None:
         prefix = f"bench{uuid.uuid4().hex[:8]}-"
         await create_topics(stack.bootstrap_servers, prefix=prefix)
         try:
-            with _sandbox(_free_port()) as sandbox_url:
+            with _sandbox(free_port()) as sandbox_url:
                 await _run(args, stack.database_url, stack.bootstrap_servers, prefix, sandbox_url,
                            stack.broker_kind)  # fmt: skip
         finally:

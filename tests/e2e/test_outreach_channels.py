@@ -5,16 +5,12 @@ expert refused."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,7 +20,7 @@ from sourcing.common.models import CooldownLog, Lead, OutreachMessage, OutreachT
 from sourcing.common.models.enums import Channel
 from sourcing.common.statemachines import LeadStatus
 from sourcing.outreach.app import build_app
-from sourcing.sandbox.app import create_sandbox_app
+from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_project, create_suppression
 from tests.factories_outreach import RECIPIENTS, create_enriched_lead, create_reachable_expert
 from tests.fixtures.api import serve_gateway
@@ -34,38 +30,6 @@ pytestmark = pytest.mark.integration
 
 # Vendors whose send API returns no message id (WeChat custom send, Kakao friends message).
 NO_VENDOR_ID = {Channel.WECHAT, Channel.KAKAOTALK}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def serve_sandbox() -> AsyncIterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_sandbox_app(),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        for _ in range(250):
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.02)
-        assert server.started, "sandbox did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

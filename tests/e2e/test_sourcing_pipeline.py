@@ -33,10 +33,10 @@ from sourcing.common.models import (
 from sourcing.common.policies.contacts import is_personal_email, requires_professional_email
 from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.ingestion.app import build_app as build_ingestion_app
+from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_project
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import make_kafka_settings, read_topic, running_app, wait_until
-from tests.integration.enrichment.sandbox_server import serve_sandbox
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,7 +13,6 @@ from itertools import product
 
 import httpx
 import pytest
-import uvicorn
 
 from sourcing.common.http import ExternalHttp
 from sourcing.common.settings_providers import ProviderSettings
@@ -42,6 +40,7 @@ from sourcing.sandbox.personas import (
     key_from_name,
     persona_of,
 )
+from sourcing.sandbox.server import serve_sandbox
 from tests.unit.enrichment.support import make_http, make_settings
 
 SLOW_SECONDS = 1.0  # the sandbox's slow answers
@@ -53,33 +52,10 @@ SURNAMES = (
 )  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 async def sandbox_url() -> AsyncIterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_sandbox_app(slow_seconds=SLOW_SECONDS),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    assert server.started, "sandbox did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serve_sandbox(slow_seconds=SLOW_SECONDS) as url:
+        yield url
 
 
 def _settings(sandbox_url: str, **overrides: object) -> ProviderSettings:

@@ -67,13 +67,14 @@ async def _audit_and_sync(session: AsyncSession, task: CallTask, outcome: str) -
             select(OutboxMessage).where(OutboxMessage.topic == "google-sheets-sync")
         )
     ).all()
-    syncs = [row for row in outbox if row.envelope["payload"]["entityId"] == str(task.id)]
+    # The sheet has one row per expert: the outcome refreshes the expert's row.
+    syncs = [row for row in outbox if row.envelope["payload"]["entityId"] == str(task.expert_id)]
     assert len(syncs) == 1
     assert syncs[0].envelope["type"] == "google-sheets-sync.requested.v1"
     assert syncs[0].envelope["payload"] == {
         "projectId": str(task.project_id),
-        "entityType": "call_task",
-        "entityId": str(task.id),
+        "entityType": "expert",
+        "entityId": str(task.expert_id),
     }
     assert syncs[0].key == str(task.project_id)
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.integration.enrichment.sandbox_server import serve_sandbox
+from sourcing.sandbox.server import serve_sandbox
 
 SANDBOX_SLOW_SECONDS = 1.0  # the sandbox's slow answers; the adapters time out before
 

@@ -32,10 +32,10 @@ from sourcing.devstack import Stack
 from sourcing.ingestion.app import build_app
 from sourcing.ingestion.clients import ApolloClient, JobTitleClient, MalformedModelAnswer
 from sourcing.ingestion.handlers import JobTitleDiscovery
+from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_company, create_project
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import make_kafka_settings, read_topic, running_app, wait_until
-from tests.integration.ingestion.sandbox import running_sandbox
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ MALFORMED = "Evil Corp sandbox-malformed"
 
 @pytest.fixture
 async def sandbox_url() -> AsyncIterator[str]:
-    async with running_sandbox() as url:
+    async with serve_sandbox() as url:
         yield url
 
 

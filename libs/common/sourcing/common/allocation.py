@@ -61,10 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.config import Settings
 from sourcing.common.errors import Conflict, Forbidden, NotFound
-from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
 from sourcing.common.logging import correlation_id_var
-from sourcing.common.messages.outreach import SheetSyncRequested
 from sourcing.common.models import (
     Caller,
     CallerStatusHistory,
@@ -83,6 +80,7 @@ from sourcing.common.models.enums import (
     SuppressionReason,
 )
 from sourcing.common.policies.calls import country_timezone, in_calling_window
+from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import (
     CALL_TASK,
     CALL_TASK_ACTIVE_STATUSES,
@@ -99,7 +97,6 @@ Clock = Callable[[], datetime]
 
 ACTIVE_TASK_INDEX = "uq_call_tasks_active_caller_id"
 OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
-SHEETS_LANE = "google-sheets-sync"
 
 NO_AVAILABLE_TASKS = "NO_AVAILABLE_TASKS"
 
@@ -841,16 +838,6 @@ async def record_outcome(
             },
         )
     )
-    await add_to_outbox(
-        session,
-        SHEETS_LANE,
-        Envelope.new(
-            SheetSyncRequested.message_type,
-            SheetSyncRequested(
-                project_id=task.project_id, entity_type="call_task", entity_id=task.id
-            ),
-        ),
-        key=str(task.project_id),
-    )
+    await request_sheet_sync(session, project_id=task.project_id, expert_id=task.expert_id)
     await session.flush()
     return result

@@ -1,68 +1,35 @@
-"""Topic initialisation: every lane as a topic with the lane's partitions and retention.
-
-Production brokers have auto-create off, so this is the only way lane topics come to exist
-(Faust creates its own internal topics). Idempotent: existing topics are left as they are.
+"""Topic initialisation for the embedded stack: the shared implementation lives in
+:mod:`sourcing.common.topics_init` (also the production topic-init step); these wrappers
+raise the devstack's errors so development tools report them like every other failure.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
 from collections.abc import Iterable
-from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
-
+from sourcing.common import topics_init
 from sourcing.common.topics import LANES, Lane
 from sourcing.devstack._process import DevstackError
 
-logger = logging.getLogger("sourcing.devstack")
-
-_TOPIC_ALREADY_EXISTS = 36
-_UNKNOWN_TOPIC = 3
-# Codes a broker answers when it does not take per-topic configs (Tansu): retried without.
-_CONFIG_REJECTED = {35, 40, 42}  # UNSUPPORTED_VERSION, INVALID_CONFIG, INVALID_REQUEST
-_MS_PER_DAY = 86_400_000
+broker_is_ready = topics_init.broker_is_ready
 
 
 class BrokerUnavailable(DevstackError, TimeoutError):
     """The broker did not answer metadata requests in time."""
 
 
-async def broker_is_ready(bootstrap_servers: str, *, timeout: float = 5.0) -> bool:  # noqa: ASYNC109
-    """One probe: does the cluster answer metadata with at least one live broker?"""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000)
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            await admin.start()
-            cluster: dict[str, Any] = await admin.describe_cluster()
-            return bool(cluster.get("brokers"))
-    except Exception:
-        return False
-    finally:
-        with contextlib.suppress(Exception):
-            await admin.close()
+def _translated(exc: topics_init.TopicInitError) -> DevstackError:
+    if isinstance(exc, topics_init.BrokerNotReady):
+        return BrokerUnavailable(str(exc))
+    return DevstackError(str(exc))
 
 
-# The timeout parameters below bound retry loops and become broker-side request timeouts;
-# a caller's asyncio.timeout could not do either.
 async def wait_for_broker(bootstrap_servers: str, timeout: float = 60.0) -> None:  # noqa: ASYNC109
     """Block until the broker answers metadata; `BrokerUnavailable` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if await broker_is_ready(bootstrap_servers, timeout=max(1.0, min(5.0, remaining))):
-            return
-        if time.monotonic() >= deadline:
-            raise BrokerUnavailable(
-                f"no Kafka broker answered at {bootstrap_servers} within {timeout:.0f} s"
-            )
-        await asyncio.sleep(0.25)
+    try:
+        await topics_init.wait_for_broker(bootstrap_servers, timeout=timeout)
+    except topics_init.TopicInitError as exc:
+        raise _translated(exc) from exc
 
 
 async def create_topics(
@@ -73,101 +40,17 @@ async def create_topics(
     replication_factor: int = 1,
     timeout: float = 60.0,  # noqa: ASYNC109
 ) -> None:
-    """Create `prefix + lane.name` for every lane and wait until each has leaders.
-
-    `retention.ms` comes from the lane; a broker that refuses topic configs (Tansu) gets the
-    topic without them and a warning. An existing topic with fewer partitions than its lane
-    is reported, not altered (growing partitions moves keys between partitions).
-    """
-    wanted = {f"{prefix}{lane.name}": lane for lane in lanes}
-    if not wanted:
-        return
-    await wait_for_broker(bootstrap_servers, timeout=timeout)
-    deadline = time.monotonic() + timeout
-    timeout_ms = int(timeout * 1000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
-    await admin.start()
+    """See :func:`sourcing.common.topics_init.create_topics`."""
     try:
-        rejected = await _create(admin, wanted, replication_factor, timeout_ms, with_configs=True)
-        if rejected:
-            logger.warning(
-                "broker %s refused topic configs (retention.ms) for %d topics; "
-                "creating them with broker defaults",
-                bootstrap_servers,
-                len(rejected),
-            )
-            retry = {name: wanted[name] for name in rejected}
-            still = await _create(admin, retry, replication_factor, timeout_ms, with_configs=False)
-            if still:
-                raise DevstackError(f"could not create topics: {still}")
-        await _wait_until_led(admin, wanted, deadline)
-    finally:
-        await admin.close()
-
-
-async def _create(
-    admin: AIOKafkaAdminClient,
-    topics: dict[str, Lane],
-    replication_factor: int,
-    timeout_ms: int,
-    *,
-    with_configs: bool,
-) -> dict[str, str]:
-    """Send one CreateTopics request; return the topics whose configs were refused."""
-    requests = [
-        NewTopic(
-            name,
-            lane.partitions,
-            replication_factor,
-            topic_configs=(
-                {"retention.ms": str(lane.retention_days * _MS_PER_DAY)} if with_configs else None
-            ),
+        await topics_init.create_topics(
+            bootstrap_servers,
+            prefix=prefix,
+            lanes=lanes,
+            replication_factor=replication_factor,
+            timeout=timeout,
         )
-        for name, lane in topics.items()
-    ]
-    response = await admin.create_topics(requests, timeout_ms=timeout_ms)
-    rejected: dict[str, str] = {}
-    failures: list[str] = []
-    for entry in response.topic_errors:
-        name, code = entry[0], entry[1]
-        message = entry[2] if len(entry) > 2 and entry[2] else for_code(code).__name__
-        if code in (0, _TOPIC_ALREADY_EXISTS):
-            continue
-        if with_configs and code in _CONFIG_REJECTED:
-            rejected[name] = message
-        else:
-            failures.append(f"{name}: {message} (code {code})")
-    if failures:
-        raise DevstackError("could not create topics: " + "; ".join(failures))
-    return rejected
-
-
-async def _wait_until_led(
-    admin: AIOKafkaAdminClient, wanted: dict[str, Lane], deadline: float
-) -> None:
-    """Wait until metadata shows every topic with all partitions led (creation is async)."""
-    while True:
-        described: list[dict[str, Any]] = await admin.describe_topics(list(wanted))
-        counts: dict[str, int] = {}
-        for topic in described:
-            partitions: list[dict[str, Any]] = topic.get("partitions") or []
-            led = all(p.get("leader", -1) >= 0 for p in partitions)
-            if topic.get("error_code", 0) == 0 and partitions and led:
-                counts[topic["topic"]] = len(partitions)
-        missing = sorted(set(wanted) - set(counts))
-        if not missing:
-            break
-        if time.monotonic() >= deadline:
-            raise BrokerUnavailable(f"topics without leaders after creation: {missing}")
-        await asyncio.sleep(0.1)
-    for name, count in counts.items():
-        if count < wanted[name].partitions:
-            logger.warning(
-                "topic %s exists with %d partitions; its lane wants %d",
-                name,
-                count,
-                wanted[name].partitions,
-            )
+    except topics_init.TopicInitError as exc:
+        raise _translated(exc) from exc
 
 
 async def delete_topics(
@@ -177,26 +60,10 @@ async def delete_topics(
     lanes: Iterable[Lane] = LANES,
     timeout: float = 30.0,  # noqa: ASYNC109
 ) -> None:
-    """Delete `prefix + lane.name` for every lane; topics already gone are fine.
-
-    Tests create fresh topics per test; deleting them afterwards keeps one long session's
-    broker from collecting thousands of partitions.
-    """
-    names = [f"{prefix}{lane.name}" for lane in lanes]
-    if not names:
-        return
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000)
-    )
-    await admin.start()
+    """See :func:`sourcing.common.topics_init.delete_topics`."""
     try:
-        response = await admin.delete_topics(names, timeout_ms=int(timeout * 1000))
-        failures = [
-            f"{name}: {for_code(code).__name__}"
-            for name, code in response.topic_error_codes
-            if code not in (0, _UNKNOWN_TOPIC)
-        ]
-        if failures:
-            raise DevstackError("could not delete topics: " + "; ".join(failures))
-    finally:
-        await admin.close()
+        await topics_init.delete_topics(
+            bootstrap_servers, prefix=prefix, lanes=lanes, timeout=timeout
+        )
+    except topics_init.TopicInitError as exc:
+        raise _translated(exc) from exc

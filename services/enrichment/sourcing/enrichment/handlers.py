@@ -30,10 +30,11 @@ from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import add_to_outbox
 from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
-from sourcing.common.messages.outreach import AutoOutreachRequested, SheetSyncRequested
+from sourcing.common.messages.outreach import AutoOutreachRequested
 from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
 from sourcing.common.policies.ranking import ContactSignal, RankingInput, score_expert
+from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import LEAD, LeadStatus
 from sourcing.enrichment import repository
 from sourcing.enrichment.providers import EmailKind, EnrichmentProvider, PersonQuery
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 ENRICHMENT_LANE = "enrichment"
 RANKING_LANE = "ranking"
 OUTREACH_LANE = "outreach"
-SHEETS_LANE = "google-sheets-sync"
 
 # Statuses in which a lead still wants enrichment; anything else means it was done already.
 ENRICHABLE = frozenset({LeadStatus.NEW, LeadStatus.ENRICHING, LeadStatus.ENRICHMENT_FAILED})
@@ -341,16 +341,7 @@ async def apply_enrichment(
             ),
             key=str(plan.expert_id),
         )
-    await add_to_outbox(
-        session,
-        SHEETS_LANE,
-        Envelope.new(
-            SheetSyncRequested.message_type,
-            SheetSyncRequested(project_id=plan.project_id, entity_type="lead", entity_id=lead.id),
-            correlation_id=correlation_id,
-        ),
-        key=str(plan.project_id),
-    )
+    await request_sheet_sync(session, project_id=plan.project_id, expert_id=plan.expert_id)
 
 
 async def handle_enrichment_requested(

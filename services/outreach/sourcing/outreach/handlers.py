@@ -68,7 +68,9 @@ from sourcing.common.policies.cooldown import (
     queue_outbound_message,
 )
 from sourcing.common.screening import OPEN_STATUSES, best_recipient, pick_recipient
+from sourcing.common.sheets import EXPERT_ENTITY, request_sheet_sync
 from sourcing.common.statemachines import SCREENING_RESPONSE, LeadStatus, ScreeningResponseStatus
+from sourcing.common.suppression import is_suppressed
 from sourcing.outreach import repository
 from sourcing.outreach.channels import OutboundMessage, OutreachChannel
 from sourcing.outreach.sheets import GoogleSheetsClient
@@ -77,8 +79,6 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 OUTREACH_LANE = "outreach"
-SHEETS_LANE = "google-sheets-sync"
-EXPERT_ENTITY = "expert"
 DEFAULT_AUTO_TEMPLATE = (
     "Hi {first_name}, we are running a paid expert consultation for {project_name} and your "
     "experience as {title} at {company} would be valuable. Would you be open to a short call?"
@@ -87,23 +87,6 @@ DEFAULT_AUTO_TEMPLATE = (
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-async def request_sheet_sync(
-    session: AsyncSession, *, project_id: uuid.UUID, expert_id: uuid.UUID
-) -> None:
-    """Ask google-sheets-sync to refresh the expert's row (outbox, same transaction)."""
-    await add_to_outbox(
-        session,
-        SHEETS_LANE,
-        Envelope.new(
-            SheetSyncRequested.message_type,
-            SheetSyncRequested(
-                project_id=project_id, entity_type=EXPERT_ENTITY, entity_id=expert_id
-            ),
-        ),
-        key=str(project_id),
-    )
 
 
 async def request_delivery(
@@ -248,7 +231,7 @@ class OutreachHandlers:
         if not project.auto_outreach_channel:
             logger.info("project %s has no auto outreach channel; nothing sent", project.id)
             return
-        if await repository.is_suppressed(session, expert):
+        if await is_suppressed(session, expert):
             logger.info("expert %s is suppressed; no auto outreach", expert.id)
             return
         channel = Channel(project.auto_outreach_channel)
@@ -372,7 +355,7 @@ class ScreeningHandlers:
             )
             return
         expert = await repository.get_expert(session, response.expert_id)
-        if expert is None or await repository.is_suppressed(session, expert):
+        if expert is None or await is_suppressed(session, expert):
             return
         thread = await self._thread(session, response, expert)
         if thread is None:

@@ -115,20 +115,24 @@ class SourcingRuntime:
         """Messages fetched for this app's agent topics and not yet read or committed, as
         last seen by Faust's monitor. Partitions this process has neither read from nor
         committed yet are left out (their starting point is unknown here)."""
-        if self.app is None:
-            return 0
+        return sum(self.lag_by_topic().values())
+
+    def lag_by_topic(self) -> dict[str, int]:
+        """:meth:`lag` per agent topic (every agent topic present, 0 when nothing waits)."""
         topics = {consumer.topic for consumer in self.consumers.values()}
+        lags = dict.fromkeys(topics, 0)
+        if self.app is None:
+            return lags
         monitor = self.app.monitor
         committed = monitor.tp_committed_offsets or {}
         read = monitor.tp_read_offsets or {}
-        lag = 0
         for tp, end in (monitor.tp_end_offsets or {}).items():
             if tp.topic not in topics:
                 continue
             done = max(committed.get(tp, -1), read.get(tp, -2) + 1)
             if done >= 0:
-                lag += max(end - done, 0)
-        return lag
+                lags[tp.topic] += max(end - done, 0)
+        return lags
 
     def liveness(self) -> dict[str, Any]:
         """``{"ok": bool, "lag": int, "secondsSinceProgress": float, "agents": [...]}``.
@@ -364,18 +368,21 @@ def reliable_consumer(app: SourcingApp, consumer_name: str) -> ReliableConsumer:
 
 
 def run_worker(app: SourcingApp) -> None:
-    """``python -m sourcing.<service>``: JSON logs, metrics port, Faust worker with signals.
+    """``python -m sourcing.<service>``: JSON logs, Faust worker with signals, and on
+    ``METRICS_PORT`` ``/metrics``, ``/health/live`` and ``/health/ready`` (started before the
+    app, so probes answer while it connects; stopped after it).
 
     SIGTERM/SIGINT stop the worker gracefully: the in-flight batch finishes and commits.
     """
+    from sourcing.common.health import HealthServer
     from sourcing.common.logging import configure_logging
-    from sourcing.common.metrics import serve_metrics
 
     settings = app.runtime.settings
     configure_logging(service=app.runtime.service_name, level=settings.log_level_number)
-    serve_metrics(settings)
+    services = [HealthServer(app)] if settings.METRICS_PORT else []
     worker = faust.Worker(
         app,
+        *services,
         loglevel=settings.log_level_number,
         override_logging=False,
         redirect_stdouts=False,

@@ -6,14 +6,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.models import (
     Expert,
     ExpertContact,
-    ExpertSuppression,
     Lead,
     Project,
     ScreeningQuestion,
@@ -28,14 +27,6 @@ async def get_project(session: AsyncSession, project_id: uuid.UUID) -> Project |
 
 async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
     return await session.get(Expert, expert_id)
-
-
-async def is_suppressed(session: AsyncSession, expert: Expert) -> bool:
-    """Never contact again: the denormalised stamp or a suppression row."""
-    if expert.suppressed_at is not None:
-        return True
-    stmt = select(exists().where(ExpertSuppression.expert_id == expert.id))
-    return bool((await session.execute(stmt)).scalar_one())
 
 
 async def list_contacts(session: AsyncSession, expert_id: uuid.UUID) -> Sequence[ExpertContact]:

@@ -22,7 +22,7 @@ from sourcing.common.errors import Conflict, InvalidPayload, NotFound
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import add_to_outbox
 from sourcing.common.logging import correlation_id_var
-from sourcing.common.messages.outreach import OutreachSendRequested, SheetSyncRequested
+from sourcing.common.messages.outreach import OutreachSendRequested
 from sourcing.common.models import Expert, Project
 from sourcing.common.models.enums import Channel
 from sourcing.common.policies.channels import api_name, normalize_channel
@@ -33,11 +33,11 @@ from sourcing.common.policies.cooldown import (
     open_thread,
     queue_outbound_message,
 )
+from sourcing.common.suppression import is_suppressed
 
 router = APIRouter(prefix="/api/v1/outreach", tags=["outreach"])
 
 OUTREACH_LANE = "outreach"
-SHEETS_LANE = "google-sheets-sync"
 
 
 class CooldownActive(Conflict):
@@ -79,7 +79,7 @@ async def load_project_and_expert(
     expert = await repository.get_expert(session, expert_id)
     if expert is None:
         raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
-    if await repository.is_suppressed(session, expert):
+    if await is_suppressed(session, expert):
         raise ExpertSuppressed(
             f"expert {expert_id} must never be contacted again",
             details={"expertId": str(expert_id)},
@@ -171,18 +171,3 @@ async def send_outreach(
         key=str(expert.id),
     )
     return OutreachSendAccepted(accepted=True, job_id=str(message.id))
-
-
-async def request_sheet_sync(
-    session: SessionDep, *, project_id: uuid.UUID, expert_id: uuid.UUID
-) -> None:
-    """Ask the google-sheets-sync agent to refresh the expert's row in the project's tab."""
-    await add_to_outbox(
-        session,
-        SHEETS_LANE,
-        Envelope.new(
-            SheetSyncRequested.message_type,
-            SheetSyncRequested(project_id=project_id, entity_type="expert", entity_id=expert_id),
-        ),
-        key=str(project_id),
-    )

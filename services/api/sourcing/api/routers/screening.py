@@ -25,7 +25,6 @@ from sourcing.api.routers.outreach import (
     OUTREACH_LANE,
     ThreadNotOpen,
     load_project_and_expert,
-    request_sheet_sync,
 )
 from sourcing.api.schemas_outreach import (
     ScreeningAnswerRecorded,
@@ -48,6 +47,7 @@ from sourcing.common.screening import (
     best_recipient,
     render_screening_questions,
 )
+from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import SCREENING_RESPONSE, ScreeningResponseStatus
 
 router = APIRouter(prefix="/api/v1/screening", tags=["screening"])
