@@ -191,3 +191,21 @@ async def test_metrics_count_requests_by_route(
         in body
     )
     assert "sourcing_http_request_duration_seconds_bucket" in body
+
+
+async def test_unknown_query_parameters_are_400(
+    api: httpx.AsyncClient, auth_headers: Headers
+) -> None:
+    response = await api.get(
+        "/api/v1/call-tasks/operator/tasks",
+        params={"stauts": "PENDING", "limit": 5},
+        headers=auth_headers("ops"),
+    )
+    _assert_envelope(response, 400, "invalid_payload")
+    assert response.json()["error"]["details"]["errors"] == [
+        {"field": "stauts", "in": "query", "message": "unknown parameter"}
+    ]
+    known = await api.get(
+        "/api/v1/call-tasks/operator/tasks", params={"limit": 5}, headers=auth_headers("ops")
+    )
+    assert known.status_code == 200

@@ -25,7 +25,12 @@ from sourcing.common.logging import JsonFormatter
 from tests.fixtures.api import ApiSettingsFactory, serve_gateway
 
 # Request headers whose values are credentials.
-CREDENTIAL_HEADERS = ("authorization", "x-yay-signature", "x-sales-nav-secret", "x-auth-bootstrap-secret")
+CREDENTIAL_HEADERS = (
+    "authorization",
+    "x-yay-signature",
+    "x-sales-nav-secret",
+    "x-auth-bootstrap-secret",
+)
 # Shorter values (a guessed "wrong" secret, a bare "Bearer") are too common to be told apart
 # from ordinary words in a log line; every real credential is longer.
 MIN_SECRET_LENGTH = 16
@@ -127,10 +132,12 @@ def _secret_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def security_settings(api_settings_factory: ApiSettingsFactory) -> Settings:
-    """Development settings with every secret and provider key set to a random value; the rate
-    limit is out of the way (its own tests live with the gateway)."""
-    settings = api_settings_factory(**_secret_overrides(), RATE_LIMIT_MAX_REQUESTS=1_000_000)
+def security_settings(api_settings_factory: ApiSettingsFactory, lane_topics: str) -> Settings:
+    """Development settings with every secret and provider key set to a random value, on this
+    test's own topics; the rate limit is out of the way (its own tests live with the gateway)."""
+    settings = api_settings_factory(
+        **_secret_overrides(), KAFKA_TOPIC_PREFIX=lane_topics, RATE_LIMIT_MAX_REQUESTS=1_000_000
+    )
     _SECRETS.add_settings(settings)
     return settings
 

@@ -65,7 +65,7 @@ _SUBJECTS: dict[str, str] = {}
 
 Forger = Callable[[Settings, str], str]
 DEFECTS: dict[str, Forger] = {
-    "alg-none": lambda s, r: jwt.encode(_claims(s, r), None, algorithm="none"),
+    "alg-none": lambda s, r: jwt.encode(_claims(s, r), "", algorithm="none"),
     "alg-none-uppercase": lambda s, r: (
         _b64({"alg": "NONE", "typ": "JWT"}) + "." + _b64(_claims(s, r)) + "."
     ),
@@ -101,7 +101,10 @@ async def caller_subject(session: AsyncSession) -> Any:
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
-@pytest.mark.parametrize("defect", sorted(DEFECTS))
+@pytest.mark.parametrize(
+    "defect",
+    sorted(DEFECTS),
+)
 async def test_defective_tokens_are_401_on_every_protected_route(
     gateway: httpx.AsyncClient, security_settings: Settings, caller_subject: None, defect: str
 ) -> None:
@@ -110,7 +113,7 @@ async def test_defective_tokens_are_401_on_every_protected_route(
         assert isinstance(rule, frozenset)
         role = sorted(rule)[0]
         url = _url(path)
-        body = {} if method in ("POST", "PATCH") else None
+        body: dict[str, Any] | None = {} if method in ("POST", "PATCH") else None
         good = _sign(security_settings, _claims(security_settings, role))
         control = await gateway.request(
             method, url, json=body, headers={"Authorization": f"Bearer {good}"}
@@ -136,12 +139,12 @@ async def test_malformed_authorization_headers_are_401_everywhere(
 ) -> None:
     wrong = []
     for (method, path), _ in PROTECTED:
-        body = {} if method in ("POST", "PATCH") else None
+        body: dict[str, Any] | None = {} if method in ("POST", "PATCH") else None
         response = await gateway.request(
             method,
             _url(path),
             json=body,
-            headers={"Authorization": header.encode("utf-8").decode("latin-1")},
+            headers=[(b"Authorization", header.encode("utf-8"))],
         )
         if response.status_code != 401:
             wrong.append(f"{method} {path}: {response.status_code} {response.text[:200]}")

@@ -62,7 +62,7 @@ def decode_token(settings: Settings, token: str) -> Principal:
     subject, role = claims.get("sub"), claims.get("role")
     if not isinstance(subject, str) or not subject:
         raise Unauthorized("token has no subject")
-    if role not in {r.value for r in Role}:
+    if not isinstance(role, str) or role not in {r.value for r in Role}:
         raise Unauthorized("token has no valid role")
     return Principal(user_id=subject, role=Role(role))
 

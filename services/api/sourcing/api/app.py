@@ -7,8 +7,9 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from sourcing.api.deps import reject_unknown_query_params
 from sourcing.api.errors import register_error_handlers
 from sourcing.api.middleware import EdgeMiddleware
 from sourcing.api.openapi import openapi_builder
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query_params)],
     )
     app.state.settings = settings
     app.state.clock = time.time

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.common.auth import Principal, Role, decode_token
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
-from sourcing.common.errors import Forbidden, Unauthorized
+from sourcing.common.errors import Forbidden, InvalidPayload, Unauthorized
 
 
 def get_settings(request: Request) -> Settings:
@@ -36,6 +36,32 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
+
+
+def reject_unknown_query_params(request: Request) -> None:
+    """A misspelt filter (`?stauts=PENDING`) is a 400, never silently ignored."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        known.update(param.alias for param in current.query_params)
+        pending.extend(current.dependencies)
+    unknown = sorted(set(request.query_params.keys()) - known)
+    if unknown:
+        raise InvalidPayload(
+            f"unknown query parameter(s): {', '.join(repr(name) for name in unknown)}",
+            details={
+                "errors": [
+                    {"field": name, "in": "query", "message": "unknown parameter"}
+                    for name in unknown
+                ],
+                "allowed": sorted(known),
+            },
+        )
 
 
 def get_now(request: Request) -> datetime:

@@ -9,12 +9,22 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sourcing.common.errors import AppError, InvalidTransitionError, MethodNotAllowed, NotFound
+from sourcing.common.errors import (
+    AppError,
+    InvalidPayload,
+    InvalidTransitionError,
+    MethodNotAllowed,
+    NotFound,
+)
 from sourcing.common.statemachines import InvalidTransition
 
 log = logging.getLogger("sourcing.api.errors")
+
+# PostgreSQL refuses U+0000 and invalid byte sequences in text: the client's input, not our bug.
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
 
 class ErrorBody(BaseModel):
@@ -92,6 +102,18 @@ def register_error_handlers(app: FastAPI) -> None:
         error.status, error.code = exc.status_code, "http_error"
         return _render(error)
 
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
+            return _render(
+                InvalidPayload(
+                    "the request contains text the database cannot store "
+                    "(a NUL character or an invalid byte sequence)",
+                    details={"reason": "unstorable_text"},
+                )
+            )
+        return await unexpected(request, exc)
+
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return _render(AppError("internal server error"))
@@ -100,6 +122,7 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidTransition, invalid_transition)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, unexpected)
 
 

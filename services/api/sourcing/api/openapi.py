@@ -1,7 +1,8 @@
 """The OpenAPI 3.1 document, made honest about validation errors.
 
 FastAPI declares a 422 on every route with parameters; this gateway answers invalid input
-with 400 `invalid_payload` in the error envelope instead, so the document says that.
+with 400 `invalid_payload` in the error envelope instead, so the document says that. Every
+rate-limited operation also declares its 429.
 """
 
 from __future__ import annotations
@@ -17,10 +18,18 @@ from sourcing.api.errors import ErrorEnvelope
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 
-def _without_422(document: dict[str, Any]) -> dict[str, Any]:
-    for operations in document.get("paths", {}).values():
+def _honest_errors(document: dict[str, Any]) -> dict[str, Any]:
+    for path, operations in document.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.get("responses", {})
+            if path.startswith("/api/v1/") and not path.startswith("/api/v1/system/"):
+                responses.setdefault(
+                    "429",
+                    {
+                        "description": "Rate limit exceeded (see Retry-After)",
+                        "content": {"application/json": {"schema": _ENVELOPE_REF}},
+                    },
+                )
             if responses.pop("422", None) is not None:
                 responses.setdefault(
                     "400",
@@ -42,7 +51,7 @@ def _without_422(document: dict[str, Any]) -> dict[str, Any]:
 def openapi_builder(app: FastAPI) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _without_422(
+            app.openapi_schema = _honest_errors(
                 get_openapi(
                     title=app.title,
                     version=app.version,

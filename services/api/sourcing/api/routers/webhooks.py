@@ -79,7 +79,7 @@ def _signature_time(timestamp: str | None, *, now: float, max_age: int, skew: in
         seconds = float(timestamp)
     except ValueError:
         raise refuse("is not a Unix timestamp") from None
-    if seconds < now - max_age:
+    if not seconds >= now - max_age:  # `not >=` also refuses NaN, which compares false
         raise refuse(f"is older than {max_age} seconds")
     if seconds > now + skew:
         raise refuse("is in the future")
