@@ -114,6 +114,9 @@ async def test_every_operation_honours_its_openapi_contract(
     session: AsyncSession,
     role: str,
 ) -> None:
+    # Header values the fuzzer invents (a random x-sales-nav-secret, say) are not secrets: only
+    # the real token below is, and `bearer` records it. Stop recording every sent credential.
+    gateway.event_hooks = {"request": [], "response": []}
     document = (await gateway.get("/api/v1/openapi.json")).json()
     schema = schemathesis.openapi.from_dict(document)
     if role == "anonymous":
