@@ -32,7 +32,7 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 SIGNATURE_PREFIX = "sha256="
 
 
-def get_producer(request: Request) -> EnvelopeProducer:
+async def get_producer(request: Request) -> EnvelopeProducer:
     producer: EnvelopeProducer = request.app.state.broker
     return producer
 
@@ -161,7 +161,7 @@ async def yay_webhook(
     return WebhookAccepted(accepted=True, event_id=payload.event_id)
 
 
-def require_sales_nav_secret(
+async def require_sales_nav_secret(
     settings: SettingsDep, x_sales_nav_secret: Annotated[str | None, Header()] = None
 ) -> None:
     """Checked as a dependency, so an unauthenticated caller learns nothing about the body."""
