@@ -360,3 +360,28 @@ class EmbeddedServer(ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class EmbeddedBroker(EmbeddedServer):
+    """A Kafka-protocol broker on a loopback port, run as one child process."""
+
+    _port: int | None
+    _process: ChildProcess | None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise DevstackError(f"{type(self).__name__} has no port before its first start()")
+        return self._port
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.bootstrap_servers
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.is_running()

@@ -28,7 +28,7 @@ from sourcing.devstack._process import (
     LOOPBACK,
     ChildProcess,
     DevstackError,
-    EmbeddedServer,
+    EmbeddedBroker,
     free_port,
     logger,
     port_accepts,
@@ -219,7 +219,7 @@ def random_cluster_id() -> str:
             return text
 
 
-class ApacheKafka(EmbeddedServer):
+class ApacheKafka(EmbeddedBroker):
     """A single-node Apache Kafka (broker + KRaft controller) on loopback ports.
 
     `data_dir=None` keeps logs in a temporary directory removed by `close()`. `stop()` and
@@ -254,24 +254,6 @@ class ApacheKafka(EmbeddedServer):
         self._stop_timeout = stop_timeout
         self._download_timeout = download_timeout
         self._process: ChildProcess | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise DevstackError("Kafka has no port before its first start()")
-        return self._port
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return self.bootstrap_servers
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.is_running()
 
     def start(self) -> str:
         if self._closed:

@@ -33,7 +33,7 @@ from sourcing.devstack._process import (
     LOOPBACK,
     ChildProcess,
     DevstackError,
-    EmbeddedServer,
+    EmbeddedBroker,
     free_port,
     logger,
     port_accepts,
@@ -58,7 +58,7 @@ def tansu_binary() -> Path | None:
     return Path(on_path) if on_path else None
 
 
-class TansuBroker(EmbeddedServer):
+class TansuBroker(EmbeddedBroker):
     """Tansu with memory storage on a loopback port."""
 
     kind: ClassVar[Literal["tansu"]] = "tansu"
@@ -80,24 +80,6 @@ class TansuBroker(EmbeddedServer):
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
         self._process: ChildProcess | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise DevstackError("Tansu has no port before its first start()")
-        return self._port
-
-    @property
-    def bootstrap_servers(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return self.bootstrap_servers
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.is_running()
 
     def start(self) -> str:
         if self._closed:
