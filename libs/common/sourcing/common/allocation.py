@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import string
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -93,8 +92,6 @@ from sourcing.common.statemachines import (
     ProjectStatus,
 )
 
-Clock = Callable[[], datetime]
-
 ACTIVE_TASK_INDEX = "uq_call_tasks_active_caller_id"
 OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
 
@@ -102,10 +99,6 @@ NO_AVAILABLE_TASKS = "NO_AVAILABLE_TASKS"
 
 _S = CallTaskStatus
 _A = CallerAllocationStatus
-
-
-def utc_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- refusals -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from sourcing.common.clock import utc_now
 from sourcing.common.logging import correlation_id_var, new_correlation_id
 
 MESSAGE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+\.v[0-9]+$")
@@ -39,10 +40,6 @@ class MessageDecodeError(ValueError):
 
 class UnknownMessageType(LookupError):
     """The envelope's type has no registered payload model."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Envelope(BaseModel):

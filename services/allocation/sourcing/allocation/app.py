@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.allocation.handlers import AllocationHandlers
-from sourcing.common.allocation import Clock, utc_clock
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
@@ -19,7 +19,7 @@ CONSUMER = "call-allocation"
 
 
 def build_app(
-    settings: Settings, *, clock: Clock = utc_clock, **create_app_options: Any
+    settings: Settings, *, clock: Clock = utc_now, **create_app_options: Any
 ) -> SourcingApp:
     """The Faust app of the allocation service (``create_app_options`` go to ``create_app``)."""
     app = create_app(SERVICE_NAME, settings, **create_app_options)

@@ -15,7 +15,8 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common import allocation
-from sourcing.common.allocation import Allocation, Clock, utc_clock
+from sourcing.common.allocation import Allocation
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope
 
@@ -27,7 +28,7 @@ ACTOR = "call-allocation"
 class AllocationHandlers:
     """Handlers bound to the service's settings and clock (tests inject the clock)."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utc_clock) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sourcing.calls.handlers import CallHandlers, Clock, system_clock
+from sourcing.calls.handlers import CallHandlers
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import PerformanceRecalculate
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
@@ -22,7 +23,7 @@ PERFORMANCE_CONSUMER = "calls.performance"
 
 
 def build_app(
-    settings: Settings, *, clock: Clock = system_clock, **create_app_options: Any
+    settings: Settings, *, clock: Clock = utc_now, **create_app_options: Any
 ) -> SourcingApp:
     """The Faust app of the calls service (``create_app_options`` go to ``create_app``)."""
     app = create_app(SERVICE_NAME, settings, **create_app_options)

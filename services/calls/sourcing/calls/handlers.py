@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.calls import repository
 from sourcing.calls.fold import CallFold, fold_events, is_call_event, parse_time
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import (
     CallAllocationAssignCurrent,
@@ -80,15 +80,10 @@ from sourcing.common.statemachines import (
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
 CALL_VALIDATION_LANE = "call-validation"
 PERFORMANCE_LANE = "performance"
 CALL_ALLOCATION_LANE = "call-allocation"
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def _sha256(body: dict[str, Any]) -> str:
@@ -98,7 +93,7 @@ def _sha256(body: dict[str, Any]) -> str:
 class CallHandlers:
     """The handlers of the calls service, bound to its settings and clock."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = system_clock) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
         self.thresholds = StatusThresholds.from_settings(settings)

@@ -21,11 +21,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.common.clock import utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import add_to_outbox
@@ -60,10 +61,6 @@ MIN_WATERFALL_SECONDS = 0.1
 STATS_TTL_SECONDS = 30.0
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class EnrichmentDeps:
     """What the enrichment handlers share in one process: settings, adapters, clocks, and a
@@ -73,7 +70,7 @@ class EnrichmentDeps:
     settings: Settings
     providers: Mapping[str, EnrichmentProvider]
     clock: Clock = time.monotonic
-    now: Callable[[], datetime] = _utcnow
+    now: Callable[[], datetime] = utc_now
     stats_ttl_seconds: float = STATS_TTL_SECONDS
     _stats: tuple[float, dict[str, ProviderStats]] | None = field(default=None, repr=False)
 
@@ -410,7 +407,7 @@ async def handle_ranking_requested(
     envelope: Envelope,
     payload: RankingRequested,
     *,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utc_now,
 ) -> None:
     """``ranking.requested.v1``: score the expert in the project, store a RankingSnapshot and
     the leads' ``ranking_score``. Unknown project or expert (deleted since): nothing."""

@@ -11,17 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
 from sourcing.common.messages.outreach import ScreeningFollowUpRequested, SheetSyncRequested
 from sourcing.common.models.enums import Channel
 from sourcing.outreach.channels import OutreachChannel, build_channel_http, build_channels
 from sourcing.outreach.handlers import (
-    Clock,
     OutreachHandlers,
     ScreeningHandlers,
     SheetSyncHandlers,
-    utc_now,
 )
 from sourcing.outreach.sheets import GoogleSheetsClient
 

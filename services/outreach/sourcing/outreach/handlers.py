@@ -27,12 +27,13 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
@@ -77,16 +78,11 @@ from sourcing.outreach.sheets import GoogleSheetsClient
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 OUTREACH_LANE = "outreach"
 DEFAULT_AUTO_TEMPLATE = (
     "Hi {first_name}, we are running a paid expert consultation for {project_name} and your "
     "experience as {title} at {company} would be valuable. Would you be open to a short call?"
 )
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def request_delivery(

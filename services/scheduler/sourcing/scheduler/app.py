@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
-from sourcing.scheduler.cycle import Clock, Scheduler, utc_clock
+from sourcing.scheduler.cycle import Scheduler
 from sourcing.scheduler.handlers import documentation_handler, handle_dead_letter
 
 SERVICE_NAME = "scheduler"
@@ -22,7 +23,7 @@ DOCUMENTATION_CONSUMER = "scheduler.documentation"
 def build_app(
     settings: Settings,
     *,
-    clock: Clock = utc_clock,
+    clock: Clock = utc_now,
     run_cycles: bool = True,
     **create_app_options: Any,
 ) -> SourcingApp:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.logging import correlation_id_var, new_correlation_id
@@ -45,13 +46,8 @@ logger = logging.getLogger(__name__)
 # pg_try_advisory_lock key of the maintenance cycle (unique among our advisory lock keys).
 CYCLE_LOCK_KEY = 0x5C4E_D011
 
-Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 Outcome = Literal["ran", "failed", "busy", "claimed"]
-
-
-def utc_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_holder() -> str:
@@ -81,7 +77,7 @@ class Scheduler:
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         engine: AsyncEngine | None = None,
-        clock: Clock = utc_clock,
+        clock: Clock = utc_now,
         steps: Sequence[tuple[str, Step]] = STEPS,
         holder: str | None = None,
     ) -> None:

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import (
     CallAllocationAssignCurrent,
@@ -312,11 +313,9 @@ async def handle_dead_letter(
 DocumentationHandler = Callable[[AsyncSession, Envelope, DocumentationGenerate], Awaitable[None]]
 
 
-def documentation_handler(
-    settings: Settings, *, clock: Callable[[], datetime] | None = None
-) -> DocumentationHandler:
+def documentation_handler(settings: Settings, *, clock: Clock = utc_now) -> DocumentationHandler:
     """The ``documentation.generate.v1`` handler writing to ``DOCS_OUTPUT_DIR``."""
-    now = clock or (lambda: datetime.now(UTC))
+    now = clock
 
     async def handle(
         session: AsyncSession, envelope: Envelope, payload: DocumentationGenerate
