@@ -92,7 +92,6 @@ from sourcing.common.statemachines import (
     ProjectStatus,
 )
 
-ACTIVE_TASK_INDEX = "uq_call_tasks_active_caller_id"
 OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
 
 NO_AVAILABLE_TASKS = "NO_AVAILABLE_TASKS"
@@ -463,17 +462,9 @@ async def assign_next_task(
     current = await active_task(session, caller.id)
     if current is not None:
         return Allocation(current.id)
-    try:
-        async with session.begin_nested():
-            task_id = await _take_from_pool(session, caller, now=now, settings=settings)
-    except IntegrityError as exc:
-        if ACTIVE_TASK_INDEX not in str(exc.orig):
-            raise
-        # Another request of this caller assigned a task first: that one is theirs.
-        current = await active_task(session, caller.id)
-        if current is None:
-            raise
-        return Allocation(current.id)
+    # No savepoint around the assignment: with the caller row locked, no other transaction can
+    # give this caller a task meanwhile (the unique index on active tasks stays the last guard).
+    task_id = await _take_from_pool(session, caller, now=now, settings=settings)
     status = caller.allocation_status
     if task_id is None:
         if status != _A.IDLE_NO_AVAILABLE_TASKS.value and CALLER_ALLOCATION.can(

@@ -9,6 +9,7 @@ import uvicorn
 from sourcing.api.app import create_app
 from sourcing.common.config import ConfigurationError, load_settings
 from sourcing.common.logging import configure_logging
+from sourcing.common.process import freeze_startup_heap
 
 
 def main() -> int:
@@ -18,8 +19,10 @@ def main() -> int:
         print(f"api: {exc}", file=sys.stderr)
         return 2
     configure_logging(service="api", level=settings.log_level_number)
+    app = create_app(settings)
+    freeze_startup_heap()
     uvicorn.run(
-        create_app(settings),
+        app,
         host="0.0.0.0",  # the gateway serves every interface of its container
         port=settings.PORT,
         log_config=None,

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.telemetry import TelemetryConfig
+from sqlalchemy.orm import configure_mappers
 
 from sourcing.api.deps import reject_unknown_query_params
 from sourcing.api.errors import register_error_handlers
@@ -50,11 +52,21 @@ ROUTERS = (
     documentation.router,
 )
 
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
 API_TITLE = "Expert Sourcing Platform API"
 API_VERSION = "1.0.0"
 
 
 def create_app(settings: Settings) -> FastAPI:
+    # Mapper configuration otherwise happens inside the first request that touches the ORM.
+    configure_mappers()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
@@ -84,6 +96,9 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query_params)],
+        # Metrics are Prometheus (`/metrics`); FastAPI's built-in OpenTelemetry hooks would
+        # only cost a provider lookup and a span per request and dependency.
+        telemetry=NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.clock = time.time

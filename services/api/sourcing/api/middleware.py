@@ -24,6 +24,8 @@ from sourcing.common.logging import correlation_id_var, new_correlation_id
 log = logging.getLogger("sourcing.api.access")
 
 CORRELATION_HEADER = b"x-correlation-id"
+# request.state key of the (token, Principal) pair the rate limiter already verified.
+VERIFIED_TOKEN_STATE = "verified_token"
 _VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Probes and scrapes are not client traffic; webhooks are verified by signature and arrive in
 # bursts from a single sender, so they are not subject to the per-client API limit either.
@@ -115,9 +117,13 @@ class EdgeMiddleware:
         token = bearer_token(_header(scope, b"authorization"))
         if token is not None:
             try:
-                return "user:" + decode_token(self.settings, token).user_id
+                principal = decode_token(self.settings, token)
             except AppError:
                 pass
+            else:
+                # Authentication reuses this verification instead of decoding the token again.
+                scope.setdefault("state", {})[VERIFIED_TOKEN_STATE] = (token, principal)
+                return "user:" + principal.user_id
         client = scope.get("client")
         return "ip:" + (client[0] if client else "unknown")
 

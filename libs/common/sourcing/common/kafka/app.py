@@ -376,6 +376,7 @@ def run_worker(app: SourcingApp) -> None:
     """
     from sourcing.common.health import HealthServer
     from sourcing.common.logging import configure_logging
+    from sourcing.common.process import freeze_startup_heap
 
     settings = app.runtime.settings
     configure_logging(service=app.runtime.service_name, level=settings.log_level_number)
@@ -387,4 +388,5 @@ def run_worker(app: SourcingApp) -> None:
         override_logging=False,
         redirect_stdouts=False,
     )
+    freeze_startup_heap()
     worker.execute_from_commandline()
