@@ -275,7 +275,11 @@ async def test_an_undialled_task_expires_and_returns_to_the_pool(
     gateway.clock.advance(seconds=299)  # still inside the dial deadline
     assert (await gateway.client.get(URL, headers=caller_headers(second))).json()["task"] is None
 
-    gateway.clock.advance(seconds=1)  # deadline reached: ASSIGNED → EXPIRED → PENDING → second
+    gateway.clock.advance(seconds=1)  # deadline reached, but the last sweep was 1 s ago
+    assert (await gateway.client.get(URL, headers=caller_headers(second))).json()["task"] is None
+
+    sweep = gateway.app.state.expiry_sweep.interval.total_seconds()
+    gateway.clock.advance(seconds=sweep)  # the sweep: ASSIGNED → EXPIRED → PENDING → second
     body = (await gateway.client.get(URL, headers=caller_headers(second))).json()
     assert body["task"]["id"] == str(task.id)
     assert body["task"]["callerId"] == str(second.id)
@@ -284,6 +288,23 @@ async def test_an_undialled_task_expires_and_returns_to_the_pool(
     # The first caller's task is gone; nothing else is left for them.
     body = (await gateway.client.get(URL, headers=caller_headers(first))).json()
     assert body["task"] is None
+
+
+async def test_a_callers_own_overdue_task_is_expired_before_they_get_the_next(
+    gateway: Gateway, session: AsyncSession, caller_headers: Headers
+) -> None:
+    task = await create_pool_task(session)
+    caller = await create_caller(session)
+    await gateway.client.get(URL, headers=caller_headers(caller))
+    gateway.clock.advance(seconds=300)  # deadline reached, no sweep due for anyone else yet
+    gateway.app.state.expiry_sweep.last = gateway.clock.now
+    body = (await gateway.client.get(URL, headers=caller_headers(caller))).json()
+    # Expired and back in the pool, then (the only task) assigned afresh: not handed back stale.
+    assert body["newlyAssigned"] is True
+    assert body["task"]["id"] == str(task.id)
+    assert body["task"]["requeueCount"] == 1
+    assert body["task"]["expiresAt"] is not None
+    assert await count_events(session, "call_task.expired", entity_id=task.id) == 1
 
 
 async def test_a_new_shift_starts_after_the_gap(

@@ -26,7 +26,9 @@ DESC, created_at`` where PENDING) and stops at the first row that passes the fil
 
 Assigned tasks carry ``expires_at = now + CALL_TASK_DIAL_DEADLINE_SECONDS``; one not dialled
 by then is moved ``ASSIGNED → EXPIRED → PENDING`` (back to the pool) by
-:func:`expire_stale_assignments`, which the agent and every allocation run first.
+:func:`expire_stale_assignments`: the agent sweeps on every message, the gateway every
+``ALLOCATION_EXPIRY_SWEEP_SECONDS`` (:class:`ExpirySweep`), and a caller's own stale task is
+expired before they are given another.
 
 Time is always passed in (``now``), never read here.
 """
@@ -44,12 +46,13 @@ from zoneinfo import ZoneInfo, available_timezones
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    DateTime,
     Text,
     all_,
     and_,
     any_,
+    bindparam,
     func,
-    literal,
     or_,
     select,
     update,
@@ -220,21 +223,22 @@ def open_window(now: datetime, settings: Settings) -> OpenWindow:
     )
 
 
-def _text_array(values: tuple[str, ...]) -> Any:
-    return literal(list(values), ARRAY(Text))
+def _text_array(name: str) -> Any:
+    return bindparam(name, type_=ARRAY(Text))
 
 
-def _window_clause(now: datetime, settings: Settings) -> ColumnElement[bool]:
-    window = open_window(now, settings)
+def _window_clause() -> ColumnElement[bool]:
+    """The expert is inside the calling window (zones/countries bound per request, see
+    :func:`_assignment_parameters`)."""
     country = func.upper(Expert.country_iso)
     return or_(
-        Expert.timezone == any_(_text_array(window.zones)),
+        Expert.timezone == any_(_text_array("open_zones")),
         and_(
             Expert.timezone.is_(None),
             or_(
                 Expert.country_iso.is_(None),
-                country == any_(_text_array(window.countries)),
-                country != all_(_text_array(window.known_countries)),
+                country == any_(_text_array("open_countries")),
+                country != all_(_text_array("known_countries")),
             ),
         ),
     )
@@ -329,16 +333,25 @@ def note_task_request(caller: Caller, *, now: datetime, settings: Settings) -> b
 
 
 async def expire_stale_assignments(
-    session: AsyncSession, *, now: datetime, limit: int = 500, actor: str = "call-allocation"
+    session: AsyncSession,
+    *,
+    now: datetime,
+    limit: int = 500,
+    actor: str = "call-allocation",
+    caller_id: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
     """Return ASSIGNED tasks whose dial deadline passed to the pool (``ASSIGNED → EXPIRED →
-    PENDING``); rows another transaction holds are left for the next sweep. Returns their ids.
+    PENDING``), only ``caller_id``'s when given; rows another transaction holds are left for
+    the next sweep. Returns their ids.
     """
     CALL_TASK.assert_transition(_S.ASSIGNED, _S.EXPIRED)
     CALL_TASK.assert_transition(_S.EXPIRED, _S.PENDING)
+    conditions = [CallTask.status == _S.ASSIGNED.value, CallTask.expires_at <= now]
+    if caller_id is not None:
+        conditions.append(CallTask.caller_id == caller_id)
     stale = (
         select(CallTask.id, CallTask.caller_id)
-        .where(CallTask.status == _S.ASSIGNED.value, CallTask.expires_at <= now)
+        .where(*conditions)
         .order_by(CallTask.expires_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -394,52 +407,73 @@ class Allocation:
     reason: str | None = None
 
 
-def _pool_candidate(caller: Caller, *, now: datetime, settings: Settings) -> Any:
-    regions = [code.upper() for code in caller.region_iso_codes]
-    languages = [code.lower() for code in caller.language_codes]
-    return (
+@lru_cache(maxsize=1)
+def _assignment_statement() -> Any:
+    """``UPDATE`` the best PENDING task the caller may take to ASSIGNED, returning its id.
+
+    Built once with every varying value a bound parameter (:func:`_assignment_parameters`):
+    building this statement per request cost more CPU than running it.
+    """
+    now = bindparam("p_now", type_=DateTime(timezone=True))
+    candidate = (
         select(CallTask.id)
         .join(Expert, Expert.id == CallTask.expert_id)
         .join(Project, Project.id == CallTask.project_id)
         .where(
             CallTask.status == _S.PENDING.value,
             or_(CallTask.available_after.is_(None), CallTask.available_after <= now),
-            or_(CallTask.region_iso.is_(None), CallTask.region_iso.in_(regions)),
+            or_(CallTask.region_iso.is_(None), CallTask.region_iso == any_(_text_array("regions"))),
             or_(
                 CallTask.language_code.is_(None),
-                func.lower(CallTask.language_code).in_(languages),
+                func.lower(CallTask.language_code) == any_(_text_array("languages")),
             ),
             Expert.suppressed_at.is_(None),
             Project.status == ProjectStatus.ACTIVE.value,
-            _window_clause(now, settings),
+            _window_clause(),
         )
         .order_by(CallTask.priority.desc(), CallTask.ranking_score.desc(), CallTask.created_at)
         .limit(1)
         .with_for_update(of=CallTask, skip_locked=True)
         .cte("candidate")
     )
-
-
-async def _take_from_pool(
-    session: AsyncSession, caller: Caller, *, now: datetime, settings: Settings
-) -> uuid.UUID | None:
-    CALL_TASK.assert_transition(_S.PENDING, _S.ASSIGNED)
-    candidate = _pool_candidate(caller, now=now, settings=settings)
-    statement = (
+    return (
         update(CallTask)
         .where(CallTask.id == candidate.c.id)
         .values(
             status=_S.ASSIGNED.value,
             status_reason=None,
             status_changed_at=now,
-            caller_id=caller.id,
+            caller_id=bindparam("p_caller_id"),
             assigned_at=now,
-            expires_at=now + timedelta(seconds=settings.CALL_TASK_DIAL_DEADLINE_SECONDS),
+            expires_at=bindparam("p_expires_at"),
         )
         .returning(CallTask.id)
         .execution_options(synchronize_session=False)
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+
+
+def _assignment_parameters(caller: Caller, *, now: datetime, settings: Settings) -> dict[str, Any]:
+    window = open_window(now, settings)
+    return {
+        "p_now": now,
+        "p_caller_id": caller.id,
+        "p_expires_at": now + timedelta(seconds=settings.CALL_TASK_DIAL_DEADLINE_SECONDS),
+        "regions": [code.upper() for code in caller.region_iso_codes],
+        "languages": [code.lower() for code in caller.language_codes],
+        "open_zones": list(window.zones),
+        "open_countries": list(window.countries),
+        "known_countries": list(window.known_countries),
+    }
+
+
+async def _take_from_pool(
+    session: AsyncSession, caller: Caller, *, now: datetime, settings: Settings
+) -> uuid.UUID | None:
+    CALL_TASK.assert_transition(_S.PENDING, _S.ASSIGNED)
+    result = await session.execute(
+        _assignment_statement(), _assignment_parameters(caller, now=now, settings=settings)
+    )
+    return result.scalar_one_or_none()
 
 
 async def assign_next_task(
@@ -452,14 +486,18 @@ async def assign_next_task(
 ) -> Allocation:
     """The allocation rule (module docstring). Raises the caller's refusal; never commits.
 
-    Expire stale assignments first (:func:`expire_stale_assignments`) so an expired task of
-    this caller is not handed back as "active". Lock the caller row (``find_caller(lock=True)``)
-    to serialise one caller's concurrent requests.
+    A stale assignment of this caller is expired here rather than handed back as "active".
+    Lock the caller row (``find_caller(lock=True)``) to serialise one caller's concurrent
+    requests.
     """
     refusal = refusal_for(caller)
     if refusal is not None:
         raise refusal
     current = await active_task(session, caller.id)
+    if current is not None and _overdue(current, now):
+        # Not swept yet (the gateway sweeps only every ALLOCATION_EXPIRY_SWEEP_SECONDS).
+        await expire_stale_assignments(session, now=now, actor=actor, caller_id=caller.id)
+        current = None
     if current is not None:
         return Allocation(current.id)
     # No savepoint around the assignment: with the caller row locked, no other transaction can
@@ -491,6 +529,32 @@ async def assign_next_task(
     return Allocation(task_id, newly_assigned=True)
 
 
+def _overdue(task: CallTask, now: datetime) -> bool:
+    return (
+        task.status == _S.ASSIGNED.value and task.expires_at is not None and task.expires_at <= now
+    )
+
+
+@dataclass(slots=True)
+class ExpirySweep:
+    """How often one process sweeps every caller's stale assignments on a hot request path.
+
+    Every task request used to run the sweep: one more statement per request for work that
+    only needs doing every few seconds. A caller's own stale task never waits for it
+    (:func:`assign_next_task` expires it first).
+    """
+
+    interval: timedelta
+    last: datetime | None = None
+
+    def due(self, now: datetime) -> bool:
+        """Whether to sweep at ``now`` (the clock going backwards counts as due)."""
+        if self.last is not None and timedelta(0) <= now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
+
+
 async def allocate_for_caller(
     session: AsyncSession,
     caller: Caller,
@@ -498,11 +562,14 @@ async def allocate_for_caller(
     now: datetime,
     settings: Settings,
     actor: str = "call-allocation",
+    sweep: ExpirySweep | None = None,
 ) -> Allocation:
-    """Expire stale assignments, then :func:`assign_next_task` (what the API and agent run)."""
-    await expire_stale_assignments(
-        session, now=now, limit=settings.ALLOCATION_EXPIRY_BATCH_SIZE, actor=actor
-    )
+    """Expire stale assignments (when ``sweep`` says so; always without one), then
+    :func:`assign_next_task`."""
+    if sweep is None or sweep.due(now):
+        await expire_stale_assignments(
+            session, now=now, limit=settings.ALLOCATION_EXPIRY_BATCH_SIZE, actor=actor
+        )
     return await assign_next_task(session, caller, now=now, settings=settings, actor=actor)
 
 

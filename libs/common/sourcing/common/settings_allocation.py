@@ -25,6 +25,10 @@ class AllocationSettings(BaseSettings):
     CALLER_SHIFT_GAP_SECONDS: int = Field(default=14_400, gt=0)
     # Most stale assignments one expiry sweep returns to the pool.
     ALLOCATION_EXPIRY_BATCH_SIZE: int = Field(default=500, ge=1, le=10_000)
+    # The gateway sweeps every caller's stale assignments back to the pool at most this often
+    # (0: on every task request); a caller's own stale task is always expired before they get
+    # a new one, and the call-allocation agent sweeps on every message.
+    ALLOCATION_EXPIRY_SWEEP_SECONDS: float = Field(default=5.0, ge=0)
 
     @model_validator(mode="after")
     def _window_is_not_empty(self) -> AllocationSettings:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import Depends, FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -29,6 +30,7 @@ from sourcing.api.routers import (
     system,
     webhooks,
 )
+from sourcing.common.allocation import ExpirySweep
 from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
@@ -102,6 +104,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.clock = time.time
+    app.state.expiry_sweep = ExpirySweep(
+        timedelta(seconds=settings.ALLOCATION_EXPIRY_SWEEP_SECONDS)
+    )
     register_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.api.deps import CallerPrincipal, NowDep, SessionDep, SettingsDep, StaffPrincipal
@@ -72,12 +72,21 @@ async def _view(session: AsyncSession, task_id: uuid.UUID) -> CallTaskOut:
     ),
 )
 async def current_task(
-    session: SessionDep, principal: CallerPrincipal, settings: SettingsDep, now: NowDep
+    request: Request,
+    session: SessionDep,
+    principal: CallerPrincipal,
+    settings: SettingsDep,
+    now: NowDep,
 ) -> CurrentTaskResponse:
     caller = await _caller(session, principal, lock=True)
     allocation.note_task_request(caller, now=now, settings=settings)
     result = await allocation.allocate_for_caller(
-        session, caller, now=now, settings=settings, actor=f"caller:{caller.id}"
+        session,
+        caller,
+        now=now,
+        settings=settings,
+        actor=f"caller:{caller.id}",
+        sweep=request.app.state.expiry_sweep,
     )
     if result.task_id is None:
         return CurrentTaskResponse(
