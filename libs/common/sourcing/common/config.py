@@ -158,6 +158,7 @@ class Settings(
     AGENT_ATTEMPT_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
     AGENT_BATCH_SIZE: int = Field(default=200, ge=1)
     AGENT_BATCH_WITHIN_SECONDS: float = Field(default=0.05, gt=0)
+    AGENT_BATCH_CONCURRENCY: int = Field(default=4, ge=1, le=64)
     OUTBOX_RELAY_INTERVAL_SECONDS: float = Field(default=0.2, gt=0)
     OUTBOX_RELAY_BATCH_SIZE: int = Field(default=500, ge=1)
     METRICS_PORT: int = Field(default=9100, ge=0, le=65535)

@@ -55,6 +55,7 @@ from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.consumer import (
     AgentProgress,
     BatchHandler,
+    BatchLock,
     Handler,
     RawMessage,
     ReliableConsumer,
@@ -139,7 +140,9 @@ class SourcingRuntime:
 
         Not ok when a batch/message has been in flight longer than ``AGENT_STALL_SECONDS``
         (a hung handler or dead-letter send), or when messages wait (lag) while neither a
-        message finished nor an offset was committed for that long. For liveness probes.
+        message finished nor an offset was committed for that long. A consumer holding its
+        messages until the database answers again is neither: a restart would not bring the
+        database back (readiness reports the outage). For liveness probes.
         """
         now = time.monotonic()
         stall = self.settings.AGENT_STALL_SECONDS
@@ -147,7 +150,8 @@ class SourcingRuntime:
         marker = sum(p.processed + p.dead_lettered for p in self.progress.values())
         if self.app is not None:
             marker += sum((self.app.monitor.tp_committed_offsets or {}).values())
-        if marker != self._progress_marker or lag == 0:
+        waiting = any(p.waiting_for_database_since is not None for p in self.progress.values())
+        if marker != self._progress_marker or lag == 0 or waiting:
             self._progress_marker = marker
             self._progress_at = now
         since_progress = now - self._progress_at
@@ -297,6 +301,7 @@ def reliable_agent(
     consumer_name: str,
     batch: bool = False,
     batch_handler: BatchHandler | None = None,
+    lock_batch: BatchLock | None = None,
     batch_size: int | None = None,
     batch_within: float | None = None,
 ) -> Any:
@@ -308,7 +313,9 @@ def reliable_agent(
     ``consumer_name`` keys the ``processed_events`` dedup rows: keep it stable forever.
     Batch lanes take up to ``AGENT_BATCH_SIZE`` messages within ``AGENT_BATCH_WITHIN_SECONDS``
     and handle them in one transaction (with ``batch_handler`` in one call, if given), falling
-    back to ``handler`` one message at a time when the batch fails.
+    back to ``handler`` one message at a time when the batch fails. ``lock_batch`` (batch lanes
+    without a ``batch_handler``) runs first in each batch transaction to take the rows the
+    handlers will lock in one global order.
     """
     settings = app.runtime.settings
     lane_named(lane)
@@ -321,6 +328,7 @@ def reliable_agent(
         lane=lane,
         handler=handler,
         batch_handler=batch_handler,
+        lock_batch=lock_batch,
         settings=settings,
         sessionmaker=app.runtime.sessionmaker,
         producer=app.runtime.producer,

@@ -3,7 +3,9 @@
 :class:`ReliableConsumer` takes raw Kafka records and, for each: decodes the envelope,
 validates the payload against its registered model, records ``(consumer, event id)`` in
 ``processed_events`` and runs the handler in ONE transaction, retries transient errors with
-backoff, and dead-letters what cannot be processed, awaiting the broker's confirmation. Its
+backoff, and dead-letters what cannot be processed, awaiting the broker's confirmation. When a
+transient failure comes with a database that does not answer at all, the message is held
+until the database is back, without using up its attempts (:func:`~.retry.next_step`). Its
 ``process_*`` methods never raise (except on cancellation), so the Faust loop that drives
 them never lets an exception escape (see :mod:`sourcing.common.kafka.app`).
 """
@@ -15,13 +17,14 @@ import base64
 import logging
 import time
 import traceback
+import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, func, select
+from sqlalchemy import Table, Text, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -39,7 +42,13 @@ from sourcing.common.events import (
 )
 from sourcing.common.kafka import metrics
 from sourcing.common.kafka.producer import HEADER_CORRELATION_ID, EnvelopeProducer
-from sourcing.common.kafka.retry import backoff_delay, is_transient
+from sourcing.common.kafka.retry import (
+    NextStep,
+    backoff_delay,
+    database_poll_delay,
+    is_transient,
+    next_step,
+)
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.models import ProcessedEvent
 from sourcing.common.topics import DEAD_LETTER
@@ -53,6 +62,9 @@ Handler = Callable[[AsyncSession, Envelope, Any], Awaitable[None]]
 """``async def handle(session, envelope, payload) -> None``; never commits."""
 
 BatchHandler = Callable[[AsyncSession, Sequence[tuple[Envelope, Any]]], Awaitable[None]]
+BatchLock = Callable[[AsyncSession, Sequence[Any]], Awaitable[None]]
+"""``async def lock(session, payloads) -> None``: takes, in one global order, the row locks a
+batch's handlers will need, before any of them runs."""
 """``async def handle_batch(session, [(envelope, payload), ...]) -> None``: optional set-based
 version of a handler for hot lanes (one statement for a whole batch); never commits. Must
 have the same effect as calling the per-message handler for each item in order."""
@@ -88,6 +100,8 @@ class AgentProgress:
     last_processed_at: datetime | None = None
     in_flight_since: float | None = None  # monotonic seconds
     in_flight_messages: int = 0
+    waiting_for_database_since: float | None = None  # monotonic seconds
+    database_waiters: int = 0  # shards of one batch wait side by side
     started_at: float = field(default_factory=time.monotonic)
 
     def finished(self, *, dead_lettered: bool = False, duplicate: bool = False) -> None:
@@ -101,12 +115,40 @@ class AgentProgress:
         metrics.LAST_PROCESSED.labels(self.consumer).set(self.last_processed_at.timestamp())
 
     def in_flight_seconds(self) -> float:
+        """How long the in-flight batch/message has been worked on, waits for the database
+        excluded."""
         if self.in_flight_since is None:
             return 0.0
-        return time.monotonic() - self.in_flight_since
+        return time.monotonic() - self.in_flight_since - self.waiting_for_database_seconds()
+
+    def waiting_for_database_seconds(self) -> float:
+        if self.waiting_for_database_since is None:
+            return 0.0
+        return time.monotonic() - self.waiting_for_database_since
+
+    def database_wait_started(self) -> None:
+        self.database_waiters += 1
+        if self.waiting_for_database_since is None:
+            self.waiting_for_database_since = time.monotonic()
+
+    def database_wait_ended(self) -> None:
+        """The database answers again: the in-flight clock resumes where the wait began."""
+        self.database_waiters = max(self.database_waiters - 1, 0)
+        if self.database_waiters:
+            return
+        waited = self.waiting_for_database_seconds()
+        self.waiting_for_database_since = None
+        if self.in_flight_since is not None:
+            self.in_flight_since += waited
 
     def stalled(self, stall_seconds: float) -> bool:
-        """True when one batch/message has been in flight for longer than ``stall_seconds``."""
+        """True when one batch/message has been in flight for longer than ``stall_seconds``.
+
+        Never while waiting for the database: that is not a stuck handler, and restarting
+        the process would not bring the database back (readiness reports the outage).
+        """
+        if self.waiting_for_database_since is not None:
+            return False
         return self.in_flight_seconds() > stall_seconds
 
     def snapshot(self) -> dict[str, Any]:
@@ -121,6 +163,7 @@ class AgentProgress:
             else None,
             "inFlightMessages": self.in_flight_messages,
             "inFlightSeconds": round(self.in_flight_seconds(), 3),
+            "waitingForDatabaseSeconds": round(self.waiting_for_database_seconds(), 3),
         }
 
 
@@ -201,6 +244,7 @@ class ReliableConsumer:
         lane: str,
         handler: Handler | Mapping[str, Handler],
         batch_handler: BatchHandler | None = None,
+        lock_batch: BatchLock | None = None,
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         producer: EnvelopeProducer,
@@ -211,6 +255,9 @@ class ReliableConsumer:
         self.lane = lane
         self.handler = handler
         self.batch_handler = batch_handler
+        # Batches of lanes locking the same rows (e.g. callers) commit concurrently: locking in
+        # handler order could deadlock them, locking everything first in one order cannot.
+        self.lock_batch = lock_batch
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.producer = producer
@@ -219,7 +266,10 @@ class ReliableConsumer:
         self.attempt_timeout = settings.AGENT_ATTEMPT_TIMEOUT_SECONDS
         self.retry_base = settings.AGENT_RETRY_BASE_SECONDS
         self.retry_cap = settings.AGENT_RETRY_MAX_SECONDS
+        self.probe_timeout = settings.READINESS_TIMEOUT_SECONDS
+        self.batch_concurrency = settings.AGENT_BATCH_CONCURRENCY
         self.progress = AgentProgress(consumer=consumer_name, topic=topic)
+        metrics.WAITING_FOR_DATABASE.labels(consumer_name).set(0)
         # The dead-letter sink has nowhere further to send what it cannot store: it retries.
         self.never_give_up = lane == DEAD_LETTER
 
@@ -231,8 +281,10 @@ class ReliableConsumer:
     async def process_batch(self, messages: Sequence[RawMessage], *, batch: bool = True) -> None:
         """Process ``messages`` so each ends processed exactly once or dead-lettered.
 
-        With ``batch`` the valid messages are first handled in ONE transaction; if that
-        fails for any reason, each is retried alone so a poison message fails only itself.
+        With ``batch`` the valid messages are split by key into up to
+        ``AGENT_BATCH_CONCURRENCY`` shards handled side by side, each in ONE transaction; if a
+        shard fails for any reason, each of its messages is retried alone so a poison message
+        fails only itself. All of them end before this returns (and the offsets may move on).
         """
         if not messages:
             return
@@ -248,11 +300,12 @@ class ReliableConsumer:
                 if item is not None:
                     decoded.append(item)
             if batch and len(decoded) > 1:
-                if await self._handle_batch_once(decoded):
-                    return
-                metrics.BATCH_FALLBACKS.labels(self.topic).inc()
-            for item in decoded:
-                await self._handle_with_retries(item)
+                async with asyncio.TaskGroup() as shards:
+                    for shard in self._shards(decoded):
+                        shards.create_task(self._handle_shard(shard))
+            else:
+                for item in decoded:
+                    await self._handle_with_retries(item)
         except Exception:
             # Unreachable by design (every step above handles its own errors). If it happens,
             # the caller retries the whole batch (idempotent) instead of moving past it.
@@ -326,38 +379,74 @@ class ReliableConsumer:
             if todo:
                 await self.batch_handler(session, [(i.envelope, i.payload) for i in todo])
         else:
+            if as_batch and self.lock_batch is not None and len(todo) > 1:
+                await self.lock_batch(session, [item.payload for item in todo])
             for item in todo:
                 with correlation_scope(item.envelope.correlation_id):
                     await item.handler(session, item.envelope, item.payload)
         return len(items) - len(todo)
 
-    async def _handle_batch_once(self, items: Sequence[_Decoded]) -> bool:
+    def _shards(self, items: Sequence[_Decoded]) -> list[list[_Decoded]]:
+        """``items`` split by message key into at most ``batch_concurrency`` shards.
+
+        One key's messages share a shard and keep their order; shards share no key, so (with
+        keys naming the entity a handler locks) their transactions do not wait on each other.
+        The handlers' round trips to the database, not the CPU, bound a batch lane: shards
+        overlap them.
+        """
+        count = min(self.batch_concurrency, len(items))
+        shards: list[list[_Decoded]] = [[] for _ in range(count)]
+        for item in items:
+            key = item.message.key if item.message.key is not None else item.envelope.id.encode()
+            shards[zlib.crc32(key) % count].append(item)
+        return [shard for shard in shards if shard]
+
+    async def _handle_shard(self, items: Sequence[_Decoded]) -> None:
+        if len(items) > 1:
+            if await self._handle_batch(items):
+                return
+            metrics.BATCH_FALLBACKS.labels(self.topic).inc()
+        for item in items:
+            await self._handle_with_retries(item)
+
+    async def _handle_batch(self, items: Sequence[_Decoded]) -> bool:
+        """Handle ``items`` in one transaction, trying again after any database outage;
+        False when the batch failed otherwise (each message is then retried alone)."""
+        while True:
+            error = await self._handle_batch_once(items)
+            if error is None:
+                return True
+            if not is_transient(error) or await self.database_reachable():
+                logger.warning(
+                    "batch of %d failed (%s: %s); retrying message by message",
+                    len(items),
+                    _error_type(error),
+                    error,
+                    extra={"topic": self.topic},
+                )
+                return False
+            await self._wait_for_database(error)
+
+    async def _handle_batch_once(self, items: Sequence[_Decoded]) -> Exception | None:
+        """One attempt at the whole batch: None when it committed, else the error."""
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.attempt_timeout):
                 async with session_scope(self.sessionmaker) as session:
                     duplicates = await self._run_handlers(session, items, as_batch=True)
         except Exception as exc:
-            logger.warning(
-                "batch of %d failed (%s: %s); retrying message by message",
-                len(items),
-                _error_type(exc),
-                exc,
-                extra={"topic": self.topic},
-            )
-            return False
+            return exc
         metrics.HANDLER_DURATION.labels(self.topic, "batch").observe(time.perf_counter() - started)
         metrics.MESSAGES_PROCESSED.labels(self.topic).inc(len(items))
         if duplicates:
             metrics.MESSAGES_DUPLICATE.labels(self.topic).inc(duplicates)
         for index in range(len(items)):
             self.progress.finished(duplicate=index < duplicates)
-        return True
+        return None
 
     async def _handle_with_retries(self, item: _Decoded) -> None:
-        attempt = 0
+        attempt = 0  # attempts charged to the message (a database outage charges none)
         while True:
-            attempt += 1
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.attempt_timeout):
@@ -368,8 +457,21 @@ class ReliableConsumer:
                 metrics.MESSAGES_FAILED.labels(
                     self.topic, "transient" if transient else "permanent"
                 ).inc()
-                last = attempt >= self.max_attempts
-                if self.never_give_up or (transient and not last):
+                reachable = not transient or await self.database_reachable()
+                step = next_step(
+                    transient=transient,
+                    database_reachable=reachable,
+                    attempts=attempt + 1,
+                    max_attempts=self.max_attempts,
+                    never_give_up=self.never_give_up,
+                )
+                if step is NextStep.WAIT_FOR_DATABASE:
+                    metrics.MESSAGES_RETRIED.labels(self.topic).inc()
+                    with correlation_scope(item.envelope.correlation_id):
+                        await self._wait_for_database(exc)
+                    continue
+                attempt += 1
+                if step is NextStep.RETRY:
                     metrics.MESSAGES_RETRIED.labels(self.topic).inc()
                     with correlation_scope(item.envelope.correlation_id):
                         logger.warning(
@@ -412,6 +514,47 @@ class ReliableConsumer:
                 metrics.MESSAGES_DUPLICATE.labels(self.topic).inc()
             self.progress.finished(duplicate=bool(duplicates))
             return
+
+    # --- database outage ----------------------------------------------------------------------
+
+    async def database_reachable(self) -> bool:
+        """True when the database answers ``SELECT 1`` within ``READINESS_TIMEOUT_SECONDS``."""
+        try:
+            async with asyncio.timeout(self.probe_timeout):
+                async with self.sessionmaker() as session:
+                    await session.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def _wait_for_database(self, error: BaseException) -> None:
+        """Hold the in-flight messages until the database answers again (polled with capped
+        backoff). Logs when the wait starts and when it ends, nothing in between."""
+        logger.error(
+            "database unreachable after %s: %s; holding %d message(s) until it answers",
+            _error_type(error),
+            error,
+            self.progress.in_flight_messages,
+            extra={"topic": self.topic},
+        )
+        self.progress.database_wait_started()
+        metrics.WAITING_FOR_DATABASE.labels(self.consumer_name).set(1)
+        polls = 0
+        try:
+            while True:
+                polls += 1
+                await self.sleep(
+                    database_poll_delay(polls, base=self.retry_base, cap=self.retry_cap)
+                )
+                if await self.database_reachable():
+                    break
+        finally:
+            waited = self.progress.waiting_for_database_seconds()
+            self.progress.database_wait_ended()
+            metrics.WAITING_FOR_DATABASE.labels(self.consumer_name).set(0)
+        logger.warning(
+            "database answers again after %.1f s; retrying", waited, extra={"topic": self.topic}
+        )
 
     # --- dead letter ---------------------------------------------------------------------------
 

@@ -51,6 +51,12 @@ BATCH_SIZE = Histogram(
     ["topic"],
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
 )
+WAITING_FOR_DATABASE = Gauge(
+    "sourcing_consumer_waiting_for_database",
+    "1 while a consumer holds its in-flight messages because the database does not answer "
+    "(no attempt is used up meanwhile), else 0.",
+    ["consumer"],
+)
 LAST_PROCESSED = Gauge(
     "sourcing_agent_last_processed_timestamp_seconds",
     "Unix time of the last message a consumer finished (processed or dead-lettered).",

@@ -1,7 +1,9 @@
-"""Which errors are worth another attempt, and how long to wait before it."""
+"""Which errors are worth another attempt, how long to wait before it, and when a failure is
+the database's outage rather than the message's fault."""
 
 from __future__ import annotations
 
+import enum
 import random
 from collections.abc import Iterator
 
@@ -100,3 +102,56 @@ def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
     """Exponential backoff with full jitter before attempt ``attempt + 1`` (attempt >= 1)."""
     ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
     return random.uniform(0, ceiling)  # jitter, not cryptography
+
+
+class NextStep(enum.Enum):
+    """What the consumer does after a failed attempt."""
+
+    RETRY = "retry"
+    """Try again after :func:`backoff_delay`; the failed attempt counts against the limit."""
+    WAIT_FOR_DATABASE = "wait_for_database"
+    """The database does not answer: wait until it does, then try again without counting the
+    failed attempt (an outage says nothing about the message)."""
+    DEAD_LETTER = "dead_letter"
+
+
+def next_step(
+    *,
+    transient: bool,
+    database_reachable: bool,
+    attempts: int,
+    max_attempts: int,
+    never_give_up: bool = False,
+) -> NextStep:
+    """Decide after a failed attempt; ``attempts`` is its number among the attempts charged
+    to the message (1 for the first).
+
+    A transient failure while the database itself does not answer is the outage's fault: the
+    message waits for the database however long that takes, instead of using up its attempts
+    and being dead-lettered healthy. A transient failure with the database answering
+    (deadlock, serialization failure, provider 5xx/429) is the message's: it keeps the
+    ``max_attempts`` limit. Permanent failures are dead-lettered at once, unless
+    ``never_give_up`` (a consumer with nowhere to dead-letter to).
+    """
+    if transient and not database_reachable:
+        return NextStep.WAIT_FOR_DATABASE
+    if never_give_up or (transient and attempts < max_attempts):
+        return NextStep.RETRY
+    return NextStep.DEAD_LETTER
+
+
+# Probing a server that refuses connections in a tight loop only burns CPU and fills logs.
+DATABASE_POLL_FLOOR_SECONDS = 0.5
+
+
+def database_poll_delay(poll: int, *, base: float, cap: float) -> float:
+    """Pause before probing the database again after its ``poll``-th failed probe (>= 1).
+
+    Exponential from ``base`` (at least :data:`DATABASE_POLL_FLOOR_SECONDS`) up to ``cap``;
+    half of it jittered so replicas do not all reconnect in the same instant when the
+    database comes back.
+    """
+    floor = max(base, DATABASE_POLL_FLOOR_SECONDS)
+    # The exponent is bounded: an outage of days must not overflow the float.
+    ceiling = max(floor, min(cap, floor * 2.0 ** min(max(poll - 1, 0), 32)))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not cryptography
