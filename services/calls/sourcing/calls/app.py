@@ -34,6 +34,7 @@ def build_app(
         {YayCallEventReceived.message_type: handlers.handle_yay_event},
         consumer_name=YAY_CONSUMER,
         batch=True,
+        lock_batch=handlers.lock_batch_of_yay_events,
     )
     reliable_agent(
         app,
@@ -41,6 +42,7 @@ def build_app(
         {CallValidationRequested.message_type: handlers.handle_call_validation},
         consumer_name=VALIDATION_CONSUMER,
         batch=True,
+        lock_batch=handlers.lock_batch_of_callers,
     )
     reliable_agent(
         app,
@@ -48,5 +50,6 @@ def build_app(
         {PerformanceRecalculate.message_type: handlers.handle_performance_recalculate},
         consumer_name=PERFORMANCE_CONSUMER,
         batch=True,
+        lock_batch=handlers.lock_batch_of_callers,
     )
     return app

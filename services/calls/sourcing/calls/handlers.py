@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -105,6 +106,28 @@ class CallHandlers:
         return moment.astimezone(UTC)
 
     # --- yay-call-events ------------------------------------------------------------------
+
+    async def lock_batch_of_yay_events(
+        self, session: AsyncSession, payloads: Sequence[YayCallEventReceived]
+    ) -> None:
+        """The callers a batch of Yay events will lock, locked first in id order.
+
+        The three calls lanes commit batches side by side and each locks callers: in handler
+        order two batches could wait on each other (a deadlock, then a 1 s detection and a
+        message-by-message retry); in one global order they only queue.
+        """
+        emails = [payload.agent_email for payload in payloads if payload.agent_email]
+        await repository.lock_callers(
+            session, await repository.caller_ids_by_email(session, emails)
+        )
+
+    async def lock_batch_of_callers(
+        self,
+        session: AsyncSession,
+        payloads: Sequence[CallValidationRequested | PerformanceRecalculate],
+    ) -> None:
+        """Lock the batch's callers in id order first (see :meth:`lock_batch_of_yay_events`)."""
+        await repository.lock_callers(session, (payload.caller_id for payload in payloads))
 
     async def handle_yay_event(
         self, session: AsyncSession, envelope: Envelope, payload: YayCallEventReceived

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -171,6 +171,25 @@ async def caller_id_by_email(session: AsyncSession, email: str) -> uuid.UUID | N
         select(Caller.id).where(func.lower(Caller.email) == email.strip().lower())
     )
     return result.scalar_one_or_none()
+
+
+async def lock_callers(session: AsyncSession, caller_ids: Iterable[uuid.UUID]) -> None:
+    """Lock these callers' rows in id order: the one order every calls batch takes them in."""
+    ids = sorted(set(caller_ids))
+    if ids:
+        await session.execute(
+            select(Caller.id).where(Caller.id.in_(ids)).order_by(Caller.id).with_for_update()
+        )
+
+
+async def caller_ids_by_email(session: AsyncSession, emails: Iterable[str]) -> list[uuid.UUID]:
+    normalized = sorted({email.strip().lower() for email in emails})
+    if not normalized:
+        return []
+    result = await session.execute(
+        select(Caller.id).where(func.lower(Caller.email).in_(normalized))
+    )
+    return list(result.scalars())
 
 
 async def lock_caller(session: AsyncSession, caller_id: uuid.UUID) -> Caller | None:
