@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerClosed, ProducerFenced
 
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
@@ -28,6 +28,11 @@ HEADER_MESSAGE_TYPE = "message-type"
 HEADER_MESSAGE_ID = "message-id"
 
 Headers = Sequence[tuple[str, bytes]]
+
+# aiokafka's sender task stops for good on these, and every later send then fails at once with
+# ProducerClosed: an idempotent producer gets OutOfOrderSequenceNumber when the broker restarts
+# under load. The producer is replaced (new producer id, fresh sequence numbers).
+_FATAL_PRODUCER_ERRORS = (ProducerClosed, OutOfOrderSequenceNumber, ProducerFenced)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -175,6 +180,7 @@ class EnvelopeProducer:
     ) -> SendResult:
         """Send encoded bytes to a full topic name and wait for the acks=all confirmation."""
         budget = budget_seconds or self.send_timeout
+        producer: AIOKafkaProducer | None = None
         try:
             async with asyncio.timeout(budget):
                 producer = await self._ensure_started()
@@ -188,6 +194,7 @@ class EnvelopeProducer:
             raise
         except (KafkaError, OSError, TimeoutError) as exc:
             metrics.PRODUCE_ERRORS.labels(topic).inc()
+            await self._discard_if_fatal(producer, exc)
             raise BrokerUnavailable(f"send to {topic!r} not confirmed: {exc!r}") from exc
         metrics.MESSAGES_PRODUCED.labels(topic).inc()
         return SendResult(topic=record.topic, partition=record.partition, offset=record.offset)
@@ -208,6 +215,7 @@ class EnvelopeProducer:
             return []
         budget = budget_seconds or self.send_timeout
         futures: list[asyncio.Future[Any]] = []
+        producer: AIOKafkaProducer | None = None
         try:
             async with asyncio.timeout(budget):
                 producer = await self._ensure_started()
@@ -221,6 +229,7 @@ class EnvelopeProducer:
             raise
         except (KafkaError, OSError, TimeoutError) as exc:
             metrics.PRODUCE_ERRORS.labels(messages[0][0]).inc()
+            await self._discard_if_fatal(producer, exc)
             raise BrokerUnavailable(f"batch send not confirmed: {exc!r}") from exc
         results = []
         for record in records:
@@ -229,6 +238,24 @@ class EnvelopeProducer:
                 SendResult(topic=record.topic, partition=record.partition, offset=record.offset)
             )
         return results
+
+    async def _discard_if_fatal(
+        self, producer: AIOKafkaProducer | None, error: BaseException
+    ) -> None:
+        """Forget ``producer`` after an error its sender never recovers from, so that the next
+        send starts a new one instead of failing forever."""
+        if producer is None or not isinstance(error, _FATAL_PRODUCER_ERRORS):
+            return
+        async with self._lock:
+            if self._producer is not producer:
+                return  # another send replaced it already
+            self._producer = None
+        logger.warning("kafka producer stopped for good (%r); starting a new one", error)
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await _quiet_stop(producer)
+        except TimeoutError:
+            logger.warning("a failed kafka producer did not stop in time; abandoned")
 
     async def ping(self, *, budget_seconds: float | None = None) -> None:
         """Readiness: fetch cluster metadata under a timeout; raises :class:`BrokerUnavailable`."""
