@@ -6,10 +6,13 @@ Nobody commits but the edge: the API's session dependency and the agents' per-me
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -57,3 +60,23 @@ async def session_scope(
         except BaseException:
             await session.rollback()
             raise
+
+
+async def database_answers(bind: AsyncEngine | AsyncConnection, *, within: float) -> bool:
+    """Whether PostgreSQL answers ``SELECT 1`` within ``within`` seconds on a connection of its own.
+
+    Not through the pool: a pool whose connections are all busy says nothing about whether the
+    database is up.
+    """
+    engine = bind if isinstance(bind, AsyncEngine) else bind.engine
+    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        async with asyncio.timeout(within):
+            connection = await asyncpg.connect(dsn)
+            try:
+                await connection.fetchval("SELECT 1")
+            finally:
+                await connection.close()
+    except Exception:
+        return False
+    return True

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, func, select, text
+from sqlalchemy import Table, Text, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,7 +32,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 import sourcing.common.messages  # noqa: F401  (importing it registers every message type)
 from sourcing.common.config import Settings
-from sourcing.common.db import session_scope
+from sourcing.common.db import database_answers, session_scope
 from sourcing.common.events import (
     DEAD_LETTER_MESSAGE_TYPE,
     DeadLetter,
@@ -41,6 +41,7 @@ from sourcing.common.events import (
     UnknownMessageType,
 )
 from sourcing.common.kafka import metrics
+from sourcing.common.kafka.outbox import OUTBOX_STAGED
 from sourcing.common.kafka.producer import HEADER_CORRELATION_ID, EnvelopeProducer
 from sourcing.common.kafka.retry import (
     NextStep,
@@ -245,6 +246,7 @@ class ReliableConsumer:
         handler: Handler | Mapping[str, Handler],
         batch_handler: BatchHandler | None = None,
         lock_batch: BatchLock | None = None,
+        on_commit: Callable[[], None] | None = None,
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         producer: EnvelopeProducer,
@@ -258,6 +260,9 @@ class ReliableConsumer:
         # Batches of lanes locking the same rows (e.g. callers) commit concurrently: locking in
         # handler order could deadlock them, locking everything first in one order cannot.
         self.lock_batch = lock_batch
+        # Told after a commit that staged outbox rows (the app wakes its outbox relay: they go
+        # out now, not at the relay's next poll).
+        self.committed: Callable[[], None] = on_commit or (lambda: None)
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.producer = producer
@@ -434,9 +439,12 @@ class ReliableConsumer:
             async with asyncio.timeout(self.attempt_timeout):
                 async with session_scope(self.sessionmaker) as session:
                     duplicates = await self._run_handlers(session, items, as_batch=True)
+                    staged = OUTBOX_STAGED in session.info
         except Exception as exc:
             return exc
         metrics.HANDLER_DURATION.labels(self.topic, "batch").observe(time.perf_counter() - started)
+        if staged:
+            self.committed()
         metrics.MESSAGES_PROCESSED.labels(self.topic).inc(len(items))
         if duplicates:
             metrics.MESSAGES_DUPLICATE.labels(self.topic).inc(duplicates)
@@ -452,6 +460,7 @@ class ReliableConsumer:
                 async with asyncio.timeout(self.attempt_timeout):
                     async with session_scope(self.sessionmaker) as session:
                         duplicates = await self._run_handlers(session, [item])
+                        staged = OUTBOX_STAGED in session.info
             except Exception as exc:
                 transient = is_transient(exc)
                 metrics.MESSAGES_FAILED.labels(
@@ -506,6 +515,8 @@ class ReliableConsumer:
                     reason="handler",
                 )
                 return
+            if staged:
+                self.committed()
             metrics.HANDLER_DURATION.labels(self.topic, "single").observe(
                 time.perf_counter() - started
             )
@@ -519,13 +530,8 @@ class ReliableConsumer:
 
     async def database_reachable(self) -> bool:
         """True when the database answers ``SELECT 1`` within ``READINESS_TIMEOUT_SECONDS``."""
-        try:
-            async with asyncio.timeout(self.probe_timeout):
-                async with self.sessionmaker() as session:
-                    await session.execute(text("SELECT 1"))
-        except Exception:
-            return False
-        return True
+        bind = self.sessionmaker.kw["bind"]
+        return await database_answers(bind, within=self.probe_timeout)
 
     async def _wait_for_database(self, error: BaseException) -> None:
         """Hold the in-flight messages until the database answers again (polled with capped
