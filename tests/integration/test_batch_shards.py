@@ -96,7 +96,8 @@ async def test_shards_keep_key_order_overlap_and_lock_first(
     await consumer.process_batch(messages)
 
     assert handled == expected_order  # every message once, each key in its order
-    assert len(locked) == min(kafka_settings.AGENT_BATCH_CONCURRENCY, KEYS)
+    # Keys are hashed to shards: 8 random keys fill at least 2 of the 4 (all but certainly).
+    assert 2 <= len(locked) <= kafka_settings.AGENT_BATCH_CONCURRENCY
     assert set().union(*locked.values()) == set(expected_order)
     assert sum(len(callers) for callers in locked.values()) == KEYS  # shards share no key
     assert most_open == len(locked)  # all shard transactions were open at the same time

@@ -329,6 +329,7 @@ def reliable_agent(
         handler=handler,
         batch_handler=batch_handler,
         lock_batch=lock_batch,
+        on_commit=app.runtime.relay.wake if app.runtime.relay is not None else None,
         settings=settings,
         sessionmaker=app.runtime.sessionmaker,
         producer=app.runtime.producer,

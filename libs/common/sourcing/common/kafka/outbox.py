@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 # pg_try_advisory_xact_lock key: "outbox relay" (any constant unique among our advisory locks).
 RELAY_LOCK_KEY = 0x0B0C_5E1A
 PRUNE_BATCH = 5_000
+# session.info flag: this unit of work staged outbox rows (see ReliableConsumer's on_commit).
+OUTBOX_STAGED = "outbox_staged"
 
 
 async def add_to_outbox(
@@ -70,6 +72,7 @@ async def add_to_outbox(
             headers=headers,
         )
     )
+    session.info[OUTBOX_STAGED] = True
     return row_id
 
 
@@ -105,6 +108,7 @@ class OutboxRelay:
         self.retention = settings.OUTBOX_RETENTION_SECONDS if retention is None else retention
         self.prune_every = prune_every
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
 
     def topic_for(self, stored: str) -> str:
         return self.settings.topic(stored) if stored in LANES_BY_NAME else stored
@@ -220,7 +224,20 @@ class OutboxRelay:
                 except Exception:
                     logger.exception("outbox prune failed")
             if published < self.batch_size:
-                await asyncio.sleep(self.interval)
+                await self._idle()
+
+    def wake(self) -> None:
+        """Relay now rather than at the next poll (an agent just committed staged messages).
+
+        Each hop of a lane-to-lane flow otherwise waited up to ``interval`` for the poll.
+        """
+        self._woken.set()
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.interval):
+                await self._woken.wait()
+        self._woken.clear()
 
     def start(self) -> asyncio.Task[None]:
         """Run :meth:`run` as a background task of the current loop."""
