@@ -37,5 +37,8 @@ typecheck: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python -m sourcing.common.migrate upgrade head
 
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks of the platform against bare baselines: ``make bench`` / ``python -m bench``."""
