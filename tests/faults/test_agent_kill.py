@@ -3,12 +3,12 @@ every accepted lead and event is processed, none twice.
 
 Real processes on a dedicated stack: the gateway, the provider sandbox, ingestion (Sales Nav →
 leads), enrichment (waterfall → ranking), calls (Yay events → validation → performance) and
-allocation. 2,000 signed Yay events (500 calls of four events) and 400 Sales Nav leads arrive
-interleaved. Fewer leads than the scenario's 2,000: enrichment runs at 10-20 leads/s on two
-shared cores, so 2,000 would take the whole suite's time budget on its own. Ingestion, calls
-and enrichment are each SIGKILLed once while their lane is partly done, and restarted at once.
+allocation. 2,000 signed Yay events (500 calls of four events) and 2,000 Sales Nav leads
+arrive interleaved. Ingestion, calls and enrichment are each SIGKILLed once while their lane is
+partly done, and restarted at once.
 Allocation only gets a message when a caller's status changes (a handful per run): there is no
-stream to kill it in the middle of; it runs, and its lane is checked like the others.
+stream to kill it in the middle of; it is SIGKILLed and restarted while the load still arrives,
+and its lane is checked like the others.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.faults.harness import (
 
 pytestmark = pytest.mark.integration
 
-LEADS = 400
+LEADS = 2_000
 # (service, its progress in committed rows, total, kill once this share is done), in order.
 KILLS = (
     ("ingestion", "SELECT count(*) FROM leads", LEADS, 0.25),
@@ -47,7 +47,7 @@ async def test_each_agent_sigkilled_mid_stream_loses_and_repeats_nothing(
     for name in ("sandbox", "api", *PIPELINE_AGENTS):
         platform.add(name)
     await platform.start("sandbox", "api", *PIPELINE_AGENTS)
-    load = await seed_pipeline(platform, callers=25, calls=500, leads=LEADS, leads_per_delivery=20)
+    load = await seed_pipeline(platform, callers=25, calls=500, leads=LEADS, leads_per_delivery=100)
     assert load.events == 2_000
 
     async with Gateway(platform.api_url) as gateway:
@@ -64,6 +64,8 @@ async def test_each_agent_sigkilled_mid_stream_loses_and_repeats_nothing(
                 platform[name].kill()
                 at_kill[name] = await platform.count(progress)
                 platform[name].start()
+            platform["allocation"].kill()
+            platform["allocation"].start()
             await sending
         finally:
             sending.cancel()
