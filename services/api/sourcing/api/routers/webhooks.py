@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 
 from sourcing.api.deps import NowDep, SessionDep, SettingsDep, get_now, reject_unknown_query_params
 from sourcing.api.errors import error_responses
@@ -114,14 +115,19 @@ class LeanRoute(APIRoute):
     """A route whose endpoint takes the request and returns the response itself.
 
     Documented like any other route, but served without FastAPI's per-request machinery
-    (dependency solving, parameter parsing, response-model serialisation), which cost as
-    much CPU as the endpoint's own work on the hottest webhook. The endpoint therefore
-    applies the app-wide rules itself (unknown query parameters are refused).
+    (dependency solving, parameter parsing, response-model serialisation, per-request exit
+    stacks), which cost as much CPU as the endpoint's own work on the hottest webhook. The
+    endpoint therefore applies the app-wide rules itself (unknown query parameters are
+    refused); its errors reach the app's exception handlers like any other route's.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in (self.methods or ()):
+            await super().handle(scope, receive, send)  # 405 with Allow, as usual
+            return
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return endpoint
+        response = await endpoint(Request(scope, receive, send))
+        await response(scope, receive, send)
 
 
 # The lean route declares no parameters: they are documented here.
