@@ -93,3 +93,16 @@ def test_waiting_for_the_database_is_not_a_stalled_handler() -> None:
     assert 19.0 <= progress.in_flight_seconds() < 50.0
     assert not progress.stalled(stall_seconds=50.0)
     assert progress.stalled(stall_seconds=10.0)
+
+
+def test_the_wait_lasts_until_the_last_shard_stops_waiting() -> None:
+    progress = AgentProgress(consumer="c", topic="t")
+    progress.in_flight_since = time.monotonic()
+    progress.database_wait_started()
+    progress.database_wait_started()  # two shards of one batch hit the outage
+    progress.database_wait_ended()
+    assert progress.waiting_for_database_since is not None
+    assert not progress.stalled(stall_seconds=0.0)
+    progress.database_wait_ended()
+    assert progress.waiting_for_database_since is None
+    assert progress.database_waiters == 0

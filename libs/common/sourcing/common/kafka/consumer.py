@@ -557,7 +557,10 @@ class ReliableConsumer:
         finally:
             waited = self.progress.waiting_for_database_seconds()
             self.progress.database_wait_ended()
-            metrics.WAITING_FOR_DATABASE.labels(self.consumer_name).set(0)
+            # Other shards of the batch may still be waiting.
+            metrics.WAITING_FOR_DATABASE.labels(self.consumer_name).set(
+                1 if self.progress.database_waiters else 0
+            )
         logger.warning(
             "database answers again after %.1f s; retrying", waited, extra={"topic": self.topic}
         )
