@@ -179,7 +179,7 @@ async def test_minting_outside_development_needs_admin_or_bootstrap_secret(
         JWT_SECRET="production-secret-with-at-least-32-characters",
         YAY_WEBHOOK_SECRET="yay-production-secret",
         SALES_NAV_WEBHOOK_SECRET="sales-nav-production-secret",
-        AUTH_BOOTSTRAP_SECRET="bootstrap-production-secret",
+        AUTH_BOOTSTRAP_SECRET="bootstrap-production-secret-of-32-chars",
     )
     body = {"userId": "first-admin", "role": "admin"}
     async with serve_api(settings) as client:
@@ -194,7 +194,7 @@ async def test_minting_outside_development_needs_admin_or_bootstrap_secret(
         bootstrapped = await client.post(
             "/api/v1/auth/token",
             json=body,
-            headers={"x-auth-bootstrap-secret": "bootstrap-production-secret"},
+            headers={"x-auth-bootstrap-secret": "bootstrap-production-secret-of-32-chars"},
         )
         assert bootstrapped.status_code == 200
         admin = {"Authorization": f"Bearer {bootstrapped.json()['accessToken']}"}

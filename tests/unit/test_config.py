@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sourcing.common.config import (
+    DEV_DEFAULT_SECRETS,
     DEV_JWT_SECRET,
     ConfigurationError,
     Settings,
@@ -19,6 +20,17 @@ PRODUCTION_SECRETS = {
     "JWT_SECRET": "p" * 32,
     "YAY_WEBHOOK_SECRET": "yay-production",
     "SALES_NAV_WEBHOOK_SECRET": "sales-nav-production",
+}
+# Everything a production deployment needs to start (webhook secrets of any later field too).
+SAFE_PRODUCTION: dict[str, object] = {
+    **PRODUCTION_SECRETS,
+    **{
+        name: f"{name.lower()}-production"
+        for name in Settings.model_fields
+        if name.endswith("_WEBHOOK_SECRET")
+    },
+    "AUTH_BOOTSTRAP_SECRET": "a" * 32,
+    "DATABASE_URL": "postgresql://sourcing:s3cr3t-generated@db:5432/expert_sourcing",
 }
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,8 +72,8 @@ def test_development_has_working_secret_defaults() -> None:
 
 def test_node_env_is_read_when_app_env_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NODE_ENV", "production")
-    for name, value in PRODUCTION_SECRETS.items():
-        monkeypatch.setenv(name, value)
+    for name, value in SAFE_PRODUCTION.items():
+        monkeypatch.setenv(name, str(value))
     assert load_settings().APP_ENV == "production"
     monkeypatch.setenv("APP_ENV", "staging")
     assert load_settings().APP_ENV == "staging"
@@ -81,34 +93,114 @@ def test_dotenv_file_is_read_and_environment_wins(
 
 @pytest.mark.parametrize("missing", sorted(PRODUCTION_SECRETS))
 def test_missing_required_secret_stops_startup_naming_it(missing: str) -> None:
-    values = {k: v for k, v in PRODUCTION_SECRETS.items() if k != missing}
-    with pytest.raises(ConfigurationError, match=missing):
+    values = {k: v for k, v in SAFE_PRODUCTION.items() if k != missing}
+    with pytest.raises(ConfigurationError, match=f"{missing} is required"):
         load_settings(APP_ENV="production", **values)
 
 
-def test_short_jwt_secret_is_refused() -> None:
+def test_short_jwt_secret_is_refused_in_development_too() -> None:
     with pytest.raises(ConfigurationError, match="JWT_SECRET must be at least 32"):
-        load_settings(APP_ENV="production", **(PRODUCTION_SECRETS | {"JWT_SECRET": "x" * 31}))
-    with pytest.raises(ConfigurationError, match="JWT_SECRET"):
         load_settings(JWT_SECRET="short")
 
 
-def test_development_default_secret_is_refused_outside_development() -> None:
-    with pytest.raises(ConfigurationError, match="JWT_SECRET still has the development default"):
-        load_settings(APP_ENV="production", **(PRODUCTION_SECRETS | {"JWT_SECRET": DEV_JWT_SECRET}))
+# (variable, value, what the message says): each alone makes production settings unsafe.
+UNSAFE = [
+    ("JWT_SECRET", "x" * 31, "JWT_SECRET must be at least 32 characters"),
+    ("JWT_SECRET", DEV_JWT_SECRET, "JWT_SECRET is a development default"),
+    ("JWT_SECRET", "REPLACE_ME_with_at_least_32_random_characters", "JWT_SECRET is a placeholder"),
+    ("AUTH_BOOTSTRAP_SECRET", "b" * 31, "AUTH_BOOTSTRAP_SECRET must be at least 32 characters"),
+    ("AUTH_BOOTSTRAP_SECRET", "REPLACE_ME", "AUTH_BOOTSTRAP_SECRET is a placeholder"),
+    ("YAY_WEBHOOK_SECRET", "changeme", "YAY_WEBHOOK_SECRET is a placeholder"),
+    ("YAY_WEBHOOK_SECRET", DEV_DEFAULT_SECRETS["SALES_NAV_WEBHOOK_SECRET"], "development default"),
+    ("SALES_NAV_WEBHOOK_SECRET", "Change-Me-Please", "SALES_NAV_WEBHOOK_SECRET is a placeholder"),
+    ("OPENAI_API_KEY", "sk-REPLACE_ME", "OPENAI_API_KEY is a placeholder"),
+    ("TWILIO_ACCOUNT_SID", "replace-me", "TWILIO_ACCOUNT_SID is a placeholder"),
+    ("SANDBOX_PROVIDERS", True, "SANDBOX_PROVIDERS must be off"),
+    ("DATABASE_URL", "postgresql://postgres:postgres@db:5432/x", "DATABASE_URL has a default"),
+    ("DATABASE_URL", "postgresql://sourcing:Password@db/x", "DATABASE_URL has a default"),
+    ("DATABASE_URL", "postgresql://sourcing:REPLACE_ME@db/x", "DATABASE_URL is a placeholder"),
+]
 
 
-def test_temperature_above_point_two_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="OPENAI_CLASSIFICATION_TEMPERATURE"):
-        load_settings(OPENAI_CLASSIFICATION_TEMPERATURE=0.3)
-    assert (
-        load_settings(OPENAI_CLASSIFICATION_TEMPERATURE=0.0).OPENAI_CLASSIFICATION_TEMPERATURE == 0
+@pytest.mark.parametrize("app_env", ["staging", "production"])
+@pytest.mark.parametrize(("name", "value", "message"), UNSAFE)
+def test_each_unsafe_setting_is_refused_outside_development(
+    app_env: str, name: str, value: object, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(APP_ENV=app_env, **(SAFE_PRODUCTION | {name: value}))
+    # Development keeps working with the same value (the checks are for real deployments),
+    # except a short JWT secret, which no environment accepts.
+    if (name, value) != UNSAFE[0][:2]:
+        load_settings(APP_ENV="development", **(SAFE_PRODUCTION | {name: value}))
+
+
+def test_safe_production_settings_start_and_a_passwordless_url_is_fine() -> None:
+    settings = load_settings(APP_ENV="production", **SAFE_PRODUCTION)
+    assert settings.APP_ENV == "production"
+    load_settings(
+        APP_ENV="production", **(SAFE_PRODUCTION | {"DATABASE_URL": "postgresql://app@db/x"})
     )
 
 
-def test_sandbox_can_never_be_enabled_in_production() -> None:
-    with pytest.raises(ConfigurationError, match="SANDBOX_PROVIDERS"):
-        load_settings(APP_ENV="production", SANDBOX_PROVIDERS=True, **PRODUCTION_SECRETS)
+def test_one_message_names_every_unsafe_variable() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(
+            APP_ENV="production",
+            JWT_SECRET="REPLACE_ME",
+            AUTH_BOOTSTRAP_SECRET="short",
+            SANDBOX_PROVIDERS=True,
+            DATABASE_URL="postgresql://postgres:postgres@db/x",
+        )
+    message = str(raised.value)
+    for name in (
+        "JWT_SECRET",
+        "AUTH_BOOTSTRAP_SECRET",
+        "YAY_WEBHOOK_SECRET",
+        "SALES_NAV_WEBHOOK_SECRET",
+        "SANDBOX_PROVIDERS",
+        "DATABASE_URL",
+    ):
+        assert name in message, name
+
+
+def test_every_webhook_secret_field_is_required_outside_development() -> None:
+    """Generic over the settings class: a `*_WEBHOOK_SECRET` added later is required too."""
+    webhook_secrets = {name for name in Settings.model_fields if name.endswith("_WEBHOOK_SECRET")}
+    assert {"YAY_WEBHOOK_SECRET", "SALES_NAV_WEBHOOK_SECRET"} <= webhook_secrets
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(APP_ENV="production", JWT_SECRET="p" * 32)
+    for name in webhook_secrets:
+        assert f"{name} is required" in str(raised.value)
+
+
+def _example_files() -> list[Path]:
+    return sorted(
+        path
+        for path in REPO.rglob("*.example")
+        if ".venv" not in path.parts and path.name.endswith("env.example")
+    )
+
+
+def test_every_secret_value_of_the_example_files_is_refused_outside_development() -> None:
+    """Copying an example file and starting in production never works: each of its non-empty
+    secret values (and URL passwords) is refused, naming the variable."""
+    secret_fields = {
+        name
+        for name, field in Settings.model_fields.items()
+        if "SecretStr" in str(field.annotation)
+    }
+    checked = 0
+    for path in _example_files():
+        values = dict(re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", path.read_text(), re.MULTILINE))
+        for name, value in values.items():
+            if name not in Settings.model_fields or not value:
+                continue
+            if name in secret_fields or re.search(r"://[^/@]*:[^/@]*@", value):
+                checked += 1
+                with pytest.raises(ConfigurationError, match=name):
+                    load_settings(APP_ENV="production", **(SAFE_PRODUCTION | {name: value}))
+    assert checked >= 1
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,17 @@
 """Settings: the operations manual's environment variables (§11) plus this system's own.
 
-One class for every process. A service reads only the fields it needs; a missing required
-secret, a short JWT secret or an unsafe value stops start-up with a message naming the variable.
+One class for every process. A service reads only the fields it needs; outside development a
+missing or placeholder secret, a short own secret, a default database password or the sandbox
+stops start-up with one message naming every offending variable.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +51,17 @@ DEV_DEFAULT_SECRETS = {
     "SALES_NAV_WEBHOOK_SECRET": DEV_SALES_NAV_WEBHOOK_SECRET,
 }
 MIN_JWT_SECRET_LENGTH = 32
+# Secrets this platform issues itself (not a vendor's): held to MIN_JWT_SECRET_LENGTH outside
+# development, like JWT_SECRET (AUTH_BOOTSTRAP_SECRET mints admin tokens).
+OWN_SECRET_PREFIXES = ("JWT_", "AUTH_")
+# Webhook secrets (every `*_WEBHOOK_SECRET` field) are required outside development: without
+# one a webhook would accept anybody.
+WEBHOOK_SECRET_SUFFIX = "_WEBHOOK_SECRET"
+# A value containing one of these (case-insensitive) was copied from a template, not generated;
+# every example file of the repository marks its secrets this way (a test keeps them so).
+PLACEHOLDER_MARKERS = ("replace_me", "replace-me", "changeme", "change_me", "change-me")
+# Passwords of PostgreSQL images, tutorials and `.env.example`: refused in a connection URL.
+DEFAULT_PASSWORDS = frozenset({"postgres", "password", "admin", "root", "secret", "pass"})
 
 
 class ConfigurationError(RuntimeError):
@@ -199,18 +213,18 @@ class Settings(
             for name, value in DEV_DEFAULT_SECRETS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, SecretStr(value))
-        for name in DEV_DEFAULT_SECRETS:
-            secret: SecretStr | None = getattr(self, name)
-            if secret is None or not secret.get_secret_value():
-                raise ValueError(f"{name} is required (set it in the environment or .env)")
-            if not self.is_development and secret.get_secret_value() == DEV_DEFAULT_SECRETS[name]:
-                raise ValueError(f"{name} still has the development default outside development")
-        jwt_secret = self.JWT_SECRET
-        assert jwt_secret is not None
-        if len(jwt_secret.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
-            raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
-        if self.SANDBOX_PROVIDERS and self.APP_ENV == "production":
-            raise ValueError("SANDBOX_PROVIDERS cannot be enabled when APP_ENV=production")
+            jwt_secret = self.JWT_SECRET
+            if (
+                jwt_secret is not None
+                and len(jwt_secret.get_secret_value()) < MIN_JWT_SECRET_LENGTH
+            ):
+                raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
+            return self
+        problems = unsafe_settings(self)
+        if problems:
+            raise ValueError(
+                f"refusing to start with APP_ENV={self.APP_ENV}: " + "; ".join(problems)
+            )
         return self
 
     @property
@@ -229,6 +243,49 @@ class Settings(
     def topic(self, lane: str) -> str:
         """The Kafka topic name of a lane in this environment (prefixed)."""
         return f"{self.KAFKA_TOPIC_PREFIX}{lane}"
+
+
+def unsafe_settings(settings: Settings) -> list[str]:
+    """Every reason these settings may not run outside development, one entry per variable.
+
+    Generic over the fields (every secret, every text value, every URL's password), so a
+    setting added later is covered without touching this function.
+    """
+    problems = [
+        problem
+        for name in type(settings).model_fields
+        if (problem := _unsafe_value(name, getattr(settings, name))) is not None
+    ]
+    if settings.SANDBOX_PROVIDERS:
+        problems.append("SANDBOX_PROVIDERS must be off outside development")
+    return problems
+
+
+def _unsafe_value(name: str, value: object) -> str | None:
+    secret = value.get_secret_value() if isinstance(value, SecretStr) else None
+    if (value is None or secret == "") and (
+        name in DEV_DEFAULT_SECRETS or name.endswith(WEBHOOK_SECRET_SUFFIX)
+    ):
+        return f"{name} is required"
+    text = secret if secret is not None else value
+    if not isinstance(text, str):
+        return None
+    if text in DEV_DEFAULT_SECRETS.values():
+        return f"{name} is a development default"
+    if _is_placeholder(text):
+        return f"{name} is a placeholder value"
+    own = secret is not None and name.startswith(OWN_SECRET_PREFIXES)
+    if own and text and len(text) < MIN_JWT_SECRET_LENGTH:
+        return f"{name} must be at least {MIN_JWT_SECRET_LENGTH} characters"
+    password = urlsplit(text).password if "://" in text else None
+    if password is not None and password.lower() in DEFAULT_PASSWORDS:
+        return f"{name} has a default password"
+    return None
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
 
 
 def to_asyncpg_url(url: str) -> str:
@@ -250,6 +307,16 @@ def load_settings(**overrides: object) -> Settings:
             for err in exc.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}") from exc
+
+
+def settings_or_exit(process: str) -> Settings:
+    """Every entry point's settings load: unsafe or invalid settings exit with status 2 before
+    anything is served, the message naming each offending variable."""
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        print(f"{process}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
 
 
 @lru_cache(maxsize=1)

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import uvicorn
 
 from sourcing.api.app import create_app
-from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.config import settings_or_exit
 from sourcing.common.logging import configure_logging
 from sourcing.common.process import freeze_startup_heap
 
 
-def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        print(f"api: {exc}", file=sys.stderr)
-        return 2
+def main() -> None:
+    settings = settings_or_exit("api")
     configure_logging(service="api", level=settings.log_level_number)
     app = create_app(settings)
     freeze_startup_heap()
@@ -29,8 +23,7 @@ def main() -> int:
         timeout_graceful_shutdown=20,
         proxy_headers=True,
     )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -3,13 +3,13 @@ job-title-discovery agents in one worker."""
 
 from __future__ import annotations
 
-from sourcing.common.config import load_settings
+from sourcing.common.config import settings_or_exit
 from sourcing.common.kafka.app import run_worker
 from sourcing.ingestion.app import build_app
 
 
 def main() -> None:
-    run_worker(build_app(load_settings()))
+    run_worker(build_app(settings_or_exit("ingestion")))
 
 
 if __name__ == "__main__":

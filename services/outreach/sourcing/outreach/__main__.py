@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sourcing.common.config import get_settings
+from sourcing.common.config import settings_or_exit
 from sourcing.common.kafka.app import run_worker
 from sourcing.outreach.app import build_app
 
 
 def main() -> None:
-    run_worker(build_app(get_settings()))
+    run_worker(build_app(settings_or_exit("outreach")))
 
 
 if __name__ == "__main__":
