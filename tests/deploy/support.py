@@ -19,8 +19,21 @@ API = "api"
 AGENTS = ("ingestion", "enrichment", "outreach", "calls", "allocation", "scheduler")
 SERVICES = (API, *AGENTS)
 AGENT_HEALTH_PATHS = {"/health/live", "/health/ready", "/metrics"}
+# The Kafka security settings, added to the settings class by the parallel broker-security
+# work of the same issue; remove this set once both are merged (they are then fields).
+KAFKA_SECURITY_SETTINGS = {
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+}
 # Environment variables the settings class reads (field names and their aliases).
-KNOWN_SETTINGS = {*Settings.model_fields, *DeploySettings.model_fields, "NODE_ENV"}
+KNOWN_SETTINGS = {
+    *Settings.model_fields,
+    *DeploySettings.model_fields,
+    "NODE_ENV",
+    *KAFKA_SECURITY_SETTINGS,
+}
 REQUIRED_OUTSIDE_DEVELOPMENT = set(DEV_DEFAULT_SECRETS)
 
 
@@ -40,8 +53,9 @@ def python_module_of(command: list[str]) -> str:
 
 
 def build_settings(env: dict[str, Any]) -> Settings:
-    """Settings from exactly ``env`` (no .env file), as a container would build them."""
-    return Settings(_env_file=None, **env)
+    """Settings from exactly ``env`` (no .env file), as a container would build them (an
+    empty variable counts as unset, env_ignore_empty)."""
+    return Settings(_env_file=None, **{k: v for k, v in env.items() if v != ""})
 
 
 def per_message_budget_seconds(settings: Settings) -> float:
@@ -65,6 +79,11 @@ def lanes_of(service: str) -> frozenset[str]:
 
 def max_partitions(service: str) -> int:
     return max(LANES_BY_NAME[lane].partitions for lane in lanes_of(service))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """A .env file as compose reads it (``NAME=value`` lines; comments and blanks skipped)."""
+    return dict(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", path.read_text(), re.MULTILINE))
 
 
 def parse_duration_seconds(value: str | int) -> float:

@@ -26,14 +26,29 @@ from tests.deploy.support import (
     parse_duration_seconds,
     per_message_budget_seconds,
     python_module_of,
+    read_env_file,
     url_port_and_path,
 )
 
 INFRA = ("postgres", "kafka", "prometheus", "grafana")
 SETUP_JOBS = ("migrate", "topics")
 SAMPLE_SECRET = "s" * 48
-# ${NAME}, ${NAME:-default}, ${NAME:?message}
-_INTERPOLATION = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+COMPOSE_ENV_EXAMPLE = REPO / "deploy/compose.env.example"
+# What compose demands from .env (${VAR:?message}); nothing else may be interpolated without a
+# default except these harmless choices.
+REQUIRED = {
+    "POSTGRES_PASSWORD",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "JWT_SECRET",
+    "AUTH_BOOTSTRAP_SECRET",
+    "YAY_WEBHOOK_SECRET",
+    "SALES_NAV_WEBHOOK_SECRET",
+    "GRAFANA_ADMIN_PASSWORD",
+}
+DEFAULTED = {"GATEWAY_BIND_ADDRESS", "TAG"}
+# $$ (a literal $), ${NAME}, ${NAME-default}, ${NAME:-default}, ${NAME?msg}, ${NAME:?msg}
+_INTERPOLATION = re.compile(r"\$\$|\$\{([A-Z_][A-Z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
 @pytest.fixture(scope="module")
@@ -43,27 +58,58 @@ def compose() -> dict[str, Any]:
 
 
 def interpolate(value: str, *, user_env: dict[str, str]) -> str:
-    """Compose's variable interpolation with ``user_env`` as the shell/.env variables."""
+    """Compose's variable interpolation with ``user_env`` as the shell/.env variables: with a
+    colon an empty value counts as unset, without one only a missing variable does."""
 
     def replace(match: re.Match[str]) -> str:
-        name, op, arg = match.group(1), match.group(2), match.group(3)
-        if name in user_env:
-            return user_env[name]
-        if op and op.endswith("?"):
+        if match.group(0) == "$$":
+            return "$"
+        name, op, arg = match.group(1), match.group(2) or "", match.group(3)
+        value = user_env.get(name)
+        if value is not None and (value != "" or not op.startswith(":")):
+            return value
+        if op.endswith("?"):
             raise KeyError(f"compose requires {name}: {arg}")
         return arg if op else ""
 
     return _INTERPOLATION.sub(replace, value)
 
 
+def render(node: Any, *, user_env: dict[str, str]) -> Any:
+    """The whole model interpolated, as `docker compose config` would print it."""
+    if isinstance(node, str):
+        return interpolate(node, user_env=user_env)
+    if isinstance(node, dict):
+        return {key: render(value, user_env=user_env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [render(value, user_env=user_env) for value in node]
+    return node
+
+
+def interpolated_variables(node: Any, *, required_only: bool = False) -> set[str]:
+    text = json.dumps(node)
+    return {
+        m.group(1)
+        for m in _INTERPOLATION.finditer(text)
+        if m.group(1) and (not required_only or (m.group(2) or "").endswith("?"))
+    }
+
+
 def required_variables(value: str) -> set[str]:
-    return {m.group(1) for m in _INTERPOLATION.finditer(value) if (m.group(2) or "").endswith("?")}
+    return interpolated_variables(value, required_only=True)
 
 
 def container_env(service: dict[str, Any], *, user_env: dict[str, str]) -> dict[str, str]:
+    """What the container sees: its env_file (.env is ``user_env``), then ``environment``."""
     raw = service.get("environment") or {}
     assert isinstance(raw, dict), "environment must be a mapping"
-    return {key: interpolate(str(value), user_env=user_env) for key, value in raw.items()}
+    env = dict(user_env) if service.get("env_file") == ".env" else {}
+    env.update({key: interpolate(str(value), user_env=user_env) for key, value in raw.items()})
+    return env
+
+
+def strong_secrets() -> dict[str, str]:
+    return {name: f"{name.lower().replace('_', '')}{SAMPLE_SECRET}" for name in REQUIRED}
 
 
 def test_every_service_job_and_piece_of_infrastructure_is_present(compose: dict[str, Any]) -> None:
@@ -129,40 +175,99 @@ def test_services_wait_for_healthy_infrastructure_and_completed_setup(
     }
     assert service["restart"] in ("unless-stopped", "always", "on-failure")
     assert service["env_file"] == ".env"
-    assert (REPO / ".env.example").is_file()  # what .env is copied from
+    assert COMPOSE_ENV_EXAMPLE.is_file()  # what .env is copied from
 
 
-@pytest.mark.parametrize("name", [*SERVICES, *SETUP_JOBS])
-def test_env_passed_is_known_to_the_settings_and_builds_production_settings(
-    compose: dict[str, Any], name: str
+def test_compose_demands_every_secret_and_defaults_nothing_else(compose: dict[str, Any]) -> None:
+    assert interpolated_variables(compose, required_only=True) == REQUIRED
+    assert interpolated_variables(compose) - REQUIRED == DEFAULTED
+    assert REQUIRED >= REQUIRED_OUTSIDE_DEVELOPMENT
+    # The example .env lists each of them, the secrets empty (compose refuses until filled in).
+    example = read_env_file(COMPOSE_ENV_EXAMPLE)
+    assert set(example) >= REQUIRED | DEFAULTED
+    assert {name for name in REQUIRED if example[name] == ""} == REQUIRED - {"KAFKA_SASL_USERNAME"}
+    assert example["GATEWAY_BIND_ADDRESS"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_compose_refuses_to_start_without_each_secret(
+    compose: dict[str, Any], missing: str
 ) -> None:
-    service = compose["services"][name]
-    raw = service["environment"]
-    unknown = set(raw) - KNOWN_SETTINGS
+    for user_env in (
+        {k: v for k, v in strong_secrets().items() if k != missing},
+        strong_secrets() | {missing: ""},
+    ):
+        with pytest.raises(KeyError, match=missing):
+            render(compose, user_env=user_env)
+
+
+@pytest.mark.parametrize("copied", [".env.example", "deploy/compose.env.example"])
+def test_an_unedited_example_copied_to_env_does_not_start(
+    compose: dict[str, Any], copied: str
+) -> None:
+    with pytest.raises(KeyError, match="compose requires"):
+        render(compose, user_env=read_env_file(REPO / copied))
+
+
+@pytest.mark.parametrize("copied", [".env.example", "deploy/compose.env.example"])
+@pytest.mark.parametrize("name", [*SERVICES, *SETUP_JOBS])
+def test_every_service_runs_in_production_whatever_env_says(
+    compose: dict[str, Any], copied: str, name: str
+) -> None:
+    """`cp .env.example .env` (APP_ENV=development, SANDBOX_PROVIDERS=1, a postgres:postgres
+    URL) plus the secrets: every container still builds safe production settings."""
+    user_env = read_env_file(REPO / copied) | strong_secrets()
+    service = render(compose, user_env=user_env)["services"][name]
+    unknown = set(service["environment"]) - KNOWN_SETTINGS
     assert not unknown, f"{name} passes variables the settings class does not read: {unknown}"
-    # Every required secret is demanded from the operator (${VAR:?...}), never defaulted.
-    demanded = set().union(*(required_variables(str(v)) for v in raw.values()))
-    assert demanded >= REQUIRED_OUTSIDE_DEVELOPMENT
-    for secret in REQUIRED_OUTSIDE_DEVELOPMENT:
-        with pytest.raises(KeyError, match=secret):
-            container_env(service, user_env={k: SAMPLE_SECRET for k in demanded - {secret}})
-    # With them set, the container's settings validate in production mode.
-    env = container_env(service, user_env={k: SAMPLE_SECRET for k in demanded})
-    settings = build_settings(env)
+    settings = build_settings(container_env(service, user_env=user_env))
     assert settings.APP_ENV == "production"
     assert not settings.SANDBOX_PROVIDERS
     assert settings.KAFKA_BROKER_URL == "kafka:9092"
-    assert settings.DATABASE_URL.endswith("@postgres:5432/expert_sourcing")
+    postgres = compose["services"]["postgres"]["environment"]
     assert (
-        settings.DATABASE_URL.split("/")[-1]
-        == (compose["services"]["postgres"]["environment"]["POSTGRES_DB"])
+        f"postgresql://{postgres['POSTGRES_USER']}:{user_env['POSTGRES_PASSWORD']}"
+        f"@postgres:5432/{postgres['POSTGRES_DB']}"
+    ) == settings.DATABASE_URL
+
+
+def test_kafka_authenticates_clients_with_sasl(compose: dict[str, Any]) -> None:
+    user_env = strong_secrets()
+    rendered = render(compose, user_env=user_env)["services"]
+    kafka = rendered["kafka"]["environment"]
+    protocols = dict(p.split(":") for p in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    client = kafka["KAFKA_ADVERTISED_LISTENERS"].split(":")[0]
+    assert (
+        protocols[client] == "SASL_PLAINTEXT" and kafka["KAFKA_SASL_ENABLED_MECHANISMS"] == "PLAIN"
     )
+    jaas = kafka["KAFKA_LISTENER_NAME_CLIENT_PLAIN_SASL_JAAS_CONFIG"]
+    username, password = user_env["KAFKA_SASL_USERNAME"], user_env["KAFKA_SASL_PASSWORD"]
+    assert f'user_{username}="{password}"' in jaas
+    for name in (*SERVICES, *SETUP_JOBS):
+        env = rendered[name]["environment"]
+        assert env["KAFKA_SECURITY_PROTOCOL"] == protocols[client], name
+        assert env["KAFKA_SASL_MECHANISM"] == "PLAIN", name
+        assert (env["KAFKA_SASL_USERNAME"], env["KAFKA_SASL_PASSWORD"]) == (username, password)
+
+
+def test_only_the_gateway_is_published_and_on_loopback_by_default(
+    compose: dict[str, Any],
+) -> None:
+    published = {name for name, service in compose["services"].items() if "ports" in service}
+    assert published == {API}
+    (port,) = render(compose, user_env=strong_secrets())["services"][API]["ports"]
+    assert port.startswith("127.0.0.1:")
+    (port,) = render(compose, user_env=strong_secrets() | {"GATEWAY_BIND_ADDRESS": "10.0.0.5"})[
+        "services"
+    ][API]["ports"]
+    assert port.startswith("10.0.0.5:")
+    local = yaml.safe_load((REPO / "deploy/compose.local-ports.yml").read_text())["services"]
+    assert all(p.startswith("127.0.0.1:") for s in local.values() for p in s["ports"])
 
 
 def _settings_of(compose: dict[str, Any], name: str) -> Any:
-    service = compose["services"][name]
-    demanded = set().union(*(required_variables(str(v)) for v in service["environment"].values()))
-    return build_settings(container_env(service, user_env={k: SAMPLE_SECRET for k in demanded}))
+    service = render(compose, user_env=strong_secrets())["services"][name]
+    return build_settings(container_env(service, user_env=strong_secrets()))
 
 
 def test_gateway_port_and_healthcheck_match_its_settings(compose: dict[str, Any]) -> None:
@@ -170,7 +275,9 @@ def test_gateway_port_and_healthcheck_match_its_settings(compose: dict[str, Any]
 
     service = compose["services"][API]
     settings = _settings_of(compose, API)
-    assert service["ports"] == [f"{settings.PORT}:{settings.PORT}"]
+    assert service["ports"] == [
+        f"${{GATEWAY_BIND_ADDRESS:-127.0.0.1}}:{settings.PORT}:{settings.PORT}"
+    ]
     port, path = url_port_and_path(" ".join(service["healthcheck"]["test"]))
     assert port == settings.PORT
     documented = set(create_app(settings).openapi()["paths"])
