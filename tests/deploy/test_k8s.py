@@ -3,11 +3,16 @@ lanes: every service present, ports match, env keys exist, HPA max <= partitions
 
 from __future__ import annotations
 
+import json
+import subprocess
+import tomllib
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
+from sourcing.common.config import PLACEHOLDER_MARKERS
 from tests.deploy.support import (
     AGENT_HEALTH_PATHS,
     AGENTS,
@@ -21,10 +26,14 @@ from tests.deploy.support import (
     module_has_main,
     per_message_budget_seconds,
     python_module_of,
+    read_env_file,
 )
 
 K8S = REPO / "deploy/k8s"
 SAMPLE_SECRET = "s" * 48
+# The oldest Kubernetes the manifests must be valid for (NetworkPolicy endPort needs 1.25).
+KUBERNETES_VERSION = "1.29.0"
+SECRETS = "expert-sourcing-secrets"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +49,20 @@ def manifests() -> dict[tuple[str, str], dict[str, Any]]:
             assert key not in objects, f"duplicate {key}"
             objects[key] = document
     return objects
+
+
+@pytest.fixture(scope="module")
+def kustomization() -> dict[str, Any]:
+    model: dict[str, Any] = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    return model
+
+
+def generated_secret() -> dict[str, str]:
+    """The generated Secret as an operator fills it in: every value of the example set."""
+    example = read_env_file(K8S / "secrets.env.example")
+    filled = {name: f"{name.lower()}-{SAMPLE_SECRET}" for name in example}
+    filled["DATABASE_URL"] = f"postgresql://sourcing:{SAMPLE_SECRET}@postgres.database.svc/x"
+    return filled
 
 
 def _container(obj: dict[str, Any]) -> dict[str, Any]:
@@ -58,20 +81,18 @@ def _environment(
         if "configMapRef" in source:
             env.update(manifests[("ConfigMap", source["configMapRef"]["name"])]["data"])
         if "secretRef" in source:
-            secret = manifests[("Secret", source["secretRef"]["name"])]
-            env.update(secret.get("stringData", {}))
+            assert source["secretRef"]["name"] == SECRETS
+            env.update(generated_secret())
     for item in container.get("env", []):
         env[item["name"]] = item["value"]
     return env
 
 
 def _settings(env: dict[str, str]) -> Any:
-    values = {k: v.replace("REPLACE_ME", SAMPLE_SECRET) for k, v in env.items() if v != ""}
-    return build_settings(values)
+    return build_settings(env)
 
 
-def test_kustomization_lists_every_manifest_file() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+def test_kustomization_lists_every_manifest_file(kustomization: dict[str, Any]) -> None:
     listed = set(kustomization["resources"])
     on_disk = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == on_disk
@@ -189,9 +210,125 @@ def test_every_manifest_is_in_the_platform_namespace(
         assert obj["metadata"]["namespace"] == "expert-sourcing", (kind, name)
 
 
-def test_secret_template_holds_no_real_secret(
+def test_resources_hold_no_secret_and_no_placeholder(
+    manifests: dict[tuple[str, str], dict[str, Any]], kustomization: dict[str, Any]
+) -> None:
+    """`kubectl apply -k` can never install a template Secret: the Secret is generated from an
+    untracked file, and no resource holds a placeholder value."""
+    assert not [key for key in manifests if key[0] == "Secret"]
+    for (kind, name), obj in manifests.items():
+        text = json.dumps(obj).lower()
+        assert not [m for m in PLACEHOLDER_MARKERS if m in text], (kind, name)
+    (generator,) = kustomization["secretGenerator"]
+    assert generator["name"] == SECRETS
+    for env_file in generator["envs"]:
+        tracked = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", f"deploy/k8s/{env_file}"],
+            cwd=REPO,
+            capture_output=True,
+            check=False,
+        )
+        assert tracked.returncode != 0, f"{env_file} is committed"
+        ignored = subprocess.run(
+            ["git", "check-ignore", "-q", f"deploy/k8s/{env_file}"], cwd=REPO, check=False
+        )
+        assert ignored.returncode == 0, f"{env_file} is not git-ignored"
+    # The example the operator copies holds no value at all for the required secrets.
+    example = read_env_file(K8S / "secrets.env.example")
+    assert set(example) >= REQUIRED_OUTSIDE_DEVELOPMENT | {"DATABASE_URL", "AUTH_BOOTSTRAP_SECRET"}
+    assert not any(example.values())
+
+
+def _pod_specs(manifests: dict[tuple[str, str], dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        obj["spec"]["template"]["spec"]
+        for (kind, _), obj in manifests.items()
+        if kind in ("Deployment", "Job")
+    ]
+
+
+def test_images_are_pinned_to_the_release_version(
+    manifests: dict[tuple[str, str], dict[str, Any]], kustomization: dict[str, Any]
+) -> None:
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert {image["newTag"] for image in kustomization["images"]} == {version}
+    for pod in _pod_specs(manifests):
+        for container in [*pod.get("initContainers", []), *pod["containers"]]:
+            assert container["image"].rsplit(":", 1)[1] == version, container["name"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_deployment_waits_for_the_migrated_schema_before_starting(
+    manifests: dict[tuple[str, str], dict[str, Any]], name: str
+) -> None:
+    pod = manifests[("Deployment", name)]["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (container,) = pod["containers"]
+    assert init["image"] == container["image"]  # the schema head of this very release
+    assert init["envFrom"] == container["envFrom"]
+    assert init["command"][:2] == ["/bin/sh", "-c"]
+    assert "python -m sourcing.common.migrate current" in init["command"][2]
+    assert init["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {m["name"] for m in init["volumeMounts"]} <= {v["name"] for v in pod["volumes"]}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_deployment_has_a_disruption_budget(
+    manifests: dict[tuple[str, str], dict[str, Any]], name: str
+) -> None:
+    deployment = manifests[("Deployment", name)]
+    budget = manifests[("PodDisruptionBudget", name)]["spec"]
+    assert budget["selector"] == deployment["spec"]["selector"]
+    if "minAvailable" in budget:
+        assert budget["minAvailable"] < deployment["spec"]["replicas"]  # drains stay possible
+    else:
+        assert budget["maxUnavailable"] == 1
+
+
+def test_network_policies_admit_only_the_gateway_and_reach_only_the_dependencies(
     manifests: dict[tuple[str, str], dict[str, Any]],
 ) -> None:
-    secret = manifests[("Secret", "expert-sourcing-secrets")]["stringData"]
-    for name in REQUIRED_OUTSIDE_DEVELOPMENT:
-        assert "REPLACE_ME" in secret[name]
+    policies = [obj["spec"] for (kind, _), obj in manifests.items() if kind == "NetworkPolicy"]
+    deny = [
+        p for p in policies if p["podSelector"] == {} and "ingress" not in p and "egress" not in p
+    ]
+    assert deny and set(deny[0]["policyTypes"]) == {"Ingress", "Egress"}
+    open_ingress = {
+        p["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for p in policies
+        for rule in p.get("ingress", [])
+        if "from" not in rule
+    }
+    assert open_ingress == {API}
+    scraped = [rule for p in policies for rule in p.get("ingress", []) if "from" in rule]
+    assert all("namespaceSelector" in peer for rule in scraped for peer in rule["from"])
+    egress = {
+        (port["protocol"], port["port"], port.get("endPort", port["port"]))
+        for p in policies
+        for rule in p.get("egress", [])
+        for port in rule["ports"]
+    }
+    assert egress == {
+        ("UDP", 53, 53),  # DNS
+        ("TCP", 53, 53),
+        ("TCP", 5432, 5432),  # PostgreSQL
+        ("TCP", 9092, 9094),  # Kafka listeners
+        ("TCP", 443, 443),  # the providers' HTTPS APIs
+    }
+    assert all(p["podSelector"] == {} for p in policies if "egress" in p)
+
+
+def test_every_manifest_is_valid_against_the_kubernetes_schema(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """Offline: kubernetes-validate ships the API schemas (strict: no unknown fields)."""
+    checked = 0
+    for (kind, name), obj in manifests.items():
+        if kind == "Kustomization":
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{kind}/{name}: {exc.message} at {list(exc.path)}")
+        checked += 1
+    assert checked == len(manifests) - 1
