@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import yaml
+from prometheus_client.metrics_core import Metric
 
 from sourcing.common.config import DEV_DEFAULT_SECRETS, Settings
 from sourcing.common.settings_deploy import DeploySettings
@@ -105,3 +110,32 @@ def url_port_and_path(command: str) -> tuple[int, str]:
     match = re.search(r"http://127\.0\.0\.1:(\d+)(/[^'\" ]*)", command)
     assert match, f"no local URL in {command!r}"
     return int(match.group(1)), match.group(2)
+
+
+def promql_metric_names(expressions: Iterable[str]) -> set[str]:
+    """The platform's metric names a set of PromQL expressions reads."""
+    return set(re.findall(r"\b(sourcing_[a-z0-9_]+)", " ".join(expressions)))
+
+
+def alert_expressions() -> list[str]:
+    rules = yaml.safe_load((REPO / "deploy/prometheus/alerts.yml").read_text())
+    return [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/expert-sourcing.json").read_text())
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def exported_names(families: Iterable[Metric]) -> set[str]:
+    """Every series name the families produce: counters as ``x_total``, histograms as
+    ``x_bucket``/``x_sum``/``x_count`` even before their first observation."""
+    names: set[str] = set()
+    for family in families:
+        names.add(family.name)
+        names.update(sample.name for sample in family.samples)
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        if family.type == "histogram":
+            names.update(f"{family.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
+    return names

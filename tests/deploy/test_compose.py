@@ -22,9 +22,12 @@ from tests.deploy.support import (
     REQUIRED_OUTSIDE_DEVELOPMENT,
     SERVICES,
     build_settings,
+    dashboard_expressions,
+    exported_names,
     module_has_main,
     parse_duration_seconds,
     per_message_budget_seconds,
+    promql_metric_names,
     python_module_of,
     read_env_file,
     url_port_and_path,
@@ -322,25 +325,12 @@ def _registered_metric_names() -> set[str]:
     import sourcing.common.kafka.metrics
     import sourcing.scheduler.metrics  # noqa: F401
 
-    names: set[str] = set()
-    for metric in REGISTRY.collect():
-        names.add(metric.name)
-        for sample in metric.samples:
-            names.add(sample.name)
-    # Counters are collected as `x` with `x_total` samples; histograms' samples appear once
-    # observed: add the standard suffixes.
-    for metric in list(REGISTRY.collect()):
-        if metric.type == "counter":
-            names.add(f"{metric.name}_total")
-        if metric.type == "histogram":
-            names.update(f"{metric.name}_{suffix}" for suffix in ("bucket", "sum", "count"))
-    return names
+    return exported_names(REGISTRY.collect())
 
 
 def test_dashboard_queries_only_metrics_that_exist_and_covers_the_issue() -> None:
     dashboard = json.loads((REPO / "deploy/grafana/dashboards/expert-sourcing.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    used = set(re.findall(r"\b(sourcing_[a-z_]+)", " ".join(exprs)))
+    used = promql_metric_names(dashboard_expressions())
     missing = used - _registered_metric_names()
     assert not missing, f"dashboard queries metrics nobody exports: {missing}"
     for needed in (

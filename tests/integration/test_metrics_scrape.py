@@ -1,6 +1,7 @@
 """Scrape /metrics of the gateway and of an agent service after real traffic, on the embedded
 stack, and find the documented series with non-zero values (deltas for the process-wide
-gateway counters; the agent's series are labelled with this test's own topics)."""
+gateway counters; the agent's series are labelled with this test's own topics). Every metric
+the alert rules and the Grafana dashboard name is among the scraped ones."""
 
 from __future__ import annotations
 
@@ -19,8 +20,15 @@ from sourcing.common.db import session_scope
 from sourcing.common.health import HealthServer
 from sourcing.common.kafka.producer import bootstrap_servers
 from sourcing.common.topics import LANES_BY_NAME
+from sourcing.enrichment.app import build_app as build_enrichment
 from sourcing.scheduler.app import build_app as build_scheduler
-from tests.factories import create_caller
+from tests.deploy.support import (
+    alert_expressions,
+    dashboard_expressions,
+    exported_names,
+    promql_metric_names,
+)
+from tests.factories import create_call_task, create_caller
 from tests.fixtures.api import ApiSettingsFactory
 from tests.fixtures.kafka import running_app, wait_until
 
@@ -76,15 +84,26 @@ async def test_gateway_metrics_after_traffic(
     assert delta("sourcing_http_rate_limited_total") >= 1
 
 
+async def scrape_names(client: httpx.AsyncClient) -> set[str]:
+    """The series names a /metrics answer declares (HELP/TYPE included: a labelled metric
+    not yet incremented is still exported)."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    return exported_names(text_string_to_metric_families(response.text))
+
+
 async def test_agent_metrics_after_traffic(
+    api: httpx.AsyncClient,
     kafka_settings: Settings,
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
     tmp_path: Path,
 ) -> None:
     """The scheduler: a message it cannot decode on `documentation` is dead-lettered, its
-    dead-letter sink stores it; the state gauges count the committed caller."""
+    dead-letter sink stores it; the state gauges count the committed caller and the pending
+    call task. Together with the gateway it exports every metric alerts and panels read."""
     async with session_scope(kafka_sessionmaker) as session:
         await create_caller(session)
+        await create_call_task(session)
     app = build_scheduler(
         kafka_settings,
         run_cycles=False,
@@ -117,6 +136,7 @@ async def test_agent_metrics_after_traffic(
                 return value(samples, "sourcing_messages_processed_total", topic=dead_letter) >= 1
 
             await wait_until(dead_letter_stored, timeout=60, message="dead letter stored")
+            exported = await scrape_names(client) | await scrape_names(api)
     finally:
         await server.stop()
 
@@ -137,3 +157,21 @@ async def test_agent_metrics_after_traffic(
         assert partitions == LANES_BY_NAME[lane].partitions
         assert ("sourcing_consumer_lag_messages", frozenset({("topic", topic)})) in samples
     at_least_one("sourcing_callers", status="ACTIVE")
+    at_least_one("sourcing_call_tasks_pending")
+    # The provider series come from the services that call providers (enrichment here).
+    enrichment = build_enrichment(
+        kafka_settings,
+        web_enabled=False,
+        sessionmaker=kafka_sessionmaker,
+        datadir=tmp_path / "enrichment",
+    )
+    server = HealthServer(enrichment, port=0, host="127.0.0.1")
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            exported |= await scrape_names(client)
+    finally:
+        await server.stop()
+    named = promql_metric_names([*alert_expressions(), *dashboard_expressions()])
+    missing = named - exported
+    assert not missing, f"alerts or dashboard read metrics no running service exports: {missing}"

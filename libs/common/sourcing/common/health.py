@@ -16,8 +16,8 @@ One small asyncio server in the worker's event loop (no thread, no extra depende
 that times out means the loop itself is blocked, which is what liveness should catch. Started
 by :func:`sourcing.common.kafka.app.run_worker` before the Faust app, stopped after it.
 
-The scheduler's process also counts callers by allocation status and the last hour's
-enrichment attempts by provider and status on each scrape (at most every
+The scheduler's process also counts callers by allocation status, call tasks waiting in the
+pool and the last hour's enrichment attempts by provider and status on each scrape (at most every
 ``STATE_REFRESH_SECONDS``; one replica's cheap indexed queries instead of a counter per writer).
 """
 
@@ -36,6 +36,7 @@ from prometheus_client import Gauge
 from sqlalchemy import text
 
 from sourcing.common.metrics import render_metrics
+from sourcing.common.statemachines import CallTaskStatus
 
 if TYPE_CHECKING:
     from sourcing.common.kafka.app import SourcingApp
@@ -58,6 +59,11 @@ CALLERS = Gauge(
     "Active callers by allocation status (counted by the scheduler on each scrape).",
     ["status"],
 )
+CALL_TASKS_PENDING = Gauge(
+    "sourcing_call_tasks_pending",
+    "PENDING call tasks available now (available_after passed): the pool callers draw from "
+    "(counted by the scheduler on each scrape).",
+)
 ENRICHMENT_ATTEMPTS_RECENT = Gauge(
     "sourcing_enrichment_attempts_last_hour",
     "Enrichment provider attempts of the last hour by provider and status (SUCCESS is a hit; "
@@ -74,6 +80,11 @@ _MAX_HEADER_LINES = 100
 
 _CALLERS_BY_STATUS = text(
     "SELECT allocation_status, count(*) FROM callers WHERE is_active GROUP BY allocation_status"
+)
+# Served by the partial index of the PENDING pool (ix_call_tasks_pending_allocation).
+_PENDING_CALL_TASKS = text(
+    f"SELECT count(*) FROM call_tasks WHERE status = '{CallTaskStatus.PENDING.value}' "
+    "AND (available_after IS NULL OR available_after <= now())"
 )
 _RECENT_ENRICHMENT_ATTEMPTS = text(
     "SELECT provider, status, count(*) FROM enrichment_attempts "
@@ -206,7 +217,9 @@ class HealthServer(Service):
     async def _refresh_state_gauges(self) -> None:
         async with self.runtime.sessionmaker() as session:
             callers = (await session.execute(_CALLERS_BY_STATUS)).all()
+            pending = (await session.execute(_PENDING_CALL_TASKS)).scalar_one()
             attempts = (await session.execute(_RECENT_ENRICHMENT_ATTEMPTS)).all()
+        CALL_TASKS_PENDING.set(pending)
         CALLERS.clear()
         for status, count in callers:
             CALLERS.labels(status).set(count)
