@@ -355,16 +355,6 @@ def test_dashboard_queries_only_metrics_that_exist_and_covers_the_issue() -> Non
     assert Path(REPO / mounted[path]).resolve() == (REPO / "deploy/grafana/dashboards").resolve()
 
 
-def test_dockerfile_builds_one_service_from_the_lock_as_non_root() -> None:
-    dockerfile = (REPO / "deploy/Dockerfile").read_text()
-    assert "ARG SERVICE" in dockerfile
-    assert "--frozen" in dockerfile and "--no-dev" in dockerfile
-    assert '--package "sourcing-${SERVICE}"' in dockerfile
-    assert re.search(r"^USER 10001", dockerfile, re.MULTILINE)
-    assert dockerfile.count("FROM python:") == 2  # build stage and slim runtime stage
-    assert "-slim" in dockerfile
-
-
 @pytest.mark.parametrize("name", SERVICES)
 def test_a_service_image_gets_only_its_own_and_common_dependencies(name: str) -> None:
     """What the Dockerfile installs (`uv sync --frozen --no-dev --package sourcing-<name>`)
