@@ -62,7 +62,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.config import Settings
-from sourcing.common.errors import Conflict, Forbidden, NotFound
+from sourcing.common.errors import Conflict, Forbidden, InvalidTransitionError, NotFound
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.models import (
     Caller,
@@ -829,26 +829,47 @@ async def record_outcome(
 ) -> OutcomeResult:
     """A caller's outcome for their own task (§4.5) and its effects, audited and synced.
 
-    The task must be the caller's (else 404) and ASSIGNED or DIALING: an ASSIGNED task moves
-    ``ASSIGNED → DIALING → COMPLETED`` (the Yay events of the call may still be on their way),
-    any other status is refused by the state machine (409 ``invalid_transition``).
+    Once per task, before or after the call's validation settled it. The task must be the
+    caller's (else 404) and either still open (ASSIGNED moves ``ASSIGNED → DIALING →
+    COMPLETED``, DIALING ``→ COMPLETED``: the Yay events of the call may still be on their way)
+    or COMPLETED by the validation (an answered call) with no outcome yet: the status stays,
+    the outcome is added. Anything else is 409 ``invalid_transition``: a task with an outcome
+    (a second outcome), or one the call left CANCELLED, RESTRICTED or EXPIRED. The task row is
+    locked first and the validation locks it too, so the outcome's effects happen exactly
+    once whichever of the two comes first.
     """
-    task = await session.scalar(select(CallTask).where(CallTask.id == task_id).with_for_update())
+    task = await session.scalar(
+        select(CallTask)
+        .where(CallTask.id == task_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if task is None or task.caller_id != caller.id:
         raise NotFound(
             f"call task {task_id} is not one of your tasks", details={"taskId": str(task_id)}
         )
-    from_status = task.status
-    if from_status == _S.ASSIGNED.value:
-        CALL_TASK.assert_transition(from_status, _S.DIALING.value)
-        task.dialing_started_at = task.dialing_started_at or now
-        from_status = _S.DIALING.value
-    CALL_TASK.assert_transition(from_status, _S.COMPLETED.value)
     previous_status = task.status
-    task.status = _S.COMPLETED.value
-    task.status_reason = f"outcome {outcome.value}"
-    task.status_changed_at = now
-    task.completed_at = now
+    if task.outcome is not None:
+        raise InvalidTransitionError(
+            f"call task {task.id} already has the outcome {task.outcome}",
+            details={
+                "entity": CALL_TASK.name,
+                "from": task.status,
+                "to": _S.COMPLETED.value,
+                "outcome": task.outcome,
+            },
+        )
+    if previous_status != _S.COMPLETED.value:
+        from_status = previous_status
+        if from_status == _S.ASSIGNED.value:
+            CALL_TASK.assert_transition(from_status, _S.DIALING.value)
+            task.dialing_started_at = task.dialing_started_at or now
+            from_status = _S.DIALING.value
+        CALL_TASK.assert_transition(from_status, _S.COMPLETED.value)
+        task.status = _S.COMPLETED.value
+        task.status_reason = f"outcome {outcome.value}"
+        task.status_changed_at = now
+        task.completed_at = now
     task.outcome = outcome.value
     task.outcome_at = now
     task.outcome_notes = notes
