@@ -19,6 +19,7 @@ PRODUCTION_SECRETS = {
     "JWT_SECRET": "p" * 32,
     "YAY_WEBHOOK_SECRET": "yay-production",
     "SALES_NAV_WEBHOOK_SECRET": "sales-nav-production",
+    "SIGNUP_WEBHOOK_SECRET": "signup-production",
 }
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,6 +57,7 @@ def test_development_has_working_secret_defaults() -> None:
     assert settings.JWT_SECRET.get_secret_value() == DEV_JWT_SECRET
     assert settings.YAY_WEBHOOK_SECRET is not None
     assert settings.SALES_NAV_WEBHOOK_SECRET is not None
+    assert settings.SIGNUP_WEBHOOK_SECRET is not None
 
 
 def test_node_env_is_read_when_app_env_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:

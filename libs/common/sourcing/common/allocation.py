@@ -726,6 +726,45 @@ async def schedule_signup_chase(
     )
 
 
+async def cancel_open_tasks(
+    session: AsyncSession,
+    expert_id: uuid.UUID,
+    *,
+    reason: str,
+    now: datetime,
+    kind: CallTaskKind | None = None,
+    keep_task_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """CANCEL the expert's open call tasks (only ``kind``'s when given; an ASSIGNED one goes
+    back to the pool first, ``→ PENDING → CANCELLED``). Returns their ids."""
+    open_query = select(CallTask).where(
+        CallTask.expert_id == expert_id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES)
+    )
+    if kind is not None:
+        open_query = open_query.where(CallTask.kind == kind.value)
+    if keep_task_id is not None:
+        open_query = open_query.where(CallTask.id != keep_task_id)
+    open_tasks = (await session.scalars(open_query.with_for_update())).all()
+    cancelled: list[uuid.UUID] = []
+    for task in open_tasks:
+        path = (
+            [_S.PENDING.value, _S.CANCELLED.value]  # an ASSIGNED task goes back, then out
+            if task.status == _S.ASSIGNED.value
+            else [_S.CANCELLED.value]
+        )
+        current = task.status
+        for target in path:
+            CALL_TASK.assert_transition(current, target)
+            current = target
+        if task.status == _S.ASSIGNED.value:
+            task.caller_id = None  # back in the pool first: nobody holds it any more
+        task.status = _S.CANCELLED.value
+        task.status_reason = reason
+        task.status_changed_at = now
+        cancelled.append(task.id)
+    return cancelled
+
+
 async def suppress_expert(
     session: AsyncSession,
     expert_id: uuid.UUID,
@@ -761,29 +800,9 @@ async def suppress_expert(
     if expert.suppressed_at is None:
         expert.suppressed_at = now
     status_reason = f"expert suppressed ({reason.value})"
-    open_query = select(CallTask).where(
-        CallTask.expert_id == expert.id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES)
+    cancelled = await cancel_open_tasks(
+        session, expert.id, reason=status_reason, now=now, keep_task_id=keep_task_id
     )
-    if keep_task_id is not None:
-        open_query = open_query.where(CallTask.id != keep_task_id)
-    open_tasks = (await session.scalars(open_query.with_for_update())).all()
-    cancelled: list[uuid.UUID] = []
-    for task in open_tasks:
-        path = (
-            [_S.PENDING.value, _S.CANCELLED.value]  # an ASSIGNED task goes back, then out
-            if task.status == _S.ASSIGNED.value
-            else [_S.CANCELLED.value]
-        )
-        current = task.status
-        for target in path:
-            CALL_TASK.assert_transition(current, target)
-            current = target
-        if task.status == _S.ASSIGNED.value:
-            task.caller_id = None  # back in the pool first: nobody holds it any more
-        task.status = _S.CANCELLED.value
-        task.status_reason = status_reason
-        task.status_changed_at = now
-        cancelled.append(task.id)
     disqualifiable = [
         state for state in LEAD.states if LEAD.can(state, LeadStatus.DISQUALIFIED.value)
     ]
@@ -913,3 +932,93 @@ async def record_outcome(
     await request_sheet_sync(session, project_id=task.project_id, expert_id=task.expert_id)
     await session.flush()
     return result
+
+
+# --- sign-up --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignupResult:
+    """What a sign-up changed (nothing on a replay: ``changed`` is False)."""
+
+    expert_id: uuid.UUID
+    signed_up_at: datetime
+    changed: bool
+    converted_leads: int = 0
+    cancelled_task_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+async def find_expert_for_signup(
+    session: AsyncSession, *, expert_id: uuid.UUID | None, email: str | None
+) -> Expert | None:
+    """The signed-up expert, by id, else by primary email (case-insensitive), row locked."""
+    if expert_id is not None:
+        condition: ColumnElement[bool] = Expert.id == expert_id
+    elif email:
+        condition = Expert.primary_email == email.strip().lower()
+    else:
+        return None
+    return await session.scalar(select(Expert).where(condition).with_for_update())
+
+
+async def record_signup(
+    session: AsyncSession,
+    expert: Expert,
+    *,
+    signed_up_at: datetime,
+    actor: str,
+    now: datetime,
+    source: str,
+    note: str | None = None,
+) -> SignupResult:
+    """The expert signed up: ``signed_up_at`` (the first one wins), their leads CONVERTED where
+    the lead machine allows it (from ENRICHED, OUTREACH_PENDING, CONTACTED or REPLIED; leads
+    still NEW, ENRICHING, ENRICHMENT_FAILED, or already DISQUALIFIED/CONVERTED, keep their
+    status), their open SIGNUP_CHASE tasks CANCELLED; :func:`schedule_signup_chase` and the
+    scheduler's chase step schedule no more for them. Audited (``expert.signed_up``) when
+    anything changed; a replay changes nothing. Lock the expert row first
+    (:func:`find_expert_for_signup`)."""
+    first = expert.signed_up_at is None
+    if first:
+        expert.signed_up_at = signed_up_at
+    reason = "expert signed up"
+    convertible = [state for state in LEAD.states if LEAD.can(state, LeadStatus.CONVERTED.value)]
+    converted = (
+        await session.execute(
+            update(Lead)
+            .where(Lead.expert_id == expert.id, Lead.status.in_(convertible))
+            .values(status=LeadStatus.CONVERTED.value, status_reason=reason, status_changed_at=now)
+            .returning(Lead.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    cancelled = await cancel_open_tasks(
+        session, expert.id, reason=reason, now=now, kind=CallTaskKind.SIGNUP_CHASE
+    )
+    changed = first or bool(converted) or bool(cancelled)
+    assert expert.signed_up_at is not None
+    if changed:
+        session.add(
+            SystemEvent(
+                type="expert.signed_up",
+                entity_type="expert",
+                entity_id=expert.id,
+                actor=actor,
+                correlation_id=correlation_id_var.get(),
+                data={
+                    "source": source,
+                    "signedUpAt": expert.signed_up_at.isoformat(),
+                    "note": note,
+                    "convertedLeadIds": [str(row[0]) for row in converted],
+                    "cancelledTaskIds": [str(task_id) for task_id in cancelled],
+                },
+            )
+        )
+    await session.flush()
+    return SignupResult(
+        expert_id=expert.id,
+        signed_up_at=expert.signed_up_at,
+        changed=changed,
+        converted_leads=len(converted),
+        cancelled_task_ids=cancelled,
+    )

@@ -28,6 +28,13 @@ suppressed experts stop everywhere and are never revived by re-ingestion):
   ``→ DISQUALIFIED``: a never-contact suppression (or another disqualifying rule) ends a lead in
   whatever non-terminal state it is.
 
+Lead (issue 13: the expert signed up, whichever channel reached them, a caller's link
+included):
+
+* ``ENRICHED``, ``OUTREACH_PENDING``, ``CONTACTED`` ``→ CONVERTED``: a sign-up converts the
+  expert's leads that were reached or ready to be reached; a lead still being enriched (NEW,
+  ENRICHING, ENRICHMENT_FAILED) or already DISQUALIFIED keeps its status.
+
 Call task (issue 4: expired tasks "return to the pool"; operators requeue stalled tasks; a
 never-contact expert gets no more calls):
 
@@ -227,6 +234,9 @@ LEAD = _machine(
         (_L.ENRICHMENT_FAILED, _L.DISQUALIFIED),
         (_L.CONTACTED, _L.DISQUALIFIED),
         (_L.REPLIED, _L.DISQUALIFIED),
+        (_L.ENRICHED, _L.CONVERTED),
+        (_L.OUTREACH_PENDING, _L.CONVERTED),
+        (_L.CONTACTED, _L.CONVERTED),
     },
 )
 

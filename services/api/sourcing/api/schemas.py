@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -276,6 +276,32 @@ class YayWebhook(BaseModel):
     talk_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
     recording_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     metadata: YayWebhookMetadata = Field(default_factory=YayWebhookMetadata)
+
+
+def _utc_if_naive(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# ISO-8601; a time without an offset is UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc_if_naive)]
+
+
+class SignupWebhook(BaseModel):
+    """The sign-up site's event (our contract; see the webhook's description). Unknown fields
+    are ignored; a time without an offset is UTC."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    event: Literal["expert.signed_up"]
+    expert_id: uuid.UUID | None = None
+    email: AgentEmail | None = None
+    signed_up_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _names_the_expert(self) -> SignupWebhook:
+        if self.expert_id is None and self.email is None:
+            raise ValueError("expertId or email is required")
+        return self
 
 
 _LINKEDIN_URL = re.compile(r"^https?://([a-z0-9-]+\.)*linkedin\.com/", re.IGNORECASE)
