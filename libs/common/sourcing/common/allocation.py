@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import string
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -91,6 +93,7 @@ from sourcing.common.statemachines import (
     LEAD,
     CallerAllocationStatus,
     CallTaskStatus,
+    InvalidTransition,
     LeadStatus,
     ProjectStatus,
 )
@@ -308,6 +311,139 @@ async def set_caller_status(
     )
 
 
+class CallerAction(StrEnum):
+    """What ``POST /api/v1/callers/{callerId}/status`` does (table in :data:`CALLER_ACTIONS`)."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CLEAR_FRAUD = "clear_fraud"
+    SUSPEND = "suspend"
+    REACTIVATE = "reactivate"
+    DEACTIVATE = "deactivate"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerActionRule:
+    """An action's target status (None: the employment switch ``is_active`` only), the statuses
+    it applies to, and whether ops may take it (else admins only)."""
+
+    target: str | None
+    sources: frozenset[str]
+    ops_allowed: bool = False
+
+
+_WORKING = frozenset({_A.ACTIVE, _A.WARMUP_GRACE, _A.AT_RISK, _A.IDLE_NO_AVAILABLE_TASKS})
+CALLER_ACTIONS: dict[CallerAction, CallerActionRule] = {
+    # Ops pause = the status that refuses work with 409 caller_paused, reached through the
+    # dial-rate ladder (ACTIVE → AT_RISK → PAUSED_LOW_DIAL_RATE), never skipping a step.
+    CallerAction.PAUSE: CallerActionRule(_A.PAUSED_LOW_DIAL_RATE, _WORKING, ops_allowed=True),
+    CallerAction.RESUME: CallerActionRule(
+        _A.ACTIVE, frozenset({_A.PAUSED_LOW_DIAL_RATE}), ops_allowed=True
+    ),
+    CallerAction.CLEAR_FRAUD: CallerActionRule(_A.ACTIVE, frozenset({_A.RESTRICTED_FRAUD})),
+    CallerAction.SUSPEND: CallerActionRule(
+        _A.SUSPENDED, _WORKING | {_A.PAUSED_LOW_DIAL_RATE, _A.RESTRICTED_FRAUD}
+    ),
+    CallerAction.REACTIVATE: CallerActionRule(_A.ACTIVE, frozenset({_A.SUSPENDED})),
+    CallerAction.DEACTIVATE: CallerActionRule(None, frozenset(CALLER_ALLOCATION.states)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallerStatusChange:
+    from_status: str
+    to_status: str
+    was_active: bool
+    is_active: bool
+    released_task_ids: list[uuid.UUID]
+
+
+def _refuse(caller: Caller, target: str, allowed: Iterable[str]) -> InvalidTransition:
+    return InvalidTransition(
+        CALLER_ALLOCATION.name, caller.allocation_status, target, allowed=allowed
+    )
+
+
+async def change_caller_status(
+    session: AsyncSession,
+    caller: Caller,
+    action: CallerAction,
+    *,
+    reason: str,
+    actor: str,
+    ops: bool,
+    now: datetime,
+) -> CallerStatusChange:
+    """Staff's change of a caller's status (``ops``: the requester is ops, not admin).
+
+    Admin-only actions by ops are 403; an action outside its statuses (or any action on a
+    deactivated caller but ``reactivate``) is 409 ``invalid_transition``. Every status move goes
+    through :func:`set_caller_status` (history + ``caller.allocation_status_changed``); the
+    request is audited as ``caller.status_action`` with the actor and reason; the caller's
+    undialled task returns to the pool. ``reactivate`` also switches a deactivated caller back
+    on (a SUSPENDED one also back to ACTIVE); ``deactivate`` switches ``is_active`` off.
+    """
+    rule = CALLER_ACTIONS[action]
+    if ops and not rule.ops_allowed:
+        raise Forbidden(
+            f"only an admin may {action.value} a caller",
+            details={"action": action.value, "allowedForOps": ["pause", "resume"]},
+        )
+    from_status, was_active = caller.allocation_status, caller.is_active
+    if action is CallerAction.DEACTIVATE:
+        if not was_active:
+            raise InvalidTransitionError(
+                f"caller {caller.email} is already deactivated",
+                details={"entity": "caller", "from": "inactive", "to": "inactive"},
+            )
+        caller.is_active = False
+    elif action is CallerAction.REACTIVATE and not was_active:
+        caller.is_active = True
+        if from_status == _A.SUSPENDED:
+            await set_caller_status(
+                session, caller, _A.ACTIVE.value, reason=reason, actor=actor, now=now
+            )
+    else:
+        assert rule.target is not None
+        if not was_active:
+            raise _refuse(caller, rule.target, ())
+        if from_status not in rule.sources:
+            raise _refuse(caller, rule.target, sorted(rule.sources))
+        path = CALLER_ALLOCATION.path(
+            from_status, rule.target, avoid=(_A.RESTRICTED_FRAUD, _A.SUSPENDED)
+        )
+        if not path:
+            raise _refuse(caller, rule.target, CALLER_ALLOCATION.next_states(from_status))
+        for status in path:
+            await set_caller_status(session, caller, status, reason=reason, actor=actor, now=now)
+    released = await release_assigned_tasks(
+        session, [caller.id], reason=f"caller {action.value}: {reason}", actor=actor, now=now
+    )
+    change = CallerStatusChange(
+        from_status, caller.allocation_status, was_active, caller.is_active, released
+    )
+    session.add(
+        SystemEvent(
+            type="caller.status_action",
+            entity_type="caller",
+            entity_id=caller.id,
+            actor=actor,
+            correlation_id=correlation_id_var.get(),
+            data={
+                "action": action.value,
+                "reason": reason,
+                "from": from_status,
+                "to": change.to_status,
+                "wasActive": was_active,
+                "isActive": change.is_active,
+                "releasedTaskIds": [str(task_id) for task_id in released],
+            },
+        )
+    )
+    await session.flush()
+    return change
+
+
 def note_task_request(caller: Caller, *, now: datetime, settings: Settings) -> bool:
     """Stamp ``last_task_requested_at``; a request ``CALLER_SHIFT_GAP_SECONDS`` or more after the
     caller's last activity (shift start, dial or task request; or the first request ever)
@@ -326,7 +462,116 @@ def note_task_request(caller: Caller, *, now: datetime, settings: Settings) -> b
     if new_shift:
         caller.shift_started_at = now
     caller.last_task_requested_at = now
+    caller.last_seen_at = now  # presence: in the same caller-row UPDATE, no extra round trip
     return new_shift
+
+
+# --- presence -------------------------------------------------------------------------------
+#
+# A caller is online from their first task request of a shift (``note_task_request``) until
+# ``CALLER_PRESENCE_TIMEOUT_SECONDS`` pass without a task request or a call event of theirs
+# (``note_call_activity``). The scheduler and the allocation agent assign only to online
+# callers; ``release_offline_callers`` marks the others offline and returns their undialled
+# (ASSIGNED) task to the pool. A call event never brings an offline caller back online: only
+# asking for work does.
+
+
+def presence_cutoff(now: datetime, settings: Settings) -> datetime:
+    """A caller last seen at or before this moment is offline at ``now``."""
+    return now - timedelta(seconds=settings.CALLER_PRESENCE_TIMEOUT_SECONDS)
+
+
+def is_online(caller: Caller, *, now: datetime, settings: Settings) -> bool:
+    seen = caller.last_seen_at
+    return seen is not None and seen > presence_cutoff(now, settings)
+
+
+def note_call_activity(caller: Caller, *, at: datetime, settings: Settings) -> None:
+    """A call event of the caller at ``at`` keeps an online caller online."""
+    if is_online(caller, now=at, settings=settings) and (
+        caller.last_seen_at is None or at > caller.last_seen_at
+    ):
+        caller.last_seen_at = at
+
+
+async def release_assigned_tasks(
+    session: AsyncSession,
+    caller_ids: list[uuid.UUID],
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Return the callers' undialled (ASSIGNED) tasks to the pool (``ASSIGNED → PENDING``),
+    audited as ``call_task.released``; a DIALING task stays with its call. Returns their ids."""
+    if not caller_ids:
+        return []
+    CALL_TASK.assert_transition(_S.ASSIGNED, _S.PENDING)
+    rows = (
+        await session.execute(
+            update(CallTask)
+            .where(CallTask.caller_id.in_(caller_ids), CallTask.status == _S.ASSIGNED.value)
+            .values(
+                status=_S.PENDING.value,
+                status_reason=f"released: {reason}",
+                status_changed_at=now,
+                caller_id=None,
+                assigned_at=None,
+                expires_at=None,
+                requeue_count=CallTask.requeue_count + 1,
+            )
+            .returning(CallTask.id, CallTask.caller_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    correlation_id = correlation_id_var.get()
+    session.add_all(
+        SystemEvent(
+            type="call_task.released",
+            entity_type="call_task",
+            entity_id=task_id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={
+                "from": _S.ASSIGNED.value,
+                "to": _S.PENDING.value,
+                "reason": reason,
+                "previousCallerId": str(caller_id),
+            },
+        )
+        for task_id, caller_id in rows
+    )
+    return [row[0] for row in rows]
+
+
+async def release_offline_callers(
+    session: AsyncSession, *, now: datetime, settings: Settings, actor: str
+) -> list[uuid.UUID]:
+    """Mark callers idle for ``CALLER_PRESENCE_TIMEOUT_SECONDS`` offline and release their
+    undialled tasks. Callers another transaction holds are left for the next sweep (taken in
+    id order, like the calls lanes take them). Returns the callers now offline."""
+    idle = (
+        select(Caller.id)
+        .where(Caller.last_seen_at <= presence_cutoff(now, settings))
+        .order_by(Caller.id)
+        .with_for_update(skip_locked=True)
+        .cte("idle")
+    )
+    offline = list(
+        (
+            await session.scalars(
+                update(Caller)
+                .where(Caller.id == idle.c.id)
+                .values(last_seen_at=None)
+                .returning(Caller.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+    )
+    await release_assigned_tasks(
+        session, offline, reason="caller went offline", actor=actor, now=now
+    )
+    return offline
 
 
 # --- expiry ---------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class AllocationHandlers:
         self, session: AsyncSession, caller_id: uuid.UUID
     ) -> Allocation | None:
         """Expire stale assignments, then pre-assign the caller's next task; None when the
-        caller is unknown or may not take work (nothing changes for them)."""
+        caller is unknown, offline or may not take work (nothing changes for them)."""
         now = self.clock()
         await allocation.expire_stale_assignments(
             session, now=now, limit=self.settings.ALLOCATION_EXPIRY_BATCH_SIZE, actor=ACTOR
@@ -57,6 +57,9 @@ class AllocationHandlers:
         refusal = allocation.refusal_for(caller)
         if refusal is not None:
             log.info("caller %s is %s: no task pre-assigned", caller_id, caller.allocation_status)
+            return None
+        if not allocation.is_online(caller, now=now, settings=self.settings):
+            log.info("caller %s is offline: no task pre-assigned", caller_id)
             return None
         return await allocation.assign_next_task(
             session, caller, now=now, settings=self.settings, actor=ACTOR

@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from sourcing.common.allocation import CallerAction
 from sourcing.common.auth import Role
 
 
@@ -218,8 +219,36 @@ class CallerOut(ResponseModel):
     # The ORM attribute is `metadata_` (`metadata` is reserved by SQLAlchemy's declarative base).
     metadata: JsonObject = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     allocation_status: str
+    status_reason: str | None = None
+    status_changed_at: datetime | None = None
+    is_active: bool = True
+    last_seen_at: datetime | None = Field(
+        default=None, description="Presence: the last task request or call event while online"
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class CallerStatusRequest(RequestModel):
+    """A staff action on a caller's status (see ``POST /api/v1/callers/{callerId}/status``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"action": "clear_fraud", "reason": "reviewed the flagged calls: dropped lines"}
+            ]
+        }
+    )
+
+    action: CallerAction
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class CallerStatusResponse(ResponseModel):
+    caller: CallerOut
+    action: CallerAction
+    from_status: str
+    released_task_ids: list[uuid.UUID]
 
 
 class PerformanceOut(ResponseModel):
