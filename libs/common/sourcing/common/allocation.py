@@ -406,7 +406,10 @@ async def change_caller_status(
     else:
         assert rule.target is not None
         if not was_active:
-            raise _refuse(caller, rule.target, ())
+            raise InvalidTransitionError(
+                f"caller {caller.email} is deactivated: only reactivate applies",
+                details={"entity": "caller", "from": "inactive", "to": rule.target},
+            )
         if from_status not in rule.sources:
             raise _refuse(caller, rule.target, sorted(rule.sources))
         path = CALLER_ALLOCATION.path(
@@ -507,10 +510,16 @@ async def release_assigned_tasks(
     if not caller_ids:
         return []
     CALL_TASK.assert_transition(_S.ASSIGNED, _S.PENDING)
+    held = (
+        select(CallTask.id, CallTask.caller_id)
+        .where(CallTask.caller_id.in_(caller_ids), CallTask.status == _S.ASSIGNED.value)
+        .with_for_update()
+        .cte("held")
+    )
     rows = (
         await session.execute(
             update(CallTask)
-            .where(CallTask.caller_id.in_(caller_ids), CallTask.status == _S.ASSIGNED.value)
+            .where(CallTask.id == held.c.id)
             .values(
                 status=_S.PENDING.value,
                 status_reason=f"released: {reason}",
@@ -520,7 +529,7 @@ async def release_assigned_tasks(
                 expires_at=None,
                 requeue_count=CallTask.requeue_count + 1,
             )
-            .returning(CallTask.id, CallTask.caller_id)
+            .returning(CallTask.id, held.c.caller_id)
             .execution_options(synchronize_session=False)
         )
     ).all()
