@@ -3,17 +3,21 @@ call's validation settles the task first, with its effects exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sourcing.api.app import create_app
 from sourcing.calls.handlers import CallHandlers
 from sourcing.common.config import Settings
+from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.messages.calls import CallValidationRequested, YayCallEventReceived
 from sourcing.common.models import (
@@ -256,3 +260,61 @@ async def test_no_outcome_on_an_unanswered_call(
     )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "invalid_transition"
+
+
+RACES = 8
+
+
+async def test_outcome_and_validation_racing_apply_the_effects_once(
+    api_settings_factory: Callable[..., Settings],
+    sessionmaker_committing: async_sessionmaker[AsyncSession],
+    auth_headers: Headers,
+    database_settings: Settings,
+) -> None:
+    """Real commits, each side in its own transaction: the task row lock orders them."""
+    handlers = CallHandlers(database_settings, clock=lambda: NOW)
+    pairs: list[tuple[Caller, CallTask]] = []
+    async with session_scope(sessionmaker_committing) as session:
+        for index in range(RACES):
+            caller = await create_caller(session)
+            task = await create_pool_task(session, status="DIALING", caller_id=caller.id)
+            await _answered_call(handlers, session, caller, task, f"race-{index}")
+            pairs.append((caller, task))
+    app = create_app(api_settings_factory(DATABASE_POOL_SIZE=2 * RACES))
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
+    ):
+        app.state.clock = NOW.timestamp
+        start = asyncio.Event()
+
+        async def outcome(caller: Caller, task: CallTask) -> int:
+            await start.wait()
+            response = await client.post(
+                outcome_url(task.id),
+                json={"outcome": "RETRYABLE_REJECTION"},
+                headers=auth_headers("caller", str(caller.id)),
+            )
+            return response.status_code
+
+        async def validation(caller: Caller, index: int) -> None:
+            await start.wait()
+            async with session_scope(sessionmaker_committing) as session:
+                await _validate(handlers, session, caller, f"race-{index}")
+
+        racing = [
+            asyncio.create_task(coroutine)
+            for index, (caller, task) in enumerate(pairs)
+            for coroutine in (outcome(caller, task), validation(caller, index))
+        ]
+        start.set()
+        results = await asyncio.wait_for(asyncio.gather(*racing), timeout=60)
+    assert [status for status in results if status is not None] == [200] * RACES
+    async with session_scope(sessionmaker_committing) as session:
+        for _, task in pairs:
+            fresh = await session.get(CallTask, task.id)
+            assert fresh is not None
+            assert (fresh.status, fresh.outcome) == ("COMPLETED", "RETRYABLE_REJECTION")
+            assert await _follow_ups(session, fresh, "RETRY") == 1
+            assert await _outcome_events(session, fresh) == 1
