@@ -319,7 +319,21 @@ class SignupWebhook(BaseModel):
     """The sign-up site's event (our contract; see the webhook's description). Unknown fields
     are ignored; a time without an offset is UTC."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event": "expert.signed_up",
+                    "expertId": "0b6f4a52-7d7e-4f8e-9a43-2d5c1f0e9b11",
+                    "email": "jane.doe@example.com",
+                    "signedUpAt": "2026-11-28T10:30:00Z",
+                }
+            ]
+        },
+    )
 
     event: Literal["expert.signed_up"]
     expert_id: uuid.UUID | None = None
