@@ -10,11 +10,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sourcing.allocation.app import build_app
 from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.common.config import Settings
+from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
+from sourcing.common.kafka.outbox import add_to_outbox
 from sourcing.common.messages.allocation import ExpertSignedUp
 from sourcing.common.models import CallTask, Expert, Lead, SystemEvent
 from tests.factories import (
@@ -25,6 +28,7 @@ from tests.factories import (
     create_project,
 )
 from tests.factories_calls import NOW
+from tests.fixtures.kafka import AppFactory, running_app, wait_until
 from tests.integration.allocation.conftest import Gateway
 
 pytestmark = pytest.mark.integration
@@ -207,3 +211,44 @@ async def test_a_signed_up_expert_gets_no_new_chase(
         .where(CallTask.expert_id == expert.id, CallTask.kind == "SIGNUP_CHASE")
     )
     assert chases == 0
+
+
+async def test_the_allocation_service_consumes_signups_from_kafka(
+    kafka_settings: Settings,
+    kafka_sessionmaker: async_sessionmaker[AsyncSession],
+    kafka_app_factory: AppFactory,
+) -> None:
+    async with session_scope(kafka_sessionmaker) as session:
+        expert = await create_expert(session)
+        lead = await create_lead(session, expert=expert, status="ENRICHED")
+        envelope, _ = _message(expertId=str(expert.id))
+        unknown, _ = _message(eventId="signup-unknown", expertId=str(uuid.uuid4()))
+        # The webhook's replay carries the same envelope id: sent twice, applied once.
+        for message in (unknown, envelope, envelope):
+            await add_to_outbox(session, "call-allocation", message, key=str(expert.id))
+    app = build_app(
+        kafka_settings,
+        clock=lambda: NOW,
+        web_enabled=False,
+        sessionmaker=kafka_sessionmaker,
+        datadir=None,
+    )
+    del kafka_app_factory  # the app is built by the service's own factory
+
+    async def converted() -> bool:
+        async with session_scope(kafka_sessionmaker) as session:
+            row = await session.get(Lead, lead.id, populate_existing=True)
+            return row is not None and row.status == "CONVERTED"
+
+    async with running_app(app):
+        await wait_until(converted, timeout=60, message="lead converted by the sign-up consumer")
+    async with session_scope(kafka_sessionmaker) as session:
+        fresh = await session.get(Expert, expert.id)
+        assert fresh is not None and fresh.signed_up_at == SIGNED_UP_AT
+        assert len(await _signed_up_events(session, expert)) == 1
+        unmatched = await session.scalar(
+            select(func.count())
+            .select_from(SystemEvent)
+            .where(SystemEvent.type == "expert.signup_unmatched")
+        )
+        assert unmatched == 1
