@@ -179,6 +179,7 @@ async def test_minting_outside_development_needs_admin_or_bootstrap_secret(
         JWT_SECRET="production-secret-with-at-least-32-characters",
         YAY_WEBHOOK_SECRET="yay-production-secret",
         SALES_NAV_WEBHOOK_SECRET="sales-nav-production-secret",
+        SIGNUP_WEBHOOK_SECRET="signup-production-secret-of-32-chars",
         AUTH_BOOTSTRAP_SECRET="bootstrap-production-secret-of-32-chars",
     )
     body = {"userId": "first-admin", "role": "admin"}

@@ -46,9 +46,12 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/callers/{caller_id}"): STAFF,
     ("PATCH", "/api/v1/callers/{caller_id}"): STAFF,
     ("GET", "/api/v1/callers/{caller_id}/performance/latest"): STAFF,
+    # Ops may pause/resume; the admin-only actions answer 403 to ops (test_caller_status).
+    ("POST", "/api/v1/callers/{caller_id}/status"): STAFF,
     # Sourcing read side and job-title discovery (issue 3)
     ("GET", "/api/v1/projects/{project_id}/experts"): STAFF,
     ("GET", "/api/v1/experts/{expert_id}"): STAFF,
+    ("POST", "/api/v1/experts/{expert_id}/signup"): STAFF,
     ("POST", "/api/v1/job-title-discovery/trigger"): STAFF,
     # Call tasks (issue 4)
     ("GET", "/api/v1/call-tasks/current"): frozenset({"caller"}),
@@ -66,6 +69,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     # Webhooks carry their own verification (HMAC signature, shared secret), not JWTs.
     ("POST", "/webhooks/yay"): PUBLIC,
     ("POST", "/webhooks/sales-nav"): PUBLIC,
+    ("POST", "/webhooks/signup"): PUBLIC,
 }
 
 

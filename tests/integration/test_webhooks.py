@@ -277,3 +277,134 @@ async def test_sales_nav_unknown_project_is_404(
     )
     assert response.status_code == 404
     assert await read_topic(lane_settings, "sales-nav-ingestion", settle=0.2) == []
+
+
+def signup_signed(
+    settings: Settings,
+    body: bytes,
+    *,
+    event_id: str | None = None,
+    timestamp: float | None = None,
+    prefix: str = "",
+) -> dict[str, str]:
+    assert settings.SIGNUP_WEBHOOK_SECRET is not None
+    secret = settings.SIGNUP_WEBHOOK_SECRET.get_secret_value().encode()
+    return {
+        "content-type": "application/json",
+        "x-signup-signature": prefix + hmac.new(secret, body, hashlib.sha256).hexdigest(),
+        "x-signup-timestamp": str(int(timestamp if timestamp is not None else time.time())),
+        "x-signup-event-id": event_id or f"signup-{uuid.uuid4()}",
+    }
+
+
+async def test_signup_is_on_the_allocation_lane_before_202_and_replays_keep_one_id(
+    gateway: httpx.AsyncClient, lane_settings: Settings
+) -> None:
+    expert_id = uuid.uuid4()
+    body = json.dumps(
+        {
+            "event": "expert.signed_up",
+            "expertId": str(expert_id),
+            "signedUpAt": "2026-11-28T10:30:00Z",
+        }
+    ).encode()
+    for prefix in ("", "sha256="):
+        headers = signup_signed(lane_settings, body, event_id="signup-1", prefix=prefix)
+        response = await gateway.post("/webhooks/signup", content=body, headers=headers)
+        assert response.status_code == 202, response.text
+        assert response.json() == {"accepted": True, "eventId": "signup-1", "leads": None}
+
+    records = await read_topic(lane_settings, "call-allocation", min_count=2, settle=0.3)
+    assert len(records) == 2
+    envelopes = [record.envelope() for record in records]
+    assert {record.key for record in records} == {str(expert_id).encode()}
+    # One envelope id per delivery id: the consumer's dedup drops the replay.
+    assert envelopes[0].id == envelopes[1].id
+    assert envelopes[0].type == "expert.signed-up.v1"
+    assert envelopes[0].payload["expertId"] == str(expert_id)
+    assert envelopes[0].payload["signedUpAt"].startswith("2026-11-28T10:30:00")
+
+
+async def test_signup_by_email_defaults_the_time_to_now(
+    gateway: httpx.AsyncClient, lane_settings: Settings
+) -> None:
+    body = json.dumps({"event": "expert.signed_up", "email": "Jane@Example.com"}).encode()
+    response = await gateway.post(
+        "/webhooks/signup", content=body, headers=signup_signed(lane_settings, body)
+    )
+    assert response.status_code == 202, response.text
+    records = await read_topic(lane_settings, "call-allocation", min_count=1)
+    assert records[0].key == b"jane@example.com"
+    payload = records[0].envelope().payload
+    assert payload["email"] == "jane@example.com" and payload["expertId"] is None
+    assert payload["signedUpAt"] == payload["receivedAt"]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "status"),
+    [
+        (lambda h: h | {"x-signup-signature": "0" * 64}, 401),
+        (lambda h: {k: v for k, v in h.items() if k != "x-signup-signature"}, 401),
+        (lambda h: h | {"x-yay-signature": h.pop("x-signup-signature")}, 401),
+        (lambda h: h | {"x-signup-timestamp": str(int(time.time()) - 301)}, 400),
+        (lambda h: h | {"x-signup-timestamp": str(int(time.time()) + 120)}, 400),
+        (lambda h: {k: v for k, v in h.items() if k != "x-signup-event-id"}, 400),
+    ],
+    ids=[
+        "wrong-signature",
+        "missing-signature",
+        "yay-header",
+        "stale-timestamp",
+        "future-timestamp",
+        "missing-event-id",
+    ],
+)
+async def test_rejected_signup_deliveries_publish_nothing(
+    gateway: httpx.AsyncClient,
+    lane_settings: Settings,
+    tamper: Callable[[dict[str, str]], dict[str, str]],
+    status: int,
+) -> None:
+    body = json.dumps({"event": "expert.signed_up", "expertId": str(uuid.uuid4())}).encode()
+    response = await gateway.post(
+        "/webhooks/signup", content=body, headers=tamper(signup_signed(lane_settings, body))
+    )
+    assert response.status_code == status, response.text
+    assert await read_topic(lane_settings, "call-allocation", settle=0.3) == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"event": "expert.signed_up"},
+        {"event": "expert.signed_up", "expertId": None, "email": None},
+        {"event": "expert.left", "expertId": str(uuid.uuid4())},
+        {"event": "expert.signed_up", "expertId": "not-a-uuid"},
+        {"event": "expert.signed_up", "email": "nope"},
+        {"event": "expert.signed_up", "email": "a@b.co", "signedUpAt": "soon"},
+    ],
+    ids=["no-ids", "null-ids", "other-event", "bad-uuid", "bad-email", "bad-time"],
+)
+async def test_signed_but_invalid_signups_are_400(
+    gateway: httpx.AsyncClient, lane_settings: Settings, event: dict[str, Any]
+) -> None:
+    body = json.dumps(event).encode()
+    response = await gateway.post(
+        "/webhooks/signup", content=body, headers=signup_signed(lane_settings, body)
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_payload"
+    assert await read_topic(lane_settings, "call-allocation", settle=0.2) == []
+
+
+async def test_signup_is_503_when_the_broker_is_down(
+    serve_api: ServeApi, api_settings_factory: Callable[..., Settings]
+) -> None:
+    settings = api_settings_factory(KAFKA_BROKER_URL="127.0.0.1:1", BROKER_SEND_TIMEOUT_SECONDS=1.0)
+    body = json.dumps({"event": "expert.signed_up", "email": "a@b.co"}).encode()
+    async with serve_api(settings) as client:
+        response = await client.post(
+            "/webhooks/signup", content=body, headers=signup_signed(settings, body)
+        )
+    assert response.status_code == 503
+    assert response.headers["retry-after"]

@@ -28,6 +28,7 @@ from tests.fixtures.api import ApiSettingsFactory, serve_gateway
 CREDENTIAL_HEADERS = (
     "authorization",
     "x-yay-signature",
+    "x-signup-signature",
     "x-sales-nav-secret",
     "x-auth-bootstrap-secret",
 )

@@ -276,13 +276,16 @@ def _request(
         body = b"{}"
     if body is not None:
         headers["content-type"] = "application/json"
-    if case.path == "/webhooks/yay" and body is not None:
-        assert settings.YAY_WEBHOOK_SECRET is not None
-        secret = settings.YAY_WEBHOOK_SECRET.get_secret_value().encode()
+    signed = {"/webhooks/yay": ("yay", settings.YAY_WEBHOOK_SECRET)}
+    signed["/webhooks/signup"] = ("signup", settings.SIGNUP_WEBHOOK_SECRET)
+    if case.path in signed and body is not None:
+        name, configured = signed[case.path]
+        assert configured is not None
+        secret = configured.get_secret_value().encode()
         headers |= {
-            "x-yay-signature": hmac.new(secret, body, hashlib.sha256).hexdigest(),
-            "x-yay-timestamp": str(int(time.time())),
-            "x-yay-event-id": f"evt-{uuid.uuid4()}",
+            f"x-{name}-signature": hmac.new(secret, body, hashlib.sha256).hexdigest(),
+            f"x-{name}-timestamp": str(int(time.time())),
+            f"x-{name}-event-id": f"evt-{uuid.uuid4()}",
         }
     if case.path == "/webhooks/sales-nav":
         assert settings.SALES_NAV_WEBHOOK_SECRET is not None

@@ -20,6 +20,7 @@ PRODUCTION_SECRETS = {
     "JWT_SECRET": "p" * 32,
     "YAY_WEBHOOK_SECRET": "yay-production",
     "SALES_NAV_WEBHOOK_SECRET": "sales-nav-production",
+    "SIGNUP_WEBHOOK_SECRET": "signup-production",
 }
 # Everything a production deployment needs to start (webhook secrets of any later field too).
 SAFE_PRODUCTION: dict[str, object] = {
@@ -68,6 +69,7 @@ def test_development_has_working_secret_defaults() -> None:
     assert settings.JWT_SECRET.get_secret_value() == DEV_JWT_SECRET
     assert settings.YAY_WEBHOOK_SECRET is not None
     assert settings.SALES_NAV_WEBHOOK_SECRET is not None
+    assert settings.SIGNUP_WEBHOOK_SECRET is not None
 
 
 def test_node_env_is_read_when_app_env_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,7 +35,7 @@ FORBIDDEN_EXAMPLES = {
     "outreach_thread": ("ARCHIVED", "OPEN"),
     "screening_response": ("COMPLETE", "PENDING"),
     "call_task": ("PENDING", "COMPLETED"),
-    "caller_allocation": ("SUSPENDED", "ACTIVE"),
+    "caller_allocation": ("SUSPENDED", "WARMUP_GRACE"),
     "project": ("ARCHIVED", "ACTIVE"),
 }
 
@@ -165,7 +165,7 @@ def test_initial_and_terminal_states() -> None:
     assert SCREENING_RESPONSE.terminal == {"COMPLETE", "ESCALATED"}
     assert CALL_TASK.terminal == {"COMPLETED", "CANCELLED", "RESTRICTED"}
     assert CALLER_ALLOCATION.initial == "ACTIVE"
-    assert CALLER_ALLOCATION.terminal == {"SUSPENDED"}
+    assert CALLER_ALLOCATION.terminal == frozenset()  # an admin reactivates SUSPENDED
     assert PROJECT.terminal == {"COMPLETED", "ARCHIVED"}
 
 
@@ -181,6 +181,30 @@ def test_issue_requirements_are_reachable() -> None:
     for state in ("ACTIVE", "AT_RISK", "PAUSED_LOW_DIAL_RATE", "WARMUP_GRACE"):
         assert CALLER_ALLOCATION.can(state, "RESTRICTED_FRAUD")
     assert CALLER_ALLOCATION.can("RESTRICTED_FRAUD", "SUSPENDED")
+    # Issue 13: admin review and administration of callers; sign-up converts leads.
+    assert CALLER_ALLOCATION.can("RESTRICTED_FRAUD", "ACTIVE")
+    assert CALLER_ALLOCATION.can("SUSPENDED", "ACTIVE")
+    for state in ("ACTIVE", "WARMUP_GRACE", "AT_RISK", "PAUSED_LOW_DIAL_RATE"):
+        assert CALLER_ALLOCATION.can(state, "SUSPENDED")
+    for state in ("ENRICHED", "OUTREACH_PENDING", "CONTACTED", "REPLIED"):
+        assert LEAD.can(state, "CONVERTED")
+    assert not LEAD.can("ENRICHING", "CONVERTED")
+
+
+def test_shortest_path_through_allowed_moves() -> None:
+    assert CALLER_ALLOCATION.path("ACTIVE", "ACTIVE") == ()
+    assert CALLER_ALLOCATION.path("ACTIVE", "PAUSED_LOW_DIAL_RATE") == (
+        "AT_RISK",
+        "PAUSED_LOW_DIAL_RATE",
+    )
+    assert CALLER_ALLOCATION.path("WARMUP_GRACE", "PAUSED_LOW_DIAL_RATE") == (
+        "ACTIVE",
+        "AT_RISK",
+        "PAUSED_LOW_DIAL_RATE",
+    )
+    # SUSPENDED leaves only to ACTIVE: with ACTIVE avoided, AT_RISK is unreachable.
+    assert CALLER_ALLOCATION.path("SUSPENDED", "AT_RISK", avoid={"ACTIVE"}) is None
+    assert LEAD.path("CONVERTED", "NEW") is None
 
 
 def test_invalid_definitions_are_rejected() -> None:

@@ -30,7 +30,7 @@ async def test_pre_assigns_the_best_task_once(
     project = await create_project(session, priority=2)
     await create_pool_task(session, ranking_score=0.9)  # lower project priority
     best = await create_pool_task(session, project=project, ranking_score=0.1)
-    caller = await create_caller(session)
+    caller = await create_caller(session, last_seen_at=NOW)  # online: asked for work at NOW
 
     first = await handlers.assign_current(session, caller.id)
     again = await handlers.assign_current(session, caller.id)
@@ -45,7 +45,7 @@ async def test_refused_callers_are_left_alone(
 ) -> None:
     handlers = AllocationHandlers(database_settings, clock=MutableClock())
     task = await create_pool_task(session)
-    caller = await create_caller(session, allocation_status=status)
+    caller = await create_caller(session, allocation_status=status, last_seen_at=NOW)
     assert await handlers.assign_current(session, caller.id) is None
     assert await handlers.assign_current(session, uuid.uuid4()) is None  # unknown caller
     await session.refresh(task)
@@ -54,13 +54,29 @@ async def test_refused_callers_are_left_alone(
     assert caller.allocation_status == status
 
 
+async def test_offline_callers_get_nothing_from_the_agent(
+    session: AsyncSession, database_settings: Settings
+) -> None:
+    clock = MutableClock()
+    handlers = AllocationHandlers(database_settings, clock=clock)
+    task = await create_pool_task(session)
+    never_asked = await create_caller(session)
+    idle = await create_caller(session, last_seen_at=NOW)
+    clock.advance(seconds=database_settings.CALLER_PRESENCE_TIMEOUT_SECONDS)
+    for caller in (never_asked, idle):
+        assert await handlers.assign_current(session, caller.id) is None
+    await session.refresh(task)
+    assert (task.status, task.caller_id) == ("PENDING", None)
+
+
 async def test_expires_stale_assignments_before_assigning(
     session: AsyncSession, database_settings: Settings
 ) -> None:
     clock = MutableClock()
     handlers = AllocationHandlers(database_settings, clock=clock)
     task = await create_pool_task(session)
-    slow, next_caller = await create_caller(session), await create_caller(session)
+    slow = await create_caller(session, last_seen_at=NOW)
+    next_caller = await create_caller(session, last_seen_at=NOW)
     assert (await handlers.assign_current(session, slow.id)).task_id == task.id  # type: ignore[union-attr]
     clock.advance(seconds=database_settings.CALL_TASK_DIAL_DEADLINE_SECONDS)
     result = await handlers.assign_current(session, next_caller.id)
@@ -79,7 +95,7 @@ async def test_the_agent_consumes_assign_current_from_kafka(
 ) -> None:
     async with session_scope(kafka_sessionmaker) as session:
         task = await create_pool_task(session)
-        caller = await create_caller(session)
+        caller = await create_caller(session, last_seen_at=NOW)
         # Sent through the outbox like the performance service does.
         await add_to_outbox(
             session,

@@ -273,7 +273,7 @@ async def test_an_outcome_on_a_dialling_task(
     assert response.json()["task"]["status"] == "COMPLETED"
 
 
-@pytest.mark.parametrize("status", ["COMPLETED", "CANCELLED", "RESTRICTED", "EXPIRED"])
+@pytest.mark.parametrize("status", ["CANCELLED", "RESTRICTED", "EXPIRED"])
 async def test_an_outcome_on_a_finished_task_is_an_invalid_transition(
     gateway: Gateway, session: AsyncSession, caller_headers: Headers, status: str
 ) -> None:

@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.models import (
+    Caller,
     CallTask,
     DeadLetterJob,
     OutboxMessage,
     SchedulerCycle,
     SignupChase,
+    SystemEvent,
 )
 from sourcing.common.models.enums import CallOutcome, CallTaskKind
 from sourcing.scheduler.cycle import CycleResult, Scheduler, slot_start
@@ -75,9 +77,20 @@ async def test_one_cycle_runs_every_step_in_order(
 ) -> None:
     sm = sessionmaker_committing
     now = T0
+    timeout = timedelta(seconds=database_settings.CALLER_PRESENCE_TIMEOUT_SECONDS)
     async with session_scope(sm) as session:
-        active = [await create_caller(session) for _ in range(3)]
-        await create_caller(session, is_active=False)
+        online = [
+            await create_caller(session, last_seen_at=now - timedelta(minutes=1)) for _ in range(2)
+        ]
+        never_asked = await create_caller(session)
+        gone = await create_caller(session, last_seen_at=now - timeout)
+        held = await create_call_task(
+            session, caller=gone, status="ASSIGNED", expires_at=now + timedelta(hours=1)
+        )
+        gone_dialling = await create_caller(session, last_seen_at=now - timeout)
+        dialling = await create_call_task(session, caller=gone_dialling, status="DIALING")
+        active = [*online, never_asked, gone, gone_dialling]
+        await create_caller(session, is_active=False, last_seen_at=now)
         old_dead = await create_dead_letter_job(session, failed_at=now - timedelta(days=31))
         new_dead = await create_dead_letter_job(session, failed_at=now - timedelta(days=29))
         idle = await create_screening_response(session, updated_at=now - timedelta(minutes=20))
@@ -99,7 +112,7 @@ async def test_one_cycle_runs_every_step_in_order(
 
     assert result.outcome == "ran"
     assert [step["step"] for step in result.steps] == [name for name, _ in STEPS]
-    assert [step["affected"] for step in result.steps] == [1, 3, 3, 2, 1]
+    assert [step["affected"] for step in result.steps] == [1, 5, 2, 2, 1]
     assert all(step["error"] is None for step in result.steps)
     # 1. archival: only the dead letter older than 30 days.
     async with session_scope(sm) as session:
@@ -107,12 +120,27 @@ async def test_one_cycle_runs_every_step_in_order(
             row.id: row.archived_at for row in (await session.scalars(select(DeadLetterJob))).all()
         }
     assert archived == {old_dead.id: now, new_dead.id: None}
-    # 2. and 3.: one message per active caller on each lane, keyed by caller.
+    # 2. and 3.: a performance message per active caller, an allocation message per active
+    # caller still online, keyed by caller; the caller idle past the presence timeout went
+    # offline and their undialled task is back in the pool (the dialling one stays theirs).
     active_ids = Counter(str(caller.id) for caller in active)
     performance = await outbox(sm, "performance")
     allocation = await outbox(sm, "call-allocation")
     assert payload_ids(performance, "callerId") == active_ids
-    assert payload_ids(allocation, "callerId") == active_ids
+    assert payload_ids(allocation, "callerId") == Counter(str(caller.id) for caller in online)
+    async with session_scope(sm) as session:
+        released = await session.get(CallTask, held.id)
+        still_dialling = await session.get(CallTask, dialling.id)
+        offline = await session.get(Caller, gone.id)
+        audit = await session.scalar(
+            select(SystemEvent).where(
+                SystemEvent.type == "call_task.released", SystemEvent.entity_id == held.id
+            )
+        )
+    assert released is not None and (released.status, released.caller_id) == ("PENDING", None)
+    assert still_dialling is not None and still_dialling.caller_id == gone_dialling.id
+    assert offline is not None and offline.last_seen_at is None
+    assert audit is not None and audit.data["previousCallerId"] == str(gone.id)
     assert {row.envelope["type"] for row in performance} == {"performance.recalculate.v1"}
     assert {row.envelope["type"] for row in allocation} == {"call-allocation.assign-current.v1"}
     assert all(row.key == row.envelope["payload"]["callerId"] for row in performance + allocation)

@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import string
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -62,7 +64,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.config import Settings
-from sourcing.common.errors import Conflict, Forbidden, NotFound
+from sourcing.common.errors import Conflict, Forbidden, InvalidTransitionError, NotFound
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.models import (
     Caller,
@@ -91,6 +93,7 @@ from sourcing.common.statemachines import (
     LEAD,
     CallerAllocationStatus,
     CallTaskStatus,
+    InvalidTransition,
     LeadStatus,
     ProjectStatus,
 )
@@ -308,6 +311,142 @@ async def set_caller_status(
     )
 
 
+class CallerAction(StrEnum):
+    """What ``POST /api/v1/callers/{callerId}/status`` does (table in :data:`CALLER_ACTIONS`)."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    CLEAR_FRAUD = "clear_fraud"
+    SUSPEND = "suspend"
+    REACTIVATE = "reactivate"
+    DEACTIVATE = "deactivate"
+
+
+@dataclass(frozen=True, slots=True)
+class CallerActionRule:
+    """An action's target status (None: the employment switch ``is_active`` only), the statuses
+    it applies to, and whether ops may take it (else admins only)."""
+
+    target: str | None
+    sources: frozenset[str]
+    ops_allowed: bool = False
+
+
+_WORKING = frozenset({_A.ACTIVE, _A.WARMUP_GRACE, _A.AT_RISK, _A.IDLE_NO_AVAILABLE_TASKS})
+CALLER_ACTIONS: dict[CallerAction, CallerActionRule] = {
+    # Ops pause = the status that refuses work with 409 caller_paused, reached through the
+    # dial-rate ladder (ACTIVE → AT_RISK → PAUSED_LOW_DIAL_RATE), never skipping a step.
+    CallerAction.PAUSE: CallerActionRule(_A.PAUSED_LOW_DIAL_RATE, _WORKING, ops_allowed=True),
+    CallerAction.RESUME: CallerActionRule(
+        _A.ACTIVE, frozenset({_A.PAUSED_LOW_DIAL_RATE}), ops_allowed=True
+    ),
+    CallerAction.CLEAR_FRAUD: CallerActionRule(_A.ACTIVE, frozenset({_A.RESTRICTED_FRAUD})),
+    CallerAction.SUSPEND: CallerActionRule(
+        _A.SUSPENDED, _WORKING | {_A.PAUSED_LOW_DIAL_RATE, _A.RESTRICTED_FRAUD}
+    ),
+    CallerAction.REACTIVATE: CallerActionRule(_A.ACTIVE, frozenset({_A.SUSPENDED})),
+    CallerAction.DEACTIVATE: CallerActionRule(None, frozenset(CALLER_ALLOCATION.states)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CallerStatusChange:
+    from_status: str
+    to_status: str
+    was_active: bool
+    is_active: bool
+    released_task_ids: list[uuid.UUID]
+
+
+def _refuse(caller: Caller, target: str, allowed: Iterable[str]) -> InvalidTransition:
+    return InvalidTransition(
+        CALLER_ALLOCATION.name, caller.allocation_status, target, allowed=allowed
+    )
+
+
+async def change_caller_status(
+    session: AsyncSession,
+    caller: Caller,
+    action: CallerAction,
+    *,
+    reason: str,
+    actor: str,
+    ops: bool,
+    now: datetime,
+) -> CallerStatusChange:
+    """Staff's change of a caller's status (``ops``: the requester is ops, not admin).
+
+    Admin-only actions by ops are 403; an action outside its statuses (or any action on a
+    deactivated caller but ``reactivate``) is 409 ``invalid_transition``. Every status move goes
+    through :func:`set_caller_status` (history + ``caller.allocation_status_changed``); the
+    request is audited as ``caller.status_action`` with the actor and reason; the caller's
+    undialled task returns to the pool. ``reactivate`` also switches a deactivated caller back
+    on (a SUSPENDED one also back to ACTIVE); ``deactivate`` switches ``is_active`` off.
+    """
+    rule = CALLER_ACTIONS[action]
+    if ops and not rule.ops_allowed:
+        raise Forbidden(
+            f"only an admin may {action.value} a caller",
+            details={"action": action.value, "allowedForOps": ["pause", "resume"]},
+        )
+    from_status, was_active = caller.allocation_status, caller.is_active
+    if action is CallerAction.DEACTIVATE:
+        if not was_active:
+            raise InvalidTransitionError(
+                f"caller {caller.email} is already deactivated",
+                details={"entity": "caller", "from": "inactive", "to": "inactive"},
+            )
+        caller.is_active = False
+    elif action is CallerAction.REACTIVATE and not was_active:
+        caller.is_active = True
+        if from_status == _A.SUSPENDED:
+            await set_caller_status(
+                session, caller, _A.ACTIVE.value, reason=reason, actor=actor, now=now
+            )
+    else:
+        assert rule.target is not None
+        if not was_active:
+            raise InvalidTransitionError(
+                f"caller {caller.email} is deactivated: only reactivate applies",
+                details={"entity": "caller", "from": "inactive", "to": rule.target},
+            )
+        if from_status not in rule.sources:
+            raise _refuse(caller, rule.target, sorted(rule.sources))
+        path = CALLER_ALLOCATION.path(
+            from_status, rule.target, avoid=(_A.RESTRICTED_FRAUD, _A.SUSPENDED)
+        )
+        if not path:
+            raise _refuse(caller, rule.target, CALLER_ALLOCATION.next_states(from_status))
+        for status in path:
+            await set_caller_status(session, caller, status, reason=reason, actor=actor, now=now)
+    released = await release_assigned_tasks(
+        session, [caller.id], reason=f"caller {action.value}: {reason}", actor=actor, now=now
+    )
+    change = CallerStatusChange(
+        from_status, caller.allocation_status, was_active, caller.is_active, released
+    )
+    session.add(
+        SystemEvent(
+            type="caller.status_action",
+            entity_type="caller",
+            entity_id=caller.id,
+            actor=actor,
+            correlation_id=correlation_id_var.get(),
+            data={
+                "action": action.value,
+                "reason": reason,
+                "from": from_status,
+                "to": change.to_status,
+                "wasActive": was_active,
+                "isActive": change.is_active,
+                "releasedTaskIds": [str(task_id) for task_id in released],
+            },
+        )
+    )
+    await session.flush()
+    return change
+
+
 def note_task_request(caller: Caller, *, now: datetime, settings: Settings) -> bool:
     """Stamp ``last_task_requested_at``; a request ``CALLER_SHIFT_GAP_SECONDS`` or more after the
     caller's last activity (shift start, dial or task request; or the first request ever)
@@ -326,7 +465,122 @@ def note_task_request(caller: Caller, *, now: datetime, settings: Settings) -> b
     if new_shift:
         caller.shift_started_at = now
     caller.last_task_requested_at = now
+    caller.last_seen_at = now  # presence: in the same caller-row UPDATE, no extra round trip
     return new_shift
+
+
+# --- presence -------------------------------------------------------------------------------
+#
+# A caller is online from their first task request of a shift (``note_task_request``) until
+# ``CALLER_PRESENCE_TIMEOUT_SECONDS`` pass without a task request or a call event of theirs
+# (``note_call_activity``). The scheduler and the allocation agent assign only to online
+# callers; ``release_offline_callers`` marks the others offline and returns their undialled
+# (ASSIGNED) task to the pool. A call event never brings an offline caller back online: only
+# asking for work does.
+
+
+def presence_cutoff(now: datetime, settings: Settings) -> datetime:
+    """A caller last seen at or before this moment is offline at ``now``."""
+    return now - timedelta(seconds=settings.CALLER_PRESENCE_TIMEOUT_SECONDS)
+
+
+def is_online(caller: Caller, *, now: datetime, settings: Settings) -> bool:
+    seen = caller.last_seen_at
+    return seen is not None and seen > presence_cutoff(now, settings)
+
+
+def note_call_activity(caller: Caller, *, at: datetime, settings: Settings) -> None:
+    """A call event of the caller at ``at`` keeps an online caller online."""
+    if is_online(caller, now=at, settings=settings) and (
+        caller.last_seen_at is None or at > caller.last_seen_at
+    ):
+        caller.last_seen_at = at
+
+
+async def release_assigned_tasks(
+    session: AsyncSession,
+    caller_ids: list[uuid.UUID],
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Return the callers' undialled (ASSIGNED) tasks to the pool (``ASSIGNED → PENDING``),
+    audited as ``call_task.released``; a DIALING task stays with its call. Returns their ids."""
+    if not caller_ids:
+        return []
+    CALL_TASK.assert_transition(_S.ASSIGNED, _S.PENDING)
+    held = (
+        select(CallTask.id, CallTask.caller_id)
+        .where(CallTask.caller_id.in_(caller_ids), CallTask.status == _S.ASSIGNED.value)
+        .with_for_update()
+        .cte("held")
+    )
+    rows = (
+        await session.execute(
+            update(CallTask)
+            .where(CallTask.id == held.c.id)
+            .values(
+                status=_S.PENDING.value,
+                status_reason=f"released: {reason}",
+                status_changed_at=now,
+                caller_id=None,
+                assigned_at=None,
+                expires_at=None,
+                requeue_count=CallTask.requeue_count + 1,
+            )
+            .returning(CallTask.id, held.c.caller_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    correlation_id = correlation_id_var.get()
+    session.add_all(
+        SystemEvent(
+            type="call_task.released",
+            entity_type="call_task",
+            entity_id=task_id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={
+                "from": _S.ASSIGNED.value,
+                "to": _S.PENDING.value,
+                "reason": reason,
+                "previousCallerId": str(caller_id),
+            },
+        )
+        for task_id, caller_id in rows
+    )
+    return [row[0] for row in rows]
+
+
+async def release_offline_callers(
+    session: AsyncSession, *, now: datetime, settings: Settings, actor: str
+) -> list[uuid.UUID]:
+    """Mark callers idle for ``CALLER_PRESENCE_TIMEOUT_SECONDS`` offline and release their
+    undialled tasks. Callers another transaction holds are left for the next sweep (taken in
+    id order, like the calls lanes take them). Returns the callers now offline."""
+    idle = (
+        select(Caller.id)
+        .where(Caller.last_seen_at <= presence_cutoff(now, settings))
+        .order_by(Caller.id)
+        .with_for_update(skip_locked=True)
+        .cte("idle")
+    )
+    offline = list(
+        (
+            await session.scalars(
+                update(Caller)
+                .where(Caller.id == idle.c.id)
+                .values(last_seen_at=None)
+                .returning(Caller.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+    )
+    await release_assigned_tasks(
+        session, offline, reason="caller went offline", actor=actor, now=now
+    )
+    return offline
 
 
 # --- expiry ---------------------------------------------------------------------------------
@@ -726,6 +980,45 @@ async def schedule_signup_chase(
     )
 
 
+async def cancel_open_tasks(
+    session: AsyncSession,
+    expert_id: uuid.UUID,
+    *,
+    reason: str,
+    now: datetime,
+    kind: CallTaskKind | None = None,
+    keep_task_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
+    """CANCEL the expert's open call tasks (only ``kind``'s when given; an ASSIGNED one goes
+    back to the pool first, ``→ PENDING → CANCELLED``). Returns their ids."""
+    open_query = select(CallTask).where(
+        CallTask.expert_id == expert_id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES)
+    )
+    if kind is not None:
+        open_query = open_query.where(CallTask.kind == kind.value)
+    if keep_task_id is not None:
+        open_query = open_query.where(CallTask.id != keep_task_id)
+    open_tasks = (await session.scalars(open_query.with_for_update())).all()
+    cancelled: list[uuid.UUID] = []
+    for task in open_tasks:
+        path = (
+            [_S.PENDING.value, _S.CANCELLED.value]  # an ASSIGNED task goes back, then out
+            if task.status == _S.ASSIGNED.value
+            else [_S.CANCELLED.value]
+        )
+        current = task.status
+        for target in path:
+            CALL_TASK.assert_transition(current, target)
+            current = target
+        if task.status == _S.ASSIGNED.value:
+            task.caller_id = None  # back in the pool first: nobody holds it any more
+        task.status = _S.CANCELLED.value
+        task.status_reason = reason
+        task.status_changed_at = now
+        cancelled.append(task.id)
+    return cancelled
+
+
 async def suppress_expert(
     session: AsyncSession,
     expert_id: uuid.UUID,
@@ -761,29 +1054,9 @@ async def suppress_expert(
     if expert.suppressed_at is None:
         expert.suppressed_at = now
     status_reason = f"expert suppressed ({reason.value})"
-    open_query = select(CallTask).where(
-        CallTask.expert_id == expert.id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES)
+    cancelled = await cancel_open_tasks(
+        session, expert.id, reason=status_reason, now=now, keep_task_id=keep_task_id
     )
-    if keep_task_id is not None:
-        open_query = open_query.where(CallTask.id != keep_task_id)
-    open_tasks = (await session.scalars(open_query.with_for_update())).all()
-    cancelled: list[uuid.UUID] = []
-    for task in open_tasks:
-        path = (
-            [_S.PENDING.value, _S.CANCELLED.value]  # an ASSIGNED task goes back, then out
-            if task.status == _S.ASSIGNED.value
-            else [_S.CANCELLED.value]
-        )
-        current = task.status
-        for target in path:
-            CALL_TASK.assert_transition(current, target)
-            current = target
-        if task.status == _S.ASSIGNED.value:
-            task.caller_id = None  # back in the pool first: nobody holds it any more
-        task.status = _S.CANCELLED.value
-        task.status_reason = status_reason
-        task.status_changed_at = now
-        cancelled.append(task.id)
     disqualifiable = [
         state for state in LEAD.states if LEAD.can(state, LeadStatus.DISQUALIFIED.value)
     ]
@@ -829,26 +1102,47 @@ async def record_outcome(
 ) -> OutcomeResult:
     """A caller's outcome for their own task (§4.5) and its effects, audited and synced.
 
-    The task must be the caller's (else 404) and ASSIGNED or DIALING: an ASSIGNED task moves
-    ``ASSIGNED → DIALING → COMPLETED`` (the Yay events of the call may still be on their way),
-    any other status is refused by the state machine (409 ``invalid_transition``).
+    Once per task, before or after the call's validation settled it. The task must be the
+    caller's (else 404) and either still open (ASSIGNED moves ``ASSIGNED → DIALING →
+    COMPLETED``, DIALING ``→ COMPLETED``: the Yay events of the call may still be on their way)
+    or COMPLETED by the validation (an answered call) with no outcome yet: the status stays,
+    the outcome is added. Anything else is 409 ``invalid_transition``: a task with an outcome
+    (a second outcome), or one the call left CANCELLED, RESTRICTED or EXPIRED. The task row is
+    locked first and the validation locks it too, so the outcome's effects happen exactly
+    once whichever of the two comes first.
     """
-    task = await session.scalar(select(CallTask).where(CallTask.id == task_id).with_for_update())
+    task = await session.scalar(
+        select(CallTask)
+        .where(CallTask.id == task_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if task is None or task.caller_id != caller.id:
         raise NotFound(
             f"call task {task_id} is not one of your tasks", details={"taskId": str(task_id)}
         )
-    from_status = task.status
-    if from_status == _S.ASSIGNED.value:
-        CALL_TASK.assert_transition(from_status, _S.DIALING.value)
-        task.dialing_started_at = task.dialing_started_at or now
-        from_status = _S.DIALING.value
-    CALL_TASK.assert_transition(from_status, _S.COMPLETED.value)
     previous_status = task.status
-    task.status = _S.COMPLETED.value
-    task.status_reason = f"outcome {outcome.value}"
-    task.status_changed_at = now
-    task.completed_at = now
+    if task.outcome is not None:
+        raise InvalidTransitionError(
+            f"call task {task.id} already has the outcome {task.outcome}",
+            details={
+                "entity": CALL_TASK.name,
+                "from": task.status,
+                "to": _S.COMPLETED.value,
+                "outcome": task.outcome,
+            },
+        )
+    if previous_status != _S.COMPLETED.value:
+        from_status = previous_status
+        if from_status == _S.ASSIGNED.value:
+            CALL_TASK.assert_transition(from_status, _S.DIALING.value)
+            task.dialing_started_at = task.dialing_started_at or now
+            from_status = _S.DIALING.value
+        CALL_TASK.assert_transition(from_status, _S.COMPLETED.value)
+        task.status = _S.COMPLETED.value
+        task.status_reason = f"outcome {outcome.value}"
+        task.status_changed_at = now
+        task.completed_at = now
     task.outcome = outcome.value
     task.outcome_at = now
     task.outcome_notes = notes
@@ -892,3 +1186,93 @@ async def record_outcome(
     await request_sheet_sync(session, project_id=task.project_id, expert_id=task.expert_id)
     await session.flush()
     return result
+
+
+# --- sign-up --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SignupResult:
+    """What a sign-up changed (nothing on a replay: ``changed`` is False)."""
+
+    expert_id: uuid.UUID
+    signed_up_at: datetime
+    changed: bool
+    converted_leads: int = 0
+    cancelled_task_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+async def find_expert_for_signup(
+    session: AsyncSession, *, expert_id: uuid.UUID | None, email: str | None
+) -> Expert | None:
+    """The signed-up expert, by id, else by primary email (case-insensitive), row locked."""
+    if expert_id is not None:
+        condition: ColumnElement[bool] = Expert.id == expert_id
+    elif email:
+        condition = Expert.primary_email == email.strip().lower()
+    else:
+        return None
+    return await session.scalar(select(Expert).where(condition).with_for_update())
+
+
+async def record_signup(
+    session: AsyncSession,
+    expert: Expert,
+    *,
+    signed_up_at: datetime,
+    actor: str,
+    now: datetime,
+    source: str,
+    note: str | None = None,
+) -> SignupResult:
+    """The expert signed up: ``signed_up_at`` (the first one wins), their leads CONVERTED where
+    the lead machine allows it (from ENRICHED, OUTREACH_PENDING, CONTACTED or REPLIED; leads
+    still NEW, ENRICHING, ENRICHMENT_FAILED, or already DISQUALIFIED/CONVERTED, keep their
+    status), their open SIGNUP_CHASE tasks CANCELLED; :func:`schedule_signup_chase` and the
+    scheduler's chase step schedule no more for them. Audited (``expert.signed_up``) when
+    anything changed; a replay changes nothing. Lock the expert row first
+    (:func:`find_expert_for_signup`)."""
+    first = expert.signed_up_at is None
+    if first:
+        expert.signed_up_at = signed_up_at
+    reason = "expert signed up"
+    convertible = [state for state in LEAD.states if LEAD.can(state, LeadStatus.CONVERTED.value)]
+    converted = (
+        await session.execute(
+            update(Lead)
+            .where(Lead.expert_id == expert.id, Lead.status.in_(convertible))
+            .values(status=LeadStatus.CONVERTED.value, status_reason=reason, status_changed_at=now)
+            .returning(Lead.id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    cancelled = await cancel_open_tasks(
+        session, expert.id, reason=reason, now=now, kind=CallTaskKind.SIGNUP_CHASE
+    )
+    changed = first or bool(converted) or bool(cancelled)
+    assert expert.signed_up_at is not None
+    if changed:
+        session.add(
+            SystemEvent(
+                type="expert.signed_up",
+                entity_type="expert",
+                entity_id=expert.id,
+                actor=actor,
+                correlation_id=correlation_id_var.get(),
+                data={
+                    "source": source,
+                    "signedUpAt": expert.signed_up_at.isoformat(),
+                    "note": note,
+                    "convertedLeadIds": [str(row[0]) for row in converted],
+                    "cancelledTaskIds": [str(task_id) for task_id in cancelled],
+                },
+            )
+        )
+    await session.flush()
+    return SignupResult(
+        expert_id=expert.id,
+        signed_up_at=expert.signed_up_at,
+        changed=changed,
+        converted_leads=len(converted),
+        cancelled_task_ids=cancelled,
+    )

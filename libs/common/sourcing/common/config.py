@@ -44,11 +44,13 @@ PINO_LEVELS: dict[str, int] = {
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
 DEV_YAY_WEBHOOK_SECRET = "dev-only-yay-webhook-secret"
 DEV_SALES_NAV_WEBHOOK_SECRET = "dev-only-sales-nav-webhook-secret"
+DEV_SIGNUP_WEBHOOK_SECRET = "dev-only-signup-webhook-secret"
 # Secrets required outside development, with the defaults development fills in.
 DEV_DEFAULT_SECRETS = {
     "JWT_SECRET": DEV_JWT_SECRET,
     "YAY_WEBHOOK_SECRET": DEV_YAY_WEBHOOK_SECRET,
     "SALES_NAV_WEBHOOK_SECRET": DEV_SALES_NAV_WEBHOOK_SECRET,
+    "SIGNUP_WEBHOOK_SECRET": DEV_SIGNUP_WEBHOOK_SECRET,
 }
 MIN_JWT_SECRET_LENGTH = 32
 # Secrets this platform issues itself (not a vendor's): held to MIN_JWT_SECRET_LENGTH outside
@@ -159,6 +161,8 @@ class Settings(
     YAY_API_KEY: SecretStr | None = None
     YAY_TIMESTAMP_TOLERANCE_SECONDS: int = Field(default=300, gt=0)
     YAY_FUTURE_SKEW_SECONDS: int = Field(default=30, ge=0)
+    # HMAC key of the sign-up site's webhook (same timestamp window as Yay's).
+    SIGNUP_WEBHOOK_SECRET: SecretStr | None = None
     GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON: SecretStr | None = None
     GOOGLE_SHEETS_SPREADSHEET_ID: str | None = None
 

@@ -23,6 +23,10 @@ class AllocationSettings(BaseSettings):
     CALLING_WINDOW_END_HOUR: int = Field(default=20, ge=1, le=24)
     # A task request after this long without one starts a new shift (shift_started_at = now).
     CALLER_SHIFT_GAP_SECONDS: int = Field(default=14_400, gt=0)
+    # A caller is online from their first task request of a shift until this long passes
+    # without a task request or a call event (Yay); offline callers get no tasks, and their
+    # undialled (ASSIGNED) task returns to the pool.
+    CALLER_PRESENCE_TIMEOUT_SECONDS: int = Field(default=900, gt=0)
     # Most stale assignments one expiry sweep returns to the pool.
     ALLOCATION_EXPIRY_BATCH_SIZE: int = Field(default=500, ge=1, le=10_000)
     # The gateway sweeps every caller's stale assignments back to the pool at most this often

@@ -28,6 +28,13 @@ suppressed experts stop everywhere and are never revived by re-ingestion):
   ``→ DISQUALIFIED``: a never-contact suppression (or another disqualifying rule) ends a lead in
   whatever non-terminal state it is.
 
+Lead (issue 13: the expert signed up, whichever channel reached them, a caller's link
+included):
+
+* ``ENRICHED``, ``OUTREACH_PENDING``, ``CONTACTED`` ``→ CONVERTED``: a sign-up converts the
+  expert's leads that were reached or ready to be reached; a lead still being enriched (NEW,
+  ENRICHING, ENRICHMENT_FAILED) or already DISQUALIFIED keeps its status.
+
 Call task (issue 4: expired tasks "return to the pool"; operators requeue stalled tasks; a
 never-contact expert gets no more calls):
 
@@ -42,6 +49,11 @@ Caller allocation status (issue 4 and manual §14):
 * ``AT_RISK``, ``PAUSED_LOW_DIAL_RATE``, ``WARMUP_GRACE``, ``IDLE_NO_AVAILABLE_TASKS``
   ``→ RESTRICTED_FRAUD``: fraud thresholds apply whatever the dial-rate state.
 * ``RESTRICTED_FRAUD → ACTIVE``: an admin clears the caller after review ("requires admin review").
+* ``ACTIVE``, ``WARMUP_GRACE``, ``AT_RISK``, ``PAUSED_LOW_DIAL_RATE``,
+  ``IDLE_NO_AVAILABLE_TASKS → SUSPENDED`` and ``SUSPENDED → ACTIVE`` (issue 13): an admin
+  suspends a caller from any working state, and reactivates a suspended one
+  (``POST /api/v1/callers/{callerId}/status``). The performance evaluation never enters or
+  leaves SUSPENDED, so these moves are the admin's alone.
 * ``AT_RISK``, ``PAUSED_LOW_DIAL_RATE → IDLE_NO_AVAILABLE_TASKS``: a caller whose dial rate is
   low because nothing is left to dial is idle, not at risk.
 * ``AT_RISK``, ``PAUSED_LOW_DIAL_RATE``, ``IDLE_NO_AVAILABLE_TASKS → WARMUP_GRACE``: a new shift
@@ -52,6 +64,7 @@ Outreach thread, screening response and project: exactly as the manual draws the
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -151,6 +164,28 @@ class StateMachine:
                 self.name, from_state, to_state, allowed=self.next_states(from_state)
             )
 
+    def path(
+        self, from_state: str, to_state: str, *, avoid: Iterable[str] = ()
+    ) -> tuple[str, ...] | None:
+        """The states after ``from_state`` on a shortest chain of allowed moves to ``to_state``
+        (``()`` when already there), never passing through ``avoid``; None when unreachable."""
+        if from_state == to_state:
+            return ()
+        avoided = set(avoid)
+        queue: deque[tuple[str, tuple[str, ...]]] = deque([(from_state, ())])
+        seen = {from_state}
+        while queue:
+            state, steps = queue.popleft()
+            for nxt in self.next_states(state):
+                if nxt in seen:
+                    continue
+                seen.add(nxt)
+                if nxt == to_state:
+                    return (*steps, nxt)
+                if nxt not in avoided:
+                    queue.append((nxt, (*steps, nxt)))
+        return None
+
     def ordered_transitions(self) -> list[Transition]:
         """Every allowed move, ordered by the states' declaration order (deterministic)."""
         rank = {state: index for index, state in enumerate(self.states)}
@@ -227,6 +262,9 @@ LEAD = _machine(
         (_L.ENRICHMENT_FAILED, _L.DISQUALIFIED),
         (_L.CONTACTED, _L.DISQUALIFIED),
         (_L.REPLIED, _L.DISQUALIFIED),
+        (_L.ENRICHED, _L.CONVERTED),
+        (_L.OUTREACH_PENDING, _L.CONVERTED),
+        (_L.CONTACTED, _L.CONVERTED),
     },
 )
 
@@ -333,6 +371,12 @@ CALLER_ALLOCATION = _machine(
     | _chain(_A.ACTIVE, _A.RESTRICTED_FRAUD, _A.SUSPENDED)
     | _chain(_A.ACTIVE, _A.IDLE_NO_AVAILABLE_TASKS, _A.ACTIVE),
     additions={
+        (_A.ACTIVE, _A.SUSPENDED),
+        (_A.WARMUP_GRACE, _A.SUSPENDED),
+        (_A.AT_RISK, _A.SUSPENDED),
+        (_A.PAUSED_LOW_DIAL_RATE, _A.SUSPENDED),
+        (_A.IDLE_NO_AVAILABLE_TASKS, _A.SUSPENDED),
+        (_A.SUSPENDED, _A.ACTIVE),
         (_A.PAUSED_LOW_DIAL_RATE, _A.ACTIVE),
         (_A.AT_RISK, _A.RESTRICTED_FRAUD),
         (_A.PAUSED_LOW_DIAL_RATE, _A.RESTRICTED_FRAUD),

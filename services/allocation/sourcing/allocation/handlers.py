@@ -4,7 +4,12 @@
 a caller's status changes, or by anyone wanting a caller pre-assigned) expires stale
 assignments everywhere, then gives the caller their next task if they have none, with the
 same rule as ``GET /api/v1/call-tasks/current`` (:mod:`sourcing.common.allocation`). A caller
-who may not work (paused, restricted, suspended, deactivated) or is unknown is left alone.
+who may not work (paused, restricted, suspended, deactivated), is offline
+(:func:`sourcing.common.allocation.is_online`) or is unknown is left alone.
+
+``expert.signed-up.v1`` (keyed by expert; sent by the sign-up webhook) records the sign-up
+(:func:`sourcing.common.allocation.record_signup`). A sign-up naming no known expert is stored
+as an ``expert.signup_unmatched`` system event and acknowledged: never a retry loop.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from sourcing.common.allocation import Allocation
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope
+from sourcing.common.logging import correlation_id_var
+from sourcing.common.messages.allocation import ExpertSignedUp
+from sourcing.common.models import SystemEvent
 
 log = logging.getLogger("sourcing.allocation")
 
 ACTOR = "call-allocation"
+SIGNUP_ACTOR = "signup-webhook"
 
 
 class AllocationHandlers:
@@ -36,7 +45,7 @@ class AllocationHandlers:
         self, session: AsyncSession, caller_id: uuid.UUID
     ) -> Allocation | None:
         """Expire stale assignments, then pre-assign the caller's next task; None when the
-        caller is unknown or may not take work (nothing changes for them)."""
+        caller is unknown, offline or may not take work (nothing changes for them)."""
         now = self.clock()
         await allocation.expire_stale_assignments(
             session, now=now, limit=self.settings.ALLOCATION_EXPIRY_BATCH_SIZE, actor=ACTOR
@@ -48,6 +57,9 @@ class AllocationHandlers:
         refusal = allocation.refusal_for(caller)
         if refusal is not None:
             log.info("caller %s is %s: no task pre-assigned", caller_id, caller.allocation_status)
+            return None
+        if not allocation.is_online(caller, now=now, settings=self.settings):
+            log.info("caller %s is offline: no task pre-assigned", caller_id)
             return None
         return await allocation.assign_next_task(
             session, caller, now=now, settings=self.settings, actor=ACTOR
@@ -64,3 +76,38 @@ class AllocationHandlers:
                 result.task_id,
                 " (newly assigned)" if result.newly_assigned else "",
             )
+
+    async def handle_expert_signed_up(
+        self, session: AsyncSession, envelope: Envelope, payload: ExpertSignedUp
+    ) -> None:
+        expert = await allocation.find_expert_for_signup(
+            session, expert_id=payload.expert_id, email=payload.email
+        )
+        if expert is None:
+            log.warning("sign-up %s names no known expert: stored and ignored", payload.event_id)
+            session.add(
+                SystemEvent(
+                    type="expert.signup_unmatched",
+                    entity_type="expert",
+                    entity_id=payload.expert_id,
+                    actor=SIGNUP_ACTOR,
+                    correlation_id=correlation_id_var.get(),
+                    data=payload.model_dump(mode="json", by_alias=True),
+                )
+            )
+            await session.flush()
+            return
+        result = await allocation.record_signup(
+            session,
+            expert,
+            signed_up_at=payload.signed_up_at,
+            actor=SIGNUP_ACTOR,
+            now=self.clock(),
+            source=f"webhook:{payload.event_id}",
+        )
+        log.info(
+            "expert %s signed up: %d leads converted, %d chase tasks cancelled",
+            result.expert_id,
+            result.converted_leads,
+            len(result.cancelled_task_ids),
+        )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from sourcing.common.allocation import CallerAction
 from sourcing.common.auth import Role
 
 
@@ -218,8 +219,36 @@ class CallerOut(ResponseModel):
     # The ORM attribute is `metadata_` (`metadata` is reserved by SQLAlchemy's declarative base).
     metadata: JsonObject = Field(validation_alias=AliasChoices("metadata_", "metadata"))
     allocation_status: str
+    status_reason: str | None = None
+    status_changed_at: datetime | None = None
+    is_active: bool = True
+    last_seen_at: datetime | None = Field(
+        default=None, description="Presence: the last task request or call event while online"
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class CallerStatusRequest(RequestModel):
+    """A staff action on a caller's status (see ``POST /api/v1/callers/{callerId}/status``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"action": "clear_fraud", "reason": "reviewed the flagged calls: dropped lines"}
+            ]
+        }
+    )
+
+    action: CallerAction
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class CallerStatusResponse(ResponseModel):
+    caller: CallerOut
+    action: CallerAction
+    from_status: str
+    released_task_ids: list[uuid.UUID]
 
 
 class PerformanceOut(ResponseModel):
@@ -276,6 +305,46 @@ class YayWebhook(BaseModel):
     talk_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
     recording_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     metadata: YayWebhookMetadata = Field(default_factory=YayWebhookMetadata)
+
+
+def _utc_if_naive(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# ISO-8601; a time without an offset is UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc_if_naive)]
+
+
+class SignupWebhook(BaseModel):
+    """The sign-up site's event (our contract; see the webhook's description). Unknown fields
+    are ignored; a time without an offset is UTC."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "event": "expert.signed_up",
+                    "expertId": "0b6f4a52-7d7e-4f8e-9a43-2d5c1f0e9b11",
+                    "email": "jane.doe@example.com",
+                    "signedUpAt": "2026-11-28T10:30:00Z",
+                }
+            ]
+        },
+    )
+
+    event: Literal["expert.signed_up"]
+    expert_id: uuid.UUID | None = None
+    email: AgentEmail | None = None
+    signed_up_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _names_the_expert(self) -> SignupWebhook:
+        if self.expert_id is None and self.email is None:
+            raise ValueError("expertId or email is required")
+        return self
 
 
 _LINKEDIN_URL = re.compile(r"^https?://([a-z0-9-]+\.)*linkedin\.com/", re.IGNORECASE)

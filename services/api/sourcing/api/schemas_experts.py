@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sourcing.api.schemas import ResponseModel
+from pydantic import ConfigDict, Field
+
+from sourcing.api.schemas import LongText, RequestModel, ResponseModel, UtcDatetime
 
 
 class ContactOut(ResponseModel):
@@ -76,6 +78,28 @@ class ExpertDetail(ResponseModel):
     linkedin_url: str | None
     primary_email: str | None
     suppressed: bool
+    signed_up_at: datetime | None = None
     contacts: list[ContactOut]
     enrichment: list[AttemptSummary]
     leads: list[ExpertLead]
+
+
+class SignupRecord(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"signedUpAt": "2026-11-28T10:30:00Z", "note": "signed up by phone"}]
+        }
+    )
+
+    signed_up_at: UtcDatetime | None = Field(
+        default=None, description="When the expert signed up (default: now); no offset means UTC"
+    )
+    note: LongText | None = None
+
+
+class SignupRecorded(ResponseModel):
+    expert_id: uuid.UUID
+    signed_up_at: datetime
+    already_signed_up: bool = Field(description="True when nothing changed (a replay)")
+    converted_leads: int
+    cancelled_task_ids: list[uuid.UUID]

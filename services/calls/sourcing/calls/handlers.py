@@ -6,8 +6,8 @@
     its one CallLog (:mod:`sourcing.calls.fold`), links it to its Caller (``agentEmail``,
     case-insensitive) and CallTask (``metadata.taskId``, else the caller's active task whose
     expert has the dialled number), moves the task ``ASSIGNED → DIALING``, updates the
-    caller's last dial and shift start, and once the call has ended (or failed) asks
-    ``call-validation`` to validate it (outbox, keyed by caller).
+    caller's last dial and shift start (and keeps an online caller online), and once the call
+    has ended (or failed) asks ``call-validation`` to validate it (outbox, keyed by caller).
 
 ``call-validation`` → :meth:`CallHandlers.handle_call_validation`
     Flags short calls and timezone mismatches on the CallLog
@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.calls import repository
 from sourcing.calls.fold import CallFold, fold_events, is_call_event, parse_time
+from sourcing.common import allocation
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import (
@@ -178,6 +179,9 @@ class CallHandlers:
         )
         if task is not None and caller is not None and task.caller_id == caller.id:
             self._start_dialing(task, fold, now)
+        if caller is not None:
+            # Any call event of an online caller keeps them online (presence).
+            allocation.note_call_activity(caller, at=min(occurred_at, now), settings=self.settings)
         if caller is not None and fold.started_at is not None:
             self._record_dial(caller, fold.started_at)
         if caller is not None and fold.finished:

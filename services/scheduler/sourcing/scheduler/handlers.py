@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.common import allocation
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import (
@@ -111,8 +112,14 @@ async def enqueue_performance_recalculations(session: AsyncSession, context: Cyc
 
 
 async def enqueue_allocation_assignments(session: AsyncSession, context: CycleContext) -> int:
-    """One ``call-allocation.assign-current.v1`` per active caller (keyed by caller id)."""
-    callers = await repository.active_caller_ids(session)
+    """Mark idle callers offline (their undialled task back to the pool), then one
+    ``call-allocation.assign-current.v1`` per active, online caller (keyed by caller id)."""
+    await allocation.release_offline_callers(
+        session, now=context.now, settings=context.settings, actor="scheduler"
+    )
+    callers = await repository.active_caller_ids(
+        session, seen_after=allocation.presence_cutoff(context.now, context.settings)
+    )
     for caller_id in callers:
         envelope = cycle_envelope(
             context,

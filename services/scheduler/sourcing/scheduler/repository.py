@@ -106,10 +106,14 @@ async def archive_dead_letters(
 # --- steps 2 and 3: per active caller -------------------------------------------------------
 
 
-async def active_caller_ids(session: AsyncSession) -> list[uuid.UUID]:
-    rows = await session.scalars(
-        select(Caller.id).where(Caller.is_active.is_(True)).order_by(Caller.id)
-    )
+async def active_caller_ids(
+    session: AsyncSession, *, seen_after: datetime | None = None
+) -> list[uuid.UUID]:
+    """Active callers; only those online (seen after ``seen_after``) when given."""
+    query = select(Caller.id).where(Caller.is_active.is_(True))
+    if seen_after is not None:
+        query = query.where(Caller.last_seen_at > seen_after)
+    rows = await session.scalars(query.order_by(Caller.id))
     return list(rows.all())
 
 

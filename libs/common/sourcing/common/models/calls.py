@@ -88,6 +88,9 @@ class Caller(UUIDPrimaryKey, Timestamps, Base):
     shift_started_at: Mapped[datetime | None]
     last_dial_at: Mapped[datetime | None]
     last_task_requested_at: Mapped[datetime | None]
+    # Presence: the last task request or call event of an online caller; NULL when offline
+    # (sourcing.common.allocation.is_online).
+    last_seen_at: Mapped[datetime | None]
 
     tasks: Mapped[list[CallTask]] = relationship(
         back_populates="caller", lazy="raise", passive_deletes=True

@@ -114,9 +114,11 @@ async def current_task(
         "says when none was made). `RETRYABLE_REJECTION`: task COMPLETED, a retry task becomes "
         "available after `RETRY_COOL_OFF_SECONDS`. `NEVER_CONTACT_AGAIN`: task COMPLETED, the "
         "expert is suppressed everywhere, their other open tasks CANCELLED and leads "
-        "DISQUALIFIED.\n\nOnly the caller's own ASSIGNED or DIALING task: another caller's task "
-        "(or an unknown id) is **404**; a task in any other status is **409** "
-        "`invalid_transition`."
+        "DISQUALIFIED.\n\nOnce per task, before or after the call's validation: the caller's own "
+        "ASSIGNED or DIALING task (completed now), or their task the validation already "
+        "COMPLETED (the outcome is added; its effects happen once either way). Another "
+        "caller's task (or an unknown id) is **404**; a second outcome, or a task the call left "
+        "CANCELLED, RESTRICTED or EXPIRED, is **409** `invalid_transition`."
     ),
 )
 async def submit_outcome(

@@ -7,10 +7,19 @@ import uuid
 from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 
-from sourcing.api.deps import SessionDep, StaffPrincipal
+from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import callers as repository
-from sourcing.api.schemas import CallerCreate, CallerOut, CallerUpdate, PerformanceOut
+from sourcing.api.schemas import (
+    CallerCreate,
+    CallerOut,
+    CallerStatusRequest,
+    CallerStatusResponse,
+    CallerUpdate,
+    PerformanceOut,
+)
+from sourcing.common import allocation
+from sourcing.common.auth import Role
 from sourcing.common.errors import Conflict, NotFound
 from sourcing.common.models import Caller, CallerPerformanceMetric
 from sourcing.common.statemachines import CALLER_ALLOCATION
@@ -107,3 +116,55 @@ async def latest_performance(
             details={"callerId": str(caller_id)},
         )
     return metric
+
+
+STATUS_DESCRIPTION = """Staff actions on a caller's status, each with a required `reason`:
+
+| `action` | who | from | to |
+| --- | --- | --- | --- |
+| `pause` | admin, ops | a working status (ACTIVE, AT_RISK, ...) | PAUSED_LOW_DIAL_RATE |
+| `resume` | admin, ops | PAUSED_LOW_DIAL_RATE | ACTIVE |
+| `clear_fraud` | admin | RESTRICTED_FRAUD (after review) | ACTIVE |
+| `suspend` | admin | any status but SUSPENDED (RESTRICTED_FRAUD after review) | SUSPENDED |
+| `reactivate` | admin | SUSPENDED, or a deactivated caller | ACTIVE / switched back on |
+| `deactivate` | admin | an active caller | switched off (`isActive: false`), status kept |
+
+Every move goes through the caller allocation state machine (a move it refuses, or an action
+outside its statuses, is **409** `invalid_transition`; ops taking an admin action is **403**),
+is recorded as a system event with the token's user and the reason, and returns the caller's
+undialled (ASSIGNED) task to the pool (`releasedTaskIds`)."""
+
+
+@router.post(
+    "/{caller_id}/status",
+    response_model=CallerStatusResponse,
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+    summary="Pause, resume, review, suspend, reactivate or deactivate a caller",
+    description=STATUS_DESCRIPTION,
+)
+async def change_status(
+    caller_id: uuid.UUID,
+    body: CallerStatusRequest,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
+) -> CallerStatusResponse:
+    caller = await allocation.find_caller(session, str(caller_id), lock=True)
+    if caller is None:
+        raise NotFound(f"caller {caller_id} not found", details={"callerId": str(caller_id)})
+    change = await allocation.change_caller_status(
+        session,
+        caller,
+        body.action,
+        reason=body.reason,
+        actor=f"{principal.role.value}:{principal.user_id}",
+        ops=principal.role is Role.OPS,
+        now=now,
+    )
+    await session.refresh(caller)
+    return CallerStatusResponse(
+        caller=CallerOut.model_validate(caller),
+        action=body.action,
+        from_status=change.from_status,
+        released_task_ids=change.released_task_ids,
+    )

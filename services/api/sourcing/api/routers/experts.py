@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
-from sourcing.api.deps import SessionDep, StaffPrincipal
+from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import experts as repository
 from sourcing.api.schemas_experts import (
@@ -18,7 +18,10 @@ from sourcing.api.schemas_experts import (
     ExpertLead,
     ProjectExpertItem,
     ProjectExpertPage,
+    SignupRecord,
+    SignupRecorded,
 )
+from sourcing.common import allocation
 from sourcing.common.errors import NotFound
 from sourcing.common.statemachines import LeadStatus
 
@@ -97,6 +100,7 @@ async def get_expert(expert_id: uuid.UUID, session: SessionDep, _: StaffPrincipa
         linkedin_url=expert.linkedin_url_normalized,
         primary_email=expert.primary_email,
         suppressed=expert.suppressed_at is not None,
+        signed_up_at=expert.signed_up_at,
         contacts=[ContactOut.model_validate(c) for c in contacts.get(expert.id, [])],
         enrichment=[AttemptSummary.model_validate(s) for s in summary],
         leads=[
@@ -111,4 +115,44 @@ async def get_expert(expert_id: uuid.UUID, session: SessionDep, _: StaffPrincipa
             )
             for lead in leads
         ],
+    )
+
+
+@router.post(
+    "/experts/{expert_id}/signup",
+    response_model=SignupRecorded,
+    responses=error_responses(400, 401, 403, 404, 413),
+    summary="Record that the expert signed up (when the sign-up site's webhook did not)",
+    description="Writes the expert's `signedUpAt` (the first sign-up wins), moves their leads "
+    "to CONVERTED (from ENRICHED, OUTREACH_PENDING, CONTACTED or REPLIED; leads still being "
+    "enriched, or DISQUALIFIED, keep their status), cancels their open signup-chase tasks and "
+    "stops new ones. Idempotent: a repeat answers 200 with `alreadySignedUp: true` and changes "
+    "nothing. Audited as an `expert.signed_up` system event with the operator.",
+)
+async def record_signup(
+    expert_id: uuid.UUID,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
+    body: Annotated[SignupRecord | None, Body()] = None,
+) -> SignupRecorded:
+    expert = await allocation.find_expert_for_signup(session, expert_id=expert_id, email=None)
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    record = body or SignupRecord()
+    result = await allocation.record_signup(
+        session,
+        expert,
+        signed_up_at=record.signed_up_at or now,
+        actor=f"{principal.role.value}:{principal.user_id}",
+        now=now,
+        source="ops",
+        note=record.note,
+    )
+    return SignupRecorded(
+        expert_id=result.expert_id,
+        signed_up_at=result.signed_up_at,
+        already_signed_up=not result.changed,
+        converted_leads=result.converted_leads,
+        cancelled_task_ids=result.cancelled_task_ids,
     )

@@ -10,27 +10,33 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from sourcing.api.deps import NowDep, SessionDep, SettingsDep, get_now, reject_unknown_query_params
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import projects as project_repository
-from sourcing.api.schemas import SalesNavWebhook, WebhookAccepted, YayWebhook
+from sourcing.api.schemas import SalesNavWebhook, SignupWebhook, WebhookAccepted, YayWebhook
 from sourcing.common.config import Settings
 from sourcing.common.errors import InvalidPayload, NotFound, ServiceUnavailable, Unauthorized
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
+from sourcing.common.messages.allocation import ExpertSignedUp
 from sourcing.common.messages.calls import YayCallEventReceived
 from sourcing.common.messages.sourcing import SalesNavLeadsReceived
 
 log = logging.getLogger("sourcing.api.webhooks")
+M = TypeVar("M", bound=BaseModel)
+# UUIDv5 namespace of sign-up envelope ids: one id per delivery id, so replays are deduplicated.
+SIGNUP_EVENT_NAMESPACE = uuid.UUID("0c9f5a3e-51f1-4d8e-9a11-5b1e2f7c9d20")
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 SIGNATURE_PREFIX = "sha256="
@@ -60,7 +66,7 @@ def _secret_matches(provided: str | None, expected: str) -> bool:
     return provided is not None and hmac.compare_digest(provided.encode(), expected.encode())
 
 
-def verify_yay_signature(body: bytes, signature: str | None, secret: str) -> bool:
+def verify_signature(body: bytes, signature: str | None, secret: str) -> bool:
     """Lowercase hex HMAC-SHA256 of the raw body, optionally prefixed `sha256=`."""
     if not signature:
         return False
@@ -71,11 +77,11 @@ def verify_yay_signature(body: bytes, signature: str | None, secret: str) -> boo
     return _secret_matches(candidate.lower(), expected)
 
 
-def _signature_time(timestamp: str | None, *, now: float, max_age: int, skew: int) -> datetime:
+def _signature_time(
+    timestamp: str | None, *, header: str, now: float, max_age: int, skew: int
+) -> datetime:
     def refuse(reason: str) -> InvalidPayload:
-        return InvalidPayload(
-            f"x-yay-timestamp {reason}", details={"header": "x-yay-timestamp", "reason": reason}
-        )
+        return InvalidPayload(f"{header} {reason}", details={"header": header, "reason": reason})
 
     if not timestamp:
         raise refuse("is missing")
@@ -130,61 +136,91 @@ class LeanRoute(APIRoute):
         await response(scope, receive, send)
 
 
-# The lean route declares no parameters: they are documented here.
-YAY_OPENAPI: dict[str, Any] = {
-    "parameters": [
-        _header_parameter(
-            "x-yay-signature", "HMAC-SHA256 of the raw body, lowercase hex", {"type": "string"}
-        ),
-        _header_parameter("x-yay-timestamp", "Unix seconds of signing", {"type": "string"}),
-        _header_parameter(
-            "x-yay-event-id",
-            "unique delivery id",
-            {"type": "string", "maxLength": EVENT_ID_MAX_LENGTH},
-        ),
-    ],
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": YayWebhook.model_json_schema()}},
-    },
-}
-
-
-def _event_id(value: str | None) -> str:
+def _event_id(value: str | None, *, header: str) -> str:
     event_id = (value or "").strip()
     if not event_id:
-        raise InvalidPayload("x-yay-event-id is required", details={"header": "x-yay-event-id"})
+        raise InvalidPayload(f"{header} is required", details={"header": header})
     if len(value or "") > EVENT_ID_MAX_LENGTH:
         raise InvalidPayload(
-            f"x-yay-event-id is longer than {EVENT_ID_MAX_LENGTH} characters",
-            details={"header": "x-yay-event-id", "maxLength": EVENT_ID_MAX_LENGTH},
+            f"{header} is longer than {EVENT_ID_MAX_LENGTH} characters",
+            details={"header": header, "maxLength": EVENT_ID_MAX_LENGTH},
         )
     return event_id
 
 
-async def yay_webhook(request: Request) -> Response:
+@dataclass(frozen=True, slots=True)
+class SignedWebhook:
+    """The header names of an HMAC-signed webhook: Yay's contract, reused by the sign-up site."""
+
+    signature: str
+    timestamp: str
+    event_id: str
+
+    def openapi(self, body_schema: type[BaseModel]) -> dict[str, Any]:
+        """The lean route's ``openapi_extra``: its headers and JSON body."""
+        return {
+            "parameters": [
+                _header_parameter(
+                    self.signature,
+                    "HMAC-SHA256 of the raw body, lowercase hex (`sha256=` prefix accepted)",
+                    {"type": "string"},
+                ),
+                _header_parameter(self.timestamp, "Unix seconds of signing", {"type": "string"}),
+                _header_parameter(
+                    self.event_id,
+                    "unique delivery id",
+                    {"type": "string", "maxLength": EVENT_ID_MAX_LENGTH},
+                ),
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body_schema.model_json_schema()}},
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SignedDelivery:
+    body: bytes
+    event_id: str
+    signed_at: datetime
+    received_at: datetime
+
+
+YAY_HEADERS = SignedWebhook("x-yay-signature", "x-yay-timestamp", "x-yay-event-id")
+SIGNUP_HEADERS = SignedWebhook("x-signup-signature", "x-signup-timestamp", "x-signup-event-id")
+
+
+async def verify_delivery(
+    request: Request, headers: SignedWebhook, secret: SecretStr | None
+) -> SignedDelivery:
+    """Signature (401), then timestamp window and delivery id (400), as Yay's contract says."""
     await reject_unknown_query_params(request)
     settings: Settings = request.app.state.settings
-    headers = request.headers
     body = await request.body()
-    assert settings.YAY_WEBHOOK_SECRET is not None
-    if not verify_yay_signature(
-        body, headers.get("x-yay-signature"), settings.YAY_WEBHOOK_SECRET.get_secret_value()
+    assert secret is not None  # required by the settings outside development
+    if not verify_signature(
+        body, request.headers.get(headers.signature), secret.get_secret_value()
     ):
-        raise Unauthorized("invalid or missing x-yay-signature")
+        raise Unauthorized(f"invalid or missing {headers.signature}")
     now = await get_now(request)
     signed_at = _signature_time(
-        headers.get("x-yay-timestamp"),
+        request.headers.get(headers.timestamp),
+        header=headers.timestamp,
         now=now.timestamp(),
         max_age=settings.YAY_TIMESTAMP_TOLERANCE_SECONDS,
         skew=settings.YAY_FUTURE_SKEW_SECONDS,
     )
-    event_id = _event_id(headers.get("x-yay-event-id"))
+    event_id = _event_id(request.headers.get(headers.event_id), header=headers.event_id)
+    return SignedDelivery(body, event_id, signed_at, now)
+
+
+def _parse(model: type[M], body: bytes, what: str) -> M:
     try:
-        event = YayWebhook.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidPayload(
-            "Yay event failed validation",
+            f"{what} failed validation",
             details={
                 "errors": [
                     {"field": ".".join(map(str, e["loc"])), "message": e["msg"]}
@@ -192,6 +228,22 @@ async def yay_webhook(request: Request) -> Response:
                 ]
             },
         ) from None
+
+
+def _accepted(event_id: str) -> Response:
+    accepted = WebhookAccepted(accepted=True, event_id=event_id)
+    return Response(
+        accepted.model_dump_json(by_alias=True),
+        status_code=status.HTTP_202_ACCEPTED,
+        media_type="application/json",
+    )
+
+
+async def yay_webhook(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    delivery = await verify_delivery(request, YAY_HEADERS, settings.YAY_WEBHOOK_SECRET)
+    event = _parse(YayWebhook, delivery.body, "Yay event")
+    event_id, signed_at, now = delivery.event_id, delivery.signed_at, delivery.received_at
     caller_key = (event.agent_email or event.call_id).lower()
     payload = YayCallEventReceived(
         event_id=event_id,
@@ -208,12 +260,7 @@ async def yay_webhook(request: Request) -> Response:
         Envelope.new(YayCallEventReceived.message_type, payload),
         caller_key,
     )
-    accepted = WebhookAccepted(accepted=True, event_id=payload.event_id)
-    return Response(
-        accepted.model_dump_json(by_alias=True),
-        status_code=status.HTTP_202_ACCEPTED,
-        media_type="application/json",
-    )
+    return _accepted(payload.event_id)
 
 
 router.add_api_route(
@@ -224,7 +271,7 @@ router.add_api_route(
     response_model=WebhookAccepted,
     responses=error_responses(400, 401, 413, 503),
     description=YAY_DESCRIPTION,
-    openapi_extra=YAY_OPENAPI,
+    openapi_extra=YAY_HEADERS.openapi(YayWebhook),
     route_class_override=LeanRoute,
 )
 
@@ -268,3 +315,46 @@ async def sales_nav_webhook(
     envelope = Envelope.new(SalesNavLeadsReceived.message_type, payload)
     await _publish(producer, "sales-nav-ingestion", envelope, str(body.project_id))
     return WebhookAccepted(accepted=True, event_id=envelope.id, leads=len(body.leads))
+
+
+SIGNUP_DESCRIPTION = """The sign-up site: an expert completed the sign-up. Signed like the Yay
+webhook: `x-signup-signature` = lowercase hex HMAC-SHA256 of the raw body keyed with
+`SIGNUP_WEBHOOK_SECRET` (`sha256=` prefix accepted), `x-signup-timestamp` = Unix seconds (older
+than 5 minutes or in the future is refused), `x-signup-event-id` = unique delivery id (a replay
+is answered 202 and changes nothing). Body: `event` = `expert.signed_up`, `expertId` and/or
+`email` (at least one; the expert is matched by id, else by primary email), optional
+`signedUpAt` (ISO-8601, default: now). The consumer writes the expert's `signedUpAt`, converts
+their leads, cancels their open signup-chase tasks and stops new ones; a sign-up naming no
+known expert is stored and ignored."""
+
+
+async def signup_webhook(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    delivery = await verify_delivery(request, SIGNUP_HEADERS, settings.SIGNUP_WEBHOOK_SECRET)
+    event = _parse(SignupWebhook, delivery.body, "sign-up event")
+    payload = ExpertSignedUp(
+        event_id=delivery.event_id,
+        expert_id=event.expert_id,
+        email=event.email.lower() if event.email else None,
+        signed_up_at=event.signed_up_at or delivery.received_at,
+        received_at=delivery.received_at,
+    )
+    envelope = Envelope.new(ExpertSignedUp.message_type, payload).model_copy(
+        update={"id": str(uuid.uuid5(SIGNUP_EVENT_NAMESPACE, delivery.event_id))}
+    )
+    key = str(payload.expert_id) if payload.expert_id else str(payload.email)
+    await _publish(request.app.state.broker, "call-allocation", envelope, key)
+    return _accepted(delivery.event_id)
+
+
+router.add_api_route(
+    "/signup",
+    signup_webhook,
+    methods=["POST"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WebhookAccepted,
+    responses=error_responses(400, 401, 413, 503),
+    description=SIGNUP_DESCRIPTION,
+    openapi_extra=SIGNUP_HEADERS.openapi(SignupWebhook),
+    route_class_override=LeanRoute,
+)
