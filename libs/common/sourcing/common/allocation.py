@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import string
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -726,6 +727,29 @@ async def schedule_signup_chase(
     )
 
 
+def _cancel(tasks: Sequence[CallTask], *, reason: str, now: datetime) -> list[uuid.UUID]:
+    """Move open tasks to CANCELLED through the state machine (an ASSIGNED task goes back to
+    the pool first: nobody holds it any more). Returns their ids; the caller audits."""
+    cancelled: list[uuid.UUID] = []
+    for task in tasks:
+        path = (
+            [_S.PENDING.value, _S.CANCELLED.value]
+            if task.status == _S.ASSIGNED.value
+            else [_S.CANCELLED.value]
+        )
+        current = task.status
+        for target in path:
+            CALL_TASK.assert_transition(current, target)
+            current = target
+        if task.status == _S.ASSIGNED.value:
+            task.caller_id = None
+        task.status = _S.CANCELLED.value
+        task.status_reason = reason
+        task.status_changed_at = now
+        cancelled.append(task.id)
+    return cancelled
+
+
 async def suppress_expert(
     session: AsyncSession,
     expert_id: uuid.UUID,
@@ -767,23 +791,7 @@ async def suppress_expert(
     if keep_task_id is not None:
         open_query = open_query.where(CallTask.id != keep_task_id)
     open_tasks = (await session.scalars(open_query.with_for_update())).all()
-    cancelled: list[uuid.UUID] = []
-    for task in open_tasks:
-        path = (
-            [_S.PENDING.value, _S.CANCELLED.value]  # an ASSIGNED task goes back, then out
-            if task.status == _S.ASSIGNED.value
-            else [_S.CANCELLED.value]
-        )
-        current = task.status
-        for target in path:
-            CALL_TASK.assert_transition(current, target)
-            current = target
-        if task.status == _S.ASSIGNED.value:
-            task.caller_id = None  # back in the pool first: nobody holds it any more
-        task.status = _S.CANCELLED.value
-        task.status_reason = status_reason
-        task.status_changed_at = now
-        cancelled.append(task.id)
+    cancelled = _cancel(open_tasks, reason=status_reason, now=now)
     disqualifiable = [
         state for state in LEAD.states if LEAD.can(state, LeadStatus.DISQUALIFIED.value)
     ]
@@ -892,3 +900,57 @@ async def record_outcome(
     await request_sheet_sync(session, project_id=task.project_id, expert_id=task.expert_id)
     await session.flush()
     return result
+
+
+# --- project changes ------------------------------------------------------------------------
+
+
+async def reprioritise_project_tasks(
+    session: AsyncSession, project_id: uuid.UUID, *, priority: int
+) -> int:
+    """The project's PENDING tasks take its new priority (the pool's first sort key).
+    Returns how many."""
+    result = await session.execute(
+        update(CallTask)
+        .where(CallTask.project_id == project_id, CallTask.status == _S.PENDING.value)
+        .values(priority=priority)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def cancel_project_tasks(
+    session: AsyncSession, project_id: uuid.UUID, *, project_status: str, now: datetime, actor: str
+) -> list[uuid.UUID]:
+    """A COMPLETED or ARCHIVED project's open tasks are CANCELLED, each audited
+    (``call_task.cancelled``). Returns their ids."""
+    tasks = (
+        await session.scalars(
+            select(CallTask)
+            .where(CallTask.project_id == project_id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES))
+            .order_by(CallTask.id)
+            .with_for_update()
+        )
+    ).all()
+    previous = {task.id: (task.status, task.caller_id) for task in tasks}
+    cancelled = _cancel(tasks, reason=f"project {project_status}", now=now)
+    correlation_id = correlation_id_var.get()
+    session.add_all(
+        SystemEvent(
+            type="call_task.cancelled",
+            entity_type="call_task",
+            entity_id=task_id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={
+                "reason": f"project {project_status}",
+                "projectId": str(project_id),
+                "from": previous[task_id][0],
+                "to": _S.CANCELLED.value,
+                "previousCallerId": str(previous[task_id][1]) if previous[task_id][1] else None,
+            },
+        )
+        for task_id in cancelled
+    )
+    await session.flush()
+    return cancelled

@@ -1,6 +1,7 @@
 """The call-allocation service: one thin agent over :mod:`sourcing.allocation.handlers`.
 
-* ``call-allocation`` (consumer ``call-allocation``): ``call-allocation.assign-current.v1``.
+* ``call-allocation`` (consumer ``call-allocation``): ``call-allocation.assign-current.v1``,
+  ``call-task.requested.v1``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
+from sourcing.common.messages.allocation import CallTaskRequested
 
 SERVICE_NAME = "allocation"
 LANE = "call-allocation"
@@ -27,7 +29,10 @@ def build_app(
     reliable_agent(
         app,
         LANE,
-        {CallAllocationAssignCurrent.message_type: handlers.handle_assign_current},
+        {
+            CallAllocationAssignCurrent.message_type: handlers.handle_assign_current,
+            CallTaskRequested.message_type: handlers.handle_call_task_requested,
+        },
         consumer_name=CONSUMER,
     )
     return app

@@ -5,6 +5,10 @@ a caller's status changes, or by anyone wanting a caller pre-assigned) expires s
 assignments everywhere, then gives the caller their next task if they have none, with the
 same rule as ``GET /api/v1/call-tasks/current`` (:mod:`sourcing.common.allocation`). A caller
 who may not work (paused, restricted, suspended, deactivated) or is unknown is left alone.
+
+``call-task.requested.v1`` (keyed by expert id; sent by ranking, lead ingestion and the
+contact-adding endpoint) gives an expert their initial call task in a project
+(:func:`sourcing.allocation.service.ensure_initial_call_task`).
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.allocation import service
 from sourcing.common import allocation
 from sourcing.common.allocation import Allocation
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope
+from sourcing.common.messages.allocation import CallTaskRequested
 
 log = logging.getLogger("sourcing.allocation")
 
@@ -64,3 +70,17 @@ class AllocationHandlers:
                 result.task_id,
                 " (newly assigned)" if result.newly_assigned else "",
             )
+
+    async def handle_call_task_requested(
+        self, session: AsyncSession, envelope: Envelope, payload: CallTaskRequested
+    ) -> None:
+        decision = await service.ensure_initial_call_task(
+            session, payload, now=self.clock(), actor=ACTOR
+        )
+        log.info(
+            "expert %s in project %s (%s): %s",
+            payload.expert_id,
+            payload.project_id,
+            payload.trigger.value,
+            f"task {decision.created} created" if decision.created else decision.skipped,
+        )

@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from sourcing.api.deps import SessionDep, StaffPrincipal
+from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import projects as repository
 from sourcing.api.schemas import (
@@ -22,11 +22,15 @@ from sourcing.api.schemas import (
     ScreeningQuestionOut,
     ScreeningQuestionUpdate,
 )
+from sourcing.common import allocation
 from sourcing.common.errors import NotFound
 from sourcing.common.models import Project, ScreeningQuestion
-from sourcing.common.statemachines import PROJECT
+from sourcing.common.statemachines import PROJECT, ProjectStatus
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+# A project in one of these statuses has no call tasks to work.
+CLOSED_STATUSES = frozenset({ProjectStatus.COMPLETED.value, ProjectStatus.ARCHIVED.value})
 
 _READ_ERRORS = error_responses(400, 401, 403, 404)
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413)
@@ -61,18 +65,36 @@ async def get_project(project_id: uuid.UUID, session: SessionDep, _: StaffPrinci
 
 @router.patch("/{project_id}", response_model=ProjectOut, responses=_WRITE_ERRORS)
 async def update_project(
-    project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep, _: StaffPrincipal
+    project_id: uuid.UUID,
+    body: ProjectUpdate,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
 ) -> Project:
+    """Also moves the project's call tasks, in the same transaction: a new priority re-orders
+    its PENDING tasks; COMPLETED or ARCHIVED cancels its open tasks (audited); a PAUSED
+    project's tasks stay in the pool but are not handed out until it is ACTIVE again."""
     project = await _project(session, project_id, lock=True)
     changes = body.model_dump(exclude_unset=True)
     new_status = changes.pop("status", None)
+    previous_priority = project.priority
     if new_status is not None and new_status != project.status:
         PROJECT.assert_transition(project.status, new_status)
         project.status = new_status
+        if new_status in CLOSED_STATUSES:
+            await allocation.cancel_project_tasks(
+                session,
+                project.id,
+                project_status=new_status,
+                now=now,
+                actor=f"{principal.role.value}:{principal.user_id}",
+            )
     for field, value in changes.items():
         if value is None and field != "description":
             continue
         setattr(project, field, value)
+    if project.priority != previous_priority:
+        await allocation.reprioritise_project_tasks(session, project.id, priority=project.priority)
     await session.flush()
     await session.refresh(project)
     return project
