@@ -30,6 +30,11 @@ by then is moved ``ASSIGNED → EXPIRED → PENDING`` (back to the pool) by
 ``ALLOCATION_EXPIRY_SWEEP_SECONDS`` (:class:`ExpirySweep`), and a caller's own stale task is
 expired before they are given another.
 
+Tasks enter the pool from the sourcing pipeline (the allocation service's
+``call-task.requested.v1`` handler: one initial task per callable expert and project), from
+retries and signup chases (below); a project's priority and closing move them
+(:func:`reprioritise_project_tasks`, :func:`cancel_project_tasks`).
+
 Time is always passed in (``now``), never read here.
 """
 
@@ -99,6 +104,10 @@ from sourcing.common.statemachines import (
 OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
 
 NO_AVAILABLE_TASKS = "NO_AVAILABLE_TASKS"
+
+# A project in one of these statuses has no call tasks to work: its open ones are cancelled,
+# no new ones are created.
+CLOSED_PROJECT_STATUSES = frozenset({ProjectStatus.COMPLETED.value, ProjectStatus.ARCHIVED.value})
 
 _S = CallTaskStatus
 _A = CallerAllocationStatus

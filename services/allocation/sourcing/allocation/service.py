@@ -27,15 +27,14 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.allocation import repository
+from sourcing.common.allocation import CLOSED_PROJECT_STATUSES
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.allocation import CallTaskRequested
 from sourcing.common.models import SystemEvent
 from sourcing.common.models.enums import CallTaskKind
-from sourcing.common.statemachines import CallTaskStatus, LeadStatus, ProjectStatus
+from sourcing.common.statemachines import CallTaskStatus, LeadStatus
 
 log = logging.getLogger("sourcing.allocation")
-
-CLOSED_PROJECT_STATUSES = frozenset({ProjectStatus.COMPLETED.value, ProjectStatus.ARCHIVED.value})
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,7 +77,8 @@ async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | No
 
 async def add_contact(session: AsyncSession, values: dict[str, Any]) -> ExpertContact:
     """Insert the contact, or return the expert's existing one with the same normalised value
-    (marked primary when asked); a new primary phone or email demotes the expert's others."""
+    (marked primary when asked); a new primary contact demotes the expert's others of its
+    type."""
     if values.get("is_primary"):
         await session.execute(
             update(ExpertContact)

@@ -25,12 +25,9 @@ from sourcing.api.schemas import (
 from sourcing.common import allocation
 from sourcing.common.errors import NotFound
 from sourcing.common.models import Project, ScreeningQuestion
-from sourcing.common.statemachines import PROJECT, ProjectStatus
+from sourcing.common.statemachines import PROJECT
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
-
-# A project in one of these statuses has no call tasks to work.
-CLOSED_STATUSES = frozenset({ProjectStatus.COMPLETED.value, ProjectStatus.ARCHIVED.value})
 
 _READ_ERRORS = error_responses(400, 401, 403, 404)
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413)
@@ -81,7 +78,7 @@ async def update_project(
     if new_status is not None and new_status != project.status:
         PROJECT.assert_transition(project.status, new_status)
         project.status = new_status
-        if new_status in CLOSED_STATUSES:
+        if new_status in allocation.CLOSED_PROJECT_STATUSES:
             await allocation.cancel_project_tasks(
                 session,
                 project.id,
