@@ -51,50 +51,43 @@ async def ensure_initial_call_task(
     session: AsyncSession, request: CallTaskRequested, *, now: datetime, actor: str
 ) -> CallTaskDecision:
     """The rule of the module docstring for one (project, expert)."""
-    project = await repository.get_project(session, request.project_id)
-    if project is None or project.status in CLOSED_PROJECT_STATUSES:
-        return CallTaskDecision(skipped="the project is gone, completed or archived")
-    expert = await repository.get_expert(session, request.expert_id)
-    if expert is None:
-        return CallTaskDecision(skipped="the expert is gone")
-    if expert.suppressed_at is not None or await repository.is_suppressed(session, expert.id):
+    facts = await repository.call_task_facts(session, request.project_id, request.expert_id)
+    if facts is None or facts.project_status in CLOSED_PROJECT_STATUSES:
+        return CallTaskDecision(skipped="the project or expert is gone, or the project closed")
+    if facts.suppressed:
         return CallTaskDecision(skipped="the expert must never be contacted again")
-    leads = await repository.leads_of(session, project.id, expert.id)
-    if expert.signed_up_at is not None or any(
-        lead.status == LeadStatus.CONVERTED.value for lead in leads
-    ):
+    leads = await repository.leads_of(session, request.project_id, request.expert_id)
+    if facts.signed_up or any(status == LeadStatus.CONVERTED.value for _, status in leads):
         return CallTaskDecision(skipped="the expert is converted")
-    callable_leads = [lead for lead in leads if lead.status != LeadStatus.DISQUALIFIED.value]
+    callable_leads = [lead_id for lead_id, status in leads if status != LeadStatus.DISQUALIFIED]
     if not callable_leads:
         return CallTaskDecision(skipped="the expert has no qualified lead in the project")
-    score = await repository.latest_score(session, project.id, expert.id)
-    if await repository.has_call_task(session, project.id, expert.id):
+    if facts.has_call_task:
         rescored = 0
-        if score is not None:
+        if facts.latest_score is not None:
             rescored = await repository.refresh_pending_scores(
-                session, project.id, expert.id, score=score
+                session, request.project_id, request.expert_id, score=facts.latest_score
             )
         return CallTaskDecision(rescored=rescored, skipped="the expert already has a call task")
-    phone = await repository.dialable_phone(session, expert.id)
-    if phone is None:
+    if facts.phone is None:
         return CallTaskDecision(skipped="the expert has no dialable phone")
-    lead = next((lead for lead in callable_leads if lead.id == request.lead_id), callable_leads[0])
+    lead_id = request.lead_id if request.lead_id in callable_leads else callable_leads[0]
     correlation_id = correlation_id_var.get()
     task_id = await repository.insert_open_task(
         session,
         {
             "id": uuid.uuid4(),
-            "project_id": project.id,
-            "expert_id": expert.id,
-            "lead_id": lead.id,
+            "project_id": request.project_id,
+            "expert_id": request.expert_id,
+            "lead_id": lead_id,
             "status": CallTaskStatus.PENDING.value,
             "status_changed_at": now,
             "kind": CallTaskKind.INITIAL.value,
-            "priority": project.priority,
-            "ranking_score": score if score is not None else 0.0,
-            "region_iso": expert.country_iso.upper() if expert.country_iso else None,
-            "language_code": expert.language_codes[0].lower() if expert.language_codes else None,
-            "phone_number": phone,
+            "priority": facts.priority,
+            "ranking_score": facts.latest_score if facts.latest_score is not None else 0.0,
+            "region_iso": facts.country_iso.upper() if facts.country_iso else None,
+            "language_code": facts.language_codes[0].lower() if facts.language_codes else None,
+            "phone_number": facts.phone,
             "correlation_id": correlation_id,
         },
     )
@@ -108,9 +101,9 @@ async def ensure_initial_call_task(
             actor=actor,
             correlation_id=correlation_id,
             data={
-                "projectId": str(project.id),
-                "expertId": str(expert.id),
-                "leadId": str(lead.id),
+                "projectId": str(request.project_id),
+                "expertId": str(request.expert_id),
+                "leadId": str(lead_id),
                 "trigger": request.trigger.value,
                 "kind": CallTaskKind.INITIAL.value,
             },
