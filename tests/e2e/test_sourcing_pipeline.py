@@ -1,12 +1,14 @@
 """The sourcing pipeline end to end on the embedded stack: Sales Nav webhook (gateway, HTTP) →
 ``sales-nav-ingestion`` → ``lead-ingestion`` (ingestion app) → ``enrichment`` waterfall against
-the provider sandbox → ``ranking`` (enrichment app), both apps running with ``running_app``,
-the sandbox on a free port (``SANDBOX_PROVIDERS=1``), real PostgreSQL and broker.
+the provider sandbox → ``ranking`` (enrichment app) → ``call-allocation`` (allocation app: the
+call tasks), the apps running with ``running_app``, the sandbox on a free port
+(``SANDBOX_PROVIDERS=1``), real PostgreSQL and broker.
 
 One delivery of 50 leads: 40 people, 10 of them sent twice. The sandbox's persona markers in the
 names decide what the vendors answer (`sourcing.sandbox.personas`): ``standard`` (hit), ``personal``
 (only personal emails: nothing usable in GB/DE, a personal email in the US), ``lowconf``,
-``nomatch``, ``flaky`` (429/500 from some vendors).
+``nomatch``, ``flaky`` (429/500 from some vendors). The ``nomatch`` people come with a phone in
+US national format: no vendor knows them, but their lead's phone makes them callable.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sourcing.allocation.app import build_app as build_allocation_app
 from sourcing.common.config import Settings
 from sourcing.common.models import (
+    CallTask,
     EnrichmentAttempt,
     Expert,
     ExpertContact,
     Lead,
+    ProcessedEvent,
     RankingSnapshot,
 )
 from sourcing.common.policies.contacts import is_personal_email, requires_professional_email
@@ -82,7 +87,7 @@ def _people() -> list[dict[str, Any]]:
                     "companyDomain": f"acme{index}.com",
                     "countryIso": country,
                     "email": None,
-                    "phone": None,
+                    "phone": f"(415) 555-01{index:02d}" if marker == "nomatch" else None,
                     "marker": marker,  # an unknown extra field: kept, not rejected
                 }
             )
@@ -97,7 +102,7 @@ async def stack(
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
     tmp_path: Path,
 ) -> AsyncIterator[tuple[Settings, httpx.AsyncClient]]:
-    """Sandbox, gateway (committing), ingestion and enrichment apps running."""
+    """Sandbox, gateway (committing), ingestion, enrichment and allocation apps running."""
     async with serve_sandbox(slow_seconds=1.0) as sandbox_url:
         settings = make_kafka_settings(
             database_url=kafka_settings.DATABASE_URL,
@@ -126,9 +131,17 @@ async def stack(
             web_enabled=False,
             datadir=tmp_path / "faust-enrichment",
         )
+        allocation = build_allocation_app(
+            settings,
+            sessionmaker=kafka_sessionmaker,
+            relay_outbox=True,
+            web_enabled=False,
+            datadir=tmp_path / "faust-allocation",
+        )
         async with (
             running_app(ingestion),
             running_app(enrichment),
+            running_app(allocation),
             serve_gateway(settings) as client,
         ):
             yield settings, client
@@ -255,3 +268,41 @@ async def test_sales_nav_delivery_ends_enriched_ranked_and_explained(
     outreach = await read_topic(settings, "outreach", min_count=len(confident), settle=0.5)
     assert len(outreach) == len(confident)
     assert {r.envelope().payload["leadId"] for r in outreach} == {str(x.id) for x in confident}
+
+    # Call tasks: every expert with a dialable phone (found by a vendor, or the lead's own in
+    # national format, stored E.164) ends with exactly one PENDING initial task, nobody else.
+    callable_experts = {
+        c.expert_id: c.value_normalized for c in contacts if c.type == "PHONE" and c.is_dialable
+    }
+    assert all(phone.startswith("+1") for phone in callable_experts.values())
+    nomatch = {expert.id for lead, expert in rows if by_name[lead.raw_name]["marker"] == "nomatch"}
+    assert nomatch and nomatch <= set(callable_experts)
+
+    # 40 rankings and the two nomatch leads' phones asked for a task: wait until all handled.
+    requests = await read_topic(settings, "call-allocation", min_count=42, settle=1.0)
+    assert len(requests) == 42
+    request_ids = [record.envelope().id for record in requests]
+
+    async def requests_handled() -> bool:
+        async with kafka_sessionmaker() as session:
+            handled = await _count(
+                session,
+                ProcessedEvent,
+                ProcessedEvent.consumer == "call-allocation",
+                ProcessedEvent.event_id.in_(request_ids),
+            )
+            return handled == len(request_ids)
+
+    await wait_until(requests_handled, timeout=60, interval=0.25, message="call tasks requested")
+    async with kafka_sessionmaker() as session:
+        tasks = (
+            (await session.execute(select(CallTask).where(CallTask.project_id == project.id)))
+            .scalars()
+            .all()
+        )
+    assert Counter(t.expert_id for t in tasks) == Counter(set(callable_experts))
+    scores = {lead.expert_id: lead.ranking_score for lead, _ in rows}
+    for task in tasks:
+        assert (task.status, task.kind, task.priority) == ("PENDING", "INITIAL", project.priority)
+        assert task.phone_number == callable_experts[task.expert_id]
+        assert task.ranking_score == scores[task.expert_id]

@@ -39,6 +39,7 @@ from sourcing.common.models import (
     ProcessedWebhookEvent,
 )
 from sourcing.common.models.enums import ContactType
+from sourcing.common.policies.phones import to_e164
 from sourcing.common.statemachines import CALLER_ALLOCATION
 from tests.factories import (
     create_call_task,
@@ -140,7 +141,8 @@ async def _expert_with_phone(
         expert=expert,
         type=ContactType.PHONE.value,
         value=phone,
-        value_normalized=phone,
+        value_normalized=to_e164(phone),
+        is_dialable=True,
         is_professional=None,
     )
     return expert.id, phone
@@ -177,7 +179,7 @@ async def test_a_callers_shift_from_signed_yay_webhooks(
                 expert_id=expert_id,
                 caller_id=caller_id,
                 status="ASSIGNED",
-                phone_number=phone,
+                phone_number=to_e164(phone),
             )
             return task.id
 

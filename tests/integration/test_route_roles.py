@@ -52,6 +52,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/projects/{project_id}/experts"): STAFF,
     ("GET", "/api/v1/experts/{expert_id}"): STAFF,
     ("POST", "/api/v1/experts/{expert_id}/signup"): STAFF,
+    ("POST", "/api/v1/experts/{expert_id}/contacts"): STAFF,  # issue 13
     ("POST", "/api/v1/job-title-discovery/trigger"): STAFF,
     # Call tasks (issue 4)
     ("GET", "/api/v1/call-tasks/current"): frozenset({"caller"}),

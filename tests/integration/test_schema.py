@@ -245,7 +245,7 @@ async def test_concurrent_migrations_do_not_collide(empty_database_url: str) -> 
     try:
         async with engine.connect() as connection:
             versions = (await connection.execute(text("SELECT * FROM alembic_version"))).all()
-        assert [tuple(row) for row in versions] == [("0002",)]
+        assert [tuple(row) for row in versions] == [("0003",)]
     finally:
         await engine.dispose()
 

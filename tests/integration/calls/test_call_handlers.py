@@ -26,6 +26,7 @@ from sourcing.common.models import (
     SystemEvent,
 )
 from sourcing.common.models.enums import ContactType
+from sourcing.common.policies.phones import to_e164
 from tests.factories import create_call_task, create_caller, create_expert, create_expert_contact
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,8 @@ async def assigned_task(
         expert=expert,
         type=ContactType.PHONE.value,
         value=phone,
-        value_normalized=phone,
+        value_normalized=to_e164(phone),
+        is_dialable=True,
         is_professional=None,
     )
     return await create_call_task(

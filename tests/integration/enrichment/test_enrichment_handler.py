@@ -7,17 +7,20 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.common.config import Settings, load_settings
-from sourcing.common.events import Envelope
+from sourcing.common.events import Envelope, MessagePayload
 from sourcing.common.http import ExternalHttp
+from sourcing.common.messages.allocation import CallTaskRequested
 from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
 from sourcing.common.models import (
+    CallTask,
     EnrichmentAttempt,
     Expert,
     ExpertContact,
@@ -42,6 +45,8 @@ from sourcing.sandbox.personas import Outcome, expected_outcome
 from tests.factories import create_company, create_expert, create_job_title, create_lead
 from tests.factories import create_project as _create_project
 from tests.unit.enrichment.support import make_http
+
+P = TypeVar("P", bound=MessagePayload)
 
 ADAPTER_TIMEOUT = 0.3  # per request; the sandbox's slow answers take 1 s
 
@@ -391,3 +396,49 @@ async def test_ranking_of_unknown_ids_does_nothing(session: AsyncSession) -> Non
         )
     ).scalar_one()
     assert count == 0
+
+
+async def test_an_enrichment_result_with_a_phone_ends_in_one_pending_call_task(
+    session: AsyncSession, deps: EnrichmentDeps, settings: Settings
+) -> None:
+    """The joint to allocation (issue 13): enrichment → ranking → ``call-task.requested.v1``
+    → the allocation handler, each step's outbox message handed to the next handler."""
+    project = await create_project(session, priority=4)
+    lead = await _lead(session, "Alex Standard", project=project)
+    await _enrich(session, lead, deps)
+    [phone] = [c for c in await _contacts(session, lead) if c.type == "PHONE"]
+    assert (phone.value_normalized, phone.is_dialable) == ("+12025550169", True)
+    ranking = await _staged(session, "ranking", RankingRequested, lead.project_id)
+    await handle_ranking_requested(session, *ranking)
+    allocation = AllocationHandlers(settings)
+
+    for _ in range(2):  # the request, then its replay
+        envelope, request = await _staged(
+            session, "call-allocation", CallTaskRequested, lead.expert_id
+        )
+        await allocation.handle_call_task_requested(session, envelope, request)
+
+    await session.refresh(lead)
+    tasks = (
+        await session.scalars(select(CallTask).where(CallTask.expert_id == lead.expert_id))
+    ).all()
+    assert [(t.status, t.kind, t.priority, t.phone_number) for t in tasks] == [
+        ("PENDING", "INITIAL", 4, "+12025550169")
+    ]
+    assert tasks[0].ranking_score == lead.ranking_score
+
+
+async def _staged(
+    session: AsyncSession, lane: str, model: type[P], key: uuid.UUID
+) -> tuple[Envelope, P]:
+    """The latest message of ``model`` staged for ``lane`` under ``key``."""
+    row = await session.scalar(
+        select(OutboxMessage.envelope)
+        .where(OutboxMessage.topic == lane, OutboxMessage.key == str(key))
+        .where(OutboxMessage.envelope["type"].astext == model.message_type)
+        .order_by(OutboxMessage.seq.desc())
+        .limit(1)
+    )
+    assert row is not None, f"no {model.message_type} staged for {lane}"
+    envelope = Envelope.model_validate(row)
+    return envelope, model.model_validate(envelope.payload)

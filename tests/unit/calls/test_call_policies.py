@@ -14,7 +14,6 @@ from sourcing.common.policies.calls import (
     is_short_call,
     low_dial_rate_since,
     performance_score,
-    phone_digits,
     shift_start_for_dial,
     validate_call,
 )
@@ -93,12 +92,6 @@ def test_expert_timezone_falls_back_to_the_countrys_main_zone() -> None:
 def test_countries_outside_the_table_use_the_tz_database() -> None:
     zone = country_timezone("IS")  # Iceland: not in the curated table
     assert zone is not None and zone.key == "Atlantic/Reykjavik"
-
-
-def test_phone_digits() -> None:
-    assert phone_digits("+1 (415) 555-0100") == "14155550100"
-    assert phone_digits("") is None
-    assert phone_digits("n/a") is None
 
 
 # --- shifts ---------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from sourcing.enrichment.providers.base import (
     email_kind,
     linkedin_slug,
     normalize_domain,
-    to_e164,
 )
 from tests.unit.enrichment.support import make_settings
 
@@ -161,9 +160,6 @@ def test_person_query_derives_what_vendors_need() -> None:
 
 
 def test_helpers() -> None:
-    assert to_e164("+44 (20) 7946-0958") == "+442079460958"
-    assert to_e164("0044 20 7946 0958") == "+442079460958"
-    assert to_e164("(415) 555-0100") is None  # no country code: not guessed
     assert linkedin_slug("https://www.linkedin.com/in/jane%2Ddoe?trk=x") == "jane-doe"
     assert linkedin_slug("https://example.com/jane") is None
     assert normalize_domain("stripe.com:443") == "stripe.com"

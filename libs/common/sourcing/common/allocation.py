@@ -30,6 +30,11 @@ by then is moved ``ASSIGNED → EXPIRED → PENDING`` (back to the pool) by
 ``ALLOCATION_EXPIRY_SWEEP_SECONDS`` (:class:`ExpirySweep`), and a caller's own stale task is
 expired before they are given another.
 
+Tasks enter the pool from the sourcing pipeline (the allocation service's
+``call-task.requested.v1`` handler: one initial task per callable expert and project), from
+retries and signup chases (below); a project's priority and closing move them
+(:func:`reprioritise_project_tasks`, :func:`cancel_project_tasks`).
+
 Time is always passed in (``now``), never read here.
 """
 
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 import string
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -101,6 +106,10 @@ from sourcing.common.statemachines import (
 OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
 
 NO_AVAILABLE_TASKS = "NO_AVAILABLE_TASKS"
+
+# A project in one of these statuses has no call tasks to work: its open ones are cancelled,
+# no new ones are created.
+CLOSED_PROJECT_STATUSES = frozenset({ProjectStatus.COMPLETED.value, ProjectStatus.ARCHIVED.value})
 
 _S = CallTaskStatus
 _A = CallerAllocationStatus
@@ -989,8 +998,7 @@ async def cancel_open_tasks(
     kind: CallTaskKind | None = None,
     keep_task_id: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """CANCEL the expert's open call tasks (only ``kind``'s when given; an ASSIGNED one goes
-    back to the pool first, ``→ PENDING → CANCELLED``). Returns their ids."""
+    """CANCEL the expert's open call tasks (only ``kind``'s when given). Returns their ids."""
     open_query = select(CallTask).where(
         CallTask.expert_id == expert_id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES)
     )
@@ -999,10 +1007,16 @@ async def cancel_open_tasks(
     if keep_task_id is not None:
         open_query = open_query.where(CallTask.id != keep_task_id)
     open_tasks = (await session.scalars(open_query.with_for_update())).all()
+    return _cancel(open_tasks, reason=reason, now=now)
+
+
+def _cancel(tasks: Sequence[CallTask], *, reason: str, now: datetime) -> list[uuid.UUID]:
+    """Move open tasks to CANCELLED through the state machine (an ASSIGNED task goes back to
+    the pool first: nobody holds it any more). Returns their ids; the caller audits."""
     cancelled: list[uuid.UUID] = []
-    for task in open_tasks:
+    for task in tasks:
         path = (
-            [_S.PENDING.value, _S.CANCELLED.value]  # an ASSIGNED task goes back, then out
+            [_S.PENDING.value, _S.CANCELLED.value]
             if task.status == _S.ASSIGNED.value
             else [_S.CANCELLED.value]
         )
@@ -1011,7 +1025,7 @@ async def cancel_open_tasks(
             CALL_TASK.assert_transition(current, target)
             current = target
         if task.status == _S.ASSIGNED.value:
-            task.caller_id = None  # back in the pool first: nobody holds it any more
+            task.caller_id = None
         task.status = _S.CANCELLED.value
         task.status_reason = reason
         task.status_changed_at = now
@@ -1186,6 +1200,60 @@ async def record_outcome(
     await request_sheet_sync(session, project_id=task.project_id, expert_id=task.expert_id)
     await session.flush()
     return result
+
+
+# --- project changes ------------------------------------------------------------------------
+
+
+async def reprioritise_project_tasks(
+    session: AsyncSession, project_id: uuid.UUID, *, priority: int
+) -> int:
+    """The project's PENDING tasks take its new priority (the pool's first sort key).
+    Returns how many."""
+    result = await session.execute(
+        update(CallTask)
+        .where(CallTask.project_id == project_id, CallTask.status == _S.PENDING.value)
+        .values(priority=priority)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def cancel_project_tasks(
+    session: AsyncSession, project_id: uuid.UUID, *, project_status: str, now: datetime, actor: str
+) -> list[uuid.UUID]:
+    """A COMPLETED or ARCHIVED project's open tasks are CANCELLED, each audited
+    (``call_task.cancelled``). Returns their ids."""
+    tasks = (
+        await session.scalars(
+            select(CallTask)
+            .where(CallTask.project_id == project_id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES))
+            .order_by(CallTask.id)
+            .with_for_update()
+        )
+    ).all()
+    previous = {task.id: (task.status, task.caller_id) for task in tasks}
+    cancelled = _cancel(tasks, reason=f"project {project_status}", now=now)
+    correlation_id = correlation_id_var.get()
+    session.add_all(
+        SystemEvent(
+            type="call_task.cancelled",
+            entity_type="call_task",
+            entity_id=task_id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={
+                "reason": f"project {project_status}",
+                "projectId": str(project_id),
+                "from": previous[task_id][0],
+                "to": _S.CANCELLED.value,
+                "previousCallerId": str(previous[task_id][1]) if previous[task_id][1] else None,
+            },
+        )
+        for task_id in cancelled
+    )
+    await session.flush()
+    return cancelled
 
 
 # --- sign-up --------------------------------------------------------------------------------

@@ -23,7 +23,12 @@ LANES: tuple[Lane, ...] = (
     Lane("call-validation", 15, "caller id", "Validate calls, detect fraud"),
     Lane("lead-ingestion", 10, "normalised person identity", "Deduplicate leads, create experts"),
     Lane("screening", 10, "expert id", "Send screening follow-up reminders"),
-    Lane("call-allocation", 10, "caller id", "Assign call tasks to callers"),
+    Lane(
+        "call-allocation",
+        10,
+        "caller id (call-task requests: expert id)",
+        "Assign call tasks to callers",
+    ),
     Lane("outreach", 8, "expert id", "Deliver messages via channel providers"),
     Lane("enrichment", 6, "expert id", "Enrich leads with contact data"),
     Lane("sales-nav-ingestion", 5, "project id", "Process Sales Nav webhook payloads"),

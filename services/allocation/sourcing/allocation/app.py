@@ -1,7 +1,7 @@
 """The call-allocation service: one thin agent over :mod:`sourcing.allocation.handlers`.
 
-* ``call-allocation`` (consumer ``call-allocation``): ``call-allocation.assign-current.v1``
-  and ``expert.signed-up.v1``.
+* ``call-allocation`` (consumer ``call-allocation``): ``call-allocation.assign-current.v1``,
+  ``call-task.requested.v1`` and ``expert.signed-up.v1``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
-from sourcing.common.messages.allocation import ExpertSignedUp
+from sourcing.common.messages.allocation import CallTaskRequested, ExpertSignedUp
 
 SERVICE_NAME = "allocation"
 LANE = "call-allocation"
@@ -31,6 +31,7 @@ def build_app(
         LANE,
         {
             CallAllocationAssignCurrent.message_type: handlers.handle_assign_current,
+            CallTaskRequested.message_type: handlers.handle_call_task_requested,
             ExpertSignedUp.message_type: handlers.handle_expert_signed_up,
         },
         consumer_name=CONSUMER,

@@ -7,6 +7,10 @@ same rule as ``GET /api/v1/call-tasks/current`` (:mod:`sourcing.common.allocatio
 who may not work (paused, restricted, suspended, deactivated), is offline
 (:func:`sourcing.common.allocation.is_online`) or is unknown is left alone.
 
+``call-task.requested.v1`` (keyed by expert id; sent by ranking, lead ingestion and the
+contact-adding endpoint) gives an expert their initial call task in a project
+(:func:`sourcing.allocation.service.ensure_initial_call_task`).
+
 ``expert.signed-up.v1`` (keyed by expert; sent by the sign-up webhook) records the sign-up
 (:func:`sourcing.common.allocation.record_signup`). A sign-up naming no known expert is stored
 as an ``expert.signup_unmatched`` system event and acknowledged: never a retry loop.
@@ -19,13 +23,14 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.allocation import service
 from sourcing.common import allocation
 from sourcing.common.allocation import Allocation
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope
 from sourcing.common.logging import correlation_id_var
-from sourcing.common.messages.allocation import ExpertSignedUp
+from sourcing.common.messages.allocation import CallTaskRequested, ExpertSignedUp
 from sourcing.common.models import SystemEvent
 
 log = logging.getLogger("sourcing.allocation")
@@ -76,6 +81,20 @@ class AllocationHandlers:
                 result.task_id,
                 " (newly assigned)" if result.newly_assigned else "",
             )
+
+    async def handle_call_task_requested(
+        self, session: AsyncSession, envelope: Envelope, payload: CallTaskRequested
+    ) -> None:
+        decision = await service.ensure_initial_call_task(
+            session, payload, now=self.clock(), actor=ACTOR
+        )
+        log.info(
+            "expert %s in project %s (%s): %s",
+            payload.expert_id,
+            payload.project_id,
+            payload.trigger.value,
+            f"task {decision.created} created" if decision.created else decision.skipped,
+        )
 
     async def handle_expert_signed_up(
         self, session: AsyncSession, envelope: Envelope, payload: ExpertSignedUp

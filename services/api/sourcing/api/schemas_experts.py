@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StringConstraints
 
 from sourcing.api.schemas import LongText, RequestModel, ResponseModel, UtcDatetime
+
+
+class ContactCreate(RequestModel):
+    """An operator's contact for an expert. Phones only for now: stored in E.164 (a national
+    format is read in the expert's country); a number that cannot be read is kept as given,
+    ``isDialable: false``, and never called."""
+
+    type: Literal["PHONE"]
+    value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    is_primary: bool = False
 
 
 class ContactOut(ResponseModel):
@@ -15,7 +26,12 @@ class ContactOut(ResponseModel):
     type: str
     channel: str | None
     value: str
+    value_normalized: str
+    is_primary: bool
     is_professional: bool | None
+    is_dialable: bool | None = Field(
+        description="Phones: E.164 and callable (true), or kept as given and never called"
+    )
     source: str
     provider: str | None
     confidence: float | None

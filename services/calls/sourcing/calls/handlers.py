@@ -70,10 +70,10 @@ from sourcing.common.policies.calls import (
     evaluate_allocation_status,
     expert_timezone,
     performance_score,
-    phone_digits,
     shift_start_for_dial,
     validate_call,
 )
+from sourcing.common.policies.phones import to_e164
 from sourcing.common.statemachines import (
     CALL_TASK,
     CALLER_ALLOCATION,
@@ -227,10 +227,11 @@ class CallHandlers:
                 # A task id naming another caller's task is not trusted.
                 if candidate is not None and candidate.caller_id == caller.id:
                     return candidate
-            digits = phone_digits(fold.to_number)
-            if digits is not None:
+            # Yay reports the dialled number in E.164, as contacts and tasks store it.
+            number = to_e164(fold.to_number)
+            if number is not None:
                 task_id = await repository.active_task_dialling(
-                    session, caller_id=caller.id, number_digits=digits
+                    session, caller_id=caller.id, number_e164=number
                 )
         return await repository.lock_task(session, task_id) if task_id is not None else None
 

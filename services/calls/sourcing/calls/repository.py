@@ -29,10 +29,6 @@ from sourcing.common.statemachines import CALL_TASK_ACTIVE_STATUSES
 YAY_SOURCE = "yay"
 
 
-def _digits(column: Any) -> Any:
-    return func.regexp_replace(column, r"\D", "", "g")
-
-
 # --- webhook deduplication and raw events ---------------------------------------------------
 
 
@@ -213,19 +209,16 @@ async def lock_task(session: AsyncSession, task_id: uuid.UUID) -> CallTask | Non
 
 
 async def active_task_dialling(
-    session: AsyncSession, *, caller_id: uuid.UUID, number_digits: str
+    session: AsyncSession, *, caller_id: uuid.UUID, number_e164: str
 ) -> uuid.UUID | None:
     """The caller's ASSIGNED/DIALING task whose number (the task's own, the expert's primary
-    phone or a PHONE contact of the expert) is ``number_digits``."""
+    phone or a dialable PHONE contact of the expert, all stored in E.164) is ``number_e164``."""
     phone_contact = (
         select(literal(1))
         .where(
             ExpertContact.expert_id == CallTask.expert_id,
             ExpertContact.type == ContactType.PHONE.value,
-            or_(
-                _digits(ExpertContact.value_normalized) == number_digits,
-                _digits(ExpertContact.value) == number_digits,
-            ),
+            ExpertContact.value_normalized == number_e164,
         )
         .exists()
     )
@@ -236,8 +229,8 @@ async def active_task_dialling(
             CallTask.caller_id == caller_id,
             CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES),
             or_(
-                _digits(CallTask.phone_number) == number_digits,
-                _digits(Expert.primary_phone) == number_digits,
+                CallTask.phone_number == number_e164,
+                Expert.primary_phone == number_e164,
                 phone_contact,
             ),
         )

@@ -10,7 +10,8 @@ only the dedup row, during the lookups; a batch of messages runs its waterfalls 
 (:func:`handle_enrichment_batch`), which bounds how many connections sit idle that way.
 
 Ranking (``ranking.requested.v1``) recomputes one expert's score in a project
-(:mod:`sourcing.common.policies.ranking`), writes a RankingSnapshot and the leads' score.
+(:mod:`sourcing.common.policies.ranking`), writes a RankingSnapshot and the leads' score, and
+asks the allocation service for the expert's call task (``call-task.requested.v1``).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from sourcing.common.clock import utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.messages.allocation import CallTaskTrigger, request_call_task
 from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
 from sourcing.common.messages.outreach import AutoOutreachRequested
 from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
+from sourcing.common.policies.phones import normalize_phone
 from sourcing.common.policies.ranking import ContactSignal, RankingInput, score_expert
 from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import LEAD, LeadStatus
@@ -199,8 +202,14 @@ def _move(lead: Lead, target: LeadStatus, *, reason: str | None, now: datetime) 
 
 
 def _contact_rows(
-    outcome: WaterfallOutcome, expert_id: uuid.UUID, attempt_id: uuid.UUID
+    outcome: WaterfallOutcome,
+    expert_id: uuid.UUID,
+    attempt_id: uuid.UUID,
+    *,
+    country_iso: str | None,
 ) -> list[dict[str, Any]]:
+    """The best result's contacts; phones in E.164 (national formats read in the expert's
+    country), a number that cannot be read kept as given and not dialable."""
     assert outcome.best is not None
     result = outcome.best.result
     rows: list[dict[str, Any]] = []
@@ -217,6 +226,7 @@ def _contact_rows(
                 "is_professional": None
                 if email.kind is EmailKind.UNKNOWN
                 else email.kind is EmailKind.PROFESSIONAL,
+                "is_dialable": None,
                 "source": ContactSource.ENRICHMENT.value,
                 "provider": result.provider,
                 "confidence": email.confidence,
@@ -224,17 +234,18 @@ def _contact_rows(
             }
         )
     for phone in result.phones:
-        normalized = phone.e164 or "".join(ch for ch in phone.number if ch.isdigit())
+        number = normalize_phone(phone.e164 or phone.number, country_iso)
         rows.append(
             {
                 "id": uuid.uuid4(),
                 "expert_id": expert_id,
                 "type": ContactType.PHONE.value,
                 "channel": Channel.PHONE.value,
-                "value": phone.e164 or phone.number,
-                "value_normalized": normalized,
+                "value": number.given,
+                "value_normalized": number.normalized,
                 "is_primary": False,
                 "is_professional": None,
+                "is_dialable": number.dialable,
                 "source": ContactSource.ENRICHMENT.value,
                 "provider": result.provider,
                 "confidence": phone.confidence,
@@ -303,7 +314,10 @@ async def apply_enrichment(
         if outcome.best is not None:
             attempt_id = next(row.id for a, row in attempts if a is outcome.best)
             await repository.upsert_contacts(
-                session, _contact_rows(outcome, plan.expert_id, attempt_id)
+                session,
+                _contact_rows(
+                    outcome, plan.expert_id, attempt_id, country_iso=plan.person.country_iso
+                ),
             )
             _move(lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)
             lead.enriched_at = now
@@ -452,4 +466,13 @@ async def handle_ranking_requested(
     )
     await repository.save_ranking(
         session, snapshot=snapshot, project_id=project.id, expert_id=expert.id
+    )
+    # The allocation service creates the expert's call task once a dialable phone is known,
+    # or gives their pending tasks this score.
+    await request_call_task(
+        session,
+        project_id=project.id,
+        expert_id=expert.id,
+        lead_id=latest.id,
+        trigger=CallTaskTrigger.RANKING,
     )

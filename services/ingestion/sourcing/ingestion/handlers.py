@@ -3,7 +3,8 @@
 * :func:`handle_sales_nav_leads` (``sales-nav-ingestion``): links a delivery to its
   SalesNavSearch and fans out one ``lead-ingestion`` message per lead.
 * :func:`handle_lead_received` (``lead-ingestion``): one Expert per person, one Lead per
-  (person, search), initial contacts, then ``enrichment`` (or DISQUALIFIED when suppressed).
+  (person, search), initial contacts, then ``enrichment`` (or DISQUALIFIED when suppressed);
+  a lead with a dialable phone also asks ``call-allocation`` for the expert's call task.
 * :class:`JobTitleDiscovery` (``job-title-discovery``): plans a run (one message per company),
   then per company Apollo → OpenAI → JobTitle upserts in one transaction.
 
@@ -27,6 +28,7 @@ from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import add_to_outbox
 from sourcing.common.kafka.retry import PermanentError, TransientError
+from sourcing.common.messages.allocation import CallTaskTrigger, request_call_task
 from sourcing.common.messages.enrichment import EnrichmentRequested
 from sourcing.common.messages.sourcing import (
     JobTitleDiscoveryCompany,
@@ -52,6 +54,7 @@ from sourcing.common.policies.identity import (
     normalize_linkedin_url,
     person_identity,
 )
+from sourcing.common.policies.phones import PhoneNumber, normalize_phone
 from sourcing.common.statemachines import LEAD, LeadStatus
 from sourcing.ingestion import repository
 from sourcing.ingestion.clients import ApolloTitle, ScoredTitle
@@ -145,13 +148,6 @@ def _split_name(full_name: str) -> tuple[str | None, str | None]:
     if len(parts) < 2:
         return (parts[0] if parts else None), None
     return parts[0], " ".join(parts[1:])
-
-
-def _phone_normalized(phone: str) -> str | None:
-    digits = "".join(ch for ch in phone if ch.isdigit())
-    if len(digits) < 6:
-        return None
-    return f"+{digits}" if phone.strip().startswith("+") else digits
 
 
 async def resolve_expert(
@@ -248,9 +244,18 @@ async def handle_lead_received(
     )
     if lead_id is None or suppressed:
         return  # already ingested from this search, or never to be contacted
+    phone = normalize_phone(payload.phone, country) if payload.phone else None
     await repository.add_contacts(
-        session, _initial_contacts(payload, expert_id, linkedin_url, email, country)
+        session, _initial_contacts(payload, expert_id, linkedin_url, email, phone, country)
     )
+    if phone is not None and phone.dialable:
+        await request_call_task(
+            session,
+            project_id=payload.project_id,
+            expert_id=expert_id,
+            lead_id=lead_id,
+            trigger=CallTaskTrigger.SALES_NAV_LEAD,
+        )
     await add_to_outbox(
         session,
         ENRICHMENT,
@@ -269,15 +274,18 @@ def _initial_contacts(
     expert_id: uuid.UUID,
     linkedin_url: str | None,
     email: str | None,
+    phone: PhoneNumber | None,
     country: str | None,
 ) -> list[dict[str, Any]]:
     """The contacts the lead itself carries (source SALES_NAV). A personal email of an
-    expert under the region rule (§9) is not a contact: it stays only their identity."""
+    expert under the region rule (§9) is not a contact: it stays only their identity. The
+    phone is in E.164 (read in the lead's country), else kept as given and not dialable."""
     # Every row carries the same keys: a multi-row INSERT takes its columns from the first.
     base = {
         "expert_id": expert_id,
         "source": ContactSource.SALES_NAV.value,
         "is_professional": None,
+        "is_dialable": None,
     }
     rows: list[dict[str, Any]] = []
     if linkedin_url is not None and payload.linkedin_url:
@@ -303,15 +311,15 @@ def _initial_contacts(
                     "is_professional": not personal,
                 }
             )
-    phone = _phone_normalized(payload.phone) if payload.phone else None
-    if phone is not None and payload.phone:
+    if phone is not None:
         rows.append(
             {
                 **base,
                 "type": ContactType.PHONE.value,
                 "channel": Channel.PHONE.value,
-                "value": payload.phone,
-                "value_normalized": phone,
+                "value": phone.given,
+                "value_normalized": phone.normalized,
+                "is_dialable": phone.dialable,
             }
         )
     return rows

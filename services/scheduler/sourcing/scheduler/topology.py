@@ -38,9 +38,9 @@ FLOWS: tuple[LaneFlow, ...] = (
     LaneFlow("screening", ("api", "scheduler"), ("outreach",), ("screening.follow-up.v1",)),
     LaneFlow(
         "call-allocation",
-        ("api", "calls", "scheduler"),
+        ("api", "calls", "scheduler", "ingestion", "enrichment"),
         ("allocation",),
-        ("call-allocation.assign-current.v1",),
+        ("call-allocation.assign-current.v1", "call-task.requested.v1"),
     ),
     LaneFlow("outreach", ("api", "enrichment"), ("outreach",), ("outreach.auto.v1",)),
     LaneFlow("enrichment", ("ingestion",), ("enrichment",), ("enrichment.requested.v1",)),

@@ -3,10 +3,64 @@
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
+from typing import Final
 
 from pydantic import AwareDatetime, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.events import MessagePayload, register_message
+from sourcing.common.events import Envelope, MessagePayload, register_message
+from sourcing.common.kafka.outbox import add_to_outbox
+
+CALL_ALLOCATION_LANE: Final = "call-allocation"
+
+
+class CallTaskTrigger(StrEnum):
+    """What made an expert's phone known (or their ranking change)."""
+
+    RANKING = "ranking"  # every enrichment result is ranked, then this
+    SALES_NAV_LEAD = "sales-nav-lead"  # a lead delivered with a phone
+    OPERATOR_CONTACT = "operator-contact"  # POST /api/v1/experts/{expertId}/contacts
+
+
+@register_message("call-task.requested.v1")
+class CallTaskRequested(MessagePayload):
+    """An expert of a project may have become callable (or their ranking changed): the
+    allocation service gives them their one initial call task, or refreshes the ranking score
+    of their PENDING one. Idempotent: the expert's current state decides, not the message.
+
+    Produced through the outbox, keyed by expert id (one expert's requests in order), by the
+    ranking of every enrichment result, by lead ingestion when the lead came with a phone, and
+    by an operator adding a phone contact (one message per project the expert is a lead of).
+    ``trigger`` says which, for the audit trail.
+    """
+
+    project_id: uuid.UUID
+    expert_id: uuid.UUID
+    lead_id: uuid.UUID | None = None
+    trigger: CallTaskTrigger
+
+
+async def request_call_task(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    expert_id: uuid.UUID,
+    trigger: CallTaskTrigger,
+    lead_id: uuid.UUID | None = None,
+) -> None:
+    """Stage a :class:`CallTaskRequested` in the caller's transaction (outbox), keyed by expert."""
+    await add_to_outbox(
+        session,
+        CALL_ALLOCATION_LANE,
+        Envelope.new(
+            CallTaskRequested.message_type,
+            CallTaskRequested(
+                project_id=project_id, expert_id=expert_id, lead_id=lead_id, trigger=trigger
+            ),
+        ),
+        key=str(expert_id),
+    )
 
 
 @register_message("expert.signed-up.v1")

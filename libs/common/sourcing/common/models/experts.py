@@ -129,6 +129,9 @@ class ExpertContact(UUIDPrimaryKey, Timestamps, Base):
     is_primary: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
     # Emails only: a company domain rather than gmail/outlook/... (region rule, §9).
     is_professional: Mapped[bool | None]
+    # Phones only: value_normalized is E.164 (True), or the number could not be read and is
+    # kept as given (False): shown to operators, never dialled (no call task from it).
+    is_dialable: Mapped[bool | None]
     source: Mapped[str] = mapped_column(String(32))
     provider: Mapped[str | None] = mapped_column(String(64))
     confidence: Mapped[float | None] = mapped_column(Double)

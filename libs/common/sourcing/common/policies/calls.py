@@ -44,7 +44,6 @@ Decisions (documented here, tested in ``tests/unit/calls``)
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,23 +77,6 @@ COUNTRY_MAIN_TIMEZONES: Final[dict[str, str]] = {
     "NZ": "Pacific/Auckland", "ZA": "Africa/Johannesburg", "NG": "Africa/Lagos",
     "KE": "Africa/Nairobi", "EG": "Africa/Cairo",
 }  # fmt: skip
-
-_NOT_DIGITS = re.compile(r"\D+")
-
-
-# --- phone numbers --------------------------------------------------------------------------
-
-
-def phone_digits(value: str | None) -> str | None:
-    """The digits of a phone number (``+1 (415) 555-0100`` → ``14155550100``); None if none.
-
-    Matching a dialled number to an expert's contact compares digits only: Yay sends E.164,
-    contacts are stored as found.
-    """
-    if not value:
-        return None
-    digits = _NOT_DIGITS.sub("", value)
-    return digits or None
 
 
 # --- timezones and the calling window -------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Queries of the experts read side: a project's leads with experts and contacts, one expert."""
+"""Queries of the experts side: a project's leads with experts and contacts, one expert, and an
+operator's contacts."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.models import EnrichmentAttempt, Expert, ExpertContact, Lead, Project
@@ -71,6 +73,49 @@ async def contacts_of(
 
 async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
     return await session.get(Expert, expert_id)
+
+
+async def add_contact(session: AsyncSession, values: dict[str, Any]) -> ExpertContact:
+    """Insert the contact, or return the expert's existing one with the same normalised value
+    (marked primary when asked); a new primary contact demotes the expert's others of its
+    type."""
+    if values.get("is_primary"):
+        await session.execute(
+            update(ExpertContact)
+            .where(
+                ExpertContact.expert_id == values["expert_id"],
+                ExpertContact.type == values["type"],
+                ExpertContact.value_normalized != values["value_normalized"],
+            )
+            .values(is_primary=False)
+            .execution_options(synchronize_session=False)
+        )
+    insert = pg_insert(ExpertContact).values(**values)
+    statement = insert.on_conflict_do_update(
+        index_elements=[
+            ExpertContact.expert_id,
+            ExpertContact.type,
+            ExpertContact.value_normalized,
+        ],
+        set_={
+            "is_primary": ExpertContact.is_primary | insert.excluded.is_primary,
+            "updated_at": func.now(),
+        },
+    ).returning(ExpertContact.id)
+    contact_id = (await session.execute(statement)).scalar_one()
+    contact = await session.get(ExpertContact, contact_id, populate_existing=True)
+    assert contact is not None
+    return contact
+
+
+async def project_ids_of_expert(session: AsyncSession, expert_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        select(Lead.project_id)
+        .where(Lead.expert_id == expert_id)
+        .distinct()
+        .order_by(Lead.project_id)
+    )
+    return list(rows)
 
 
 async def leads_of_expert(session: AsyncSession, expert_id: uuid.UUID) -> list[Lead]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, status
 
 from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import experts as repository
 from sourcing.api.schemas_experts import (
     AttemptSummary,
+    ContactCreate,
     ContactOut,
     ExpertDetail,
     ExpertLead,
@@ -23,11 +24,15 @@ from sourcing.api.schemas_experts import (
 )
 from sourcing.common import allocation
 from sourcing.common.errors import NotFound
+from sourcing.common.messages.allocation import CallTaskTrigger, request_call_task
+from sourcing.common.models.enums import Channel, ContactSource, ContactType
+from sourcing.common.policies.phones import normalize_phone
 from sourcing.common.statemachines import LeadStatus
 
 router = APIRouter(prefix="/api/v1", tags=["experts"])
 
 _READ_ERRORS = error_responses(400, 401, 403, 404)
+_WRITE_ERRORS = error_responses(400, 401, 403, 404, 413)
 
 
 @router.get(
@@ -156,3 +161,46 @@ async def record_signup(
         converted_leads=result.converted_leads,
         cancelled_task_ids=result.cancelled_task_ids,
     )
+
+
+@router.post(
+    "/experts/{expert_id}/contacts",
+    response_model=ContactOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_WRITE_ERRORS,
+    summary="Add a phone to an expert (call tasks follow)",
+    description="The number is stored in E.164, a national format read in the expert's "
+    "country; one that cannot be read is kept as given with `isDialable: false` and never "
+    "called. Adding a number the expert already has returns that contact. A dialable number "
+    "asks the allocation service for the expert's call task in each project they are a lead "
+    "of (created when the expert may be called and has none there yet).",
+)
+async def add_contact(
+    expert_id: uuid.UUID, body: ContactCreate, session: SessionDep, _: StaffPrincipal
+) -> ContactOut:
+    expert = await repository.get_expert(session, expert_id)
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    phone = normalize_phone(body.value, expert.country_iso)
+    contact = await repository.add_contact(
+        session,
+        {
+            "expert_id": expert.id,
+            "type": ContactType.PHONE.value,
+            "channel": Channel.PHONE.value,
+            "value": phone.given,
+            "value_normalized": phone.normalized,
+            "is_primary": body.is_primary,
+            "is_dialable": phone.dialable,
+            "source": ContactSource.MANUAL.value,
+        },
+    )
+    if phone.dialable:
+        for project_id in await repository.project_ids_of_expert(session, expert.id):
+            await request_call_task(
+                session,
+                project_id=project_id,
+                expert_id=expert.id,
+                trigger=CallTaskTrigger.OPERATOR_CONTACT,
+            )
+    return ContactOut.model_validate(contact)

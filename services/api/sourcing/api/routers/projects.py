@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from sourcing.api.deps import SessionDep, StaffPrincipal
+from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import projects as repository
 from sourcing.api.schemas import (
@@ -22,6 +22,7 @@ from sourcing.api.schemas import (
     ScreeningQuestionOut,
     ScreeningQuestionUpdate,
 )
+from sourcing.common import allocation
 from sourcing.common.errors import NotFound
 from sourcing.common.models import Project, ScreeningQuestion
 from sourcing.common.statemachines import PROJECT
@@ -61,18 +62,36 @@ async def get_project(project_id: uuid.UUID, session: SessionDep, _: StaffPrinci
 
 @router.patch("/{project_id}", response_model=ProjectOut, responses=_WRITE_ERRORS)
 async def update_project(
-    project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep, _: StaffPrincipal
+    project_id: uuid.UUID,
+    body: ProjectUpdate,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
 ) -> Project:
+    """Also moves the project's call tasks, in the same transaction: a new priority re-orders
+    its PENDING tasks; COMPLETED or ARCHIVED cancels its open tasks (audited); a PAUSED
+    project's tasks stay in the pool but are not handed out until it is ACTIVE again."""
     project = await _project(session, project_id, lock=True)
     changes = body.model_dump(exclude_unset=True)
     new_status = changes.pop("status", None)
+    previous_priority = project.priority
     if new_status is not None and new_status != project.status:
         PROJECT.assert_transition(project.status, new_status)
         project.status = new_status
+        if new_status in allocation.CLOSED_PROJECT_STATUSES:
+            await allocation.cancel_project_tasks(
+                session,
+                project.id,
+                project_status=new_status,
+                now=now,
+                actor=f"{principal.role.value}:{principal.user_id}",
+            )
     for field, value in changes.items():
         if value is None and field != "description":
             continue
         setattr(project, field, value)
+    if project.priority != previous_priority:
+        await allocation.reprioritise_project_tasks(session, project.id, priority=project.priority)
     await session.flush()
     await session.refresh(project)
     return project

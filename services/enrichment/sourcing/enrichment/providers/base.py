@@ -31,6 +31,7 @@ from sourcing.common.policies.contacts import (
     is_personal_email,
     normalize_country,
 )
+from sourcing.common.policies.phones import to_e164
 from sourcing.common.settings_providers import (
     ProviderSettings,
     provider_api_key,
@@ -201,18 +202,6 @@ def normalize_domain(value: str | None) -> str | None:
     domain = domain.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0]
     domain = domain.removeprefix("www.").strip(".")
     return domain or None
-
-
-def to_e164(number: str | None) -> str | None:
-    """`+44 20 7946 0958` -> `+442079460958`; national numbers without a country code: None."""
-    if not number:
-        return None
-    cleaned = re.sub(r"[\s().\-/]", "", number.strip())
-    if cleaned.startswith("00"):
-        cleaned = "+" + cleaned[2:]
-    if re.fullmatch(r"\+[1-9]\d{7,14}", cleaned):
-        return cleaned
-    return None
 
 
 def email_kind(
