@@ -299,8 +299,8 @@ async def test_the_operators_day_from_project_to_sign_up(day: Day, with_task_id:
     jane = await day.expert_id("Jane Standard")
 
     async def enriched() -> bool:
-        status = await day.scalar(select(Lead.status).where(Lead.expert_id == jane))
-        return status == "ENRICHED"
+        # Enriched, then on to outreach: the project sends an email to every confident lead.
+        return await day.scalar(select(Lead.enriched_at).where(Lead.expert_id == jane)) is not None
 
     await wait_until(enriched, timeout=SETTLE_SECONDS, interval=0.2, message="Jane enriched")
 
