@@ -9,7 +9,7 @@ import uvicorn
 from sourcing.api.app import create_app
 from sourcing.common.config import ConfigurationError, load_settings
 from sourcing.common.logging import configure_logging
-from sourcing.common.process import freeze_startup_heap
+from sourcing.common.process import freeze_startup_heap, refuse_unsafe_start
 
 
 def main() -> int:
@@ -19,6 +19,7 @@ def main() -> int:
         print(f"api: {exc}", file=sys.stderr)
         return 2
     configure_logging(service="api", level=settings.log_level_number)
+    refuse_unsafe_start("api", settings)
     app = create_app(settings)
     freeze_startup_heap()
     uvicorn.run(
