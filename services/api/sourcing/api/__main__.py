@@ -28,7 +28,8 @@ def main() -> int:
         port=settings.PORT,
         log_config=None,
         timeout_graceful_shutdown=20,
-        proxy_headers=True,
+        # Forwarded headers are read by the gateway's edge, from FORWARDED_ALLOW_IPS only.
+        proxy_headers=False,
     )
     return 0
 
