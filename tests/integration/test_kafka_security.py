@@ -5,6 +5,7 @@ stops start-up at once with a clear error instead of hanging."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -41,7 +42,7 @@ from tests.integration.test_kafka_reliability import (
 pytestmark = pytest.mark.integration
 
 USERNAME = "sourcing-svc"
-PASSWORD = "kafka-test-password-7f3a9c"  # noqa: S105 - a throw-away test credential
+PASSWORD = "kafka-test-password-7f3a9c"
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,9 @@ async def test_produce_agent_database_round_trip_over_sasl_ssl(
     kafka_app_factory: AppFactory,
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
     topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = secure_settings(kafka_settings, secure_broker)
     kafka, _ = secure_broker
     # Topic-init over SASL_SSL (the plaintext listener is not used by any client here).
@@ -115,6 +118,8 @@ async def test_produce_agent_database_round_trip_over_sasl_ssl(
     assert await rows(kafka_sessionmaker, topic_prefix) == [
         (envelope.id, caller_of(envelope), "corr-sasl-ssl")
     ]
+    assert f"Authenticated as {USERNAME}" in caplog.text  # really over SASL
+    assert PASSWORD not in caplog.text and PASSWORD not in repr(settings)
 
 
 async def test_plaintext_client_gets_nothing_from_the_sasl_ssl_listener(

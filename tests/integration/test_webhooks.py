@@ -63,12 +63,14 @@ def signed(
     event_id: str | None = None,
     timestamp: float | None = None,
     prefix: str = "",
+    secret: str | None = None,
 ) -> dict[str, str]:
+    """Yay's headers for ``body``, signed with ``secret`` (default: YAY_WEBHOOK_SECRET)."""
     assert settings.YAY_WEBHOOK_SECRET is not None
-    secret = settings.YAY_WEBHOOK_SECRET.get_secret_value().encode()
+    key = (secret or settings.YAY_WEBHOOK_SECRET.get_secret_value()).encode()
     return {
         "content-type": "application/json",
-        "x-yay-signature": prefix + hmac.new(secret, body, hashlib.sha256).hexdigest(),
+        "x-yay-signature": prefix + hmac.new(key, body, hashlib.sha256).hexdigest(),
         "x-yay-timestamp": str(int(timestamp if timestamp is not None else time.time())),
         "x-yay-event-id": event_id or f"evt-{uuid.uuid4()}",
     }
@@ -277,3 +279,42 @@ async def test_sales_nav_unknown_project_is_404(
     )
     assert response.status_code == 404
     assert await read_topic(lane_settings, "sales-nav-ingestion", settle=0.2) == []
+
+
+async def test_rotated_webhook_secrets_accept_current_and_previous_only(
+    serve_api: ServeApi,
+    api_settings_factory: Callable[..., Settings],
+    lane_topics: str,
+    session: AsyncSession,
+) -> None:
+    settings = api_settings_factory(
+        KAFKA_TOPIC_PREFIX=lane_topics,
+        YAY_WEBHOOK_SECRET="yay-new-secret-after-rotation",
+        YAY_WEBHOOK_PREVIOUS_SECRET="yay-old-secret-before-rotation",
+        SALES_NAV_WEBHOOK_SECRET="sales-nav-new-secret",
+        SALES_NAV_WEBHOOK_PREVIOUS_SECRET="sales-nav-old-secret",
+    )
+    project = await create_project(session)
+    body = json.dumps(yay_event()).encode()
+    async with serve_api(settings) as client:
+
+        async def yay(secret: str) -> int:
+            headers = signed(settings, body, secret=secret)
+            return (await client.post("/webhooks/yay", content=body, headers=headers)).status_code
+
+        async def sales_nav(secret: str) -> int:
+            response = await client.post(
+                "/webhooks/sales-nav",
+                json=sales_nav_body(project.id),
+                headers={"x-sales-nav-secret": secret},
+            )
+            return response.status_code
+
+        assert await yay("yay-new-secret-after-rotation") == 202
+        assert await yay("yay-old-secret-before-rotation") == 202
+        assert await yay("yay-secret-retired-long-ago") == 401
+        assert await sales_nav("sales-nav-new-secret") == 202
+        assert await sales_nav("sales-nav-old-secret") == 202
+        assert await sales_nav("sales-nav-retired-secret") == 401
+    assert len(await read_topic(settings, "yay-call-events", min_count=2, settle=0.2)) == 2
+    assert len(await read_topic(settings, "sales-nav-ingestion", min_count=2, settle=0.2)) == 2

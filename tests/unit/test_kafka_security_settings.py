@@ -14,7 +14,7 @@ from sourcing.common.topics import LANES_BY_NAME
 from sourcing.common.topics_init import topic_configs
 from tests.fixtures.tls import make_broker_certificates
 
-PASSWORD = "unit-test-kafka-password"  # noqa: S105 - not a real credential
+PASSWORD = "unit-test-kafka-password"
 
 
 @pytest.fixture

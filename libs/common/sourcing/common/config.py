@@ -48,6 +48,11 @@ DEV_DEFAULT_SECRETS = {
     "SALES_NAV_WEBHOOK_SECRET": DEV_SALES_NAV_WEBHOOK_SECRET,
 }
 MIN_JWT_SECRET_LENGTH = 32
+# Longest access-token lifetime accepted: a leaked token stays useful at most this long.
+MAX_JWT_ACCESS_TOKEN_TTL_SECONDS = 86_400
+# Secrets that may be rotated: <NAME>_SECRET signs and verifies, <NAME>_PREVIOUS_SECRET (while
+# set) still verifies what was signed before the rotation.
+ROTATABLE_SECRETS = ("JWT", "YAY_WEBHOOK", "SALES_NAV_WEBHOOK")
 
 
 class ConfigurationError(RuntimeError):
@@ -94,7 +99,10 @@ class Settings(
     JWT_ISSUER: str = "expert-sourcing-platform"
     JWT_AUDIENCE: str = "expert-sourcing-api"
     JWT_SECRET: SecretStr | None = None
-    JWT_ACCESS_TOKEN_TTL_SECONDS: int = Field(default=3600, gt=0)
+    JWT_PREVIOUS_SECRET: SecretStr | None = None
+    JWT_ACCESS_TOKEN_TTL_SECONDS: int = Field(
+        default=3600, gt=0, le=MAX_JWT_ACCESS_TOKEN_TTL_SECONDS
+    )
     AUTH_BOOTSTRAP_SECRET: SecretStr | None = None
 
     # HTTP gateway limits.
@@ -112,6 +120,7 @@ class Settings(
     # Sourcing.
     APOLLO_API_KEY: SecretStr | None = None
     SALES_NAV_WEBHOOK_SECRET: SecretStr | None = None
+    SALES_NAV_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
 
     # Enrichment providers.
     LEADMAGIC_API_KEY: SecretStr | None = None
@@ -142,6 +151,7 @@ class Settings(
 
     # Integrations.
     YAY_WEBHOOK_SECRET: SecretStr | None = None
+    YAY_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
     YAY_API_KEY: SecretStr | None = None
     YAY_TIMESTAMP_TOLERANCE_SECONDS: int = Field(default=300, gt=0)
     YAY_FUTURE_SKEW_SECONDS: int = Field(default=30, ge=0)
@@ -209,6 +219,11 @@ class Settings(
         assert jwt_secret is not None
         if len(jwt_secret.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
             raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
+        previous = self.JWT_PREVIOUS_SECRET
+        if previous is not None and len(previous.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
+            raise ValueError(
+                f"JWT_PREVIOUS_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters"
+            )
         if self.SANDBOX_PROVIDERS and self.APP_ENV == "production":
             raise ValueError("SANDBOX_PROVIDERS cannot be enabled when APP_ENV=production")
         return self
@@ -216,6 +231,19 @@ class Settings(
     @property
     def is_development(self) -> bool:
         return self.APP_ENV in ("development", "test")
+
+    def accepted_secrets(self, name: str) -> tuple[str, ...]:
+        """``<name>_SECRET`` then, during a rotation, ``<name>_PREVIOUS_SECRET``: the values a
+        signature or token may be checked against (sign with the first only)."""
+        if name not in ROTATABLE_SECRETS:
+            raise KeyError(name)
+        current: SecretStr | None = getattr(self, f"{name}_SECRET")
+        previous: SecretStr | None = getattr(self, f"{name}_PREVIOUS_SECRET")
+        assert current is not None  # guaranteed by validation
+        values = [current.get_secret_value()]
+        if previous is not None and previous.get_secret_value() not in values:
+            values.append(previous.get_secret_value())
+        return tuple(values)
 
     @property
     def log_level_number(self) -> int:

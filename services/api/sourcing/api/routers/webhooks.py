@@ -167,9 +167,10 @@ async def yay_webhook(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     headers = request.headers
     body = await request.body()
-    assert settings.YAY_WEBHOOK_SECRET is not None
-    if not verify_yay_signature(
-        body, headers.get("x-yay-signature"), settings.YAY_WEBHOOK_SECRET.get_secret_value()
+    signature = headers.get("x-yay-signature")
+    if not any(
+        verify_yay_signature(body, signature, secret)
+        for secret in settings.accepted_secrets("YAY_WEBHOOK")
     ):
         raise Unauthorized("invalid or missing x-yay-signature")
     now = await get_now(request)
@@ -233,9 +234,9 @@ async def require_sales_nav_secret(
     settings: SettingsDep, x_sales_nav_secret: Annotated[str | None, Header()] = None
 ) -> None:
     """Checked as a dependency, so an unauthenticated caller learns nothing about the body."""
-    assert settings.SALES_NAV_WEBHOOK_SECRET is not None
-    if not _secret_matches(
-        x_sales_nav_secret, settings.SALES_NAV_WEBHOOK_SECRET.get_secret_value()
+    if not any(
+        _secret_matches(x_sales_nav_secret, secret)
+        for secret in settings.accepted_secrets("SALES_NAV_WEBHOOK")
     ):
         raise Unauthorized("invalid or missing x-sales-nav-secret")
 
