@@ -97,7 +97,7 @@ class HealthServer(Service):
         app: SourcingApp,
         *,
         port: int | None = None,
-        host: str = "0.0.0.0",  # probes and scrapes come from the cluster
+        host: str = "0.0.0.0",  # noqa: S104 - probes and scrapes come from the cluster
         state_gauges: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,

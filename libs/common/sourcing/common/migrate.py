@@ -81,7 +81,8 @@ class SchemaMismatch(RuntimeError):
 def head_revision() -> str:
     """The newest migration this code ships."""
     head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
-    assert head is not None, "no migrations found"
+    if head is None:
+        raise SchemaMismatch(f"no migrations found in {MIGRATIONS_DIR}")
     return head
 
 

@@ -173,7 +173,7 @@ def ensure_kafka_libs(
         staged = work / "dist"
         (work / "pom.xml").write_text(_pom(version))
         try:
-            result = subprocess.run(
+            result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
                 [
                     mvn,
                     "-q",
@@ -449,7 +449,7 @@ class ApacheKafka(EmbeddedBroker):
                 "--add-scram",
                 f"{user.mechanism}=[name={user.username},password={user.password}]",
             ]
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
             argv, capture_output=True, text=True, cwd=self.data_dir, timeout=120, check=False
         )
         if result.returncode != 0:

@@ -24,7 +24,7 @@ def main() -> int:
     freeze_startup_heap()
     uvicorn.run(
         app,
-        host="0.0.0.0",  # the gateway serves every interface of its container
+        host="0.0.0.0",  # noqa: S104 - the gateway serves every interface of its container
         port=settings.PORT,
         log_config=None,
         timeout_graceful_shutdown=20,

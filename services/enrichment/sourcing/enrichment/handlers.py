@@ -201,7 +201,7 @@ def _move(lead: Lead, target: LeadStatus, *, reason: str | None, now: datetime) 
 def _contact_rows(
     outcome: WaterfallOutcome, expert_id: uuid.UUID, attempt_id: uuid.UUID
 ) -> list[dict[str, Any]]:
-    assert outcome.best is not None
+    assert outcome.best is not None  # noqa: S101 - narrows the type: called only with a found contact
     result = outcome.best.result
     rows: list[dict[str, Any]] = []
     for email in result.emails:
@@ -255,7 +255,7 @@ async def apply_enrichment(
     if lead is None or lead.status not in ENRICHABLE:
         return  # finished meanwhile by another delivery
     context = await repository.get_lead_context(session, plan.lead_id)
-    assert context is not None
+    assert context is not None  # noqa: S101 - narrows the type: the lead row was just read
     now = deps.now()
     enriched = False
     auto_outreach = False

@@ -241,7 +241,7 @@ def create_app(
         "producer_acks": -1,
         "web_enabled": enabled,
         "web_port": port or 6066,
-        "web_bind": "0.0.0.0",  # probes and scrapes come from the cluster
+        "web_bind": "0.0.0.0",  # noqa: S104 - probes and scrapes come from the cluster
         "datadir": str(datadir or Path(tempfile.gettempdir()) / f"{app_id}-data"),
         "worker_redirect_stdouts": False,
     }

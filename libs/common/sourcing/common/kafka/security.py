@@ -55,10 +55,10 @@ def client_security(settings: DeploySettings) -> dict[str, Any]:
     protocol = settings.KAFKA_SECURITY_PROTOCOL
     kwargs: dict[str, Any] = {"security_protocol": protocol, "ssl_context": ssl_context(settings)}
     if protocol.startswith("SASL_"):
-        assert settings.KAFKA_SASL_PASSWORD is not None  # guaranteed by settings validation
+        password = settings.KAFKA_SASL_PASSWORD  # required with SASL_* by settings validation
         kwargs["sasl_mechanism"] = settings.KAFKA_SASL_MECHANISM
         kwargs["sasl_plain_username"] = settings.KAFKA_SASL_USERNAME
-        kwargs["sasl_plain_password"] = settings.KAFKA_SASL_PASSWORD.get_secret_value()
+        kwargs["sasl_plain_password"] = password.get_secret_value() if password else None
     return kwargs
 
 
