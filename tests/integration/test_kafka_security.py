@@ -28,7 +28,13 @@ from sourcing.common.topics import LANES_BY_NAME
 from sourcing.common.topics_init import create_topics
 from sourcing.devstack import java_and_maven_available
 from sourcing.devstack.kafka import ApacheKafka, SaslSslListener
-from tests.fixtures.kafka import AppFactory, make_kafka_settings, running_app, wait_until
+from tests.fixtures.kafka import (
+    AppFactory,
+    make_kafka_settings,
+    read_topic,
+    running_app,
+    wait_until,
+)
 from tests.fixtures.tls import make_broker_certificates
 from tests.integration.test_kafka_reliability import (
     PERFORMANCE,
@@ -118,6 +124,8 @@ async def test_produce_agent_database_round_trip_over_sasl_ssl(
     assert await rows(kafka_sessionmaker, topic_prefix) == [
         (envelope.id, caller_of(envelope), "corr-sasl-ssl")
     ]
+    [record] = await read_topic(settings, PERFORMANCE, min_count=1)
+    assert record.envelope() == envelope
     assert f"Authenticated as {USERNAME}" in caplog.text  # really over SASL
     assert PASSWORD not in caplog.text and PASSWORD not in repr(settings)
 

@@ -9,6 +9,7 @@ import faust
 import pytest
 
 from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.kafka.producer import EnvelopeProducer
 from sourcing.common.kafka.security import client_security, faust_credentials
 from sourcing.common.topics import LANES_BY_NAME
 from sourcing.common.topics_init import topic_configs
@@ -83,3 +84,14 @@ def test_topic_configs_require_two_in_sync_replicas_from_three(
     configs = topic_configs(lane, replicas)
     assert configs["retention.ms"] == str(lane.retention_days * 86_400_000)
     assert configs.get("min.insync.replicas") == min_insync
+
+
+@pytest.mark.parametrize("idempotent", [True, False])
+async def test_the_producer_waits_for_all_replicas_and_is_idempotent_where_asked(
+    idempotent: bool,
+) -> None:
+    # Apache Kafka deployments set KAFKA_IDEMPOTENT_PRODUCER (Tansu lacks InitProducerId).
+    settings = load_settings(APP_ENV="test", KAFKA_IDEMPOTENT_PRODUCER=idempotent)
+    producer = EnvelopeProducer(settings)._new_producer()
+    assert producer._sender._acks == -1
+    assert (producer._txn_manager is not None) is idempotent
