@@ -59,7 +59,7 @@ async def _main(names: list[str], options: Options) -> int:
     # Ctrl-C or SIGTERM cancels the run, so every benchmark stops its processes and the
     # session removes the stack, databases and topics on the way out.
     task = asyncio.current_task()
-    assert task is not None
+    assert task is not None  # noqa: S101 - narrows the type: called from a running task
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)

@@ -406,7 +406,7 @@ class Session:
 
     @property
     def bootstrap(self) -> str:
-        assert self.stack is not None
+        assert self.stack is not None  # noqa: S101 - narrows the type: the stack is started first
         return self.stack.bootstrap_servers
 
     @property
@@ -414,12 +414,12 @@ class Session:
         return self.stack is not None and self.stack.broker_kind != "tansu"
 
     def _url(self, database: str) -> str:
-        assert self.stack is not None
+        assert self.stack is not None  # noqa: S101 - narrows the type: the stack is started first
         url = make_url(self.stack.database_url).set(database=database)
         return url.render_as_string(hide_password=False)
 
     async def _admin(self, statement: str) -> None:
-        assert self.stack is not None
+        assert self.stack is not None  # noqa: S101 - narrows the type: the stack is started first
         connection = await asyncpg.connect(self._url("postgres"))
         try:
             await connection.execute(statement)

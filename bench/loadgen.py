@@ -337,7 +337,7 @@ async def run(spec: LoadSpec) -> Report:
     async def open_loop(index: int, conn: Connection) -> None:
         nonlocal steps_done
         period = len(connections) / spec.rate
-        scheduled = began + random.Random(index).random() * period
+        scheduled = began + random.Random(index).random() * period  # noqa: S311 - spreads load, not cryptography
         while True:
             delay = scheduled - time.perf_counter()
             if delay > 0:

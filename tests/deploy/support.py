@@ -24,25 +24,11 @@ API = "api"
 AGENTS = ("ingestion", "enrichment", "outreach", "calls", "allocation", "scheduler")
 SERVICES = (API, *AGENTS)
 AGENT_HEALTH_PATHS = {"/health/live", "/health/ready", "/metrics"}
-# Settings added to the settings class by the parallel work of the same issue (Kafka security,
-# secret rotation, the signup webhook); remove this set once all are merged (they are then
-# fields and known anyway).
-PARALLEL_SETTINGS = {
-    "KAFKA_SECURITY_PROTOCOL",
-    "KAFKA_SASL_MECHANISM",
-    "KAFKA_SASL_USERNAME",
-    "KAFKA_SASL_PASSWORD",
-    "JWT_PREVIOUS_SECRET",
-    "YAY_WEBHOOK_PREVIOUS_SECRET",
-    "SALES_NAV_WEBHOOK_PREVIOUS_SECRET",
-    "SIGNUP_WEBHOOK_SECRET",
-}
 # Environment variables the settings class reads (field names and their aliases).
 KNOWN_SETTINGS = {
     *Settings.model_fields,
     *DeploySettings.model_fields,
     "NODE_ENV",
-    *PARALLEL_SETTINGS,
 }
 REQUIRED_OUTSIDE_DEVELOPMENT = set(DEV_DEFAULT_SECRETS)
 

@@ -512,7 +512,7 @@ PIPELINE_LANES = (
     ("performance", PERFORMANCE_CONSUMER),
     ("call-allocation", ALLOCATION_CONSUMER),
 )
-FINAL_LEADS_SQL = "SELECT count(*) FROM leads WHERE status IN ({})".format(
+FINAL_LEADS_SQL = "SELECT count(*) FROM leads WHERE status IN ({})".format(  # noqa: S608 - constants
     ", ".join(f"'{state}'" for state in FINAL_LEAD_STATES)
 )
 VALIDATED_CALLS_SQL = "SELECT count(*) FROM call_logs WHERE validated_at IS NOT NULL"

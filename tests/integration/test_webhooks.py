@@ -63,12 +63,14 @@ def signed(
     event_id: str | None = None,
     timestamp: float | None = None,
     prefix: str = "",
+    secret: str | None = None,
 ) -> dict[str, str]:
+    """Yay's headers for ``body``, signed with ``secret`` (default: YAY_WEBHOOK_SECRET)."""
     assert settings.YAY_WEBHOOK_SECRET is not None
-    secret = settings.YAY_WEBHOOK_SECRET.get_secret_value().encode()
+    key = (secret or settings.YAY_WEBHOOK_SECRET.get_secret_value()).encode()
     return {
         "content-type": "application/json",
-        "x-yay-signature": prefix + hmac.new(secret, body, hashlib.sha256).hexdigest(),
+        "x-yay-signature": prefix + hmac.new(key, body, hashlib.sha256).hexdigest(),
         "x-yay-timestamp": str(int(timestamp if timestamp is not None else time.time())),
         "x-yay-event-id": event_id or f"evt-{uuid.uuid4()}",
     }
@@ -286,12 +288,15 @@ def signup_signed(
     event_id: str | None = None,
     timestamp: float | None = None,
     prefix: str = "",
+    secret: str | None = None,
 ) -> dict[str, str]:
-    assert settings.SIGNUP_WEBHOOK_SECRET is not None
-    secret = settings.SIGNUP_WEBHOOK_SECRET.get_secret_value().encode()
+    if secret is None:
+        assert settings.SIGNUP_WEBHOOK_SECRET is not None
+        secret = settings.SIGNUP_WEBHOOK_SECRET.get_secret_value()
+    key = secret.encode()
     return {
         "content-type": "application/json",
-        "x-signup-signature": prefix + hmac.new(secret, body, hashlib.sha256).hexdigest(),
+        "x-signup-signature": prefix + hmac.new(key, body, hashlib.sha256).hexdigest(),
         "x-signup-timestamp": str(int(timestamp if timestamp is not None else time.time())),
         "x-signup-event-id": event_id or f"signup-{uuid.uuid4()}",
     }
@@ -408,3 +413,54 @@ async def test_signup_is_503_when_the_broker_is_down(
         )
     assert response.status_code == 503
     assert response.headers["retry-after"]
+
+
+async def test_rotated_webhook_secrets_accept_current_and_previous_only(
+    serve_api: ServeApi,
+    api_settings_factory: Callable[..., Settings],
+    lane_topics: str,
+    session: AsyncSession,
+) -> None:
+    settings = api_settings_factory(
+        KAFKA_TOPIC_PREFIX=lane_topics,
+        YAY_WEBHOOK_SECRET="yay-new-secret-after-rotation",
+        YAY_WEBHOOK_PREVIOUS_SECRET="yay-old-secret-before-rotation",
+        SALES_NAV_WEBHOOK_SECRET="sales-nav-new-secret",
+        SALES_NAV_WEBHOOK_PREVIOUS_SECRET="sales-nav-old-secret",
+        SIGNUP_WEBHOOK_SECRET="signup-new-secret",
+        SIGNUP_WEBHOOK_PREVIOUS_SECRET="signup-old-secret",
+    )
+    project = await create_project(session)
+    body = json.dumps(yay_event()).encode()
+    async with serve_api(settings) as client:
+
+        async def yay(secret: str) -> int:
+            headers = signed(settings, body, secret=secret)
+            return (await client.post("/webhooks/yay", content=body, headers=headers)).status_code
+
+        async def sales_nav(secret: str) -> int:
+            response = await client.post(
+                "/webhooks/sales-nav",
+                json=sales_nav_body(project.id),
+                headers={"x-sales-nav-secret": secret},
+            )
+            return response.status_code
+
+        async def signup(secret: str) -> int:
+            signup_body = json.dumps({"event": "expert.signed_up", "email": "a@b.co"}).encode()
+            headers = signup_signed(settings, signup_body, secret=secret)
+            response = await client.post("/webhooks/signup", content=signup_body, headers=headers)
+            return response.status_code
+
+        assert await yay("yay-new-secret-after-rotation") == 202
+        assert await yay("yay-old-secret-before-rotation") == 202
+        assert await yay("yay-secret-retired-long-ago") == 401
+        assert await sales_nav("sales-nav-new-secret") == 202
+        assert await sales_nav("sales-nav-old-secret") == 202
+        assert await sales_nav("sales-nav-retired-secret") == 401
+        assert await signup("signup-new-secret") == 202
+        assert await signup("signup-old-secret") == 202
+        assert await signup("signup-retired-secret") == 401
+    assert len(await read_topic(settings, "yay-call-events", min_count=2, settle=0.2)) == 2
+    assert len(await read_topic(settings, "sales-nav-ingestion", min_count=2, settle=0.2)) == 2
+    assert len(await read_topic(settings, "call-allocation", min_count=2, settle=0.2)) == 2

@@ -20,9 +20,11 @@ import jwt
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.config import Settings
+from sourcing.common.auth import Principal, Role, mint_token
+from sourcing.common.config import ConfigurationError, Settings
 from tests.factories import create_caller
 from tests.integration.test_route_roles import EXPECTED, PUBLIC
+from tests.security.conftest import KnownSecrets
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +151,52 @@ async def test_malformed_authorization_headers_are_401_everywhere(
         if response.status_code != 401:
             wrong.append(f"{method} {path}: {response.status_code} {response.text[:200]}")
     assert not wrong, "\n".join(wrong)
+
+
+async def test_rotation_previous_secret_still_verifies_and_new_tokens_use_the_current(
+    api_settings_factory: Callable[..., Settings],
+    serve_api: Callable[..., Any],
+    known_secrets: KnownSecrets,
+) -> None:
+    old = "jwt-secret-in-use-before-the-rotation-0123456789"
+    new = "jwt-secret-in-use-after-the-rotation-9876543210"
+    rotating = api_settings_factory(JWT_SECRET=new, JWT_PREVIOUS_SECRET=old)
+    before = api_settings_factory(JWT_SECRET=old)
+    old_token = mint_token(before, Principal(user_id="u-old", role=Role.OPS))
+    new_token = mint_token(rotating, Principal(user_id="u-new", role=Role.OPS))
+    for secret in (old, new, old_token, new_token):
+        known_secrets.add(secret)  # none may appear in a log line
+    # New tokens are signed with the current secret only.
+    assert jwt.decode(new_token, new, algorithms=["HS256"], audience=rotating.JWT_AUDIENCE)
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(new_token, old, algorithms=["HS256"], audience=rotating.JWT_AUDIENCE)
+    async with serve_api(rotating) as client:
+        for token, user in ((old_token, "u-old"), (new_token, "u-new")):
+            me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200, me.text
+            assert me.json()["userId"] == user
+        # Expiry is still checked for tokens of the previous secret.
+        expired = _sign(before, _claims(before, "ops", exp=int(time.time()) - 5))
+        response = await client.get(
+            "/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"}
+        )
+        assert response.status_code == 401
+        assert response.json()["error"]["message"] == "token expired"
+    # Once the rotation is over (previous secret removed) the old tokens stop working.
+    async with serve_api(api_settings_factory(JWT_SECRET=new)) as client:
+        me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {old_token}"})
+        assert me.status_code == 401
+
+
+def test_tokens_carry_iss_aud_and_a_bounded_lifetime(
+    api_settings_factory: Callable[..., Settings],
+) -> None:
+    settings = api_settings_factory(JWT_ACCESS_TOKEN_TTL_SECONDS=900)
+    token = mint_token(settings, Principal(user_id="u", role=Role.ADMIN))
+    claims = jwt.decode(token, options={"verify_signature": False}, algorithms=["HS256"])
+    assert claims["iss"] == settings.JWT_ISSUER and claims["aud"] == settings.JWT_AUDIENCE
+    assert claims["exp"] - claims["iat"] == 900
+    with pytest.raises(ConfigurationError, match="JWT_ACCESS_TOKEN_TTL_SECONDS"):
+        api_settings_factory(JWT_ACCESS_TOKEN_TTL_SECONDS=86_401)
+    with pytest.raises(ConfigurationError, match="JWT_PREVIOUS_SECRET"):
+        api_settings_factory(JWT_PREVIOUS_SECRET="too-short")

@@ -413,7 +413,7 @@ async def change_caller_status(
                 session, caller, _A.ACTIVE.value, reason=reason, actor=actor, now=now
             )
     else:
-        assert rule.target is not None
+        assert rule.target is not None  # noqa: S101 - narrows the type: only reactivate has none
         if not was_active:
             raise InvalidTransitionError(
                 f"caller {caller.email} is deactivated: only reactivate applies",
@@ -1318,7 +1318,7 @@ async def record_signup(
         session, expert.id, reason=reason, now=now, kind=CallTaskKind.SIGNUP_CHASE
     )
     changed = first or bool(converted) or bool(cancelled)
-    assert expert.signed_up_at is not None
+    assert expert.signed_up_at is not None  # noqa: S101 - narrows the type: set just above
     if changed:
         session.add(
             SystemEvent(

@@ -1,4 +1,9 @@
-"""JWT access tokens (HS256) with the issuer, audience and lifetime from settings."""
+"""JWT access tokens (HS256) with the issuer, audience and lifetime from settings.
+
+Signed with ``JWT_SECRET``; while ``JWT_PREVIOUS_SECRET`` is set, tokens it signed still verify
+(rotation: set the old value there, a new ``JWT_SECRET``, and drop the previous one once every
+old token has expired, at most ``JWT_ACCESS_TOKEN_TTL_SECONDS`` later).
+"""
 
 from __future__ import annotations
 
@@ -26,11 +31,6 @@ class Principal:
     role: Role
 
 
-def _secret(settings: Settings) -> str:
-    assert settings.JWT_SECRET is not None  # guaranteed by Settings validation
-    return settings.JWT_SECRET.get_secret_value()
-
-
 def mint_token(settings: Settings, principal: Principal, *, now: float | None = None) -> str:
     issued_at = int(now if now is not None else time.time())
     claims = {
@@ -41,20 +41,23 @@ def mint_token(settings: Settings, principal: Principal, *, now: float | None = 
         "iat": issued_at,
         "exp": issued_at + settings.JWT_ACCESS_TOKEN_TTL_SECONDS,
     }
-    return jwt.encode(claims, _secret(settings), algorithm=ALGORITHM)
+    return jwt.encode(claims, settings.accepted_secrets("JWT")[0], algorithm=ALGORITHM)
 
 
 def decode_token(settings: Settings, token: str) -> Principal:
-    """Verify signature, algorithm, issuer, audience and expiry; any failure is 401."""
+    """Verify signature (current or previous secret), algorithm, issuer, audience and expiry;
+    any failure is 401."""
+    *current, last = settings.accepted_secrets("JWT")
+    claims: dict[str, object] | None = None
     try:
-        claims = jwt.decode(
-            token,
-            _secret(settings),
-            algorithms=[ALGORITHM],
-            audience=settings.JWT_AUDIENCE,
-            issuer=settings.JWT_ISSUER,
-            options={"require": ["sub", "exp", "iss", "aud"]},
-        )
+        for secret in current:
+            try:
+                claims = _verified_claims(settings, token, secret)
+                break
+            except jwt.InvalidSignatureError:
+                continue  # perhaps signed before the rotation
+        if claims is None:
+            claims = _verified_claims(settings, token, last)
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except jwt.PyJWTError:
@@ -65,6 +68,18 @@ def decode_token(settings: Settings, token: str) -> Principal:
     if not isinstance(role, str) or role not in {r.value for r in Role}:
         raise Unauthorized("token has no valid role")
     return Principal(user_id=subject, role=Role(role))
+
+
+def _verified_claims(settings: Settings, token: str, secret: str) -> dict[str, object]:
+    claims: dict[str, object] = jwt.decode(
+        token,
+        secret,
+        algorithms=[ALGORITHM],
+        audience=settings.JWT_AUDIENCE,
+        issuer=settings.JWT_ISSUER,
+        options={"require": ["sub", "exp", "iss", "aud"]},
+    )
+    return claims
 
 
 def bearer_token(authorization: str | None) -> str | None:

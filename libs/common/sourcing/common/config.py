@@ -41,10 +41,10 @@ PINO_LEVELS: dict[str, int] = {
 }
 
 # Development-only defaults; any of them outside development stops start-up.
-DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
-DEV_YAY_WEBHOOK_SECRET = "dev-only-yay-webhook-secret"
-DEV_SALES_NAV_WEBHOOK_SECRET = "dev-only-sales-nav-webhook-secret"
-DEV_SIGNUP_WEBHOOK_SECRET = "dev-only-signup-webhook-secret"
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105 - refused outside development
+DEV_YAY_WEBHOOK_SECRET = "dev-only-yay-webhook-secret"  # noqa: S105 - refused outside development
+DEV_SALES_NAV_WEBHOOK_SECRET = "dev-only-sales-nav-webhook-secret"  # noqa: S105 - refused outside development
+DEV_SIGNUP_WEBHOOK_SECRET = "dev-only-signup-webhook-secret"  # noqa: S105 - refused outside development
 # Secrets required outside development, with the defaults development fills in.
 DEV_DEFAULT_SECRETS = {
     "JWT_SECRET": DEV_JWT_SECRET,
@@ -58,12 +58,17 @@ MIN_JWT_SECRET_LENGTH = 32
 OWN_SECRET_PREFIXES = ("JWT_", "AUTH_")
 # Webhook secrets (every `*_WEBHOOK_SECRET` field) are required outside development: without
 # one a webhook would accept anybody.
-WEBHOOK_SECRET_SUFFIX = "_WEBHOOK_SECRET"
+WEBHOOK_SECRET_SUFFIX = "_WEBHOOK_SECRET"  # noqa: S105 - a field-name suffix, not a secret
 # A value containing one of these (case-insensitive) was copied from a template, not generated;
 # every example file of the repository marks its secrets this way (a test keeps them so).
 PLACEHOLDER_MARKERS = ("replace_me", "replace-me", "changeme", "change_me", "change-me")
 # Passwords of PostgreSQL images, tutorials and `.env.example`: refused in a connection URL.
 DEFAULT_PASSWORDS = frozenset({"postgres", "password", "admin", "root", "secret", "pass"})
+# Longest access-token lifetime accepted: a leaked token stays useful at most this long.
+MAX_JWT_ACCESS_TOKEN_TTL_SECONDS = 86_400
+# Secrets that may be rotated: <NAME>_SECRET signs and verifies, <NAME>_PREVIOUS_SECRET (while
+# set) still verifies what was signed before the rotation.
+ROTATABLE_SECRETS = ("JWT", "YAY_WEBHOOK", "SALES_NAV_WEBHOOK", "SIGNUP_WEBHOOK")
 
 
 class ConfigurationError(RuntimeError):
@@ -110,7 +115,10 @@ class Settings(
     JWT_ISSUER: str = "expert-sourcing-platform"
     JWT_AUDIENCE: str = "expert-sourcing-api"
     JWT_SECRET: SecretStr | None = None
-    JWT_ACCESS_TOKEN_TTL_SECONDS: int = Field(default=3600, gt=0)
+    JWT_PREVIOUS_SECRET: SecretStr | None = None
+    JWT_ACCESS_TOKEN_TTL_SECONDS: int = Field(
+        default=3600, gt=0, le=MAX_JWT_ACCESS_TOKEN_TTL_SECONDS
+    )
     AUTH_BOOTSTRAP_SECRET: SecretStr | None = None
 
     # HTTP gateway limits.
@@ -128,6 +136,7 @@ class Settings(
     # Sourcing.
     APOLLO_API_KEY: SecretStr | None = None
     SALES_NAV_WEBHOOK_SECRET: SecretStr | None = None
+    SALES_NAV_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
 
     # Enrichment providers.
     LEADMAGIC_API_KEY: SecretStr | None = None
@@ -158,11 +167,13 @@ class Settings(
 
     # Integrations.
     YAY_WEBHOOK_SECRET: SecretStr | None = None
+    YAY_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
     YAY_API_KEY: SecretStr | None = None
     YAY_TIMESTAMP_TOLERANCE_SECONDS: int = Field(default=300, gt=0)
     YAY_FUTURE_SKEW_SECONDS: int = Field(default=30, ge=0)
     # HMAC key of the sign-up site's webhook (same timestamp window as Yay's).
     SIGNUP_WEBHOOK_SECRET: SecretStr | None = None
+    SIGNUP_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
     GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON: SecretStr | None = None
     GOOGLE_SHEETS_SPREADSHEET_ID: str | None = None
 
@@ -217,12 +228,10 @@ class Settings(
             for name, value in DEV_DEFAULT_SECRETS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, SecretStr(value))
-            jwt_secret = self.JWT_SECRET
-            if (
-                jwt_secret is not None
-                and len(jwt_secret.get_secret_value()) < MIN_JWT_SECRET_LENGTH
-            ):
-                raise ValueError(f"JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters")
+            for name in ("JWT_SECRET", "JWT_PREVIOUS_SECRET"):
+                secret: SecretStr | None = getattr(self, name)
+                if secret is not None and len(secret.get_secret_value()) < MIN_JWT_SECRET_LENGTH:
+                    raise ValueError(f"{name} must be at least {MIN_JWT_SECRET_LENGTH} characters")
             return self
         problems = unsafe_settings(self)
         if problems:
@@ -234,6 +243,20 @@ class Settings(
     @property
     def is_development(self) -> bool:
         return self.APP_ENV in ("development", "test")
+
+    def accepted_secrets(self, name: str) -> tuple[str, ...]:
+        """``<name>_SECRET`` then, during a rotation, ``<name>_PREVIOUS_SECRET``: the values a
+        signature or token may be checked against (sign with the first only)."""
+        if name not in ROTATABLE_SECRETS:
+            raise KeyError(name)
+        current: SecretStr | None = getattr(self, f"{name}_SECRET")
+        previous: SecretStr | None = getattr(self, f"{name}_PREVIOUS_SECRET")
+        if current is None:  # validation fills or refuses it; only a bypassed model gets here
+            raise ConfigurationError(f"{name}_SECRET is not set")
+        values = [current.get_secret_value()]
+        if previous is not None and previous.get_secret_value() not in values:
+            values.append(previous.get_secret_value())
+        return tuple(values)
 
     @property
     def log_level_number(self) -> int:

@@ -83,7 +83,7 @@ _CALLERS_BY_STATUS = text(
 )
 # Served by the partial index of the PENDING pool (ix_call_tasks_pending_allocation).
 _PENDING_CALL_TASKS = text(
-    f"SELECT count(*) FROM call_tasks WHERE status = '{CallTaskStatus.PENDING.value}' "
+    f"SELECT count(*) FROM call_tasks WHERE status = '{CallTaskStatus.PENDING.value}' "  # noqa: S608 - a constant, no input
     "AND (available_after IS NULL OR available_after <= now())"
 )
 _RECENT_ENRICHMENT_ATTEMPTS = text(
@@ -108,7 +108,7 @@ class HealthServer(Service):
         app: SourcingApp,
         *,
         port: int | None = None,
-        host: str = "0.0.0.0",  # probes and scrapes come from the cluster
+        host: str = "0.0.0.0",  # noqa: S104 - probes and scrapes come from the cluster
         state_gauges: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,

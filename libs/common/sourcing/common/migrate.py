@@ -1,12 +1,15 @@
 """Database migrations (Alembic), configured in code so they run from an installed package.
 
     python -m sourcing.common.migrate upgrade [revision]      # default: head
-    python -m sourcing.common.migrate downgrade [revision]    # default: base
+    python -m sourcing.common.migrate downgrade <revision>    # explicit (``base`` drops all)
     python -m sourcing.common.migrate current
 
 ``DATABASE_URL`` comes from the settings. Any number of processes may migrate at once: the
 migration environment holds a PostgreSQL advisory lock for the whole run, so one migrates and
 the others then find the database already at the target revision.
+
+Every service compares the database's revision with the code's head before it serves
+(:func:`check_schema`) and refuses to start when they differ.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The pg_advisory_xact_lock key held while migrating: arbitrary, fixed, used for nothing else.
@@ -66,12 +74,71 @@ def _run(action: Callable[[], None]) -> None:
         raise errors[0]
 
 
+class SchemaMismatch(RuntimeError):
+    """The database is not at the revision this code expects (start-up stops)."""
+
+
+def head_revision() -> str:
+    """The newest migration this code ships."""
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    if head is None:
+        raise SchemaMismatch(f"no migrations found in {MIGRATIONS_DIR}")
+    return head
+
+
+async def database_revision(database_url: str, *, timeout: float) -> str | None:  # noqa: ASYNC109
+    """The revision stamped in the database's ``alembic_version`` (None: never migrated)."""
+    from sourcing.common.config import to_asyncpg_url
+
+    engine = create_async_engine(
+        to_asyncpg_url(database_url),
+        poolclass=NullPool,
+        connect_args={"timeout": timeout, "command_timeout": timeout},
+    )
+    try:
+        async with engine.connect() as connection:
+            if await connection.scalar(text("SELECT to_regclass('alembic_version')")) is None:
+                return None
+            versions = await connection.scalars(text("SELECT version_num FROM alembic_version"))
+            return ",".join(sorted(versions)) or None
+    finally:
+        await engine.dispose()
+
+
+async def check_schema(database_url: str, *, timeout: float) -> None:  # noqa: ASYNC109
+    """Raise :class:`SchemaMismatch` unless the database is at this code's head revision."""
+    head = head_revision()
+    try:
+        found = await database_revision(database_url, timeout=timeout)
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
+        raise SchemaMismatch(
+            f"cannot read the database's schema revision (code expects {head}): {exc}"
+        ) from exc
+    if found == head:
+        return
+    known = {
+        script.revision
+        for script in ScriptDirectory.from_config(alembic_config("")).walk_revisions()
+    }
+    if found is None or found in known:
+        raise SchemaMismatch(
+            f"database schema revision is {found or 'none (never migrated)'}, this code expects "
+            f"{head}: run the migrations (`python -m sourcing.common.migrate upgrade head`, "
+            "`make migrate`), then start again"
+        )
+    raise SchemaMismatch(
+        f"database schema revision {found} is unknown to this code (it expects {head}): the "
+        "database was migrated by a newer release; run that release, or downgrade the "
+        f"database with it (`python -m sourcing.common.migrate downgrade {head}`)"
+    )
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate the database up to ``revision``."""
     _run(lambda: command.upgrade(alembic_config(database_url), revision))
 
 
-def downgrade(database_url: str, revision: str = "base") -> None:
+def downgrade(database_url: str, revision: str) -> None:
     """Migrate the database down to ``revision`` (``base`` drops every table)."""
     _run(lambda: command.downgrade(alembic_config(database_url), revision))
 
@@ -88,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     up = sub.add_parser("upgrade", help="migrate up (default: head)")
     up.add_argument("revision", nargs="?", default="head")
-    down = sub.add_parser("downgrade", help="migrate down (default: base, drops everything)")
-    down.add_argument("revision", nargs="?", default="base")
+    down = sub.add_parser("downgrade", help="migrate down to REVISION (base drops everything)")
+    down.add_argument("revision", help="target revision, required (base drops every table)")
     sub.add_parser("current", help="show the current revision")
     args = parser.parse_args(argv)
     # Alembic reports each step ("Running upgrade  -> 0001") through logging.

@@ -1,8 +1,31 @@
-"""Process-level tuning shared by the gateway and the agent services."""
+"""Process start-up shared by the gateway and the agent services: the checks that must pass
+before anything is served, and heap tuning."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
+
+from sourcing.common.config import Settings
+from sourcing.common.kafka.producer import bootstrap_servers
+from sourcing.common.kafka.security import KafkaAuthenticationError, check_broker_credentials
+from sourcing.common.migrate import SchemaMismatch, check_schema
+
+
+def refuse_unsafe_start(service: str, settings: Settings) -> None:
+    """Stop the process (non-zero exit, message on stderr) before it serves anything when the
+    database is not at this code's schema head or the broker refuses our credentials."""
+    try:
+        asyncio.run(_startup_checks(settings))
+    except (SchemaMismatch, KafkaAuthenticationError) as exc:
+        raise SystemExit(f"{service}: refusing to start: {exc}") from exc
+
+
+async def _startup_checks(settings: Settings) -> None:
+    await check_schema(settings.DATABASE_URL, timeout=settings.DATABASE_COMMAND_TIMEOUT_SECONDS)
+    await check_broker_credentials(
+        settings, bootstrap_servers(settings), timeout=settings.BROKER_SEND_TIMEOUT_SECONDS
+    )
 
 
 def freeze_startup_heap() -> None:

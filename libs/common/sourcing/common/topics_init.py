@@ -5,7 +5,10 @@
 Production brokers have auto-create off, so this is the only way lane topics come to exist
 (Faust creates its own internal topics). Idempotent: existing topics are left as they are.
 Topic names are ``KAFKA_TOPIC_PREFIX`` + lane; the replication factor comes from
-``KAFKA_REPLICATION_FACTOR`` unless given on the command line. The embedded development
+``KAFKA_REPLICATION_FACTOR`` unless given on the command line; with 3 or more replicas a
+write needs 2 in sync (``min.insync.replicas=2``, acks=all producers). The client
+authenticates with the ``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_*`` / ``KAFKA_SSL_*``
+settings, like every other client. The embedded development
 stack (``sourcing.devstack``) uses the same functions.
 """
 
@@ -17,7 +20,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,6 +35,8 @@ _UNKNOWN_TOPIC = 3
 # Codes a broker answers when it does not take per-topic configs (Tansu): retried without.
 _CONFIG_REJECTED = {35, 40, 42}  # UNSUPPORTED_VERSION, INVALID_CONFIG, INVALID_REQUEST
 _MS_PER_DAY = 86_400_000
+# With this many replicas or more, a write must reach two of them (one broker may be down).
+_DURABLE_REPLICATION = 3
 
 
 class TopicInitError(RuntimeError):
@@ -42,10 +47,17 @@ class BrokerNotReady(TopicInitError, TimeoutError):
     """The broker did not answer metadata requests (or lead new topics) in time."""
 
 
-async def broker_is_ready(bootstrap_servers: str, *, timeout: float = 5.0) -> bool:  # noqa: ASYNC109
+async def broker_is_ready(
+    bootstrap_servers: str,
+    *,
+    timeout: float = 5.0,  # noqa: ASYNC109
+    security: Mapping[str, Any] | None = None,
+) -> bool:
     """One probe: does the cluster answer metadata with at least one live broker?"""
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000)
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=int(timeout * 1000),
+        **(security or {}),
     )
     try:
         async with asyncio.timeout(timeout):
@@ -61,12 +73,18 @@ async def broker_is_ready(bootstrap_servers: str, *, timeout: float = 5.0) -> bo
 
 # The timeout parameters below bound retry loops and become broker-side request timeouts;
 # a caller's asyncio.timeout could not do either.
-async def wait_for_broker(bootstrap_servers: str, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+async def wait_for_broker(
+    bootstrap_servers: str,
+    timeout: float = 60.0,  # noqa: ASYNC109
+    *,
+    security: Mapping[str, Any] | None = None,
+) -> None:
     """Block until the broker answers metadata; `BrokerUnavailable` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
-        if await broker_is_ready(bootstrap_servers, timeout=max(1.0, min(5.0, remaining))):
+        probe = max(1.0, min(5.0, remaining))
+        if await broker_is_ready(bootstrap_servers, timeout=probe, security=security):
             return
         if time.monotonic() >= deadline:
             raise BrokerNotReady(
@@ -82,20 +100,23 @@ async def create_topics(
     lanes: Iterable[Lane] = LANES,
     replication_factor: int = 1,
     timeout: float = 60.0,  # noqa: ASYNC109
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Create `prefix + lane.name` for every lane and wait until each has leaders.
 
-    `retention.ms` comes from the lane; a broker that refuses topic configs (Tansu) gets the
+    Configs come from :func:`topic_configs`; a broker that refuses topic configs (Tansu) gets the
     topic without them and a warning. An existing topic with fewer partitions than its lane
     is reported, not altered (growing partitions moves keys between partitions).
     """
     wanted = {f"{prefix}{lane.name}": lane for lane in lanes}
     if not wanted:
         return
-    await wait_for_broker(bootstrap_servers, timeout=timeout)
+    await wait_for_broker(bootstrap_servers, timeout=timeout, security=security)
     deadline = time.monotonic() + timeout
     timeout_ms = int(timeout * 1000)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms, **(security or {})
+    )
     await admin.start()
     try:
         rejected = await _create(admin, wanted, replication_factor, timeout_ms, with_configs=True)
@@ -115,6 +136,14 @@ async def create_topics(
         await admin.close()
 
 
+def topic_configs(lane: Lane, replication_factor: int) -> dict[str, str]:
+    """The per-topic configs topic-init sets on a lane's topic."""
+    configs = {"retention.ms": str(lane.retention_days * _MS_PER_DAY)}
+    if replication_factor >= _DURABLE_REPLICATION:
+        configs["min.insync.replicas"] = "2"
+    return configs
+
+
 async def _create(
     admin: AIOKafkaAdminClient,
     topics: dict[str, Lane],
@@ -129,9 +158,7 @@ async def _create(
             name,
             lane.partitions,
             replication_factor,
-            topic_configs=(
-                {"retention.ms": str(lane.retention_days * _MS_PER_DAY)} if with_configs else None
-            ),
+            topic_configs=topic_configs(lane, replication_factor) if with_configs else None,
         )
         for name, lane in topics.items()
     ]
@@ -186,6 +213,7 @@ async def delete_topics(
     prefix: str = "",
     lanes: Iterable[Lane] = LANES,
     timeout: float = 30.0,  # noqa: ASYNC109
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Delete `prefix + lane.name` for every lane; topics already gone are fine.
 
@@ -196,7 +224,9 @@ async def delete_topics(
     if not names:
         return
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000)
+        bootstrap_servers=bootstrap_servers,
+        request_timeout_ms=int(timeout * 1000),
+        **(security or {}),
     )
     await admin.start()
     try:
@@ -230,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="topics: %(message)s", stream=sys.stderr)
 
     from sourcing.common.config import ConfigurationError, load_settings
-    from sourcing.common.settings_deploy import DeploySettings
+    from sourcing.common.kafka.security import client_security
 
     try:
         settings = load_settings()
-        replication = args.replication_factor or DeploySettings().KAFKA_REPLICATION_FACTOR
+        replication = args.replication_factor or settings.KAFKA_REPLICATION_FACTOR
     except (ConfigurationError, ValueError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -245,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                 prefix=settings.KAFKA_TOPIC_PREFIX,
                 replication_factor=replication,
                 timeout=args.timeout,
+                security=client_security(settings),
             )
         )
     except TopicInitError as exc:

@@ -210,7 +210,7 @@ class ChildProcess:
             log.flush()
             run_as = self._run_as
             self._popen = _SPAWNER.call(
-                lambda: subprocess.Popen(
+                lambda: subprocess.Popen(  # noqa: S603 - an argv list of our own binaries and paths, no shell
                     self._argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log,

@@ -9,6 +9,11 @@ Layout of `data_dir`: `server.properties`, `log4j2.properties`, `kafka.log` (the
 output), `ports` (broker and controller ports, reused by the next start), `logs/` (log.dirs).
 Auto-create is off, as in production: topics come from `create_topics()`; Faust creates its
 own internal topics through the admin API.
+
+With `sasl_ssl=SaslSslListener(...)` the broker also listens for SASL_SSL clients on a second
+port (`sasl_ssl_bootstrap_servers`, host name `localhost`): TLS from a PEM keystore, one SCRAM
+user created when the storage is formatted. The PLAINTEXT listener stays for the broker's own
+traffic and readiness checks.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -167,7 +173,7 @@ def ensure_kafka_libs(
         staged = work / "dist"
         (work / "pom.xml").write_text(_pom(version))
         try:
-            result = subprocess.run(
+            result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
                 [
                     mvn,
                     "-q",
@@ -219,6 +225,19 @@ def random_cluster_id() -> str:
             return text
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A SASL_SSL listener: ``keystore`` is a PEM file holding the broker's private key
+    (unencrypted PKCS#8) and certificate chain, valid for ``localhost``; ``username`` /
+    ``password`` become a SCRAM credential of ``mechanism``."""
+
+    keystore: Path
+    username: str
+    password: str
+    mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    port: int | None = None
+
+
 class ApacheKafka(EmbeddedBroker):
     """A single-node Apache Kafka (broker + KRaft controller) on loopback ports.
 
@@ -239,6 +258,7 @@ class ApacheKafka(EmbeddedBroker):
         startup_timeout: float = 120.0,
         stop_timeout: float = 30.0,
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT,
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         super().__init__(data_dir, temp_prefix="expert-sourcing-kafka-")
         self.version = version or kafka_version()
@@ -254,6 +274,15 @@ class ApacheKafka(EmbeddedBroker):
         self._stop_timeout = stop_timeout
         self._download_timeout = download_timeout
         self._process: ChildProcess | None = None
+        self._sasl_ssl = sasl_ssl
+        self._sasl_ssl_port = sasl_ssl.port if sasl_ssl is not None else None
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """``localhost:<port>`` of the SASL_SSL listener (the certificate's host name)."""
+        if self._sasl_ssl_port is None:
+            raise DevstackError("this broker has no SASL_SSL listener (or was not started)")
+        return f"localhost:{self._sasl_ssl_port}"
 
     def start(self) -> str:
         if self._closed:
@@ -326,7 +355,15 @@ class ApacheKafka(EmbeddedBroker):
             self._controller_port = free_port()
             while self._controller_port == self._port:
                 self._controller_port = free_port()
-        for name, port in (("broker", self._port), ("controller", self._controller_port)):
+        if self._sasl_ssl is not None and self._sasl_ssl_port is None:
+            taken = {self._port, self._controller_port}
+            self._sasl_ssl_port = free_port()
+            while self._sasl_ssl_port in taken:
+                self._sasl_ssl_port = free_port()
+        ports = [("broker", self._port), ("controller", self._controller_port)]
+        if self._sasl_ssl_port is not None:
+            ports.append(("SASL_SSL", self._sasl_ssl_port))
+        for name, port in ports:
             if not port_is_free(port):
                 raise DevstackError(f"Kafka {name} port {port} is taken")
         self._ports_file.write_text(f"{self._port} {self._controller_port}\n")
@@ -356,8 +393,30 @@ class ApacheKafka(EmbeddedBroker):
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
         }
+        if self._sasl_ssl is not None:
+            properties.update(self._sasl_ssl_properties(self._sasl_ssl))
         self._config_path.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
         self._log4j_path.write_text(_LOG4J2)
+
+    def _sasl_ssl_properties(self, listener: SaslSslListener) -> dict[str, str]:
+        secure = f"SASL_SSL://{LOOPBACK}:{self._sasl_ssl_port}"
+        mechanism = listener.mechanism.lower()
+        return {
+            "listeners": f"PLAINTEXT://{LOOPBACK}:{self._port},{secure},"
+            f"CONTROLLER://{LOOPBACK}:{self._controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{self._port},"
+            f"SASL_SSL://localhost:{self._sasl_ssl_port},"
+            f"CONTROLLER://{LOOPBACK}:{self._controller_port}",
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+            ),
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": listener.mechanism,
+            f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(listener.keystore),
+        }
 
     def _jvm(self, java: str, classpath: str, heap: str) -> list[str]:
         return [
@@ -384,7 +443,13 @@ class ApacheKafka(EmbeddedBroker):
             "-c",
             str(self._config_path),
         ]
-        result = subprocess.run(
+        if self._sasl_ssl is not None:
+            user = self._sasl_ssl
+            argv += [
+                "--add-scram",
+                f"{user.mechanism}=[name={user.username},password={user.password}]",
+            ]
+        result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
             argv, capture_output=True, text=True, cwd=self.data_dir, timeout=120, check=False
         )
         if result.returncode != 0:

@@ -20,6 +20,7 @@ import contextlib
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import signal
 import stat
@@ -81,6 +82,8 @@ class EmbeddedPostgres(EmbeddedServer):
         stop_timeout: float = 30.0,
     ) -> None:
         super().__init__(data_dir, temp_prefix="expert-sourcing-pg-")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database):
+            raise DevstackError(f"database name {database!r} must be a plain SQL identifier")
         self.database = database
         self.pgdata = self.data_dir / "pgdata"
         self.log_path = self.data_dir / "postgres.log"
@@ -197,7 +200,7 @@ class EmbeddedPostgres(EmbeddedServer):
         if self._owns_data:
             argv.append("--no-sync")
         run_as = self._run_as
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
             argv,
             capture_output=True,
             text=True,
@@ -252,12 +255,14 @@ class EmbeddedPostgres(EmbeddedServer):
         return len(lines) >= 8 and lines[7].strip() == "ready" and port_accepts(self.port)
 
     def _ensure_database(self, bin_dir: Path) -> None:
-        exists = self._psql(bin_dir, f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
+        # The name is checked to be a plain identifier in __init__.
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"  # noqa: S608
+        exists = self._psql(bin_dir, query)
         if exists.strip() != "1":
             self._psql(bin_dir, f'CREATE DATABASE "{self.database}"')
 
     def _psql(self, bin_dir: Path, sql: str) -> str:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
             [str(bin_dir / "psql"), *_PSQL_FLAGS, "-d", self.admin_url, "-c", sql],
             capture_output=True,
             text=True,
@@ -304,8 +309,12 @@ def _cmdline_mentions(pid: int, needle: str) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
-        result = subprocess.run(
-            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+        # `ps` from PATH, only where /proc is missing; an argv list, no shell.
+        result = subprocess.run(  # noqa: S603
+            ["ps", "-o", "command=", "-p", str(pid)],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
         )
         cmdline = result.stdout
     return needle in cmdline
@@ -329,7 +338,7 @@ def _server_account() -> RunAs:
         raise DevstackError(f"DEVSTACK_POSTGRES_USER={override!r}: no such account")
     useradd = shutil.which("useradd")
     if useradd is not None:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
             [useradd, *_USERADD_FLAGS, _CREATED_ACCOUNT],
             capture_output=True,
             text=True,

@@ -526,7 +526,7 @@ async def line_push(request: Request) -> Response:
 
 # --- WeChat official account ----------------------------------------------------------------
 
-_WECHAT_TOKEN_PREFIX = "sandbox-wechat-token-"
+_WECHAT_TOKEN_PREFIX = "sandbox-wechat-token-"  # noqa: S105 - a prefix of fake tokens, not a secret
 
 
 @router.get("/wechat/cgi-bin/token")

@@ -228,8 +228,9 @@ prospeo = APIRouter(prefix="/prospeo", tags=["sandbox: Prospeo"])
 async def prospeo_enrich_person(request: Request) -> JSONResponse:
     require_header(request, "X-KEY", {"error": True, "error_code": "INVALID_API_KEY"})
     body = await json_body(request)
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
-    assert isinstance(data, dict)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        data = {}
     if not any(data.get(k) for k in ("linkedin_url", "email", "company_name", "company_website")):
         raise VendorError(400, {"error": True, "error_code": "INSUFFICIENT_DATAPOINTS"})
     who = subject(
@@ -495,8 +496,9 @@ async def wiza_start_reveal(request: Request) -> JSONDict:
         rate_limited={"status": {"code": 429, "message": "Too many requests"}},
         server_error={"status": {"code": 500, "message": "Something went wrong"}},
     )
-    options = body.get("email_options") if isinstance(body.get("email_options"), dict) else {}
-    assert isinstance(options, dict)
+    options = body.get("email_options")
+    if not isinstance(options, dict):
+        options = {}
     reveal_id = _job_id("wiza", who.key, json.dumps(body, sort_keys=True))
     state.remember(
         f"wiza:{reveal_id}",
@@ -691,8 +693,9 @@ async def contactout_linkedin(request: Request) -> JSONResponse:
 async def contactout_enrich(request: Request) -> JSONResponse:
     _contactout_auth(request)
     body = await json_body(request)
-    domains = body.get("company_domain") if isinstance(body.get("company_domain"), list) else []
-    assert isinstance(domains, list)
+    domains = body.get("company_domain")
+    if not isinstance(domains, list):
+        domains = []
     if not (body.get("linkedin_url") or (body.get("full_name") and domains)):
         raise VendorError(
             400,

@@ -7,21 +7,23 @@ import uvicorn
 from sourcing.api.app import create_app
 from sourcing.common.config import settings_or_exit
 from sourcing.common.logging import configure_logging
-from sourcing.common.process import freeze_startup_heap
+from sourcing.common.process import freeze_startup_heap, refuse_unsafe_start
 
 
 def main() -> None:
     settings = settings_or_exit("api")
     configure_logging(service="api", level=settings.log_level_number)
+    refuse_unsafe_start("api", settings)
     app = create_app(settings)
     freeze_startup_heap()
     uvicorn.run(
         app,
-        host="0.0.0.0",  # the gateway serves every interface of its container
+        host="0.0.0.0",  # noqa: S104 - the gateway serves every interface of its container
         port=settings.PORT,
         log_config=None,
         timeout_graceful_shutdown=20,
-        proxy_headers=True,
+        # Forwarded headers are read by the gateway's edge, from FORWARDED_ALLOW_IPS only.
+        proxy_headers=False,
     )
 
 

@@ -1,7 +1,8 @@
 """The gateway's edge, as one pure ASGI middleware (cheaper than a stack of them).
 
-In order: correlation id (accepted or generated, echoed, in every log line), body size limit,
-per-client rate limit, then access log and request metrics once the response is sent.
+In order: the client's real address (forwarded headers only from trusted proxies), correlation
+id (accepted or generated, echoed, in every log line), body size limit, per-client rate limit,
+then access log and request metrics once the response is sent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sourcing.api.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
+from sourcing.api.proxies import client_address
 from sourcing.api.ratelimit import SlidingWindowRateLimiter
 from sourcing.common.auth import bearer_token, decode_token
 from sourcing.common.config import Settings
@@ -25,7 +27,7 @@ log = logging.getLogger("sourcing.api.access")
 
 CORRELATION_HEADER = b"x-correlation-id"
 # request.state key of the (token, Principal) pair the rate limiter already verified.
-VERIFIED_TOKEN_STATE = "verified_token"
+VERIFIED_TOKEN_STATE = "verified_token"  # noqa: S105 - a request.state key, not a secret
 _VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Probes and scrapes are not client traffic; webhooks are verified by signature and arrive in
 # bursts from a single sender, so they are not subject to the per-client API limit either.
@@ -62,12 +64,14 @@ class EdgeMiddleware:
             max_requests=settings.RATE_LIMIT_MAX_REQUESTS,
             window_seconds=settings.RATE_LIMIT_WINDOW_SECONDS,
         )
+        self.trusted_proxies = settings.trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        self._resolve_client(scope)
         supplied = _header(scope, CORRELATION_HEADER)
         correlation_id = (
             supplied if supplied and _VALID_CORRELATION_ID.match(supplied) else new_correlation_id()
@@ -96,6 +100,22 @@ class EdgeMiddleware:
         finally:
             self._record(scope, status, time.perf_counter() - started)
             correlation_id_var.reset(token)
+
+    def _resolve_client(self, scope: Scope) -> None:
+        """Replace the trusted proxy's address in ``scope["client"]`` with its client's."""
+        peer = scope.get("client")
+        if not self.trusted_proxies or not peer:
+            return
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name in (b"x-forwarded-for", b"forwarded"):
+                # Repeated header lines are one comma-separated list, in order.
+                key = name.decode()
+                text = value.decode("latin-1")
+                headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        if headers:
+            real = client_address(peer[0], headers, self.trusted_proxies)
+            scope["client"] = (real, peer[1] if real == peer[0] else 0)
 
     def _reject(self, scope: Scope) -> AppError | None:
         path: str = scope["path"]

@@ -72,7 +72,7 @@ class TokenRequest(RequestModel):
 
 class TokenResponse(ResponseModel):
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name, not a secret
     expires_in: int
 
 

@@ -210,7 +210,7 @@ def _contact_rows(
 ) -> list[dict[str, Any]]:
     """The best result's contacts; phones in E.164 (national formats read in the expert's
     country), a number that cannot be read kept as given and not dialable."""
-    assert outcome.best is not None
+    assert outcome.best is not None  # noqa: S101 - narrows the type: called only with a found contact
     result = outcome.best.result
     rows: list[dict[str, Any]] = []
     for email in result.emails:
@@ -266,7 +266,7 @@ async def apply_enrichment(
     if lead is None or lead.status not in ENRICHABLE:
         return  # finished meanwhile by another delivery
     context = await repository.get_lead_context(session, plan.lead_id)
-    assert context is not None
+    assert context is not None  # noqa: S101 - narrows the type: the lead row was just read
     now = deps.now()
     enriched = False
     auto_outreach = False

@@ -29,7 +29,7 @@ from sourcing.common.kafka.retry import PermanentError
 from sourcing.common.settings_channels import sandbox_url
 
 SCOPE = "https://www.googleapis.com/auth/spreadsheets"
-DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"
+DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a public endpoint URL, not a secret
 PROVIDER = "google-sheets"
 # Refresh the access token this long before Google's stated expiry.
 TOKEN_SAFETY_SECONDS = 60.0

@@ -63,6 +63,7 @@ from sourcing.common.kafka.consumer import (
 from sourcing.common.kafka.outbox import OutboxRelay
 from sourcing.common.kafka.producer import EnvelopeProducer, bootstrap_servers
 from sourcing.common.kafka.retry import backoff_delay
+from sourcing.common.kafka.security import faust_credentials
 from sourcing.common.topics import lane as lane_named
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def create_app(
     session_timeout = settings.KAFKA_SESSION_TIMEOUT_SECONDS
     options: dict[str, Any] = {
         "broker": [f"kafka://{server}" for server in bootstrap_servers(settings)],
+        "broker_credentials": faust_credentials(settings),
         "store": "memory://",
         "autodiscover": False,
         "topic_disable_leader": True,
@@ -239,7 +241,7 @@ def create_app(
         "producer_acks": -1,
         "web_enabled": enabled,
         "web_port": port or 6066,
-        "web_bind": "0.0.0.0",  # probes and scrapes come from the cluster
+        "web_bind": "0.0.0.0",  # noqa: S104 - probes and scrapes come from the cluster
         "datadir": str(datadir or Path(tempfile.gettempdir()) / f"{app_id}-data"),
         "worker_redirect_stdouts": False,
     }
@@ -385,10 +387,11 @@ def run_worker(app: SourcingApp) -> None:
     """
     from sourcing.common.health import HealthServer
     from sourcing.common.logging import configure_logging
-    from sourcing.common.process import freeze_startup_heap
+    from sourcing.common.process import freeze_startup_heap, refuse_unsafe_start
 
     settings = app.runtime.settings
     configure_logging(service=app.runtime.service_name, level=settings.log_level_number)
+    refuse_unsafe_start(app.runtime.service_name, settings)
     services = [HealthServer(app)] if settings.METRICS_PORT else []
     worker = faust.Worker(
         app,

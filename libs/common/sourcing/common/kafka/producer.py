@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerClosed
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.kafka import metrics
+from sourcing.common.kafka.security import client_security
 from sourcing.common.topics import lane as lane_named
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class EnvelopeProducer:
             request_timeout_ms=max(timeout_ms, 1000),
             # One batch in flight per partition (aiokafka's default): per-key order holds.
             linger_ms=0,
+            **client_security(self.settings),
         )
 
     async def start(self) -> None:

@@ -101,7 +101,7 @@ def is_transient(exc: BaseException) -> bool:
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
     """Exponential backoff with full jitter before attempt ``attempt + 1`` (attempt >= 1)."""
     ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
-    return random.uniform(0, ceiling)  # jitter, not cryptography
+    return random.uniform(0, ceiling)  # noqa: S311 - backoff jitter, not cryptography
 
 
 class NextStep(enum.Enum):
@@ -154,4 +154,4 @@ def database_poll_delay(poll: int, *, base: float, cap: float) -> float:
     floor = max(base, DATABASE_POLL_FLOOR_SECONDS)
     # The exponent is bounded: an outage of days must not overflow the float.
     ceiling = max(floor, min(cap, floor * 2.0 ** min(max(poll - 1, 0), 32)))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)  # jitter, not cryptography
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - backoff jitter, not cryptography

@@ -299,7 +299,7 @@ class StatusThresholds:
     def from_settings(cls, settings: object) -> StatusThresholds:
         def number(name: str) -> int:
             value = getattr(settings, name)
-            assert isinstance(value, int)
+            assert isinstance(value, int)  # noqa: S101 - narrows the type of a declared int setting
             return value
 
         return cls(

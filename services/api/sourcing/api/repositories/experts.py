@@ -104,7 +104,7 @@ async def add_contact(session: AsyncSession, values: dict[str, Any]) -> ExpertCo
     ).returning(ExpertContact.id)
     contact_id = (await session.execute(statement)).scalar_one()
     contact = await session.get(ExpertContact, contact_id, populate_existing=True)
-    assert contact is not None
+    assert contact is not None  # noqa: S101 - narrows the type: the row was just upserted
     return contact
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from sourcing.api.deps import NowDep, SessionDep, SettingsDep, get_now, reject_unknown_query_params
@@ -192,15 +192,17 @@ SIGNUP_HEADERS = SignedWebhook("x-signup-signature", "x-signup-timestamp", "x-si
 
 
 async def verify_delivery(
-    request: Request, headers: SignedWebhook, secret: SecretStr | None
+    request: Request, headers: SignedWebhook, secret_name: str
 ) -> SignedDelivery:
-    """Signature (401), then timestamp window and delivery id (400), as Yay's contract says."""
+    """Signature (401) under ``<secret_name>_SECRET`` or, during a rotation, its previous value;
+    then timestamp window and delivery id (400), as Yay's contract says."""
     await reject_unknown_query_params(request)
     settings: Settings = request.app.state.settings
     body = await request.body()
-    assert secret is not None  # required by the settings outside development
-    if not verify_signature(
-        body, request.headers.get(headers.signature), secret.get_secret_value()
+    signature = request.headers.get(headers.signature)
+    if not any(
+        verify_signature(body, signature, secret)
+        for secret in settings.accepted_secrets(secret_name)
     ):
         raise Unauthorized(f"invalid or missing {headers.signature}")
     now = await get_now(request)
@@ -240,8 +242,7 @@ def _accepted(event_id: str) -> Response:
 
 
 async def yay_webhook(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    delivery = await verify_delivery(request, YAY_HEADERS, settings.YAY_WEBHOOK_SECRET)
+    delivery = await verify_delivery(request, YAY_HEADERS, "YAY_WEBHOOK")
     event = _parse(YayWebhook, delivery.body, "Yay event")
     event_id, signed_at, now = delivery.event_id, delivery.signed_at, delivery.received_at
     caller_key = (event.agent_email or event.call_id).lower()
@@ -280,9 +281,9 @@ async def require_sales_nav_secret(
     settings: SettingsDep, x_sales_nav_secret: Annotated[str | None, Header()] = None
 ) -> None:
     """Checked as a dependency, so an unauthenticated caller learns nothing about the body."""
-    assert settings.SALES_NAV_WEBHOOK_SECRET is not None
-    if not _secret_matches(
-        x_sales_nav_secret, settings.SALES_NAV_WEBHOOK_SECRET.get_secret_value()
+    if not any(
+        _secret_matches(x_sales_nav_secret, secret)
+        for secret in settings.accepted_secrets("SALES_NAV_WEBHOOK")
     ):
         raise Unauthorized("invalid or missing x-sales-nav-secret")
 
@@ -329,8 +330,7 @@ known expert is stored and ignored."""
 
 
 async def signup_webhook(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    delivery = await verify_delivery(request, SIGNUP_HEADERS, settings.SIGNUP_WEBHOOK_SECRET)
+    delivery = await verify_delivery(request, SIGNUP_HEADERS, "SIGNUP_WEBHOOK")
     event = _parse(SignupWebhook, delivery.body, "sign-up event")
     payload = ExpertSignedUp(
         event_id=delivery.event_id,
