@@ -304,6 +304,19 @@ async def test_the_operators_day_from_project_to_sign_up(day: Day, with_task_id:
 
     await wait_until(enriched, timeout=SETTLE_SECONDS, interval=0.2, message="Jane enriched")
 
+    # The lead came with a phone: its task may exist before ranking; ranking then re-scores it.
+    async def ranked_task_waiting() -> bool:
+        score = await day.scalar(select(Lead.ranking_score).where(Lead.expert_id == jane))
+        response = await api.get(
+            "/api/v1/call-tasks/operator/tasks",
+            headers=staff,
+            params={"status": "PENDING", "projectId": project_id},
+        )
+        tasks = [t for t in response.json()["items"] if t["expert"]["id"] == str(jane)]
+        return score is not None and [t["rankingScore"] for t in tasks] == [float(score)]
+
+    await wait_until(ranked_task_waiting, timeout=SETTLE_SECONDS, interval=0.2, message="ranked")
+
     # 4. The caller pulls the task and calls; Yay tells the platform.
     task = await day.pull_task(caller)
     assert task["expert"]["id"] == str(jane)
