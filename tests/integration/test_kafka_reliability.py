@@ -28,7 +28,7 @@ from sourcing.common.events import (
 )
 from sourcing.common.kafka import BrokerUnavailable, EnvelopeProducer, TransientError
 from sourcing.common.kafka.app import reliable_agent
-from sourcing.common.kafka.outbox import OutboxRelay, add_to_outbox
+from sourcing.common.kafka.outbox import OutboxRelay, add_to_outbox, publish
 from sourcing.common.kafka.producer import HEADER_CORRELATION_ID, HEADER_MESSAGE_TYPE
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.models import OutboxMessage
@@ -650,11 +650,7 @@ async def test_handler_messages_go_through_the_outbox_relay_of_the_app(
     async def recalculate_then_allocate(
         session: AsyncSession, envelope: Envelope, payload: PerformanceRecalculate
     ) -> None:
-        follow = Envelope.new(
-            "call-allocation.assign-current.v1",
-            CallAllocationAssignCurrent(caller_id=payload.caller_id),
-        )
-        await add_to_outbox(session, "call-allocation", follow, key=str(payload.caller_id))
+        await publish(session, CallAllocationAssignCurrent(caller_id=payload.caller_id))
 
     app = kafka_app_factory("perf", relay_outbox=True)
     reliable_agent(app, PERFORMANCE, recalculate_then_allocate, consumer_name=f"{topic_prefix}perf")

@@ -17,7 +17,7 @@ from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope, PerformanceRecalculate
 from sourcing.common.kafka import EnvelopeProducer
 from sourcing.common.kafka.app import reliable_agent
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from tests.fixtures.kafka import AppFactory, read_topic, running_app
 
 pytestmark = pytest.mark.integration
@@ -34,11 +34,7 @@ async def test_a_commit_with_staged_messages_wakes_the_relay(
     async def recalculate_then_allocate(
         session: AsyncSession, envelope: Envelope, payload: PerformanceRecalculate
     ) -> None:
-        follow = Envelope.new(
-            CallAllocationAssignCurrent.message_type,
-            CallAllocationAssignCurrent(caller_id=payload.caller_id),
-        )
-        await add_to_outbox(session, "call-allocation", follow, key=str(payload.caller_id))
+        await publish(session, CallAllocationAssignCurrent(caller_id=payload.caller_id))
 
     settings = kafka_settings.model_copy(
         update={"OUTBOX_RELAY_INTERVAL_SECONDS": POLL_INTERVAL_SECONDS}

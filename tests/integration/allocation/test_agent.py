@@ -13,8 +13,8 @@ from sourcing.allocation.app import build_app
 from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
-from sourcing.common.events import CallAllocationAssignCurrent, Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.events import CallAllocationAssignCurrent
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.models import Caller, CallTask, ProcessedEvent
 from tests.factories import create_caller, create_project
 from tests.factories_calls import NOW, MutableClock, create_pool_task
@@ -97,15 +97,7 @@ async def test_the_agent_consumes_assign_current_from_kafka(
         task = await create_pool_task(session)
         caller = await create_caller(session, last_seen_at=NOW)
         # Sent through the outbox like the performance service does.
-        await add_to_outbox(
-            session,
-            "call-allocation",
-            Envelope.new(
-                CallAllocationAssignCurrent.message_type,
-                CallAllocationAssignCurrent(caller_id=caller.id),
-            ),
-            key=str(caller.id),
-        )
+        await publish(session, CallAllocationAssignCurrent(caller_id=caller.id))
     app = build_app(
         kafka_settings,
         clock=lambda: NOW,

@@ -38,7 +38,9 @@ def _clock(at: datetime) -> Callable[[], datetime]:
 async def _follow_up(
     session: AsyncSession, settings: Settings, response_id: uuid.UUID, at: datetime
 ) -> None:
-    payload = ScreeningFollowUpRequested(response_id=response_id)
+    response = await session.get(ScreeningResponse, response_id)
+    assert response is not None
+    payload = ScreeningFollowUpRequested(response_id=response_id, expert_id=response.expert_id)
     envelope = Envelope.new(ScreeningFollowUpRequested.message_type, payload)
     await ScreeningHandlers(settings=settings, clock=_clock(at)).follow_up(
         session, envelope, payload

@@ -8,6 +8,10 @@ Wire format (JSON, UTF-8)::
 Envelope keys are snake_case; payload keys are the manual's camelCase names (payload models
 declare snake_case attributes and serialise by alias). A message type names its payload model
 through :func:`register_message`, so agents hand their handlers a validated model, never a dict.
+
+Routing is declared there too: a message type names its lane and the payload attribute its
+Kafka key is read from, so :func:`route` is the one answer to "which topic, which key" for the
+outbox (:func:`sourcing.common.kafka.outbox.publish`) and the direct producers alike.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -30,6 +35,7 @@ from pydantic.alias_generators import to_camel
 
 from sourcing.common.clock import utc_now
 from sourcing.common.logging import correlation_id_var, new_correlation_id
+from sourcing.common.topics import lane as lane_named
 
 MESSAGE_TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+\.v[0-9]+$")
 
@@ -97,6 +103,25 @@ class Envelope(BaseModel):
             payload=body,
         )
 
+    @classmethod
+    def of(
+        cls,
+        message: MessagePayload,
+        *,
+        correlation_id: str | None = None,
+        id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope:
+        """:meth:`new` for a registered message; ``id`` and ``occurred_at`` replace the fresh
+        ones when the producer derives them (an id derived from a delivery id, for dedup)."""
+        envelope = cls.new(message.message_type, message, correlation_id=correlation_id)
+        update: dict[str, Any] = {}
+        if id is not None:
+            update["id"] = id
+        if occurred_at is not None:
+            update["occurred_at"] = occurred_at.astimezone(UTC)
+        return envelope.model_copy(update=update) if update else envelope
+
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode("utf-8")
 
@@ -136,6 +161,16 @@ class MessagePayload(BaseModel):
     )
 
     message_type: ClassVar[str] = ""
+    # The lane (topic) this message travels on, and the attribute (a field or a property) its
+    # Kafka key is read from: declared by register_message, read by route().
+    lane: ClassVar[str] = ""
+    key_attribute: ClassVar[str] = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    lane: str
+    key: str | None
 
 
 P = TypeVar("P", bound=MessagePayload)
@@ -143,10 +178,16 @@ P = TypeVar("P", bound=MessagePayload)
 MESSAGE_TYPES: dict[str, type[MessagePayload]] = {}
 
 
-def register_message(message_type: str) -> Callable[[type[P]], type[P]]:
-    """Class decorator: ``@register_message("lead.ingested.v1")`` on a payload model."""
+def register_message(message_type: str, *, lane: str, key: str) -> Callable[[type[P]], type[P]]:
+    """Class decorator on a payload model:
+    ``@register_message("enrichment.requested.v1", lane="enrichment", key="expert_id")``.
+
+    ``key`` names the attribute (a field, or a property for a derived key) whose value,
+    as text, is the message's Kafka key.
+    """
     if not MESSAGE_TYPE_PATTERN.match(message_type):
         raise ValueError(f"message type {message_type!r} must look like 'domain.event.v1'")
+    lane_named(lane)  # an unknown lane fails at import, not at the first publish
 
     def decorator(model: type[P]) -> type[P]:
         existing = MESSAGE_TYPES.get(message_type)
@@ -154,11 +195,23 @@ def register_message(message_type: str) -> Callable[[type[P]], type[P]]:
             raise ValueError(
                 f"message type {message_type!r} already registered to {existing.__name__}"
             )
+        if key not in model.model_fields and not isinstance(getattr(model, key, None), property):
+            raise ValueError(f"{model.__name__} has no field or property {key!r} to key by")
         model.message_type = message_type
+        model.lane = lane
+        model.key_attribute = key
         MESSAGE_TYPES[message_type] = model
         return model
 
     return decorator
+
+
+def route(message: MessagePayload) -> Route:
+    """The lane and the Kafka key ``message`` is published with, as its type declares."""
+    if not message.message_type:
+        raise TypeError(f"{type(message).__name__} is not a registered message")
+    value = getattr(message, message.key_attribute)
+    return Route(lane=message.lane, key=None if value is None else str(value))
 
 
 def payload_model_for(message_type: str) -> type[MessagePayload]:
@@ -168,21 +221,21 @@ def payload_model_for(message_type: str) -> type[MessagePayload]:
         raise UnknownMessageType(f"no payload model registered for {message_type!r}") from None
 
 
-@register_message("performance.recalculate.v1")
+@register_message("performance.recalculate.v1", lane="performance", key="caller_id")
 class PerformanceRecalculate(MessagePayload):
     """Recompute one caller's rolling performance snapshot (scheduler, call validation)."""
 
     caller_id: uuid.UUID
 
 
-@register_message("call-allocation.assign-current.v1")
+@register_message("call-allocation.assign-current.v1", lane="call-allocation", key="caller_id")
 class CallAllocationAssignCurrent(MessagePayload):
     """Give one caller their next call task if they have none in progress."""
 
     caller_id: uuid.UUID
 
 
-@register_message("documentation.generate.v1")
+@register_message("documentation.generate.v1", lane="documentation", key="job_id")
 class DocumentationGenerate(MessagePayload):
     """Generate the artifacts of one documentation job."""
 
@@ -192,7 +245,7 @@ class DocumentationGenerate(MessagePayload):
 DEAD_LETTER_MESSAGE_TYPE = "dead-letter.recorded.v1"
 
 
-@register_message(DEAD_LETTER_MESSAGE_TYPE)
+@register_message(DEAD_LETTER_MESSAGE_TYPE, lane="dead-letter", key="origin_topic")
 class DeadLetter(MessagePayload):
     """A message a consumer gave up on, with everything needed to analyse and re-drive it.
 
@@ -229,8 +282,10 @@ __all__ = [
     "MessageDecodeError",
     "MessagePayload",
     "PerformanceRecalculate",
+    "Route",
     "UnknownMessageType",
     "payload_model_for",
     "register_message",
+    "route",
     "utc_now",
 ]

@@ -11,26 +11,17 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.outreach import SheetSyncRequested
 
-SHEETS_LANE = "google-sheets-sync"
 EXPERT_ENTITY = "expert"
 
 
 async def request_sheet_sync(
     session: AsyncSession, *, project_id: uuid.UUID, expert_id: uuid.UUID
 ) -> None:
-    """Stage the refresh in the caller's transaction (outbox), keyed by project."""
-    await add_to_outbox(
+    """Stage the refresh in the caller's transaction (outbox)."""
+    await publish(
         session,
-        SHEETS_LANE,
-        Envelope.new(
-            SheetSyncRequested.message_type,
-            SheetSyncRequested(
-                project_id=project_id, entity_type=EXPERT_ENTITY, entity_id=expert_id
-            ),
-        ),
-        key=str(project_id),
+        SheetSyncRequested(project_id=project_id, entity_type=EXPERT_ENTITY, entity_id=expert_id),
     )

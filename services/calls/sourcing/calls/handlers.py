@@ -49,7 +49,7 @@ from sourcing.common.events import (
     Envelope,
     PerformanceRecalculate,
 )
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.calls import (
     YAY_EVENT_TYPES,
     CallValidationRequested,
@@ -81,11 +81,6 @@ from sourcing.common.statemachines import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-CALL_VALIDATION_LANE = "call-validation"
-PERFORMANCE_LANE = "performance"
-CALL_ALLOCATION_LANE = "call-allocation"
 
 
 def _sha256(body: dict[str, Any]) -> str:
@@ -185,16 +180,11 @@ class CallHandlers:
         if caller is not None and fold.started_at is not None:
             self._record_dial(caller, fold.started_at)
         if caller is not None and fold.finished:
-            await add_to_outbox(
+            await publish(
                 session,
-                CALL_VALIDATION_LANE,
-                Envelope.new(
-                    CallValidationRequested.message_type,
-                    CallValidationRequested(
-                        call_log_id=call_log.id, caller_id=caller.id, yay_call_id=payload.call_id
-                    ),
+                CallValidationRequested(
+                    call_log_id=call_log.id, caller_id=caller.id, yay_call_id=payload.call_id
                 ),
-                key=str(caller.id),
             )
         await session.flush()
 
@@ -326,15 +316,7 @@ class CallHandlers:
                     now=now,
                     correlation_id=envelope.correlation_id,
                 )
-        await add_to_outbox(
-            session,
-            PERFORMANCE_LANE,
-            Envelope.new(
-                PerformanceRecalculate.message_type,
-                PerformanceRecalculate(caller_id=payload.caller_id),
-            ),
-            key=str(payload.caller_id),
-        )
+        await publish(session, PerformanceRecalculate(caller_id=payload.caller_id))
         await session.flush()
 
     @staticmethod
@@ -508,12 +490,4 @@ class CallHandlers:
         caller.allocation_status = previous
         caller.status_reason = decision.reason[:500]
         caller.status_changed_at = now
-        await add_to_outbox(
-            session,
-            CALL_ALLOCATION_LANE,
-            Envelope.new(
-                CallAllocationAssignCurrent.message_type,
-                CallAllocationAssignCurrent(caller_id=caller.id),
-            ),
-            key=str(caller.id),
-        )
+        await publish(session, CallAllocationAssignCurrent(caller_id=caller.id))

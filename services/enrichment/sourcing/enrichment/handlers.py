@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.common.clock import utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
-from sourcing.common.messages.allocation import CallTaskTrigger, request_call_task
+from sourcing.common.kafka.outbox import publish
+from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
 from sourcing.common.messages.outreach import AutoOutreachRequested
 from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
@@ -53,7 +53,6 @@ logger = logging.getLogger(__name__)
 
 ENRICHMENT_LANE = "enrichment"
 RANKING_LANE = "ranking"
-OUTREACH_LANE = "outreach"
 
 # Statuses in which a lead still wants enrichment; anything else means it was done already.
 ENRICHABLE = frozenset({LeadStatus.NEW, LeadStatus.ENRICHING, LeadStatus.ENRICHMENT_FAILED})
@@ -329,28 +328,18 @@ async def apply_enrichment(
     await session.flush()
 
     correlation_id = plan.correlation_id
-    await add_to_outbox(
+    await publish(
         session,
-        RANKING_LANE,
-        Envelope.new(
-            RankingRequested.message_type,
-            RankingRequested(project_id=plan.project_id, expert_id=plan.expert_id),
-            correlation_id=correlation_id,
-        ),
-        key=str(plan.project_id),
+        RankingRequested(project_id=plan.project_id, expert_id=plan.expert_id),
+        correlation_id=correlation_id,
     )
     if enriched and auto_outreach and context.project.auto_outreach_channel:
-        await add_to_outbox(
+        await publish(
             session,
-            OUTREACH_LANE,
-            Envelope.new(
-                AutoOutreachRequested.message_type,
-                AutoOutreachRequested(
-                    project_id=plan.project_id, expert_id=plan.expert_id, lead_id=plan.lead_id
-                ),
-                correlation_id=correlation_id,
+            AutoOutreachRequested(
+                project_id=plan.project_id, expert_id=plan.expert_id, lead_id=plan.lead_id
             ),
-            key=str(plan.expert_id),
+            correlation_id=correlation_id,
         )
     await request_sheet_sync(session, project_id=plan.project_id, expert_id=plan.expert_id)
 
@@ -469,10 +458,12 @@ async def handle_ranking_requested(
     )
     # The allocation service creates the expert's call task once a dialable phone is known,
     # or gives their pending tasks this score.
-    await request_call_task(
+    await publish(
         session,
-        project_id=project.id,
-        expert_id=expert.id,
-        lead_id=latest.id,
-        trigger=CallTaskTrigger.RANKING,
+        CallTaskRequested(
+            project_id=project.id,
+            expert_id=expert.id,
+            lead_id=latest.id,
+            trigger=CallTaskTrigger.RANKING,
+        ),
     )

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.kafka.retry import PermanentError, TransientError
-from sourcing.common.messages.allocation import CallTaskTrigger, request_call_task
+from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.messages.enrichment import EnrichmentRequested
 from sourcing.common.messages.sourcing import (
     JobTitleDiscoveryCompany,
@@ -52,7 +52,6 @@ from sourcing.common.policies.contacts import (
 from sourcing.common.policies.identity import (
     normalize_email,
     normalize_linkedin_url,
-    person_identity,
 )
 from sourcing.common.policies.phones import PhoneNumber, normalize_phone
 from sourcing.common.statemachines import LEAD, LeadStatus
@@ -62,9 +61,6 @@ from sourcing.ingestion.geo import timezone_for_country
 
 logger = logging.getLogger(__name__)
 
-LEAD_INGESTION: Final = "lead-ingestion"
-ENRICHMENT: Final = "enrichment"
-JOB_TITLE_DISCOVERY: Final = "job-title-discovery"
 SUPPRESSED_REASON: Final = "suppressed: the expert must never be contacted again"
 # Lookup → insert rounds before giving up on a person (each lost round means another
 # transaction committed that person meanwhile; the next lookup sees it).
@@ -102,10 +98,7 @@ async def handle_sales_nav_leads(
         if message is None:
             skipped += 1
             continue
-        key = person_identity(message.linkedin_url, message.email)
-        await add_to_outbox(
-            session, LEAD_INGESTION, Envelope.new(LeadReceived.message_type, message), key=key
-        )
+        await publish(session, message)
     if skipped:
         logger.warning(
             "sales nav leads without a usable identity skipped",
@@ -249,23 +242,18 @@ async def handle_lead_received(
         session, _initial_contacts(payload, expert_id, linkedin_url, email, phone, country)
     )
     if phone is not None and phone.dialable:
-        await request_call_task(
+        await publish(
             session,
-            project_id=payload.project_id,
-            expert_id=expert_id,
-            lead_id=lead_id,
-            trigger=CallTaskTrigger.SALES_NAV_LEAD,
-        )
-    await add_to_outbox(
-        session,
-        ENRICHMENT,
-        Envelope.new(
-            EnrichmentRequested.message_type,
-            EnrichmentRequested(
-                lead_id=lead_id, expert_id=expert_id, project_id=payload.project_id
+            CallTaskRequested(
+                project_id=payload.project_id,
+                expert_id=expert_id,
+                lead_id=lead_id,
+                trigger=CallTaskTrigger.SALES_NAV_LEAD,
             ),
-        ),
-        key=str(expert_id),
+        )
+    await publish(
+        session,
+        EnrichmentRequested(lead_id=lead_id, expert_id=expert_id, project_id=payload.project_id),
     )
 
 
@@ -403,19 +391,14 @@ class JobTitleDiscovery:
         run.status = JobStatus.RUNNING.value
         run.started_at = datetime.now(UTC)
         for entry in planned:
-            await add_to_outbox(
+            await publish(
                 session,
-                JOB_TITLE_DISCOVERY,
-                Envelope.new(
-                    JobTitleDiscoveryCompany.message_type,
-                    JobTitleDiscoveryCompany(
-                        run_id=run.id,
-                        project_id=run.project_id,
-                        company_id=uuid.UUID(entry["companyId"]),
-                        geography_iso_codes=list(run.geography_iso_codes),
-                    ),
+                JobTitleDiscoveryCompany(
+                    run_id=run.id,
+                    project_id=run.project_id,
+                    company_id=uuid.UUID(entry["companyId"]),
+                    geography_iso_codes=list(run.geography_iso_codes),
                 ),
-                key=str(run.project_id),
             )
         if not planned:
             _finish(run)

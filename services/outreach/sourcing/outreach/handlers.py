@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +36,7 @@ from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.kafka.retry import PermanentError, is_transient
 from sourcing.common.messages.outreach import (
     AutoOutreachRequested,
@@ -78,32 +77,10 @@ from sourcing.outreach.sheets import GoogleSheetsClient
 
 logger = logging.getLogger(__name__)
 
-OUTREACH_LANE = "outreach"
 DEFAULT_AUTO_TEMPLATE = (
     "Hi {first_name}, we are running a paid expert consultation for {project_name} and your "
     "experience as {title} at {company} would be valuable. Would you be open to a short call?"
 )
-
-
-async def request_delivery(
-    session: AsyncSession,
-    *,
-    message_id: uuid.UUID,
-    expert_id: uuid.UUID,
-    project_id: uuid.UUID,
-    subject: str | None = None,
-) -> None:
-    await add_to_outbox(
-        session,
-        OUTREACH_LANE,
-        Envelope.new(
-            OutreachSendRequested.message_type,
-            OutreachSendRequested(
-                message_id=message_id, expert_id=expert_id, project_id=project_id, subject=subject
-            ),
-        ),
-        key=str(expert_id),
-    )
 
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -290,8 +267,11 @@ class OutreachHandlers:
             to_status=LeadStatus.OUTREACH_PENDING,
             now=now,
         )
-        await request_delivery(
-            session, message_id=message.id, expert_id=expert.id, project_id=project.id
+        await publish(
+            session,
+            OutreachSendRequested(
+                message_id=message.id, expert_id=expert.id, project_id=project.id
+            ),
         )
 
     def handlers(self) -> dict[str, Any]:
@@ -380,8 +360,11 @@ class ScreeningHandlers:
             row.last_reminded_at = now
             row.updated_at = now
         await session.flush()
-        await request_delivery(
-            session, message_id=message.id, expert_id=expert.id, project_id=response.project_id
+        await publish(
+            session,
+            OutreachSendRequested(
+                message_id=message.id, expert_id=expert.id, project_id=response.project_id
+            ),
         )
 
     async def _thread(

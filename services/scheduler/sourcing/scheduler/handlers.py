@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,9 +35,10 @@ from sourcing.common.events import (
     DeadLetter,
     DocumentationGenerate,
     Envelope,
+    MessagePayload,
     PerformanceRecalculate,
 )
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.kafka.retry import PermanentError
 from sourcing.common.messages.outreach import ScreeningFollowUpRequested
 from sourcing.common.messages.scheduler import DEAD_LETTER_CONSUMER_HEADER
@@ -67,15 +67,23 @@ class CycleContext:
 Step = Callable[[AsyncSession, CycleContext], Awaitable[int]]
 
 
-def cycle_envelope(
-    context: CycleContext, step: str, entity_id: uuid.UUID, message_type: str, payload: BaseModel
-) -> Envelope:
-    """An envelope whose id is a function of (step, interval, entity): re-enqueueing the same
-    interval produces the same id, which consumers deduplicate."""
-    envelope = Envelope.new(message_type, payload, correlation_id=context.correlation_id)
+async def publish_for_cycle(
+    session: AsyncSession,
+    context: CycleContext,
+    message: MessagePayload,
+    *,
+    step: str,
+    entity_id: uuid.UUID,
+) -> None:
+    """Publish ``message`` with an envelope id that is a function of (step, interval, entity):
+    re-enqueueing the same interval produces the same id, which consumers deduplicate."""
     name = f"{step}:{context.slot_started_at.isoformat()}:{entity_id}"
-    return envelope.model_copy(
-        update={"id": str(uuid.uuid5(CYCLE_MESSAGE_NAMESPACE, name)), "occurred_at": context.now}
+    await publish(
+        session,
+        message,
+        correlation_id=context.correlation_id,
+        envelope_id=str(uuid.uuid5(CYCLE_MESSAGE_NAMESPACE, name)),
+        occurred_at=context.now,
     )
 
 
@@ -100,14 +108,13 @@ async def enqueue_performance_recalculations(session: AsyncSession, context: Cyc
     """One ``performance.recalculate.v1`` per active caller (keyed by caller id)."""
     callers = await repository.active_caller_ids(session)
     for caller_id in callers:
-        envelope = cycle_envelope(
+        await publish_for_cycle(
+            session,
             context,
-            "performance_recalculation",
-            caller_id,
-            PerformanceRecalculate.message_type,
             PerformanceRecalculate(caller_id=caller_id),
+            step="performance_recalculation",
+            entity_id=caller_id,
         )
-        await add_to_outbox(session, "performance", envelope, key=str(caller_id))
     return len(callers)
 
 
@@ -121,14 +128,13 @@ async def enqueue_allocation_assignments(session: AsyncSession, context: CycleCo
         session, seen_after=allocation.presence_cutoff(context.now, context.settings)
     )
     for caller_id in callers:
-        envelope = cycle_envelope(
+        await publish_for_cycle(
+            session,
             context,
-            "call_allocation",
-            caller_id,
-            CallAllocationAssignCurrent.message_type,
             CallAllocationAssignCurrent(caller_id=caller_id),
+            step="call_allocation",
+            entity_id=caller_id,
         )
-        await add_to_outbox(session, "call-allocation", envelope, key=str(caller_id))
     return len(callers)
 
 
@@ -178,14 +184,13 @@ async def enqueue_screening_follow_ups(session: AsyncSession, context: CycleCont
     expert id); the screening agent sends the reminder and touches the response."""
     due = await _due_responses(session, context)
     for response in due:
-        envelope = cycle_envelope(
+        await publish_for_cycle(
+            session,
             context,
-            "screening_follow_up",
-            response.id,
-            ScreeningFollowUpRequested.message_type,
-            ScreeningFollowUpRequested(response_id=response.id),
+            ScreeningFollowUpRequested(response_id=response.id, expert_id=response.expert_id),
+            step="screening_follow_up",
+            entity_id=response.id,
         )
-        await add_to_outbox(session, "screening", envelope, key=str(response.expert_id))
     return len(due)
 
 

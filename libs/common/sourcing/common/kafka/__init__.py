@@ -1,7 +1,7 @@
 """Kafka reliability layer shared by every service.
 
 * :mod:`.producer` - ``EnvelopeProducer`` (acks=all, awaited sends, ``BrokerUnavailable``)
-* :mod:`.outbox` - ``add_to_outbox`` (in the caller's transaction) and ``OutboxRelay``
+* :mod:`.outbox` - ``publish`` (in the caller's transaction) and ``OutboxRelay``
 * :mod:`.app` - ``create_app`` (Faust app factory) and ``reliable_agent``
 * :mod:`.consumer` - decode/validate/dedup/retry/dead-letter, independent of Faust
 * :mod:`.retry` - ``TransientError``, ``PermanentError``, ``is_transient``

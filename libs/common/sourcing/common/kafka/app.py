@@ -311,7 +311,7 @@ def reliable_agent(
 
     ``handler`` is ``async def handle(session, envelope, payload) -> None`` (or a mapping
     message type → handler when the lane carries several types); it must not commit and
-    sends messages only through :func:`~sourcing.common.kafka.outbox.add_to_outbox`.
+    sends messages only through :func:`~sourcing.common.kafka.outbox.publish`.
     ``consumer_name`` keys the ``processed_events`` dedup rows: keep it stable forever.
     Batch lanes take up to ``AGENT_BATCH_SIZE`` messages within ``AGENT_BATCH_WITHIN_SECONDS``
     and handle them in one transaction (with ``batch_handler`` in one call, if given), falling

@@ -39,6 +39,7 @@ from sourcing.common.events import (
     Envelope,
     MessagePayload,
     UnknownMessageType,
+    route,
 )
 from sourcing.common.kafka import metrics
 from sourcing.common.kafka.outbox import OUTBOX_STAGED
@@ -632,11 +633,13 @@ class ReliableConsumer:
         """Send to the dead-letter lane and wait for the broker's confirmation; retries the
         send until it is confirmed (the message must never be acked without it)."""
         dead = self.dead_letter_envelope(message, envelope=envelope, error=error, attempts=attempts)
+        # Built before it is routed: its size decides what it carries (dead_letter_envelope).
+        target = route(dead.payload_model())
         send_attempt = 0
         while True:
             send_attempt += 1
             try:
-                await self.producer.send_envelope(DEAD_LETTER, dead, key=message.topic)
+                await self.producer.send_envelope(target.lane, dead, key=target.key)
                 break
             except Exception as exc:
                 logger.error(

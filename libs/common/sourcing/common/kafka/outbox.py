@@ -1,7 +1,9 @@
 """Transactional outbox: a state change and the message announcing it never diverge.
 
-Handlers and API requests call :func:`add_to_outbox` inside their own transaction (it never
-commits); :class:`OutboxRelay` publishes committed rows with acks=all and marks them published.
+Handlers and API requests call :func:`publish` inside their own transaction (it never
+commits): it writes the message to the lane, with the key, its type declares
+(:func:`sourcing.common.events.route`). :class:`OutboxRelay` publishes committed rows with
+acks=all and marks them published.
 A rolled-back transaction leaves no row, so its messages are never sent; a publish failure
 leaves the rows unpublished for the next round (at-least-once: consumers dedup on envelope id).
 
@@ -9,8 +11,8 @@ Ordering: rows are relayed in ``seq`` order (an identity column: insert order, a
 transaction) through one producer, and only one relay works at a time (a transaction-scoped
 advisory lock), so messages with the same key reach their partition in the order written.
 
-The ``topic`` column holds the lane name (``add_to_outbox`` accepts lanes only); the relay adds
-its environment's topic prefix.
+The ``topic`` column holds the lane name (``add_to_outbox``, the row writer under ``publish``,
+accepts lanes only); the relay adds its environment's topic prefix.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
-from sourcing.common.events import Envelope
+from sourcing.common.events import Envelope, MessagePayload, route
 from sourcing.common.kafka import metrics
 from sourcing.common.kafka.producer import (
     BrokerUnavailable,
@@ -74,6 +76,25 @@ async def add_to_outbox(
     )
     session.info[OUTBOX_STAGED] = True
     return row_id
+
+
+async def publish(
+    session: AsyncSession,
+    message: MessagePayload,
+    *,
+    correlation_id: str | None = None,
+    envelope_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    """Stage ``message`` in the caller's transaction, on the lane and with the key its type
+    declares; returns its envelope. ``envelope_id``/``occurred_at`` replace the fresh ones
+    when the producer derives them (the scheduler's per-interval ids, for dedup)."""
+    envelope = Envelope.of(
+        message, correlation_id=correlation_id, id=envelope_id, occurred_at=occurred_at
+    )
+    target = route(message)
+    await add_to_outbox(session, target.lane, envelope, key=target.key)
+    return envelope
 
 
 def _row_headers(headers: Any) -> list[tuple[str, bytes]]:

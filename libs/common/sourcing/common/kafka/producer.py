@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerClosed, ProducerFenced
 
 from sourcing.common.config import Settings
-from sourcing.common.events import Envelope
+from sourcing.common.events import Envelope, MessagePayload, route
 from sourcing.common.kafka import metrics
 from sourcing.common.kafka.security import client_security
 from sourcing.common.topics import lane as lane_named
@@ -170,6 +170,20 @@ class EnvelopeProducer:
             key=key,
             headers=envelope_headers(envelope),
         )
+
+    async def send_message(
+        self,
+        message: MessagePayload,
+        *,
+        envelope_id: str | None = None,
+    ) -> Envelope:
+        """Send ``message`` to the lane, with the key, its type declares and wait until the
+        broker confirms it; returns the envelope sent. ``envelope_id`` replaces the fresh id
+        when the producer derives it (from a webhook's delivery id, for dedup)."""
+        envelope = Envelope.of(message, id=envelope_id)
+        target = route(message)
+        await self.send_envelope(target.lane, envelope, key=target.key)
+        return envelope
 
     async def send_raw(
         self,

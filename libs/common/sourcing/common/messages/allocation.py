@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Final
 
 from pydantic import AwareDatetime, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.events import Envelope, MessagePayload, register_message
-from sourcing.common.kafka.outbox import add_to_outbox
-
-CALL_ALLOCATION_LANE: Final = "call-allocation"
+from sourcing.common.events import MessagePayload, register_message
 
 
 class CallTaskTrigger(StrEnum):
@@ -23,7 +18,7 @@ class CallTaskTrigger(StrEnum):
     OPERATOR_CONTACT = "operator-contact"  # POST /api/v1/experts/{expertId}/contacts
 
 
-@register_message("call-task.requested.v1")
+@register_message("call-task.requested.v1", lane="call-allocation", key="expert_id")
 class CallTaskRequested(MessagePayload):
     """An expert of a project may have become callable (or their ranking changed): the
     allocation service gives them their one initial call task, or refreshes the ranking score
@@ -41,29 +36,7 @@ class CallTaskRequested(MessagePayload):
     trigger: CallTaskTrigger
 
 
-async def request_call_task(
-    session: AsyncSession,
-    *,
-    project_id: uuid.UUID,
-    expert_id: uuid.UUID,
-    trigger: CallTaskTrigger,
-    lead_id: uuid.UUID | None = None,
-) -> None:
-    """Stage a :class:`CallTaskRequested` in the caller's transaction (outbox), keyed by expert."""
-    await add_to_outbox(
-        session,
-        CALL_ALLOCATION_LANE,
-        Envelope.new(
-            CallTaskRequested.message_type,
-            CallTaskRequested(
-                project_id=project_id, expert_id=expert_id, lead_id=lead_id, trigger=trigger
-            ),
-        ),
-        key=str(expert_id),
-    )
-
-
-@register_message("expert.signed-up.v1")
+@register_message("expert.signed-up.v1", lane="call-allocation", key="expert_key")
 class ExpertSignedUp(MessagePayload):
     """A verified sign-up webhook delivery: the expert (by id, else email) signed up.
 
@@ -77,3 +50,7 @@ class ExpertSignedUp(MessagePayload):
     email: str | None = Field(default=None, max_length=320)
     signed_up_at: AwareDatetime
     received_at: AwareDatetime
+
+    @property
+    def expert_key(self) -> str:
+        return str(self.expert_id) if self.expert_id else str(self.email)

@@ -20,7 +20,7 @@ YAY_EVENT_TYPES = (
 )
 
 
-@register_message("yay.call-event.received.v1")
+@register_message("yay.call-event.received.v1", lane="yay-call-events", key="caller_key")
 class YayCallEventReceived(MessagePayload):
     """A Yay webhook delivery whose signature and timestamp the gateway verified.
 
@@ -36,8 +36,13 @@ class YayCallEventReceived(MessagePayload):
     received_at: AwareDatetime
     body: dict[str, Any]
 
+    @property
+    def caller_key(self) -> str:
+        """The key: the agent's email (one caller's events in order), else the call id."""
+        return (self.agent_email or self.call_id).lower()
 
-@register_message("call-validation.requested.v1")
+
+@register_message("call-validation.requested.v1", lane="call-validation", key="caller_id")
 class CallValidationRequested(MessagePayload):
     """A call ended (or failed): validate it (short call, timezone mismatch), settle its task.
 

@@ -7,7 +7,7 @@ import uuid
 from sourcing.common.events import MessagePayload, register_message
 
 
-@register_message("enrichment.requested.v1")
+@register_message("enrichment.requested.v1", lane="enrichment", key="expert_id")
 class EnrichmentRequested(MessagePayload):
     """Run the enrichment waterfall for one lead's expert (produced by lead ingestion)."""
 
@@ -16,7 +16,7 @@ class EnrichmentRequested(MessagePayload):
     project_id: uuid.UUID
 
 
-@register_message("ranking.requested.v1")
+@register_message("ranking.requested.v1", lane="ranking", key="project_id")
 class RankingRequested(MessagePayload):
     """Recompute one expert's priority score within a project (keyed by project id)."""
 

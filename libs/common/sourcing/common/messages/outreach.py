@@ -9,7 +9,7 @@ from pydantic import Field
 from sourcing.common.events import MessagePayload, register_message
 
 
-@register_message("outreach.auto.v1")
+@register_message("outreach.auto.v1", lane="outreach", key="expert_id")
 class AutoOutreachRequested(MessagePayload):
     """An expert of a project that wants outreach was enriched: the outreach service picks the
     channel, recipient and template from the project and the expert's contacts."""
@@ -19,14 +19,17 @@ class AutoOutreachRequested(MessagePayload):
     lead_id: uuid.UUID | None = None
 
 
-@register_message("screening.follow-up.v1")
+@register_message("screening.follow-up.v1", lane="screening", key="expert_id")
 class ScreeningFollowUpRequested(MessagePayload):
-    """Remind an expert of an untouched screening response (scheduled by the scheduler)."""
+    """Remind an expert of an untouched screening response (scheduled by the scheduler).
+
+    Keyed by the response's expert, so one expert's reminders are handled in order."""
 
     response_id: uuid.UUID
+    expert_id: uuid.UUID
 
 
-@register_message("google-sheets-sync.requested.v1")
+@register_message("google-sheets-sync.requested.v1", lane="google-sheets-sync", key="project_id")
 class SheetSyncRequested(MessagePayload):
     """An entity shown in a project's sheet changed; refresh its row."""
 
@@ -35,7 +38,7 @@ class SheetSyncRequested(MessagePayload):
     entity_id: uuid.UUID
 
 
-@register_message("outreach.send.v1")
+@register_message("outreach.send.v1", lane="outreach", key="expert_id")
 class OutreachSendRequested(MessagePayload):
     """Deliver one queued OutreachMessage through its thread's channel (keyed by expert id).
 

@@ -8,9 +8,10 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from sourcing.common.events import MessagePayload, register_message
+from sourcing.common.policies.identity import person_identity
 
 
-@register_message("sales-nav.leads-received.v1")
+@register_message("sales-nav.leads-received.v1", lane="sales-nav-ingestion", key="project_id")
 class SalesNavLeadsReceived(MessagePayload):
     """A verified Sales Nav webhook delivery: one search's leads for one project.
 
@@ -23,7 +24,7 @@ class SalesNavLeadsReceived(MessagePayload):
     received_at: AwareDatetime
 
 
-@register_message("lead.received.v1")
+@register_message("lead.received.v1", lane="lead-ingestion", key="identity")
 class LeadReceived(MessagePayload):
     """One lead of a Sales Nav delivery, on its way to deduplication (``lead-ingestion``).
 
@@ -45,8 +46,13 @@ class LeadReceived(MessagePayload):
     lead: dict[str, Any] = Field(default_factory=dict)
     received_at: AwareDatetime
 
+    @property
+    def identity(self) -> str:
+        """The key: one person's leads are deduplicated in order."""
+        return person_identity(self.linkedin_url, self.email)
 
-@register_message("job-title-discovery.requested.v1")
+
+@register_message("job-title-discovery.requested.v1", lane="job-title-discovery", key="project_id")
 class JobTitleDiscoveryRequested(MessagePayload):
     """``POST /job-title-discovery/trigger`` accepted: plan the run (its row holds the request).
 
@@ -56,7 +62,7 @@ class JobTitleDiscoveryRequested(MessagePayload):
     project_id: uuid.UUID
 
 
-@register_message("job-title-discovery.company.v1")
+@register_message("job-title-discovery.company.v1", lane="job-title-discovery", key="project_id")
 class JobTitleDiscoveryCompany(MessagePayload):
     """Discover one company's titles for a run: Apollo per geography, then the model; all the
     company's JobTitle rows are written in one transaction. Keyed by project id."""

@@ -202,6 +202,8 @@ async def replay_dead_letter(
         )
     correlation_id = current_correlation_id()
     replayed = original.next_attempt()
+    # Not publish(): a replay re-sends the recorded envelope where it failed, with its recorded
+    # key, even when its payload no longer validates (that may be why it failed).
     await add_to_outbox(session, lane, replayed, key=row.message_key)
     replay = DeadLetterReplay(
         id=uuid.uuid4(),

@@ -9,8 +9,8 @@ from fastapi import APIRouter, status
 from sourcing.api.deps import SessionDep, SettingsDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.schemas_ops import DocumentationAccepted
-from sourcing.common.events import DocumentationGenerate, Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.events import DocumentationGenerate
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import current_correlation_id
 from sourcing.common.models import DocumentationJob
 from sourcing.common.models.enums import JobStatus
@@ -38,8 +38,5 @@ async def generate_documentation(
     session.add(job)
     await session.flush()
     # Same transaction as the job row: the message exists if and only if the job does.
-    envelope = Envelope.new(
-        DocumentationGenerate.message_type, DocumentationGenerate(job_id=job.id)
-    )
-    await add_to_outbox(session, "documentation", envelope, key=str(job.id))
+    await publish(session, DocumentationGenerate(job_id=job.id))
     return DocumentationAccepted(job_id=job.id)

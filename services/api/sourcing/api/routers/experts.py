@@ -24,7 +24,8 @@ from sourcing.api.schemas_experts import (
 )
 from sourcing.common import allocation
 from sourcing.common.errors import NotFound
-from sourcing.common.messages.allocation import CallTaskTrigger, request_call_task
+from sourcing.common.kafka.outbox import publish
+from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
 from sourcing.common.policies.phones import normalize_phone
 from sourcing.common.statemachines import LeadStatus
@@ -197,10 +198,12 @@ async def add_contact(
     )
     if phone.dialable:
         for project_id in await repository.project_ids_of_expert(session, expert.id):
-            await request_call_task(
+            await publish(
                 session,
-                project_id=project_id,
-                expert_id=expert.id,
-                trigger=CallTaskTrigger.OPERATOR_CONTACT,
+                CallTaskRequested(
+                    project_id=project_id,
+                    expert_id=expert.id,
+                    trigger=CallTaskTrigger.OPERATOR_CONTACT,
+                ),
             )
     return ContactOut.model_validate(contact)

@@ -9,8 +9,7 @@ from sourcing.api.errors import error_responses
 from sourcing.api.repositories import sourcing as repository
 from sourcing.api.schemas_sourcing import JobTitleDiscoveryAccepted, JobTitleDiscoveryTrigger
 from sourcing.common.errors import InvalidPayload, NotFound
-from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.sourcing import JobTitleDiscoveryRequested
 
@@ -66,13 +65,5 @@ async def trigger_job_title_discovery(
         requested_by=principal.user_id,
         correlation_id=correlation_id_var.get(),
     )
-    await add_to_outbox(
-        session,
-        "job-title-discovery",
-        Envelope.new(
-            JobTitleDiscoveryRequested.message_type,
-            JobTitleDiscoveryRequested(run_id=run.id, project_id=project.id),
-        ),
-        key=str(project.id),
-    )
+    await publish(session, JobTitleDiscoveryRequested(run_id=run.id, project_id=project.id))
     return JobTitleDiscoveryAccepted(accepted=True, job_id=run.id)

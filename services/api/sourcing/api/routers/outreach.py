@@ -19,8 +19,7 @@ from sourcing.api.errors import error_responses
 from sourcing.api.repositories import outreach as repository
 from sourcing.api.schemas_outreach import OutreachSendAccepted, OutreachSendRequest
 from sourcing.common.errors import Conflict, InvalidPayload, NotFound
-from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import OutreachSendRequested
 from sourcing.common.models import Expert, Project
@@ -36,8 +35,6 @@ from sourcing.common.policies.cooldown import (
 from sourcing.common.suppression import is_suppressed
 
 router = APIRouter(prefix="/api/v1/outreach", tags=["outreach"])
-
-OUTREACH_LANE = "outreach"
 
 
 class CooldownActive(Conflict):
@@ -156,18 +153,13 @@ async def send_outreach(
     await repository.mark_leads_outreach_pending(
         session, project_id=project.id, expert_id=expert.id, now=now
     )
-    await add_to_outbox(
+    await publish(
         session,
-        OUTREACH_LANE,
-        Envelope.new(
-            OutreachSendRequested.message_type,
-            OutreachSendRequested(
-                message_id=message.id,
-                expert_id=expert.id,
-                project_id=project.id,
-                subject=body.subject,
-            ),
+        OutreachSendRequested(
+            message_id=message.id,
+            expert_id=expert.id,
+            project_id=project.id,
+            subject=body.subject,
         ),
-        key=str(expert.id),
     )
     return OutreachSendAccepted(accepted=True, job_id=str(message.id))

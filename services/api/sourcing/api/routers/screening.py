@@ -22,7 +22,6 @@ from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
 from sourcing.api.errors import error_responses
 from sourcing.api.repositories import outreach as repository
 from sourcing.api.routers.outreach import (
-    OUTREACH_LANE,
     ThreadNotOpen,
     load_project_and_expert,
 )
@@ -34,8 +33,7 @@ from sourcing.api.schemas_outreach import (
     ScreeningResponseOut,
 )
 from sourcing.common.errors import Conflict, InvalidPayload, NotFound
-from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import add_to_outbox
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import OutreachSendRequested
 from sourcing.common.models import ScreeningResponse
@@ -121,19 +119,14 @@ async def dispatch_screening(
             recipient=recipient.address,
             correlation_id=correlation_id,
         )
-        await add_to_outbox(
+        await publish(
             session,
-            OUTREACH_LANE,
-            Envelope.new(
-                OutreachSendRequested.message_type,
-                OutreachSendRequested(
-                    message_id=message.id,
-                    expert_id=expert.id,
-                    project_id=project.id,
-                    subject=f"Screening questions: {project.name}"[:500],
-                ),
+            OutreachSendRequested(
+                message_id=message.id,
+                expert_id=expert.id,
+                project_id=project.id,
+                subject=f"Screening questions: {project.name}"[:500],
             ),
-            key=str(expert.id),
         )
         job_id = str(message.id)
         rows = await repository.screening_rows(session, project_id=project.id, expert_id=expert.id)

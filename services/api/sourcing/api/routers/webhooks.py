@@ -27,7 +27,7 @@ from sourcing.api.repositories import projects as project_repository
 from sourcing.api.schemas import SalesNavWebhook, SignupWebhook, WebhookAccepted, YayWebhook
 from sourcing.common.config import Settings
 from sourcing.common.errors import InvalidPayload, NotFound, ServiceUnavailable, Unauthorized
-from sourcing.common.events import Envelope
+from sourcing.common.events import Envelope, MessagePayload
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.messages.allocation import ExpertSignedUp
 from sourcing.common.messages.calls import YayCallEventReceived
@@ -50,14 +50,16 @@ async def get_producer(request: Request) -> EnvelopeProducer:
 ProducerDep = Annotated[EnvelopeProducer, Depends(get_producer)]
 
 
-async def _publish(producer: EnvelopeProducer, lane: str, envelope: Envelope, key: str) -> None:
+async def _publish(
+    producer: EnvelopeProducer, message: MessagePayload, *, envelope_id: str | None = None
+) -> Envelope:
     try:
-        await producer.send_envelope(lane, envelope, key=key)
+        return await producer.send_message(message, envelope_id=envelope_id)
     except BrokerUnavailable as exc:
-        log.error("webhook not accepted: broker unavailable", extra={"lane": lane})
+        log.error("webhook not accepted: broker unavailable", extra={"lane": message.lane})
         raise ServiceUnavailable(
             "the event could not be queued; retry later",
-            details={"lane": lane},
+            details={"lane": message.lane},
             headers={"Retry-After": "5"},
         ) from exc
 
@@ -245,7 +247,6 @@ async def yay_webhook(request: Request) -> Response:
     delivery = await verify_delivery(request, YAY_HEADERS, "YAY_WEBHOOK")
     event = _parse(YayWebhook, delivery.body, "Yay event")
     event_id, signed_at, now = delivery.event_id, delivery.signed_at, delivery.received_at
-    caller_key = (event.agent_email or event.call_id).lower()
     payload = YayCallEventReceived(
         event_id=event_id,
         event_type=event.event,
@@ -255,12 +256,7 @@ async def yay_webhook(request: Request) -> Response:
         received_at=now,
         body=event.model_dump(mode="json", by_alias=True, exclude_unset=True),
     )
-    await _publish(
-        request.app.state.broker,
-        "yay-call-events",
-        Envelope.new(YayCallEventReceived.message_type, payload),
-        caller_key,
-    )
+    await _publish(request.app.state.broker, payload)
     return _accepted(payload.event_id)
 
 
@@ -313,8 +309,7 @@ async def sales_nav_webhook(
         leads=[lead.model_dump(mode="json", by_alias=True) for lead in body.leads],
         received_at=now,
     )
-    envelope = Envelope.new(SalesNavLeadsReceived.message_type, payload)
-    await _publish(producer, "sales-nav-ingestion", envelope, str(body.project_id))
+    envelope = await _publish(producer, payload)
     return WebhookAccepted(accepted=True, event_id=envelope.id, leads=len(body.leads))
 
 
@@ -339,11 +334,11 @@ async def signup_webhook(request: Request) -> Response:
         signed_up_at=event.signed_up_at or delivery.received_at,
         received_at=delivery.received_at,
     )
-    envelope = Envelope.new(ExpertSignedUp.message_type, payload).model_copy(
-        update={"id": str(uuid.uuid5(SIGNUP_EVENT_NAMESPACE, delivery.event_id))}
+    await _publish(
+        request.app.state.broker,
+        payload,
+        envelope_id=str(uuid.uuid5(SIGNUP_EVENT_NAMESPACE, delivery.event_id)),
     )
-    key = str(payload.expert_id) if payload.expert_id else str(payload.email)
-    await _publish(request.app.state.broker, "call-allocation", envelope, key)
     return _accepted(delivery.event_id)
 
 
