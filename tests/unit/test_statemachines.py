@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from sourcing.common.errors import InvalidTransition
 from sourcing.common.statemachines import (
     CALL_TASK,
     CALLER_ALLOCATION,
@@ -14,7 +15,6 @@ from sourcing.common.statemachines import (
     OUTREACH_THREAD,
     PROJECT,
     SCREENING_RESPONSE,
-    InvalidTransition,
     StateMachine,
     machine,
     to_mermaid,
@@ -130,7 +130,7 @@ def test_forbidden_move_error_names_the_move(name: str) -> None:
     assert error.code == "invalid_transition"
     assert error.status == 409
     assert f"{source} -> {target}" in str(error)
-    assert error.details["allowed"] == list(sm.next_states(source))
+    assert error.allowed == sm.next_states(source)
 
 
 @pytest.mark.parametrize("sm", ALL, ids=_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -180,6 +181,22 @@ async def test_new_lead_creates_expert_lead_contacts_and_requests_enrichment(
         "expertId": str(expert.id),
         "projectId": str(project.id),
     }
+
+
+async def test_the_lead_takes_the_injected_clocks_time(session: AsyncSession) -> None:
+    project = await create_project(session)
+    search = await create_sales_nav_search(session, project=project)
+    message = lead_received(
+        project.id,
+        search.id,
+        sales_nav_lead(name="Ada Clock", linkedinUrl="https://www.linkedin.com/in/ada-clock"),
+    )
+    moment = datetime(2031, 5, 4, 3, 2, 1, tzinfo=UTC)
+
+    await handle_lead_received(session, envelope_of(message), message, clock=lambda: moment)
+
+    lead = await session.scalar(select(Lead).where(Lead.sales_nav_search_id == search.id))
+    assert lead is not None and lead.status_changed_at == moment
 
 
 async def test_same_person_from_two_searches_and_two_projects_is_one_expert(

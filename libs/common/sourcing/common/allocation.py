@@ -69,7 +69,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.config import Settings
-from sourcing.common.errors import Conflict, Forbidden, InvalidTransitionError, NotFound
+from sourcing.common.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.models import (
     Caller,
@@ -98,10 +98,10 @@ from sourcing.common.statemachines import (
     LEAD,
     CallerAllocationStatus,
     CallTaskStatus,
-    InvalidTransition,
     LeadStatus,
     ProjectStatus,
 )
+from sourcing.common.transitions import move
 
 OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
 
@@ -290,14 +290,22 @@ async def set_caller_status(
     reason: str,
     actor: str,
     now: datetime,
+    metric_id: uuid.UUID | None = None,
+    correlation_id: str | None = None,
 ) -> None:
-    """Move the caller's allocation status through the state machine, with history and audit."""
-    from_status = caller.allocation_status
-    CALLER_ALLOCATION.assert_transition(from_status, to_status)
-    correlation_id = correlation_id_var.get()
-    caller.allocation_status = to_status
-    caller.status_reason = reason
-    caller.status_changed_at = now
+    """Move the caller's allocation status (:func:`move`: machine and audit
+    ``caller.allocation_status_changed``) with its history row."""
+    correlation_id = correlation_id or correlation_id_var.get()
+    from_status = move(
+        session,
+        caller,
+        to_status,
+        actor=actor,
+        reason=reason,
+        now=now,
+        event="allocation_status_changed",
+        correlation_id=correlation_id,
+    )
     session.add(
         CallerStatusHistory(
             caller_id=caller.id,
@@ -305,17 +313,8 @@ async def set_caller_status(
             to_status=to_status,
             reason=reason,
             actor=actor,
+            metric_id=metric_id,
             correlation_id=correlation_id,
-        )
-    )
-    session.add(
-        SystemEvent(
-            type="caller.allocation_status_changed",
-            entity_type="caller",
-            entity_id=caller.id,
-            actor=actor,
-            correlation_id=correlation_id,
-            data={"from": from_status, "to": to_status, "reason": reason},
         )
     )
 
@@ -401,9 +400,11 @@ async def change_caller_status(
     from_status, was_active = caller.allocation_status, caller.is_active
     if action is CallerAction.DEACTIVATE:
         if not was_active:
-            raise InvalidTransitionError(
-                f"caller {caller.email} is already deactivated",
-                details={"entity": "caller", "from": "inactive", "to": "inactive"},
+            raise InvalidTransition(
+                "caller",
+                "inactive",
+                "inactive",
+                message=f"caller {caller.email} is already deactivated",
             )
         caller.is_active = False
     elif action is CallerAction.REACTIVATE and not was_active:
@@ -415,9 +416,11 @@ async def change_caller_status(
     else:
         assert rule.target is not None  # noqa: S101 - narrows the type: only reactivate has none
         if not was_active:
-            raise InvalidTransitionError(
-                f"caller {caller.email} is deactivated: only reactivate applies",
-                details={"entity": "caller", "from": "inactive", "to": rule.target},
+            raise InvalidTransition(
+                "caller",
+                "inactive",
+                rule.target,
+                message=f"caller {caller.email} is deactivated: only reactivate applies",
             )
         if from_status not in rule.sources:
             raise _refuse(caller, rule.target, sorted(rule.sources))
@@ -846,31 +849,25 @@ async def requeue_task(
     task = await session.scalar(select(CallTask).where(CallTask.id == task_id).with_for_update())
     if task is None:
         raise NotFound(f"call task {task_id} not found", details={"taskId": str(task_id)})
-    from_status, previous_caller = task.status, task.caller_id
-    CALL_TASK.assert_transition(from_status, _S.PENDING)
-    task.status = _S.PENDING.value
-    task.status_reason = f"requeued: {reason}"
-    task.status_changed_at = now
+    previous_caller = task.caller_id
+    move(
+        session,
+        task,
+        _S.PENDING,
+        actor=actor,
+        reason=f"requeued: {reason}",
+        now=now,
+        event="requeued",
+        data={
+            "reason": reason,
+            "previousCallerId": str(previous_caller) if previous_caller else None,
+        },
+    )
     task.caller_id = None
     task.assigned_at = None
     task.expires_at = None
     task.dialing_started_at = None
     task.requeue_count = task.requeue_count + 1
-    session.add(
-        SystemEvent(
-            type="call_task.requeued",
-            entity_type="call_task",
-            entity_id=task.id,
-            actor=actor,
-            correlation_id=correlation_id_var.get(),
-            data={
-                "reason": reason,
-                "from": from_status,
-                "to": _S.PENDING.value,
-                "previousCallerId": str(previous_caller) if previous_caller else None,
-            },
-        )
-    )
     await session.flush()
     return task
 
@@ -995,10 +992,12 @@ async def cancel_open_tasks(
     *,
     reason: str,
     now: datetime,
+    actor: str,
     kind: CallTaskKind | None = None,
     keep_task_id: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
-    """CANCEL the expert's open call tasks (only ``kind``'s when given). Returns their ids."""
+    """CANCEL the expert's open call tasks (only ``kind``'s when given), each audited
+    (``call_task.cancelled``). Returns their ids."""
     open_query = select(CallTask).where(
         CallTask.expert_id == expert_id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES)
     )
@@ -1007,28 +1006,40 @@ async def cancel_open_tasks(
     if keep_task_id is not None:
         open_query = open_query.where(CallTask.id != keep_task_id)
     open_tasks = (await session.scalars(open_query.with_for_update())).all()
-    return _cancel(open_tasks, reason=reason, now=now)
+    return _cancel(session, open_tasks, reason=reason, now=now, actor=actor)
 
 
-def _cancel(tasks: Sequence[CallTask], *, reason: str, now: datetime) -> list[uuid.UUID]:
-    """Move open tasks to CANCELLED through the state machine (an ASSIGNED task goes back to
-    the pool first: nobody holds it any more). Returns their ids; the caller audits."""
+def _cancel(
+    session: AsyncSession,
+    tasks: Sequence[CallTask],
+    *,
+    reason: str,
+    now: datetime,
+    actor: str,
+    data: dict[str, Any] | None = None,
+) -> list[uuid.UUID]:
+    """Move open tasks to CANCELLED (:func:`move`, audited ``call_task.cancelled``); an
+    ASSIGNED task goes back to the pool first: nobody holds it any more. Returns their ids."""
     cancelled: list[uuid.UUID] = []
     for task in tasks:
-        path = (
-            [_S.PENDING.value, _S.CANCELLED.value]
-            if task.status == _S.ASSIGNED.value
-            else [_S.CANCELLED.value]
+        previous_caller = task.caller_id
+        assigned = task.status == _S.ASSIGNED.value
+        move(
+            session,
+            task,
+            _S.CANCELLED,
+            actor=actor,
+            reason=reason,
+            now=now,
+            via=[_S.PENDING] if assigned else [],
+            event="cancelled",
+            data={
+                **(data or {}),
+                "previousCallerId": str(previous_caller) if previous_caller else None,
+            },
         )
-        current = task.status
-        for target in path:
-            CALL_TASK.assert_transition(current, target)
-            current = target
-        if task.status == _S.ASSIGNED.value:
+        if assigned:
             task.caller_id = None
-        task.status = _S.CANCELLED.value
-        task.status_reason = reason
-        task.status_changed_at = now
         cancelled.append(task.id)
     return cancelled
 
@@ -1069,7 +1080,12 @@ async def suppress_expert(
         expert.suppressed_at = now
     status_reason = f"expert suppressed ({reason.value})"
     cancelled = await cancel_open_tasks(
-        session, expert.id, reason=status_reason, now=now, keep_task_id=keep_task_id
+        session,
+        expert.id,
+        reason=status_reason,
+        now=now,
+        actor=actor,
+        keep_task_id=keep_task_id,
     )
     disqualifiable = [
         state for state in LEAD.states if LEAD.can(state, LeadStatus.DISQUALIFIED.value)
@@ -1137,31 +1153,34 @@ async def record_outcome(
         )
     previous_status = task.status
     if task.outcome is not None:
-        raise InvalidTransitionError(
-            f"call task {task.id} already has the outcome {task.outcome}",
-            details={
-                "entity": CALL_TASK.name,
-                "from": task.status,
-                "to": _S.COMPLETED.value,
-                "outcome": task.outcome,
-            },
+        raise InvalidTransition(
+            CALL_TASK.name,
+            task.status,
+            _S.COMPLETED.value,
+            message=f"call task {task.id} already has the outcome {task.outcome}",
+            extra={"outcome": task.outcome},
         )
+    actor = f"caller:{caller.id}"
     if previous_status != _S.COMPLETED.value:
-        from_status = previous_status
-        if from_status == _S.ASSIGNED.value:
-            CALL_TASK.assert_transition(from_status, _S.DIALING.value)
+        dialing = previous_status == _S.ASSIGNED.value
+        # Audited below with the outcome (call_task.outcome_recorded).
+        move(
+            session,
+            task,
+            _S.COMPLETED,
+            actor=actor,
+            reason=f"outcome {outcome.value}",
+            now=now,
+            via=[_S.DIALING] if dialing else [],
+            event=None,
+        )
+        if dialing:
             task.dialing_started_at = task.dialing_started_at or now
-            from_status = _S.DIALING.value
-        CALL_TASK.assert_transition(from_status, _S.COMPLETED.value)
-        task.status = _S.COMPLETED.value
-        task.status_reason = f"outcome {outcome.value}"
-        task.status_changed_at = now
         task.completed_at = now
     task.outcome = outcome.value
     task.outcome_at = now
     task.outcome_notes = notes
     await session.flush()  # the task leaves the open statuses before any follow-up is added
-    actor = f"caller:{caller.id}"
     if outcome is CallOutcome.INTERESTED_SIGNUP_LINK_SENT:
         result = await schedule_signup_chase(session, task, now=now, settings=settings)
     elif outcome is CallOutcome.RETRYABLE_REJECTION:
@@ -1232,25 +1251,13 @@ async def cancel_project_tasks(
             .with_for_update()
         )
     ).all()
-    previous = {task.id: (task.status, task.caller_id) for task in tasks}
-    cancelled = _cancel(tasks, reason=f"project {project_status}", now=now)
-    correlation_id = correlation_id_var.get()
-    session.add_all(
-        SystemEvent(
-            type="call_task.cancelled",
-            entity_type="call_task",
-            entity_id=task_id,
-            actor=actor,
-            correlation_id=correlation_id,
-            data={
-                "reason": f"project {project_status}",
-                "projectId": str(project_id),
-                "from": previous[task_id][0],
-                "to": _S.CANCELLED.value,
-                "previousCallerId": str(previous[task_id][1]) if previous[task_id][1] else None,
-            },
-        )
-        for task_id in cancelled
+    cancelled = _cancel(
+        session,
+        tasks,
+        reason=f"project {project_status}",
+        now=now,
+        actor=actor,
+        data={"projectId": str(project_id)},
     )
     await session.flush()
     return cancelled
@@ -1315,7 +1322,7 @@ async def record_signup(
         )
     ).all()
     cancelled = await cancel_open_tasks(
-        session, expert.id, reason=reason, now=now, kind=CallTaskKind.SIGNUP_CHASE
+        session, expert.id, reason=reason, now=now, actor=actor, kind=CallTaskKind.SIGNUP_CHASE
     )
     changed = first or bool(converted) or bool(cancelled)
     assert expert.signed_up_at is not None  # noqa: S101 - narrows the type: set just above

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -55,9 +56,45 @@ class Conflict(AppError):
     code = "conflict"
 
 
-class InvalidTransitionError(AppError):
+class InvalidTransition(AppError):
+    """A status change the entity's state machine (or its own rule) does not allow.
+
+    ``details`` names the entity and the refused move (plus ``extra``); ``allowed`` lists the
+    states the entity could move to instead. ``message`` replaces the default text when the
+    refusal has a more precise reason (a deactivated caller, a second outcome).
+    """
+
     status = 409
     code = "invalid_transition"
+
+    def __init__(
+        self,
+        machine: str,
+        from_state: str,
+        to_state: str,
+        *,
+        allowed: Iterable[str] = (),
+        message: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.machine = machine
+        self.from_state = str(from_state)
+        self.to_state = str(to_state)
+        self.allowed = tuple(str(state) for state in allowed)
+        allowed_text = ", ".join(self.allowed) if self.allowed else "none (terminal state)"
+        super().__init__(
+            message
+            or (
+                f"invalid {machine} transition: {self.from_state} -> {self.to_state} "
+                f"(allowed from {self.from_state}: {allowed_text})"
+            ),
+            details={
+                "entity": machine,
+                "from": self.from_state,
+                "to": self.to_state,
+                **(extra or {}),
+            },
+        )
 
 
 class PayloadTooLarge(AppError):

@@ -1,11 +1,12 @@
 """The lifecycle state machines of the operations manual (§8) as data.
 
 Each machine is a list of states and a frozen set of allowed ``(from, to)`` moves. Every status
-write goes through :meth:`StateMachine.assert_transition`; a forbidden move raises
-:class:`InvalidTransition`, which the gateway renders as HTTP 409 ``invalid_transition``. The
-status columns' CHECK constraints in :mod:`sourcing.common.models` are generated from the same
-state lists, and the documentation generator renders these machines with :func:`to_mermaid`, so
-code, database and docs cannot drift apart.
+write goes through :func:`sourcing.common.transitions.move`, which checks it with
+:meth:`StateMachine.assert_transition`; a forbidden move raises
+:class:`sourcing.common.errors.InvalidTransition`, which the gateway renders as HTTP 409
+``invalid_transition``. The status columns' CHECK constraints in :mod:`sourcing.common.models`
+are generated from the same state lists, and the documentation generator renders these machines
+with :func:`to_mermaid`, so code, database and docs cannot drift apart.
 
 Reading of the manual's diagrams
 --------------------------------
@@ -68,39 +69,10 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+
+from sourcing.common.errors import InvalidTransition
 
 Transition = tuple[str, str]
-
-
-class InvalidTransition(Exception):
-    """A status change the entity's state machine does not allow (HTTP 409)."""
-
-    code: ClassVar[str] = "invalid_transition"
-    status: ClassVar[int] = 409
-
-    def __init__(
-        self, machine: str, from_state: str, to_state: str, *, allowed: Iterable[str] = ()
-    ):
-        self.machine = machine
-        self.from_state = str(from_state)
-        self.to_state = str(to_state)
-        self.allowed = tuple(str(state) for state in allowed)
-        allowed_text = ", ".join(self.allowed) if self.allowed else "none (terminal state)"
-        super().__init__(
-            f"invalid {machine} transition: {self.from_state} -> {self.to_state} "
-            f"(allowed from {self.from_state}: {allowed_text})"
-        )
-
-    @property
-    def details(self) -> dict[str, Any]:
-        """The error envelope's ``details`` for this refusal."""
-        return {
-            "machine": self.machine,
-            "from": self.from_state,
-            "to": self.to_state,
-            "allowed": list(self.allowed),
-        }
 
 
 @dataclass(frozen=True, slots=True)

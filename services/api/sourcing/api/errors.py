@@ -15,11 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sourcing.common.errors import (
     AppError,
     InvalidPayload,
-    InvalidTransitionError,
     MethodNotAllowed,
     NotFound,
 )
-from sourcing.common.statemachines import InvalidTransition
 
 log = logging.getLogger("sourcing.api.errors")
 
@@ -62,15 +60,6 @@ def register_error_handlers(app: FastAPI) -> None:
     async def app_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)  # noqa: S101 - narrows the type: registered for that class only
         return _render(exc)
-
-    async def invalid_transition(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, InvalidTransition)  # noqa: S101 - narrows the type: registered for that class only
-        return _render(
-            InvalidTransitionError(
-                str(exc),
-                details={"entity": exc.machine, "from": exc.from_state, "to": exc.to_state},
-            )
-        )
 
     async def validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)  # noqa: S101 - narrows the type: registered for that class only
@@ -119,7 +108,6 @@ def register_error_handlers(app: FastAPI) -> None:
         return _render(AppError("internal server error"))
 
     app.add_exception_handler(AppError, app_error)
-    app.add_exception_handler(InvalidTransition, invalid_transition)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, database_error)

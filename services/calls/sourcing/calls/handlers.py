@@ -58,7 +58,6 @@ from sourcing.common.messages.calls import (
 from sourcing.common.models import (
     Caller,
     CallerPerformanceMetric,
-    CallerStatusHistory,
     CallLog,
     CallTask,
 )
@@ -75,10 +74,9 @@ from sourcing.common.policies.calls import (
 )
 from sourcing.common.policies.phones import to_e164
 from sourcing.common.statemachines import (
-    CALL_TASK,
-    CALLER_ALLOCATION,
     CallTaskStatus,
 )
+from sourcing.common.transitions import move
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +171,7 @@ class CallHandlers:
             event_types=YAY_EVENT_TYPES,
         )
         if task is not None and caller is not None and task.caller_id == caller.id:
-            self._start_dialing(task, fold, now)
+            self._start_dialing(session, task, fold, now)
         if caller is not None:
             # Any call event of an online caller keeps them online (presence).
             allocation.note_call_activity(caller, at=min(occurred_at, now), settings=self.settings)
@@ -252,13 +250,21 @@ class CallHandlers:
             call_log.expert_id = task.expert_id
 
     @staticmethod
-    def _start_dialing(task: CallTask, fold: CallFold, now: datetime) -> None:
+    def _start_dialing(
+        session: AsyncSession, task: CallTask, fold: CallFold, now: datetime
+    ) -> None:
         if task.status != CallTaskStatus.ASSIGNED:
             return
-        CALL_TASK.assert_transition(task.status, CallTaskStatus.DIALING)
-        task.status = CallTaskStatus.DIALING.value
-        task.status_changed_at = now
-        task.status_reason = "call placed"
+        # Not audited: the call log records the dial, the settled call audits the task.
+        move(
+            session,
+            task,
+            CallTaskStatus.DIALING,
+            actor="call-validation",
+            reason="call placed",
+            now=now,
+            event=None,
+        )
         task.dialing_started_at = fold.started_at or now
 
     def _record_dial(self, caller: Caller, dialled_at: datetime) -> None:
@@ -331,8 +337,15 @@ class CallHandlers:
         correlation_id: str | None,
     ) -> None:
         if task.status == CallTaskStatus.ASSIGNED:
-            CALL_TASK.assert_transition(task.status, CallTaskStatus.DIALING)
-            task.status = CallTaskStatus.DIALING.value
+            move(
+                session,
+                task,
+                CallTaskStatus.DIALING,
+                actor="call-validation",
+                reason="call placed",
+                now=now,
+                event=None,
+            )
             task.dialing_started_at = call_log.started_at or now
         if task.status != CallTaskStatus.DIALING:
             return
@@ -348,27 +361,21 @@ class CallHandlers:
                 CallTaskStatus.CANCELLED,
                 (f"call not answered ({call_log.failure_reason or call_log.status.lower()})"),
             )
-        previous = task.status
-        CALL_TASK.assert_transition(previous, target)
-        task.status = target.value
-        task.status_reason = reason[:500]
-        task.status_changed_at = now
-        task.completed_at = call_log.ended_at or call_log.failed_at or now
-        repository.add_system_event(
+        move(
             session,
-            type="call_task.status_changed",
-            entity_type="call_task",
-            entity_id=task.id,
+            task,
+            target,
             actor="call-validation",
-            correlation_id=correlation_id,
+            reason=reason[:500],
+            now=now,
             data={
-                "from": previous,
-                "to": target.value,
                 "reason": reason,
                 "callLogId": str(call_log.id),
                 "yayCallId": call_log.yay_call_id,
             },
+            correlation_id=correlation_id,
         )
+        task.completed_at = call_log.ended_at or call_log.failed_at or now
 
     # --- performance ----------------------------------------------------------------------
 
@@ -463,31 +470,15 @@ class CallHandlers:
         now: datetime,
         correlation_id: str | None,
     ) -> None:
-        previous = caller.allocation_status
         for step in decision.path:
-            CALLER_ALLOCATION.assert_transition(previous, step)
-            session.add(
-                CallerStatusHistory(
-                    caller_id=caller.id,
-                    from_status=previous,
-                    to_status=step,
-                    reason=decision.reason,
-                    actor="performance",
-                    metric_id=metric.id,
-                    correlation_id=correlation_id,
-                )
-            )
-            repository.add_system_event(
+            await allocation.set_caller_status(
                 session,
-                type="caller.allocation_status_changed",
-                entity_type="caller",
-                entity_id=caller.id,
+                caller,
+                step,
+                reason=decision.reason,
                 actor="performance",
+                now=now,
+                metric_id=metric.id,
                 correlation_id=correlation_id,
-                data={"from": previous, "to": step, "reason": decision.reason},
             )
-            previous = step
-        caller.allocation_status = previous
-        caller.status_reason = decision.reason[:500]
-        caller.status_changed_at = now
         await publish(session, CallAllocationAssignCurrent(caller_id=caller.id))

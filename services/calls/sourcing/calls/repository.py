@@ -21,7 +21,6 @@ from sourcing.common.models import (
     Expert,
     ExpertContact,
     ProcessedWebhookEvent,
-    SystemEvent,
 )
 from sourcing.common.models.enums import ContactType
 from sourcing.common.statemachines import CALL_TASK_ACTIVE_STATUSES
@@ -296,25 +295,3 @@ async def recent_dial_times(
         .limit(limit)
     )
     return [moment for moment in result.scalars() if moment is not None]
-
-
-def add_system_event(
-    session: AsyncSession,
-    *,
-    type: str,
-    entity_type: str,
-    entity_id: uuid.UUID,
-    actor: str,
-    correlation_id: str | None,
-    data: dict[str, Any],
-) -> None:
-    session.add(
-        SystemEvent(
-            type=type,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            actor=actor,
-            correlation_id=correlation_id,
-            data=data,
-        )
-    )

@@ -39,7 +39,8 @@ from sourcing.common.models.enums import Channel, ContactSource, ContactType
 from sourcing.common.policies.phones import normalize_phone
 from sourcing.common.policies.ranking import ContactSignal, RankingInput, score_expert
 from sourcing.common.sheets import request_sheet_sync
-from sourcing.common.statemachines import LEAD, LeadStatus
+from sourcing.common.statemachines import LeadStatus
+from sourcing.common.transitions import move
 from sourcing.enrichment import repository
 from sourcing.enrichment.providers import EmailKind, EnrichmentProvider, PersonQuery
 from sourcing.enrichment.waterfall import (
@@ -183,21 +184,28 @@ async def run_enrichment(plan: EnrichmentPlan, deps: EnrichmentDeps) -> Waterfal
     )
 
 
-def _move(lead: Lead, target: LeadStatus, *, reason: str | None, now: datetime) -> None:
-    """Walk the lead to ``target`` through the state machine (NEW goes via ENRICHING)."""
-    path: list[str] = []
+def _settle(
+    session: AsyncSession, lead: Lead, target: LeadStatus, *, reason: str | None, now: datetime
+) -> None:
+    """Move the lead to ``target`` (a NEW or failed lead settles via ENRICHING)."""
     current = lead.status
     retry_or_new = current in (LeadStatus.NEW, LeadStatus.ENRICHMENT_FAILED)
     settles = target in (LeadStatus.ENRICHED, LeadStatus.ENRICHMENT_FAILED)
-    if settles and retry_or_new and not (current == target == LeadStatus.ENRICHMENT_FAILED):
-        path.append(LeadStatus.ENRICHING)
-    path.append(target)
-    for step in path:
-        LEAD.assert_transition(current, step, allow_same=True)
-        current = step
-    lead.status = current
-    lead.status_reason = reason
-    lead.status_changed_at = now
+    via = (
+        [LeadStatus.ENRICHING]
+        if settles and retry_or_new and not (current == target == LeadStatus.ENRICHMENT_FAILED)
+        else []
+    )
+    move(
+        session,
+        lead,
+        target,
+        actor="enrichment",
+        reason=reason,
+        now=now,
+        via=via,
+        allow_same=True,
+    )
 
 
 def _contact_rows(
@@ -270,9 +278,16 @@ async def apply_enrichment(
     enriched = False
     auto_outreach = False
     if context.expert.suppressed_at is not None:
-        _move(lead, LeadStatus.DISQUALIFIED, reason="expert is suppressed (never contact)", now=now)
+        _settle(
+            session,
+            lead,
+            LeadStatus.DISQUALIFIED,
+            reason="expert is suppressed (never contact)",
+            now=now,
+        )
     elif outcome is None:
-        _move(
+        _settle(
+            session,
             lead,
             LeadStatus.ENRICHED,
             reason=f"contacts already known (confidence {plan.known_confidence:.2f})",
@@ -318,13 +333,15 @@ async def apply_enrichment(
                     outcome, plan.expert_id, attempt_id, country_iso=plan.person.country_iso
                 ),
             )
-            _move(lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)
+            _settle(session, lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)
             lead.enriched_at = now
             enriched = True
             # A contact below the confidence target is kept, but not written to automatically.
             auto_outreach = outcome.met_threshold
         else:
-            _move(lead, LeadStatus.ENRICHMENT_FAILED, reason=outcome.failure_reason, now=now)
+            _settle(
+                session, lead, LeadStatus.ENRICHMENT_FAILED, reason=outcome.failure_reason, now=now
+            )
     await session.flush()
 
     correlation_id = plan.correlation_id

@@ -18,12 +18,13 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sourcing.common.clock import Clock, utc_now
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
@@ -182,7 +183,7 @@ async def _complete_identity(
 
 
 async def handle_lead_received(
-    session: AsyncSession, envelope: Envelope, payload: LeadReceived
+    session: AsyncSession, envelope: Envelope, payload: LeadReceived, *, clock: Clock = utc_now
 ) -> None:
     """Lead + deduplicated Expert + initial contacts, then enrichment (lead NEW → ENRICHING),
     or DISQUALIFIED with a reason when the person is suppressed. A redelivered lead (same
@@ -213,7 +214,7 @@ async def handle_lead_received(
     )
     status = LeadStatus.DISQUALIFIED if suppressed else LeadStatus.ENRICHING
     LEAD.assert_transition(LEAD.initial, status)
-    now = datetime.now(UTC)
+    now = clock()
     lead_id = await repository.insert_lead(
         session,
         {
@@ -360,8 +361,10 @@ class JobTitleDiscovery:
         scorer: Callable[[], TitleScorer],
         sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         apollo_max_pages: int = 1,
+        clock: Clock = utc_now,
     ) -> None:
         self.apollo = apollo
+        self.clock = clock
         self._scorer = scorer
         self.sessionmaker = sessionmaker
         self.apollo_max_pages = apollo_max_pages
@@ -389,7 +392,8 @@ class JobTitleDiscovery:
             )
         run.requested_companies = planned
         run.status = JobStatus.RUNNING.value
-        run.started_at = datetime.now(UTC)
+        now = self.clock()
+        run.started_at = now
         for entry in planned:
             await publish(
                 session,
@@ -401,7 +405,7 @@ class JobTitleDiscovery:
                 ),
             )
         if not planned:
-            _finish(run)
+            _finish(run, now=now)
         await session.flush()
 
     async def _company_id(
@@ -473,7 +477,7 @@ class JobTitleDiscovery:
         written = await repository.upsert_job_titles(session, rows)
         run = await repository.get_run_for_update(session, payload.run_id)
         if run is not None:
-            _mark_company(run, payload.company_id, status=DONE, titles=written)
+            _mark_company(run, payload.company_id, status=DONE, titles=written, now=self.clock())
         await session.flush()
 
     async def _apollo_titles(
@@ -510,7 +514,9 @@ class JobTitleDiscovery:
             async with session_scope(self.sessionmaker) as side:
                 run = await repository.get_run_for_update(side, payload.run_id)
                 if run is not None:
-                    _mark_company(run, payload.company_id, status=FAILED, error=reason)
+                    _mark_company(
+                        run, payload.company_id, status=FAILED, error=reason, now=self.clock()
+                    )
         except Exception:
             logger.warning("could not record the discovery failure on its run", exc_info=True)
 
@@ -526,6 +532,7 @@ def _mark_company(
     status: str,
     titles: int | None = None,
     error: str | None = None,
+    now: datetime,
 ) -> None:
     """Record one company's outcome on the run; the run finishes when every company has one."""
     entries = [dict(entry) for entry in run.requested_companies]
@@ -541,10 +548,10 @@ def _mark_company(
                 entry["error"] = error[:2000]
     run.requested_companies = entries
     if all(entry.get("status") in (DONE, FAILED) for entry in entries):
-        _finish(run)
+        _finish(run, now=now)
 
 
-def _finish(run: JobTitleDiscoveryRun) -> None:
+def _finish(run: JobTitleDiscoveryRun, *, now: datetime) -> None:
     failures = [e for e in run.requested_companies if e.get("status") == FAILED]
     run.status = (JobStatus.FAILED if failures else JobStatus.SUCCEEDED).value
     run.error = (
@@ -553,4 +560,4 @@ def _finish(run: JobTitleDiscoveryRun) -> None:
         )[:4000]
         or None
     )
-    run.finished_at = datetime.now(UTC)
+    run.finished_at = now

@@ -27,7 +27,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -69,8 +69,9 @@ from sourcing.common.policies.cooldown import (
 )
 from sourcing.common.screening import OPEN_STATUSES, best_recipient, pick_recipient
 from sourcing.common.sheets import EXPERT_ENTITY, request_sheet_sync
-from sourcing.common.statemachines import SCREENING_RESPONSE, LeadStatus, ScreeningResponseStatus
+from sourcing.common.statemachines import LeadStatus, ScreeningResponseStatus
 from sourcing.common.suppression import is_suppressed
+from sourcing.common.transitions import move
 from sourcing.outreach import repository
 from sourcing.outreach.channels import OutboundMessage, OutreachChannel
 from sourcing.outreach.sheets import GoogleSheetsClient
@@ -317,7 +318,14 @@ class ScreeningHandlers:
         sent = max(row.reminder_count for row in open_rows)
         if sent >= self.settings.SCREENING_MAX_REMINDERS:
             for row in open_rows:
-                _move(row, ScreeningResponseStatus.ESCALATED, now)
+                move(
+                    session,
+                    row,
+                    ScreeningResponseStatus.ESCALATED,
+                    actor="screening-follow-up",
+                    reason=f"no answer after {sent} reminders",
+                    now=now,
+                )
                 row.escalated_at = now
             await session.flush()
             logger.warning(
@@ -392,13 +400,6 @@ class ScreeningHandlers:
             )
         except ThreadClosed:
             return None
-
-
-def _move(row: ScreeningResponse, target: ScreeningResponseStatus, now: datetime) -> None:
-    SCREENING_RESPONSE.assert_transition(row.status, target.value)
-    row.status = target.value
-    row.status_changed_at = now
-    row.updated_at = now
 
 
 # --- google sheets --------------------------------------------------------------------------

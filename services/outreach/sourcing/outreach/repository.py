@@ -25,7 +25,8 @@ from sourcing.common.models import (
     ScreeningResponse,
 )
 from sourcing.common.models.enums import DeliveryStatus
-from sourcing.common.statemachines import LEAD, LeadStatus
+from sourcing.common.statemachines import LeadStatus
+from sourcing.common.transitions import move
 
 # --- messages and threads -------------------------------------------------------------------
 
@@ -83,6 +84,12 @@ async def record_failure(
     )
 
 
+LEAD_REASONS = {
+    LeadStatus.OUTREACH_PENDING: "outreach message queued",
+    LeadStatus.CONTACTED: "outreach message sent",
+}
+
+
 async def mark_leads(
     session: AsyncSession,
     *,
@@ -92,8 +99,7 @@ async def mark_leads(
     to_status: LeadStatus,
     now: datetime,
 ) -> int:
-    """Move the expert's leads in the project from one status to the next (state machine)."""
-    LEAD.assert_transition(from_status.value, to_status.value)
+    """Move the expert's leads in the project from one status to the next (:func:`move`)."""
     stmt = (
         select(Lead)
         .where(
@@ -105,8 +111,7 @@ async def mark_leads(
     )
     leads = (await session.execute(stmt)).scalars().all()
     for lead in leads:
-        lead.status = to_status.value
-        lead.status_changed_at = now
+        move(session, lead, to_status, actor="outreach", reason=LEAD_REASONS[to_status], now=now)
         if to_status is LeadStatus.CONTACTED:
             lead.contacted_at = now
     await session.flush()

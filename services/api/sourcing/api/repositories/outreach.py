@@ -18,7 +18,8 @@ from sourcing.common.models import (
     ScreeningQuestion,
     ScreeningResponse,
 )
-from sourcing.common.statemachines import LEAD, LeadStatus, ScreeningResponseStatus
+from sourcing.common.statemachines import LeadStatus, ScreeningResponseStatus
+from sourcing.common.transitions import move
 
 
 async def get_project(session: AsyncSession, project_id: uuid.UUID) -> Project | None:
@@ -35,7 +36,12 @@ async def list_contacts(session: AsyncSession, expert_id: uuid.UUID) -> Sequence
 
 
 async def mark_leads_outreach_pending(
-    session: AsyncSession, *, project_id: uuid.UUID, expert_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    expert_id: uuid.UUID,
+    now: datetime,
+    actor: str,
 ) -> int:
     """ENRICHED → OUTREACH_PENDING for the expert's leads in the project (others untouched)."""
     stmt = (
@@ -49,9 +55,14 @@ async def mark_leads_outreach_pending(
     )
     leads = (await session.execute(stmt)).scalars().all()
     for lead in leads:
-        LEAD.assert_transition(lead.status, LeadStatus.OUTREACH_PENDING.value)
-        lead.status = LeadStatus.OUTREACH_PENDING.value
-        lead.status_changed_at = now
+        move(
+            session,
+            lead,
+            LeadStatus.OUTREACH_PENDING,
+            actor=actor,
+            reason="outreach message queued",
+            now=now,
+        )
     await session.flush()
     return len(leads)
 

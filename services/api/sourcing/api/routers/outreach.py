@@ -151,7 +151,7 @@ async def send_outreach(
     )
     await link_cooldown_log(session, decision, message)
     await repository.mark_leads_outreach_pending(
-        session, project_id=project.id, expert_id=expert.id, now=now
+        session, project_id=project.id, expert_id=expert.id, now=now, actor=principal.user_id
     )
     await publish(
         session,

@@ -26,6 +26,7 @@ from sourcing.common import allocation
 from sourcing.common.errors import NotFound
 from sourcing.common.models import Project, ScreeningQuestion
 from sourcing.common.statemachines import PROJECT
+from sourcing.common.transitions import move
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
@@ -76,15 +77,11 @@ async def update_project(
     new_status = changes.pop("status", None)
     previous_priority = project.priority
     if new_status is not None and new_status != project.status:
-        PROJECT.assert_transition(project.status, new_status)
-        project.status = new_status
+        actor = f"{principal.role.value}:{principal.user_id}"
+        move(session, project, new_status, actor=actor, reason=None, now=now)
         if new_status in allocation.CLOSED_PROJECT_STATUSES:
             await allocation.cancel_project_tasks(
-                session,
-                project.id,
-                project_status=new_status,
-                now=now,
-                actor=f"{principal.role.value}:{principal.user_id}",
+                session, project.id, project_status=new_status, now=now, actor=actor
             )
     for field, value in changes.items():
         if value is None and field != "description":

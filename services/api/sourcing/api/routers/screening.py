@@ -14,8 +14,6 @@ expert with no reachable channel → 409 ``no_reachable_channel``; an answer bef
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, status
 
 from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
@@ -36,7 +34,6 @@ from sourcing.common.errors import Conflict, InvalidPayload, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import OutreachSendRequested
-from sourcing.common.models import ScreeningResponse
 from sourcing.common.models.enums import MessagePurpose
 from sourcing.common.policies.channels import api_name
 from sourcing.common.policies.cooldown import ThreadClosed, open_thread, queue_outbound_message
@@ -46,7 +43,8 @@ from sourcing.common.screening import (
     render_screening_questions,
 )
 from sourcing.common.sheets import request_sheet_sync
-from sourcing.common.statemachines import SCREENING_RESPONSE, ScreeningResponseStatus
+from sourcing.common.statemachines import ScreeningResponseStatus
+from sourcing.common.transitions import move
 
 router = APIRouter(prefix="/api/v1/screening", tags=["screening"])
 
@@ -153,7 +151,7 @@ async def dispatch_screening(
     responses=_ERRORS,
 )
 async def record_screening_response(
-    body: ScreeningAnswerRequest, session: SessionDep, _: StaffPrincipal, now: NowDep
+    body: ScreeningAnswerRequest, session: SessionDep, principal: StaffPrincipal, now: NowDep
 ) -> ScreeningAnswerRecorded:
     project = await repository.get_project(session, body.project_id)
     if project is None:
@@ -193,13 +191,28 @@ async def record_screening_response(
     answered.answered_at = now
     answered.updated_at = now
     open_rows = [response for response, _ in rows if response.status in OPEN_STATUSES]
+    actor = f"{principal.role.value}:{principal.user_id}"
     for response in open_rows:
         if response.status == ScreeningResponseStatus.PENDING.value:
-            _move(response, ScreeningResponseStatus.IN_PROGRESS, now)
+            move(
+                session,
+                response,
+                ScreeningResponseStatus.IN_PROGRESS,
+                actor=actor,
+                reason="an answer arrived",
+                now=now,
+            )
     remaining = sum(1 for response, q in rows if q.required and response.answered_at is None)
     if remaining == 0:
         for response in open_rows:
-            _move(response, ScreeningResponseStatus.COMPLETE, now)
+            move(
+                session,
+                response,
+                ScreeningResponseStatus.COMPLETE,
+                actor=actor,
+                reason="every required question answered",
+                now=now,
+            )
             response.completed_at = now
     await session.flush()
     await request_sheet_sync(session, project_id=project.id, expert_id=expert.id)
@@ -208,10 +221,3 @@ async def record_screening_response(
         screening_status=answered.status,
         required_unanswered=remaining,
     )
-
-
-def _move(response: ScreeningResponse, target: ScreeningResponseStatus, now: datetime) -> None:
-    SCREENING_RESPONSE.assert_transition(response.status, target.value)
-    response.status = target.value
-    response.status_changed_at = now
-    response.updated_at = now

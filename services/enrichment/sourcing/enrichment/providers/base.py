@@ -316,8 +316,9 @@ class Found:
 
 
 @dataclass(slots=True)
-class CallLog:
-    """The vendor answers of one lookup, for the attempt's payload."""
+class ProviderCall:
+    """One provider lookup's vendor answers and HTTP status, for the attempt's payload
+    (not the :class:`sourcing.common.models.CallLog` of a phone call)."""
 
     raw: dict[str, Any] = field(default_factory=dict)
     http_status: int | None = None
@@ -406,7 +407,7 @@ class EnrichmentProvider(ABC):
                 error=f"{self.display_name} is not configured",
             )
         budget = budget_seconds if budget_seconds is not None else self._default_budget()
-        call = CallLog()
+        call = ProviderCall()
         started = time.perf_counter()
         try:
             async with asyncio.timeout(max(budget, 0.0)):
@@ -444,14 +445,14 @@ class EnrichmentProvider(ABC):
         )
 
     @abstractmethod
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         """Send the vendor's requests (through :meth:`_request`) and read its answer."""
 
     # -- helpers for adapters --
 
     async def _request(
         self,
-        call: CallLog,
+        call: ProviderCall,
         label: str,
         method: str,
         path: str,
@@ -475,7 +476,7 @@ class EnrichmentProvider(ABC):
         return response
 
     async def _optional(
-        self, call: CallLog, label: str, fetch: Callable[[], Awaitable[T]]
+        self, call: ProviderCall, label: str, fetch: Callable[[], Awaitable[T]]
     ) -> T | None:
         """A secondary call (e.g. a phone lookup after an email hit): its failure is recorded
         in the payload and does not lose what the primary call found."""
@@ -503,7 +504,7 @@ class EnrichmentProvider(ABC):
 
     def _failure(
         self,
-        call: CallLog,
+        call: ProviderCall,
         started: float,
         status: ResultStatus,
         message: str,

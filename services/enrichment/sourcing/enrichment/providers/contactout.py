@@ -18,13 +18,13 @@ from typing import Any
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.common.policies.contacts import requires_professional_email
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EmailKind,
     EnrichmentProvider,
     Found,
     FoundEmail,
     FoundPhone,
     PersonQuery,
+    ProviderCall,
     ResultStatus,
     Verification,
     as_dict,
@@ -56,7 +56,7 @@ class ContactOutProvider(EnrichmentProvider):
             "include": include,
         }
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         not_found = frozenset({404})
         if person.linkedin_url:
             response = await self._request(

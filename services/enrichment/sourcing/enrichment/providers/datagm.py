@@ -18,12 +18,12 @@ from typing import Any
 from sourcing.common.http import ProviderError
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EnrichmentProvider,
     Found,
     FoundEmail,
     FoundPhone,
     PersonQuery,
+    ProviderCall,
     ResultStatus,
     Verification,
     as_dict,
@@ -71,7 +71,7 @@ class DataGMProvider(EnrichmentProvider):
             status=402 if code == CODE_NO_CREDITS else None,
         )
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         params = self.find_email_params(person)
         if params is None:
             return Found(status=ResultStatus.MISS, note="needs a company or a LinkedIn URL")

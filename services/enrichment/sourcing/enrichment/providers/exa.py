@@ -18,12 +18,12 @@ from typing import Any
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.common.policies.contacts import email_domain
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EnrichmentProvider,
     Found,
     FoundEmail,
     FoundPhone,
     PersonQuery,
+    ProviderCall,
     as_dict,
     as_list,
     make_email,
@@ -64,7 +64,7 @@ class ExaProvider(EnrichmentProvider):
             "contents": {"text": True},
         }
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         response = await self._request(
             call, "search", "POST", "/search", json=self.request_body(person)
         )

@@ -18,13 +18,13 @@ from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.common.policies.contacts import requires_professional_email
 from sourcing.common.settings_providers import ProviderSettings, sandbox_enabled
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EmailKind,
     EnrichmentProvider,
     Found,
     FoundEmail,
     FoundPhone,
     PersonQuery,
+    ProviderCall,
     ResultStatus,
     Verification,
     as_dict,
@@ -75,7 +75,7 @@ class ForagerProvider(EnrichmentProvider):
             f"/api/{forager_account_id(self.settings)}/datastorage/person_contacts_lookup/{lookup}/"
         )
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         slug = person.linkedin_slug
         if not slug:
             return Found(status=ResultStatus.MISS, note="needs a LinkedIn URL")

@@ -15,7 +15,6 @@ from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EmailKind,
     EnrichmentProvider,
     Found,
@@ -23,6 +22,7 @@ from sourcing.enrichment.providers.base import (
     FoundPhone,
     PersonQuery,
     PhoneType,
+    ProviderCall,
     ResultStatus,
     Verification,
     as_dict,
@@ -61,7 +61,7 @@ class LeadMagicProvider(EnrichmentProvider):
             body["company_name"] = person.company_name
         return body
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         emails: list[FoundEmail | None] = []
         body = self.email_finder_body(person)
         if body is not None:

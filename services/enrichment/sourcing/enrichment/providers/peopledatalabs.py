@@ -16,7 +16,6 @@ from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EmailKind,
     EnrichmentProvider,
     Found,
@@ -24,6 +23,7 @@ from sourcing.enrichment.providers.base import (
     FoundPhone,
     PersonQuery,
     PhoneType,
+    ProviderCall,
     ResultStatus,
     as_dict,
     as_list,
@@ -58,7 +58,7 @@ class PeopleDataLabsProvider(EnrichmentProvider):
         params["min_likelihood"] = str(MIN_LIKELIHOOD)
         return params
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         params = self.enrich_params(person)
         if params is None:
             return Found(

@@ -17,12 +17,12 @@ from typing import Any
 from sourcing.common.http import ProviderError
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EmailKind,
     EnrichmentProvider,
     Found,
     PersonQuery,
     PhoneType,
+    ProviderCall,
     ResultStatus,
     Verification,
     as_dict,
@@ -62,7 +62,7 @@ class ProspeoProvider(EnrichmentProvider):
         # are contacts we use.
         return {"only_verified_email": False, "enrich_mobile": True, "data": data}
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         if not (person.linkedin_url or person.email or person.company_name or person.domain):
             return Found(
                 status=ResultStatus.MISS, note="needs a LinkedIn URL, an email or a company"

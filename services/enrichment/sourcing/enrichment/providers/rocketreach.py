@@ -19,7 +19,6 @@ from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EmailKind,
     EnrichmentProvider,
     Found,
@@ -28,6 +27,7 @@ from sourcing.enrichment.providers.base import (
     MalformedResponse,
     PersonQuery,
     PollingExhausted,
+    ProviderCall,
     ResultStatus,
     Verification,
     as_dict,
@@ -62,7 +62,7 @@ class RocketReachProvider(EnrichmentProvider):
             return {"email": person.email}
         return None
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         params = self.lookup_params(person)
         if params is None:
             return Found(

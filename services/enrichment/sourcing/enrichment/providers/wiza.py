@@ -19,7 +19,6 @@ from typing import Any
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.common.policies.contacts import requires_professional_email
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EmailKind,
     EnrichmentProvider,
     Found,
@@ -29,6 +28,7 @@ from sourcing.enrichment.providers.base import (
     PersonQuery,
     PhoneType,
     PollingExhausted,
+    ProviderCall,
     ResultStatus,
     Verification,
     as_dict,
@@ -82,7 +82,7 @@ class WizaProvider(EnrichmentProvider):
             },
         }
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         body = self.start_body(person)
         if body is None:
             return Found(

@@ -23,7 +23,6 @@ from typing import Any
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.common.settings_providers import ProviderSettings
 from sourcing.enrichment.providers.base import (
-    CallLog,
     EnrichmentProvider,
     Found,
     FoundEmail,
@@ -31,6 +30,7 @@ from sourcing.enrichment.providers.base import (
     MalformedResponse,
     PersonQuery,
     PhoneType,
+    ProviderCall,
     ResultStatus,
     Verification,
     as_dict,
@@ -75,7 +75,7 @@ class ZeliqProvider(EnrichmentProvider):
             return body
         return None
 
-    async def _fetch(self, person: PersonQuery, call: CallLog) -> Found:
+    async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
         body = self.request_body(person)
         if body is None:
             return Found(
