@@ -17,7 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-READY_WITHIN_SECONDS = 60
+READY_WITHIN_SECONDS = 200
 
 
 def _free_port() -> int:

@@ -38,7 +38,8 @@ PROCESSES: tuple[tuple[str, str], ...] = (
     ("allocation", "sourcing.allocation"),
     ("scheduler", "sourcing.scheduler"),
 )
-READY_TIMEOUT_SECONDS = 60.0
+# Seven Python processes importing at once on a small, busy machine can take over a minute.
+READY_TIMEOUT_SECONDS = 180.0
 STOP_GRACE_SECONDS = 25.0
 
 
