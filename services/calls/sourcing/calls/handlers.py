@@ -171,7 +171,7 @@ class CallHandlers:
             event_types=YAY_EVENT_TYPES,
         )
         if task is not None and caller is not None and task.caller_id == caller.id:
-            self._start_dialing(session, task, fold, now)
+            self._start_dialing(session, task, fold.started_at, now)
         if caller is not None:
             # Any call event of an online caller keeps them online (presence).
             allocation.note_call_activity(caller, at=min(occurred_at, now), settings=self.settings)
@@ -251,8 +251,10 @@ class CallHandlers:
 
     @staticmethod
     def _start_dialing(
-        session: AsyncSession, task: CallTask, fold: CallFold, now: datetime
+        session: AsyncSession, task: CallTask, started_at: datetime | None, now: datetime
     ) -> None:
+        """ASSIGNED → DIALING when the first event of its call arrives (or, late, when the call
+        is settled); other statuses are left alone."""
         if task.status != CallTaskStatus.ASSIGNED:
             return
         # Not audited: the call log records the dial, the settled call audits the task.
@@ -265,7 +267,7 @@ class CallHandlers:
             now=now,
             event=None,
         )
-        task.dialing_started_at = fold.started_at or now
+        task.dialing_started_at = started_at or now
 
     def _record_dial(self, caller: Caller, dialled_at: datetime) -> None:
         new_shift = shift_start_for_dial(
@@ -336,17 +338,7 @@ class CallHandlers:
         now: datetime,
         correlation_id: str | None,
     ) -> None:
-        if task.status == CallTaskStatus.ASSIGNED:
-            move(
-                session,
-                task,
-                CallTaskStatus.DIALING,
-                actor="call-validation",
-                reason="call placed",
-                now=now,
-                event=None,
-            )
-            task.dialing_started_at = call_log.started_at or now
+        CallHandlers._start_dialing(session, task, call_log.started_at, now)
         if task.status != CallTaskStatus.DIALING:
             return
         if fraud:
