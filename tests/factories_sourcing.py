@@ -9,6 +9,7 @@ from typing import Any
 
 from sourcing.common.events import Envelope, MessagePayload
 from sourcing.common.messages.sourcing import LeadReceived, SalesNavLeadsReceived
+from sourcing.people.identity import person_identity
 
 _counter = itertools.count(1)
 
@@ -59,6 +60,7 @@ def lead_received(
         country_iso=raw.get("countryIso"),
         lead=raw,
         received_at=datetime.now(UTC),
+        identity=person_identity(raw.get("linkedinUrl"), raw.get("email")),
     )
 
 

@@ -35,9 +35,9 @@ from sourcing.common.models import (
     ProcessedEvent,
     RankingSnapshot,
 )
-from sourcing.common.policies.contacts import is_personal_email, requires_professional_email
 from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.ingestion.app import build_app as build_ingestion_app
+from sourcing.people.contacts import is_personal_email, requires_professional_email
 from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_project
 from tests.fixtures.api import serve_gateway

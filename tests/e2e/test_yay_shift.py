@@ -39,8 +39,8 @@ from sourcing.common.models import (
     ProcessedWebhookEvent,
 )
 from sourcing.common.models.enums import ContactType
-from sourcing.common.policies.phones import to_e164
 from sourcing.common.statemachines import CALLER_ALLOCATION
+from sourcing.people.phones import to_e164
 from tests.factories import (
     create_call_task,
     create_caller,

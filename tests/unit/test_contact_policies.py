@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from sourcing.common.policies.contacts import (
+from sourcing.people.contacts import (
     EU_COUNTRIES,
     EUROPEAN_COUNTRIES,
     email_domain,

@@ -23,6 +23,7 @@ from sourcing.common.messages.calls import YayCallEventReceived
 from sourcing.common.messages.outreach import ScreeningFollowUpRequested, SheetSyncRequested
 from sourcing.common.messages.sourcing import LeadReceived
 from sourcing.common.topics import LANES_BY_NAME
+from sourcing.people.identity import person_identity
 from sourcing.scheduler.topology import FLOWS
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -54,14 +55,16 @@ def test_a_field_key_is_the_field_as_text() -> None:
     assert route(follow_up) == Route("screening", str(expert))
 
 
-def _lead(**fields: str | None) -> LeadReceived:
+def _lead(*, linkedin_url: str | None = None, email: str | None = None) -> LeadReceived:
     return LeadReceived(
         project_id=uuid.uuid4(),
         search_id=uuid.uuid4(),
         name="Ada Lovelace",
         company="Analytical Engines",
         received_at=NOW,
-        **fields,
+        linkedin_url=linkedin_url,
+        email=email,
+        identity=person_identity(linkedin_url, email),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sourcing.common.policies.phones import PhoneNumber, normalize_phone, to_e164
+from sourcing.people.phones import PhoneNumber, normalize_phone, to_e164
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from sourcing.common.models import (
     SystemEvent,
 )
 from sourcing.common.models.enums import ContactType
-from sourcing.common.policies.phones import to_e164
+from sourcing.people.phones import to_e164
 from tests.factories import create_call_task, create_caller, create_expert, create_expert_contact
 
 pytestmark = pytest.mark.integration

@@ -33,7 +33,6 @@ from sourcing.common.models.enums import (
     EnrichmentAttemptStatus,
     EnrichmentPhase,
 )
-from sourcing.common.policies.contacts import is_personal_email
 from sourcing.enrichment.handlers import (
     EnrichmentDeps,
     handle_enrichment_batch,
@@ -41,6 +40,7 @@ from sourcing.enrichment.handlers import (
     handle_ranking_requested,
 )
 from sourcing.enrichment.providers import build_providers
+from sourcing.people.contacts import is_personal_email
 from sourcing.sandbox.personas import Outcome, expected_outcome
 from tests.factories import create_company, create_expert, create_job_title, create_lead
 from tests.factories import create_project as _create_project

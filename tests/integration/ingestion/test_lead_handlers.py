@@ -24,12 +24,12 @@ from sourcing.common.models import (
     OutboxMessage,
     SalesNavSearch,
 )
-from sourcing.common.policies.identity import person_identity
 from sourcing.ingestion.handlers import (
     SUPPRESSED_REASON,
     handle_lead_received,
     handle_sales_nav_leads,
 )
+from sourcing.people.identity import person_identity
 from tests.factories import (
     create_expert,
     create_project,

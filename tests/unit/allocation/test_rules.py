@@ -17,7 +17,7 @@ from sourcing.common.allocation import (
 )
 from sourcing.common.config import ConfigurationError, load_settings
 from sourcing.common.models import Caller
-from sourcing.common.policies.calls import in_calling_window
+from sourcing.people.timezones import in_calling_window
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 

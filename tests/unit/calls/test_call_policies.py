@@ -8,15 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from sourcing.common.policies.calls import (
-    country_timezone,
-    expert_timezone,
-    in_calling_window,
     is_short_call,
     low_dial_rate_since,
     performance_score,
     shift_start_for_dial,
     validate_call,
 )
+from sourcing.people.timezones import country_timezone, expert_timezone, in_calling_window
 
 NEW_YORK = ZoneInfo("America/New_York")
 TOKYO = ZoneInfo("Asia/Tokyo")

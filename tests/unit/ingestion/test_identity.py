@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sourcing.common.policies.identity import (
+from sourcing.people.identity import (
     normalize_email,
     normalize_linkedin_url,
     person_identity,

@@ -88,7 +88,6 @@ from sourcing.common.models.enums import (
     CallTaskKind,
     SuppressionReason,
 )
-from sourcing.common.policies.calls import country_timezone, in_calling_window
 from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import (
     CALL_TASK,
@@ -102,6 +101,7 @@ from sourcing.common.statemachines import (
     ProjectStatus,
 )
 from sourcing.common.transitions import move
+from sourcing.people.timezones import country_timezone, in_calling_window
 
 OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
 

@@ -18,7 +18,6 @@ from sourcing.common.models import (
     CallTask,
     Expert,
     ExpertContact,
-    ExpertSuppression,
     Lead,
     Project,
     RankingSnapshot,
@@ -26,6 +25,7 @@ from sourcing.common.models import (
 from sourcing.common.models.base import sql_in
 from sourcing.common.models.enums import ContactType
 from sourcing.common.statemachines import CALL_TASK_OPEN_STATUSES, CallTaskStatus
+from sourcing.people.suppression import suppressed_expert
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,6 @@ async def call_task_facts(
     session: AsyncSession, project_id: uuid.UUID, expert_id: uuid.UUID
 ) -> CallTaskFacts | None:
     """None when the project or the expert is gone."""
-    suppression = exists().where(ExpertSuppression.expert_id == Expert.id)
     latest_score = (
         select(RankingSnapshot.score)
         .where(RankingSnapshot.project_id == Project.id, RankingSnapshot.expert_id == Expert.id)
@@ -81,7 +80,7 @@ async def call_task_facts(
                 Project.priority,
                 Expert.country_iso,
                 Expert.language_codes,
-                Expert.suppressed_at.is_not(None) | suppression,
+                suppressed_expert(),
                 Expert.signed_up_at.is_not(None),
                 latest_score,
                 has_call_task,

@@ -67,16 +67,16 @@ from sourcing.common.policies.calls import (
     StatusDecision,
     StatusThresholds,
     evaluate_allocation_status,
-    expert_timezone,
     performance_score,
     shift_start_for_dial,
     validate_call,
 )
-from sourcing.common.policies.phones import to_e164
 from sourcing.common.statemachines import (
     CallTaskStatus,
 )
 from sourcing.common.transitions import move
+from sourcing.people.phones import to_e164
+from sourcing.people.timezones import expert_timezone
 
 logger = logging.getLogger(__name__)
 

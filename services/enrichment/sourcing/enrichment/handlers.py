@@ -36,7 +36,6 @@ from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequ
 from sourcing.common.messages.outreach import AutoOutreachRequested
 from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
-from sourcing.common.policies.phones import normalize_phone
 from sourcing.common.policies.ranking import ContactSignal, RankingInput, score_expert
 from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import LeadStatus
@@ -49,6 +48,7 @@ from sourcing.enrichment.waterfall import (
     WaterfallOutcome,
     run_waterfall,
 )
+from sourcing.people.phones import normalize_phone
 
 logger = logging.getLogger(__name__)
 

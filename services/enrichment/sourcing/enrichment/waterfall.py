@@ -24,13 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sourcing.common.models.enums import EnrichmentAttemptStatus, EnrichmentPhase
-from sourcing.common.policies.contacts import normalize_country, requires_professional_email
 from sourcing.enrichment.providers import (
     EnrichmentProvider,
     PersonQuery,
     ProviderResult,
     ResultStatus,
 )
+from sourcing.people.contacts import normalize_country, requires_professional_email
 
 Clock = Callable[[], float]
 """Monotonic seconds (``time.monotonic``); tests inject their own."""

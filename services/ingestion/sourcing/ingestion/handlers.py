@@ -45,20 +45,22 @@ from sourcing.common.models.enums import (
     JobStatus,
     JobTitleSource,
 )
-from sourcing.common.policies.contacts import (
+from sourcing.common.statemachines import LEAD, LeadStatus
+from sourcing.ingestion import repository
+from sourcing.ingestion.clients import ApolloTitle, ScoredTitle
+from sourcing.people.contacts import (
     is_personal_email,
     normalize_country,
     requires_professional_email,
 )
-from sourcing.common.policies.identity import (
+from sourcing.people.identity import (
     normalize_email,
     normalize_linkedin_url,
+    person_identity,
 )
-from sourcing.common.policies.phones import PhoneNumber, normalize_phone
-from sourcing.common.statemachines import LEAD, LeadStatus
-from sourcing.ingestion import repository
-from sourcing.ingestion.clients import ApolloTitle, ScoredTitle
-from sourcing.ingestion.geo import timezone_for_country
+from sourcing.people.phones import PhoneNumber, normalize_phone
+from sourcing.people.suppression import is_suppressed
+from sourcing.people.timezones import timezone_for_country
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ def _lead_message(
         country_iso=normalize_country(_text(lead.get("countryIso"), 8)),
         lead=lead,
         received_at=payload.received_at,
+        identity=person_identity(linkedin_url, email),
     )
 
 
@@ -209,9 +212,7 @@ async def handle_lead_received(
     }
     expert_id = await resolve_expert(session, linkedin_url=linkedin_url, email=email, values=fields)
     await repository.fill_expert_blanks(session, expert_id, fields)
-    suppressed = await repository.is_suppressed(
-        session, expert_id, linkedin_url=linkedin_url, email=email
-    )
+    suppressed = await is_suppressed(session, expert_id, linkedin_url=linkedin_url, email=email)
     status = LeadStatus.DISQUALIFIED if suppressed else LeadStatus.ENRICHING
     LEAD.assert_transition(LEAD.initial, status)
     now = clock()

@@ -20,7 +20,6 @@ from sourcing.common.models import (
     Company,
     Expert,
     ExpertContact,
-    ExpertSuppression,
     JobTitle,
     JobTitleDiscoveryRun,
     Lead,
@@ -156,30 +155,6 @@ async def fill_expert_blanks(
     }
     if changes:
         await session.execute(update(Expert).where(Expert.id == expert_id).values(changes))
-
-
-async def is_suppressed(
-    session: AsyncSession, expert_id: uuid.UUID, *, linkedin_url: str | None, email: str | None
-) -> bool:
-    """Never-contact: the expert is suppressed, or a suppression names one of its identities."""
-    conditions = [ExpertSuppression.expert_id == expert_id]
-    if linkedin_url is not None:
-        conditions.append(ExpertSuppression.linkedin_url_normalized == linkedin_url)
-    if email is not None:
-        conditions.append(func.lower(ExpertSuppression.email) == email)
-    suppressed_expert = select(Expert.id).where(
-        Expert.id == expert_id, Expert.suppressed_at.is_not(None)
-    )
-    return bool(
-        await session.scalar(
-            select(
-                or_(
-                    exists(suppressed_expert),
-                    exists().where(or_(*conditions)),
-                )
-            )
-        )
-    )
 
 
 async def add_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

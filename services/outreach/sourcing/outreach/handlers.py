@@ -70,11 +70,11 @@ from sourcing.common.policies.cooldown import (
 from sourcing.common.screening import OPEN_STATUSES, best_recipient, pick_recipient
 from sourcing.common.sheets import EXPERT_ENTITY, request_sheet_sync
 from sourcing.common.statemachines import LeadStatus, ScreeningResponseStatus
-from sourcing.common.suppression import is_suppressed
 from sourcing.common.transitions import move
 from sourcing.outreach import repository
 from sourcing.outreach.channels import OutboundMessage, OutreachChannel
 from sourcing.outreach.sheets import GoogleSheetsClient
+from sourcing.people.suppression import is_suppressed
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class OutreachHandlers:
         if not project.auto_outreach_channel:
             logger.info("project %s has no auto outreach channel; nothing sent", project.id)
             return
-        if await is_suppressed(session, expert):
+        if await is_suppressed(session, expert.id):
             logger.info("expert %s is suppressed; no auto outreach", expert.id)
             return
         channel = Channel(project.auto_outreach_channel)
@@ -339,7 +339,7 @@ class ScreeningHandlers:
             )
             return
         expert = await repository.get_expert(session, response.expert_id)
-        if expert is None or await is_suppressed(session, expert):
+        if expert is None or await is_suppressed(session, expert.id):
             return
         thread = await self._thread(session, response, expert)
         if thread is None:

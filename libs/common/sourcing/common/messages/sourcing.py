@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import AwareDatetime, Field
 
 from sourcing.common.events import MessagePayload, register_message
-from sourcing.common.policies.identity import person_identity
 
 
 @register_message("sales-nav.leads-received.v1", lane="sales-nav-ingestion", key="project_id")
@@ -28,9 +27,10 @@ class SalesNavLeadsReceived(MessagePayload):
 class LeadReceived(MessagePayload):
     """One lead of a Sales Nav delivery, on its way to deduplication (``lead-ingestion``).
 
-    Keyed by the normalised person identity (:func:`sourcing.common.policies.identity.
-    person_identity`). ``lead`` is the lead object as received, unknown fields included; the
-    typed fields are the ones ingestion reads.
+    Keyed by ``identity``, the normalised person identity the publisher computed
+    (:func:`sourcing.people.identity.person_identity`), so one person's leads are deduplicated
+    in order. ``lead`` is the lead object as received, unknown fields included; the typed fields
+    are the ones ingestion reads.
     """
 
     project_id: uuid.UUID
@@ -45,11 +45,7 @@ class LeadReceived(MessagePayload):
     country_iso: str | None = None
     lead: dict[str, Any] = Field(default_factory=dict)
     received_at: AwareDatetime
-
-    @property
-    def identity(self) -> str:
-        """The key: one person's leads are deduplicated in order."""
-        return person_identity(self.linkedin_url, self.email)
+    identity: str = Field(min_length=1)
 
 
 @register_message("job-title-discovery.requested.v1", lane="job-title-discovery", key="project_id")

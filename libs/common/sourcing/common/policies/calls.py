@@ -8,9 +8,9 @@ Decisions (documented here, tested in ``tests/unit/calls``)
   A call that was never answered is a failed dial, not a short call.
 * **Timezone mismatch**: the call was dialled outside the expert's local calling window
   ``[CALLING_WINDOW_START_HOUR, CALLING_WINDOW_END_HOUR)`` (the allocation settings, so call
-  validation and allocation use one window). The expert's timezone is their own IANA zone,
-  else the main zone of their country (:data:`COUNTRY_MAIN_TIMEZONES`), else the first zone
-  the tz database lists for the country; no timezone known means no mismatch is claimed.
+  validation and allocation use one window). The expert's timezone is
+  :func:`sourcing.people.timezones.expert_timezone`; no timezone known means no mismatch is
+  claimed.
 * **Shift**: a shift starts at the first task request or dial after ``CALLER_SHIFT_GAP_SECONDS``
   without either (:func:`shift_start_for_dial`).
 * **Dial rate**: dials in the trailing ``DIAL_RATE_WINDOW_MINUTES``; it is *low* when fewer
@@ -48,110 +48,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
-from typing import Final
-from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sourcing.common.statemachines import CALLER_ALLOCATION, CallerAllocationStatus
+from sourcing.people.timezones import in_calling_window
 
 _A = CallerAllocationStatus
-
-# The zone most of a country's population lives in (ISO 3166-1 alpha-2 → IANA). Countries not
-# listed fall back to the first zone the tz database's zone1970.tab/zone.tab names for them.
-COUNTRY_MAIN_TIMEZONES: Final[dict[str, str]] = {
-    "US": "America/New_York", "CA": "America/Toronto", "MX": "America/Mexico_City",
-    "BR": "America/Sao_Paulo", "AR": "America/Argentina/Buenos_Aires", "CL": "America/Santiago",
-    "CO": "America/Bogota", "PE": "America/Lima",
-    "GB": "Europe/London", "IE": "Europe/Dublin", "FR": "Europe/Paris", "DE": "Europe/Berlin",
-    "ES": "Europe/Madrid", "PT": "Europe/Lisbon", "IT": "Europe/Rome", "NL": "Europe/Amsterdam",
-    "BE": "Europe/Brussels", "CH": "Europe/Zurich", "AT": "Europe/Vienna",
-    "SE": "Europe/Stockholm", "NO": "Europe/Oslo", "DK": "Europe/Copenhagen",
-    "FI": "Europe/Helsinki", "PL": "Europe/Warsaw", "CZ": "Europe/Prague",
-    "GR": "Europe/Athens", "RO": "Europe/Bucharest", "UA": "Europe/Kyiv", "RU": "Europe/Moscow",
-    "TR": "Europe/Istanbul", "IL": "Asia/Jerusalem", "AE": "Asia/Dubai", "SA": "Asia/Riyadh",
-    "IN": "Asia/Kolkata", "PK": "Asia/Karachi", "CN": "Asia/Shanghai", "HK": "Asia/Hong_Kong",
-    "TW": "Asia/Taipei", "JP": "Asia/Tokyo", "KR": "Asia/Seoul", "SG": "Asia/Singapore",
-    "MY": "Asia/Kuala_Lumpur", "ID": "Asia/Jakarta", "TH": "Asia/Bangkok",
-    "VN": "Asia/Ho_Chi_Minh", "PH": "Asia/Manila", "AU": "Australia/Sydney",
-    "NZ": "Pacific/Auckland", "ZA": "Africa/Johannesburg", "NG": "Africa/Lagos",
-    "KE": "Africa/Nairobi", "EG": "Africa/Cairo",
-}  # fmt: skip
-
-
-# --- timezones and the calling window -------------------------------------------------------
-
-
-def _tz_table_directories() -> list[Path]:
-    directories = [Path(directory) for directory in TZPATH]
-    try:  # the tzdata wheel ships the same tables where the system has no tz database
-        import tzdata  # type: ignore[import-untyped, unused-ignore]
-
-        directories.append(Path(tzdata.__file__).parent / "zoneinfo")
-    except ImportError:
-        pass
-    return directories
-
-
-@lru_cache(maxsize=1)
-def _tz_database_country_zones() -> dict[str, str]:
-    """First zone per country of the tz database's ``zone.tab`` (empty when absent).
-
-    ``zone.tab`` rather than ``zone1970.tab``: the latter merges countries that have shared a
-    clock since 1970 (Iceland is listed under Africa/Abidjan there).
-    """
-    zones: dict[str, str] = {}
-    for directory in _tz_table_directories():
-        path = directory / "zone.tab"
-        if not path.is_file():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("#") or not line.strip():
-                continue
-            columns = line.split("\t")
-            if len(columns) >= 3:
-                zones.setdefault(columns[0].strip().upper(), columns[2].strip())
-        if zones:
-            break
-    return zones
-
-
-def _zone(name: str | None) -> ZoneInfo | None:
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def country_timezone(country_iso: str | None) -> ZoneInfo | None:
-    """The main timezone of a country (see :data:`COUNTRY_MAIN_TIMEZONES`), or None."""
-    if not country_iso:
-        return None
-    code = country_iso.strip().upper()
-    code = {"UK": "GB", "EL": "GR"}.get(code, code)
-    return _zone(COUNTRY_MAIN_TIMEZONES.get(code) or _tz_database_country_zones().get(code))
-
-
-def expert_timezone(timezone: str | None, country_iso: str | None) -> ZoneInfo | None:
-    """The expert's own IANA zone when valid, else their country's main zone, else None."""
-    return _zone(timezone) or country_timezone(country_iso)
-
-
-def in_calling_window(moment: datetime, zone: ZoneInfo, *, start_hour: int, end_hour: int) -> bool:
-    """Whether ``moment`` falls in ``[start_hour, end_hour)`` of local time in ``zone``.
-
-    A window with ``start_hour > end_hour`` wraps midnight (e.g. 22 → 6).
-    """
-    local = moment.astimezone(zone)
-    hour = local.hour + local.minute / 60 + local.second / 3600
-    if start_hour <= end_hour:
-        return start_hour <= hour < end_hour
-    return hour >= start_hour or hour < end_hour
-
-
-# --- call validation ------------------------------------------------------------------------
 
 
 def is_short_call(*, answered: bool, talk_seconds: float | None, short_call_seconds: int) -> bool:

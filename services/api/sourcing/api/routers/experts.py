@@ -27,8 +27,8 @@ from sourcing.common.errors import NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
-from sourcing.common.policies.phones import normalize_phone
 from sourcing.common.statemachines import LeadStatus
+from sourcing.people.phones import normalize_phone
 
 router = APIRouter(prefix="/api/v1", tags=["experts"])
 

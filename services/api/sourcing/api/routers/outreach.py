@@ -32,7 +32,7 @@ from sourcing.common.policies.cooldown import (
     open_thread,
     queue_outbound_message,
 )
-from sourcing.common.suppression import is_suppressed
+from sourcing.people.suppression import is_suppressed
 
 router = APIRouter(prefix="/api/v1/outreach", tags=["outreach"])
 
@@ -76,7 +76,7 @@ async def load_project_and_expert(
     expert = await repository.get_expert(session, expert_id)
     if expert is None:
         raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
-    if await is_suppressed(session, expert):
+    if await is_suppressed(session, expert.id):
         raise ExpertSuppressed(
             f"expert {expert_id} must never be contacted again",
             details={"expertId": str(expert_id)},

@@ -25,18 +25,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.policies.contacts import (
-    email_domain,
-    filter_emails_for_region,
-    is_personal_email,
-    normalize_country,
-)
-from sourcing.common.policies.phones import to_e164
 from sourcing.common.settings_providers import (
     ProviderSettings,
     provider_api_key,
     provider_base_url,
 )
+from sourcing.people.contacts import (
+    email_domain,
+    filter_emails_for_region,
+    is_personal_email,
+    normalize_country,
+)
+from sourcing.people.phones import to_e164
 
 T = TypeVar("T")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.policies.contacts import requires_professional_email
 from sourcing.enrichment.providers.base import (
     EmailKind,
     EnrichmentProvider,
@@ -33,6 +32,7 @@ from sourcing.enrichment.providers.base import (
     make_phone,
     register_provider,
 )
+from sourcing.people.contacts import requires_professional_email
 
 
 @register_provider

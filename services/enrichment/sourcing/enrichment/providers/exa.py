@@ -16,7 +16,6 @@ import re
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.policies.contacts import email_domain
 from sourcing.enrichment.providers.base import (
     EnrichmentProvider,
     Found,
@@ -30,6 +29,7 @@ from sourcing.enrichment.providers.base import (
     make_phone,
     register_provider,
 )
+from sourcing.people.contacts import email_domain
 
 NUM_RESULTS = 5
 _EMAIL_IN_TEXT = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.policies.contacts import requires_professional_email
 from sourcing.common.settings_providers import ProviderSettings, sandbox_enabled
 from sourcing.enrichment.providers.base import (
     EmailKind,
@@ -34,6 +33,7 @@ from sourcing.enrichment.providers.base import (
     phone_type,
     register_provider,
 )
+from sourcing.people.contacts import requires_professional_email
 
 VALIDATION_CONFIDENCE = {
     "valid": 0.9,

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.policies.contacts import requires_professional_email
 from sourcing.enrichment.providers.base import (
     EmailKind,
     EnrichmentProvider,
@@ -38,6 +37,7 @@ from sourcing.enrichment.providers.base import (
     phone_type,
     register_provider,
 )
+from sourcing.people.contacts import requires_professional_email
 
 EMAIL_STATUS_CONFIDENCE = {
     "valid": 0.9,

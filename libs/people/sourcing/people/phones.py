@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from sourcing.common.policies.contacts import normalize_country
+from sourcing.people.contacts import normalize_country
 
 # Longest text worth handing to the parser (E.164 has at most 15 digits; extensions and
 # separators add some).

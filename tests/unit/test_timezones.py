@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sourcing.ingestion.geo import timezone_for_country
+from sourcing.people.timezones import timezone_for_country
 
 
 @pytest.mark.parametrize(
