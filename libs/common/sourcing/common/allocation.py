@@ -70,7 +70,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.config import Settings
 from sourcing.common.errors import Conflict, Forbidden, InvalidTransition, NotFound
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
+from sourcing.common.messages.outreach import SheetSyncRequested
 from sourcing.common.models import (
     Caller,
     CallerStatusHistory,
@@ -88,7 +90,6 @@ from sourcing.common.models.enums import (
     CallTaskKind,
     SuppressionReason,
 )
-from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import (
     CALL_TASK,
     CALL_TASK_ACTIVE_STATUSES,
@@ -1216,7 +1217,9 @@ async def record_outcome(
             },
         )
     )
-    await request_sheet_sync(session, project_id=task.project_id, expert_id=task.expert_id)
+    await publish(
+        session, SheetSyncRequested.for_expert(project_id=task.project_id, expert_id=task.expert_id)
+    )
     await session.flush()
     return result
 

@@ -33,11 +33,10 @@ from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
-from sourcing.common.messages.outreach import AutoOutreachRequested
+from sourcing.common.messages.outreach import AutoOutreachRequested, SheetSyncRequested
 from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
 from sourcing.common.policies.ranking import ContactSignal, RankingInput, score_expert
-from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import LeadStatus
 from sourcing.common.transitions import move
 from sourcing.enrichment import repository
@@ -358,7 +357,9 @@ async def apply_enrichment(
             ),
             correlation_id=correlation_id,
         )
-    await request_sheet_sync(session, project_id=plan.project_id, expert_id=plan.expert_id)
+    await publish(
+        session, SheetSyncRequested.for_expert(project_id=plan.project_id, expert_id=plan.expert_id)
+    )
 
 
 async def handle_enrichment_requested(

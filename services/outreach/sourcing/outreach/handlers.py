@@ -39,6 +39,7 @@ from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.kafka.retry import PermanentError, is_transient
 from sourcing.common.messages.outreach import (
+    SHEET_EXPERT_ENTITY,
     AutoOutreachRequested,
     OutreachSendRequested,
     ScreeningFollowUpRequested,
@@ -68,7 +69,6 @@ from sourcing.common.policies.cooldown import (
     queue_outbound_message,
 )
 from sourcing.common.screening import OPEN_STATUSES, best_recipient, pick_recipient
-from sourcing.common.sheets import EXPERT_ENTITY, request_sheet_sync
 from sourcing.common.statemachines import LeadStatus, ScreeningResponseStatus
 from sourcing.common.transitions import move
 from sourcing.outreach import repository
@@ -192,7 +192,10 @@ class OutreachHandlers:
                 to_status=LeadStatus.CONTACTED,
                 now=now,
             )
-        await request_sheet_sync(session, project_id=thread.project_id, expert_id=thread.expert_id)
+        await publish(
+            session,
+            SheetSyncRequested.for_expert(project_id=thread.project_id, expert_id=thread.expert_id),
+        )
 
     async def auto(
         self, session: AsyncSession, envelope: Envelope, payload: AutoOutreachRequested
@@ -334,8 +337,11 @@ class ScreeningHandlers:
                 response.project_id,
                 sent,
             )
-            await request_sheet_sync(
-                session, project_id=response.project_id, expert_id=response.expert_id
+            await publish(
+                session,
+                SheetSyncRequested.for_expert(
+                    project_id=response.project_id, expert_id=response.expert_id
+                ),
             )
             return
         expert = await repository.get_expert(session, response.expert_id)
@@ -490,7 +496,7 @@ class SheetSyncHandlers:
                 )
                 self._disabled_logged = True
             return
-        if payload.entity_type != EXPERT_ENTITY:
+        if payload.entity_type != SHEET_EXPERT_ENTITY:
             logger.info("sheet sync of %s rows is not supported; skipped", payload.entity_type)
             return
         project = await repository.get_project(session, payload.project_id)
@@ -500,12 +506,12 @@ class SheetSyncHandlers:
         values = await self.row_values(session, project, expert)
         digest = hashlib.sha256(json.dumps(values).encode()).hexdigest()
         mapping = await repository.row_map(
-            session, project_id=project.id, entity_type=EXPERT_ENTITY, entity_id=expert.id
+            session, project_id=project.id, entity_type=SHEET_EXPERT_ENTITY, entity_id=expert.id
         )
         spreadsheet_id = self.sheets.spreadsheet_id or ""
         export = GoogleSheetExport(
             project_id=project.id,
-            entity_type=EXPERT_ENTITY,
+            entity_type=SHEET_EXPERT_ENTITY,
             entity_id=expert.id,
             spreadsheet_id=spreadsheet_id,
             row_values=dict(zip(SHEET_HEADER, values, strict=True)),
@@ -532,7 +538,7 @@ class SheetSyncHandlers:
             row_number = await self.sheets.append_row(tab, values)
             mapping = GoogleSheetRowMap(
                 project_id=project.id,
-                entity_type=EXPERT_ENTITY,
+                entity_type=SHEET_EXPERT_ENTITY,
                 entity_id=expert.id,
                 spreadsheet_id=spreadsheet_id,
                 sheet_tab=tab,

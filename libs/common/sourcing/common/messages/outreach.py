@@ -29,13 +29,26 @@ class ScreeningFollowUpRequested(MessagePayload):
     expert_id: uuid.UUID
 
 
+# The one entity type producers ask a sheet refresh for (a tab has one row per expert).
+SHEET_EXPERT_ENTITY = "expert"
+
+
 @register_message("google-sheets-sync.requested.v1", lane="google-sheets-sync", key="project_id")
 class SheetSyncRequested(MessagePayload):
-    """An entity shown in a project's sheet changed; refresh its row."""
+    """An entity shown in a project's sheet changed; refresh its row.
+
+    A project's tab has one row per expert (name, contacts, lead status, ranking, screening,
+    calls), so whatever changed — enrichment, outreach, screening, a call outcome — producers
+    ask for the expert's row (:meth:`for_expert`).
+    """
 
     project_id: uuid.UUID
     entity_type: str = Field(min_length=1, max_length=64)
     entity_id: uuid.UUID
+
+    @classmethod
+    def for_expert(cls, *, project_id: uuid.UUID, expert_id: uuid.UUID) -> SheetSyncRequested:
+        return cls(project_id=project_id, entity_type=SHEET_EXPERT_ENTITY, entity_id=expert_id)
 
 
 @register_message("outreach.send.v1", lane="outreach", key="expert_id")

@@ -33,7 +33,7 @@ from sourcing.api.schemas_outreach import (
 from sourcing.common.errors import Conflict, InvalidPayload, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
-from sourcing.common.messages.outreach import OutreachSendRequested
+from sourcing.common.messages.outreach import OutreachSendRequested, SheetSyncRequested
 from sourcing.common.models.enums import MessagePurpose
 from sourcing.common.policies.channels import api_name
 from sourcing.common.policies.cooldown import ThreadClosed, open_thread, queue_outbound_message
@@ -42,7 +42,6 @@ from sourcing.common.screening import (
     best_recipient,
     render_screening_questions,
 )
-from sourcing.common.sheets import request_sheet_sync
 from sourcing.common.statemachines import ScreeningResponseStatus
 from sourcing.common.transitions import move
 
@@ -133,7 +132,9 @@ async def dispatch_screening(
             if response.id in new:
                 response.dispatch_message_id = message.id
         await session.flush()
-        await request_sheet_sync(session, project_id=project.id, expert_id=expert.id)
+        await publish(
+            session, SheetSyncRequested.for_expert(project_id=project.id, expert_id=expert.id)
+        )
     rows = await repository.screening_rows(session, project_id=project.id, expert_id=expert.id)
     return ScreeningDispatchAccepted(
         accepted=True,
@@ -215,7 +216,9 @@ async def record_screening_response(
             )
             response.completed_at = now
     await session.flush()
-    await request_sheet_sync(session, project_id=project.id, expert_id=expert.id)
+    await publish(
+        session, SheetSyncRequested.for_expert(project_id=project.id, expert_id=expert.id)
+    )
     return ScreeningAnswerRecorded(
         response=ScreeningResponseOut.model_validate(answered),
         screening_status=answered.status,
