@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.api.app import ROUTERS
-from sourcing.api.deps import Authorize
+from sourcing.common.web import Authorize
 from tests.factories import create_caller
 
 pytestmark = pytest.mark.integration

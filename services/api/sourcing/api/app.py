@@ -12,7 +12,6 @@ from fastapi import Depends, FastAPI
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.orm import configure_mappers
 
-from sourcing.api.deps import reject_unknown_query_params
 from sourcing.api.errors import register_error_handlers
 from sourcing.api.middleware import EdgeMiddleware
 from sourcing.api.openapi import openapi_builder
@@ -34,6 +33,7 @@ from sourcing.common.allocation import ExpirySweep
 from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
+from sourcing.common.web import reject_unknown_query_params
 
 log = logging.getLogger("sourcing.api")
 

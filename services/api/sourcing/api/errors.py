@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -23,18 +22,6 @@ log = logging.getLogger("sourcing.api.errors")
 
 # PostgreSQL refuses U+0000 and invalid byte sequences in text: the client's input, not our bug.
 UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any]
-
-
-class ErrorEnvelope(BaseModel):
-    """The shape of every error response."""
-
-    error: ErrorBody
 
 
 def _render(error: AppError) -> JSONResponse:
@@ -112,19 +99,3 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(DBAPIError, database_error)
     app.add_exception_handler(Exception, unexpected)
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI declarations of a route's error responses, all with the envelope schema."""
-    descriptions = {
-        400: "Invalid payload",
-        401: "Missing, malformed or expired token",
-        403: "Role lacks permission",
-        404: "Entity not found",
-        409: "Conflict or invalid state transition",
-        413: "Body over the size limit",
-        429: "Rate limit exceeded",
-        500: "Unexpected error or dependency down",
-        503: "Broker unavailable; retry",
-    }
-    return {s: {"model": ErrorEnvelope, "description": descriptions[s]} for s in statuses}

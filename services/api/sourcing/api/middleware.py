@@ -22,12 +22,12 @@ from sourcing.common.auth import bearer_token, decode_token
 from sourcing.common.config import Settings
 from sourcing.common.errors import AppError, PayloadTooLarge, RateLimited
 from sourcing.common.logging import correlation_id_var, new_correlation_id
+from sourcing.common.web import VERIFIED_TOKEN_STATE
 
 log = logging.getLogger("sourcing.api.access")
 
 CORRELATION_HEADER = b"x-correlation-id"
 # request.state key of the (token, Principal) pair the rate limiter already verified.
-VERIFIED_TOKEN_STATE = "verified_token"  # noqa: S105 - a request.state key, not a secret
 _VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Probes and scrapes are not client traffic; webhooks are verified by signature and arrive in
 # bursts from a single sender, so they are not subject to the per-client API limit either.

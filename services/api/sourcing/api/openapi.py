@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from sourcing.api.errors import ErrorEnvelope
+from sourcing.common.web import ErrorEnvelope
 
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 

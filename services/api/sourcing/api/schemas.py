@@ -22,17 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from sourcing.common.allocation import CallerAction
 from sourcing.common.auth import Role
-
-
-class RequestModel(BaseModel):
-    """Unknown fields are refused, so a misspelt field is a 400 rather than silently ignored."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class ResponseModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
-
+from sourcing.common.web import RequestModel, ResponseModel
 
 _ISO_ALPHA2 = re.compile(r"^[A-Za-z]{2}$")
 _TIMEZONES = frozenset(available_timezones())

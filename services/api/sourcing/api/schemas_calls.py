@@ -8,10 +8,10 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from sourcing.api.schemas import RequestModel, ResponseModel
 from sourcing.common.models import CallTask
 from sourcing.common.models.enums import CallOutcome
 from sourcing.common.statemachines import CallTaskStatus
+from sourcing.common.web import RequestModel, ResponseModel
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000)]

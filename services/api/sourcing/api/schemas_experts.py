@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from sourcing.api.schemas import LongText, RequestModel, ResponseModel, UtcDatetime
+from sourcing.api.schemas import LongText, UtcDatetime
+from sourcing.common.web import RequestModel, ResponseModel
 
 
 class ContactCreate(RequestModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from sourcing.api.schemas import RequestModel, ResponseModel
+from sourcing.common.web import RequestModel, ResponseModel
 
 
 class DeadLetterOut(ResponseModel):

@@ -6,12 +6,11 @@ import hmac
 
 from fastapi import APIRouter, Header
 
-from sourcing.api.deps import AdminPrincipal, AnyPrincipal, SettingsDep
-from sourcing.api.errors import error_responses
 from sourcing.api.schemas import MeResponse, StatusResponse, TokenRequest, TokenResponse
 from sourcing.common.auth import Principal, Role, bearer_token, decode_token, mint_token
 from sourcing.common.config import Settings
 from sourcing.common.errors import Forbidden, Unauthorized
+from sourcing.common.web import AdminPrincipal, AnyPrincipal, SettingsDep, error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 

@@ -12,8 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.api.deps import CallerPrincipal, NowDep, SessionDep, SettingsDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import call_tasks as repository
 from sourcing.api.schemas_calls import (
     CallTaskOut,
@@ -28,6 +26,14 @@ from sourcing.common.auth import Principal
 from sourcing.common.errors import NotFound
 from sourcing.common.models import Caller
 from sourcing.common.statemachines import CallTaskStatus
+from sourcing.common.web import (
+    CallerPrincipal,
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    StaffPrincipal,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/v1/call-tasks", tags=["call tasks"])
 

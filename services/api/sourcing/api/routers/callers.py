@@ -7,8 +7,6 @@ import uuid
 from fastapi import APIRouter, status
 from sqlalchemy.exc import IntegrityError
 
-from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import callers as repository
 from sourcing.api.schemas import (
     CallerCreate,
@@ -23,6 +21,7 @@ from sourcing.common.auth import Role
 from sourcing.common.errors import Conflict, NotFound
 from sourcing.common.models import Caller, CallerPerformanceMetric
 from sourcing.common.statemachines import CALLER_ALLOCATION
+from sourcing.common.web import NowDep, SessionDep, StaffPrincipal, error_responses
 
 router = APIRouter(prefix="/api/v1/callers", tags=["callers"])
 

@@ -19,8 +19,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import ValidationError
 
-from sourcing.api.deps import AdminPrincipal, NowDep, SessionDep, SettingsDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import ops as repository
 from sourcing.api.schemas_ops import DeadLetterOut, DeadLetterPage, ReplayAccepted, ReplayRequest
 from sourcing.common.config import Settings
@@ -35,6 +33,14 @@ from sourcing.common.messages.scheduler import (
 from sourcing.common.models import DeadLetterJob, DeadLetterReplay, SystemEvent
 from sourcing.common.models.enums import ReplayStatus
 from sourcing.common.topics import LANES_BY_NAME
+from sourcing.common.web import (
+    AdminPrincipal,
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    StaffPrincipal,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 

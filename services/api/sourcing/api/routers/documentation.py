@@ -6,14 +6,13 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from sourcing.api.deps import SessionDep, SettingsDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.schemas_ops import DocumentationAccepted
 from sourcing.common.events import DocumentationGenerate
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import current_correlation_id
 from sourcing.common.models import DocumentationJob
 from sourcing.common.models.enums import JobStatus
+from sourcing.common.web import SessionDep, SettingsDep, StaffPrincipal, error_responses
 
 router = APIRouter(prefix="/api/v1/documentation", tags=["documentation"])
 

@@ -8,8 +8,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, status
 
-from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import experts as repository
 from sourcing.api.schemas_experts import (
     AttemptSummary,
@@ -28,6 +26,7 @@ from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
 from sourcing.common.statemachines import LeadStatus
+from sourcing.common.web import NowDep, SessionDep, StaffPrincipal, error_responses
 from sourcing.people.phones import normalize_phone
 
 router = APIRouter(prefix="/api/v1", tags=["experts"])

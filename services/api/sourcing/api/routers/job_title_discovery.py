@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from sourcing.api.deps import SessionDep, SettingsDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import sourcing as repository
 from sourcing.api.schemas_sourcing import JobTitleDiscoveryAccepted, JobTitleDiscoveryTrigger
 from sourcing.common.errors import InvalidPayload, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.sourcing import JobTitleDiscoveryRequested
+from sourcing.common.web import SessionDep, SettingsDep, StaffPrincipal, error_responses
 
 router = APIRouter(prefix="/api/v1/job-title-discovery", tags=["job-title discovery"])
 

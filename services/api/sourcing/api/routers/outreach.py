@@ -14,8 +14,6 @@ import uuid
 from fastapi import APIRouter, status
 from fastapi.responses import JSONResponse
 
-from sourcing.api.deps import NowDep, SessionDep, SettingsDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import outreach as repository
 from sourcing.api.schemas_outreach import OutreachSendAccepted, OutreachSendRequest
 from sourcing.common.errors import Conflict, InvalidPayload, NotFound
@@ -32,6 +30,7 @@ from sourcing.common.policies.cooldown import (
     open_thread,
     queue_outbound_message,
 )
+from sourcing.common.web import NowDep, SessionDep, SettingsDep, StaffPrincipal, error_responses
 from sourcing.people.suppression import is_suppressed
 
 router = APIRouter(prefix="/api/v1/outreach", tags=["outreach"])

@@ -6,8 +6,6 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import projects as repository
 from sourcing.api.schemas import (
     CompaniesUpsert,
@@ -27,6 +25,7 @@ from sourcing.common.errors import NotFound
 from sourcing.common.models import Project, ScreeningQuestion
 from sourcing.common.statemachines import PROJECT
 from sourcing.common.transitions import move
+from sourcing.common.web import NowDep, SessionDep, StaffPrincipal, error_responses
 
 router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 

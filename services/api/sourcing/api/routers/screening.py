@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from sourcing.api.deps import NowDep, SessionDep, StaffPrincipal
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import outreach as repository
 from sourcing.api.routers.outreach import (
     ThreadNotOpen,
@@ -44,6 +42,7 @@ from sourcing.common.screening import (
 )
 from sourcing.common.statemachines import ScreeningResponseStatus
 from sourcing.common.transitions import move
+from sourcing.common.web import NowDep, SessionDep, StaffPrincipal, error_responses
 
 router = APIRouter(prefix="/api/v1/screening", tags=["screening"])
 

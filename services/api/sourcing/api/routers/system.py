@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
-from sourcing.api.errors import error_responses
 from sourcing.api.schemas import StatusResponse
 from sourcing.common.errors import NotReady
 from sourcing.common.metrics import render_metrics
+from sourcing.common.web import error_responses
 
 log = logging.getLogger("sourcing.api.ready")
 

@@ -21,8 +21,6 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
-from sourcing.api.deps import NowDep, SessionDep, SettingsDep, get_now, reject_unknown_query_params
-from sourcing.api.errors import error_responses
 from sourcing.api.repositories import projects as project_repository
 from sourcing.api.schemas import SalesNavWebhook, SignupWebhook, WebhookAccepted, YayWebhook
 from sourcing.common.config import Settings
@@ -32,6 +30,14 @@ from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.messages.allocation import ExpertSignedUp
 from sourcing.common.messages.calls import YayCallEventReceived
 from sourcing.common.messages.sourcing import SalesNavLeadsReceived
+from sourcing.common.web import (
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    error_responses,
+    get_now,
+    reject_unknown_query_params,
+)
 
 log = logging.getLogger("sourcing.api.webhooks")
 M = TypeVar("M", bound=BaseModel)

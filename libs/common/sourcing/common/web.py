@@ -1,4 +1,6 @@
-"""Request dependencies: settings, the unit of work, and who is calling with which role.
+"""The HTTP kernel every context's endpoints build on: request dependencies (settings, the unit
+of work, the clock, who is calling with which role), body base models and the error envelope's
+OpenAPI declarations. The gateway (`sourcing.api`) mounts the routers and renders the errors.
 
 Every dependency is ``async def``: FastAPI runs plain ``def`` dependencies in a worker thread,
 a thread hop per dependency per request that showed as the gateway's main overhead.
@@ -8,17 +10,61 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.api.middleware import VERIFIED_TOKEN_STATE
 from sourcing.common.auth import Principal, Role, decode_token
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.errors import Forbidden, InvalidPayload, Unauthorized
+
+# The request.state key under which the gateway's edge middleware leaves the token it verified.
+VERIFIED_TOKEN_STATE = "verified_token"  # noqa: S105 - a request.state key, not a secret
+
+
+class RequestModel(BaseModel):
+    """Unknown fields are refused, so a misspelt field is a 400 rather than silently ignored."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    """camelCase on the wire, as in the manual; read from ORM rows."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorEnvelope(BaseModel):
+    """The shape of every error response."""
+
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of a route's error responses, all with the envelope schema."""
+    descriptions = {
+        400: "Invalid payload",
+        401: "Missing, malformed or expired token",
+        403: "Role lacks permission",
+        404: "Entity not found",
+        409: "Conflict or invalid state transition",
+        413: "Body over the size limit",
+        429: "Rate limit exceeded",
+        500: "Unexpected error or dependency down",
+        503: "Broker unavailable; retry",
+    }
+    return {s: {"model": ErrorEnvelope, "description": descriptions[s]} for s in statuses}
 
 
 async def get_settings(request: Request) -> Settings:
