@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, Field
 
 from sourcing.common.events import MessagePayload, register_message
+from sourcing.common.messages.scheduler import SweepRequested
 
 
 class CallTaskTrigger(StrEnum):
@@ -54,3 +55,29 @@ class ExpertSignedUp(MessagePayload):
     @property
     def expert_key(self) -> str:
         return str(self.expert_id) if self.expert_id else str(self.email)
+
+
+@register_message("call-allocation.sweep-requested.v1", lane="call-allocation", key="sweep")
+class CallAllocationSweepRequested(SweepRequested):
+    """Scheduler step 3: callers idle past the presence timeout go offline (their undialled
+    task back to the pool), then every active, online caller is asked for a task."""
+
+
+@register_message("signup-chase.sweep-requested.v1", lane="call-allocation", key="sweep")
+class SignupChaseSweepRequested(SweepRequested):
+    """Scheduler step 5: sign-up chase tasks for experts sent a sign-up link long enough ago."""
+
+
+@register_message("project.changed.v1", lane="call-allocation", key="project_id")
+class ProjectChanged(MessagePayload):
+    """An operator changed a project's status or priority (``PATCH /projects/{id}``): its
+    call tasks follow. A new priority re-orders its PENDING tasks; COMPLETED or ARCHIVED
+    cancels its open tasks (audited with ``actor``); a PAUSED project's tasks stay in the pool
+    but are not handed out until it is ACTIVE again. Keyed by project id, so one project's
+    changes apply in order; applying one twice changes nothing."""
+
+    project_id: uuid.UUID
+    status: str
+    priority: int
+    status_changed: bool
+    actor: str

@@ -7,6 +7,7 @@ import uuid
 from pydantic import Field
 
 from sourcing.common.events import MessagePayload, register_message
+from sourcing.common.messages.scheduler import SweepRequested
 
 
 @register_message("outreach.auto.v1", lane="outreach", key="expert_id")
@@ -63,3 +64,9 @@ class OutreachSendRequested(MessagePayload):
     expert_id: uuid.UUID
     project_id: uuid.UUID
     subject: str | None = Field(default=None, max_length=500)
+
+
+@register_message("screening.follow-up-sweep.v1", lane="screening", key="sweep")
+class ScreeningFollowUpSweepRequested(SweepRequested):
+    """Scheduler step 4: a reminder for every screening response left untouched for
+    ``SCREENING_FOLLOW_UP_IDLE_MINUTES``."""
