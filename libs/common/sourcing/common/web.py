@@ -8,13 +8,15 @@ a thread hop per dependency per request that showed as the gateway's main overhe
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import available_timezones
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +39,40 @@ class ResponseModel(BaseModel):
     """camelCase on the wire, as in the manual; read from ORM rows."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+# Value types of request bodies, shared by every context's endpoints.
+
+_ISO_ALPHA2 = re.compile(r"^[A-Za-z]{2}$")
+_TIMEZONES = frozenset(available_timezones())
+
+
+def _iso_country(value: str) -> str:
+    if not _ISO_ALPHA2.match(value):
+        raise ValueError("must be an ISO 3166-1 alpha-2 code (two letters)")
+    return value.upper()
+
+
+def _iana_timezone(value: str) -> str:
+    if value not in _TIMEZONES:
+        raise ValueError("must be an IANA timezone identifier, e.g. America/New_York")
+    return value
+
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+LongText = Annotated[str, StringConstraints(max_length=10_000)]
+CountryCode = Annotated[str, AfterValidator(_iso_country)]
+LanguageCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=16)]
+Timezone = Annotated[str, AfterValidator(_iana_timezone)]
+JsonObject = dict[str, Any]
+
+
+def _utc_if_naive(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+# ISO-8601; a time without an offset is UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(_utc_if_naive)]
 
 
 class ErrorBody(BaseModel):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
-from zoneinfo import available_timezones
+from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -22,31 +21,17 @@ from pydantic.alias_generators import to_camel
 
 from sourcing.common.allocation import CallerAction
 from sourcing.common.auth import Role
-from sourcing.common.web import RequestModel, ResponseModel
-
-_ISO_ALPHA2 = re.compile(r"^[A-Za-z]{2}$")
-_TIMEZONES = frozenset(available_timezones())
-
-
-def _iso_country(value: str) -> str:
-    if not _ISO_ALPHA2.match(value):
-        raise ValueError("must be an ISO 3166-1 alpha-2 code (two letters)")
-    return value.upper()
-
-
-def _iana_timezone(value: str) -> str:
-    if value not in _TIMEZONES:
-        raise ValueError("must be an IANA timezone identifier, e.g. America/New_York")
-    return value
-
-
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-LongText = Annotated[str, StringConstraints(max_length=10_000)]
-CountryCode = Annotated[str, AfterValidator(_iso_country)]
-LanguageCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=16)]
-Timezone = Annotated[str, AfterValidator(_iana_timezone)]
-JsonObject = dict[str, Any]
-
+from sourcing.common.web import (
+    CountryCode,
+    JsonObject,
+    LanguageCode,
+    LongText,
+    NonEmpty,
+    RequestModel,
+    ResponseModel,
+    Timezone,
+    UtcDatetime,
+)
 
 # System and auth
 
@@ -295,14 +280,6 @@ class YayWebhook(BaseModel):
     talk_seconds: Annotated[float, Field(ge=0, le=86_400)] | None = None
     recording_url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     metadata: YayWebhookMetadata = Field(default_factory=YayWebhookMetadata)
-
-
-def _utc_if_naive(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-# ISO-8601; a time without an offset is UTC.
-UtcDatetime = Annotated[datetime, AfterValidator(_utc_if_naive)]
 
 
 class SignupWebhook(BaseModel):

@@ -8,8 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from sourcing.api.schemas import LongText, UtcDatetime
-from sourcing.common.web import RequestModel, ResponseModel
+from sourcing.common.web import LongText, RequestModel, ResponseModel, UtcDatetime
 
 
 class ContactCreate(RequestModel):

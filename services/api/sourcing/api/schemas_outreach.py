@@ -8,8 +8,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from sourcing.api.schemas import NonEmpty
-from sourcing.common.web import RequestModel, ResponseModel
+from sourcing.common.web import NonEmpty, RequestModel, ResponseModel
 
 MessageBody = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)

@@ -7,8 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
-from sourcing.api.schemas import CountryCode
-from sourcing.common.web import RequestModel, ResponseModel
+from sourcing.common.web import CountryCode, RequestModel, ResponseModel
 
 CompanyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
