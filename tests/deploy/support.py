@@ -16,7 +16,7 @@ import yaml
 from prometheus_client.metrics_core import Metric
 
 from sourcing.common.config import DEV_DEFAULT_SECRETS, Settings
-from sourcing.common.settings_deploy import DeploySettings
+from sourcing.common.deploy import DeploySettings
 from sourcing.common.topics import LANES_BY_NAME
 
 REPO = Path(__file__).resolve().parents[2]

@@ -34,7 +34,7 @@ from sourcing.common.events import Envelope
 from sourcing.common.kafka import EnvelopeProducer
 from sourcing.common.messages.enrichment import EnrichmentRequested
 from sourcing.common.models import EnrichmentAttempt, ExpertContact, Lead
-from sourcing.common.settings_providers import sandbox_base_url
+from sourcing.common.outbound import sandbox_base_url
 from sourcing.enrichment.app import build_app
 from sourcing.enrichment.handlers import ENRICHMENT_LANE, EnrichmentDeps
 from sourcing.sandbox.personas import VENDORS

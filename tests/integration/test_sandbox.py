@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from sourcing.common.http import ExternalHttp
-from sourcing.common.settings_providers import ProviderSettings
+from sourcing.common.outbound import ProviderSettings
 from sourcing.enrichment.providers import (
     EmailKind,
     EnrichmentProvider,

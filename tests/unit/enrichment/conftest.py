@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sourcing.common.http import ExternalHttp
-from sourcing.common.settings_providers import ProviderSettings
+from sourcing.common.outbound import ProviderSettings
 from tests.unit.enrichment.support import make_http, make_settings
 
 

@@ -10,7 +10,7 @@ import httpx
 
 from sourcing.common.config import Settings
 from sourcing.common.http import ExternalHttp, RetryPolicy
-from sourcing.common.settings_providers import ProviderSettings
+from sourcing.common.outbound import ProviderSettings
 
 RECORDINGS = Path(__file__).parent / "recordings"
 # Three attempts like production, without the waiting.

@@ -7,7 +7,7 @@ import pytest
 from sourcing.common.config import Settings
 from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.settings_providers import (
+from sourcing.common.outbound import (
     DEFAULT_BASE_URLS,
     provider_api_key,
     provider_base_url,

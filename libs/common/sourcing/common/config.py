@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sourcing.common.deploy import DeploySettings
+from sourcing.common.outbound import ProviderSettings
 from sourcing.common.settings_allocation import AllocationSettings
 from sourcing.common.settings_calls import CallSettings
 from sourcing.common.settings_channels import ChannelSettings
-from sourcing.common.settings_deploy import DeploySettings
 from sourcing.common.settings_outreach import OutreachSettings
-from sourcing.common.settings_providers import ProviderSettings
 from sourcing.common.settings_scheduler import SchedulerSettings
 from sourcing.common.settings_sourcing import SourcingSettings
 

@@ -12,7 +12,7 @@ import sys
 import uvicorn
 
 from sourcing.common.config import ConfigurationError, load_settings
-from sourcing.common.settings_providers import ProviderSettings
+from sourcing.common.outbound import ProviderSettings
 from sourcing.sandbox.app import create_sandbox_app
 
 logger = logging.getLogger("sourcing.sandbox")

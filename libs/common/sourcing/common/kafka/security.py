@@ -20,7 +20,7 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
-from sourcing.common.settings_deploy import DeploySettings
+from sourcing.common.deploy import DeploySettings
 
 # What a broker answers to credentials or a certificate it does not accept: retrying cannot help.
 _REJECTED = (

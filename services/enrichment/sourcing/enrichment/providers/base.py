@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.settings_providers import (
+from sourcing.common.outbound import (
     ProviderSettings,
     provider_api_key,
     provider_base_url,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.settings_providers import ProviderSettings, sandbox_enabled
+from sourcing.common.outbound import ProviderSettings, sandbox_enabled
 from sourcing.enrichment.providers.base import (
     EmailKind,
     EnrichmentProvider,

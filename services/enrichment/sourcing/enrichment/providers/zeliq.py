@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.settings_providers import ProviderSettings
+from sourcing.common.outbound import ProviderSettings
 from sourcing.enrichment.providers.base import (
     EnrichmentProvider,
     Found,

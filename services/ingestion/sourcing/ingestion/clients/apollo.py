@@ -17,7 +17,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from sourcing.common.http import ExternalHttp, ProviderError
-from sourcing.common.settings_providers import (
+from sourcing.common.outbound import (
     ProviderSettings,
     provider_api_key,
     provider_base_url,

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sourcing.common.http import PROVIDER_LATENCY, PROVIDER_REQUESTS, ProviderError
 from sourcing.common.kafka.retry import TRANSIENT_HTTP_STATUSES, TransientError
-from sourcing.common.settings_providers import (
+from sourcing.common.outbound import (
     ProviderSettings,
     provider_api_key,
     provider_base_url,

@@ -25,8 +25,8 @@ from pydantic import SecretStr
 from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.kafka.retry import TRANSIENT_HTTP_STATUSES, PermanentError, TransientError
 from sourcing.common.models.enums import Channel, DeliveryStatus
+from sourcing.common.outbound import SANDBOX_CREDENTIAL_PREFIX, sandbox_enabled
 from sourcing.common.settings_channels import CHANNEL_VENDORS, ChannelConfig, channel_base_url
-from sourcing.common.settings_providers import SANDBOX_CREDENTIAL_PREFIX, sandbox_enabled
 
 ReceiptStatus = Literal["queued", "sent", "delivered", "failed"]
 

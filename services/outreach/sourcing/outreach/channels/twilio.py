@@ -12,8 +12,8 @@ from typing import ClassVar
 from xml.sax.saxutils import escape
 
 from sourcing.common.models.enums import Channel
+from sourcing.common.outbound import sandbox_enabled
 from sourcing.common.settings_channels import ChannelConfig
-from sourcing.common.settings_providers import sandbox_enabled
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,

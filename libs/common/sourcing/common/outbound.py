@@ -1,4 +1,4 @@
-"""Settings of the outbound provider layer: base URLs, time limits, enrichment thresholds, sandbox.
+"""The outbound provider plumbing: base URLs, time limits, credentials and the sandbox switch.
 
 `Settings` inherits this mixin, so every process reads these fields from the same environment.
 The credentials themselves (``<PROVIDER>_API_KEY``) live in `sourcing.common.config.Settings`;

@@ -1,4 +1,4 @@
-"""Settings of the production shape: topic creation, broker security, proxies in front.
+"""Settings of the production shape (kernel): topic creation, broker security, proxies in front.
 
 A mixin of :class:`sourcing.common.config.Settings`; document every field in .env.example.
 """
