@@ -35,8 +35,8 @@ from sourcing.common.kafka import EnvelopeProducer
 from sourcing.common.messages.enrichment import EnrichmentRequested
 from sourcing.common.models import EnrichmentAttempt, ExpertContact, Lead
 from sourcing.common.outbound import sandbox_base_url
-from sourcing.enrichment.app import build_app
-from sourcing.enrichment.handlers import ENRICHMENT_LANE, EnrichmentDeps
+from sourcing.enrichment.app import ENRICHMENT_LANE, build_app
+from sourcing.enrichment.service import EnrichmentDeps
 from sourcing.sandbox.personas import VENDORS
 from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_expert, create_lead, create_project

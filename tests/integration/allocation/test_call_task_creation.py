@@ -36,7 +36,7 @@ from sourcing.common.models import (
     SystemEvent,
 )
 from sourcing.common.models.enums import ContactType, SuppressionReason
-from sourcing.enrichment.handlers import handle_ranking_requested
+from sourcing.enrichment.service import handle_ranking_requested
 from sourcing.ingestion.handlers import handle_lead_received
 from tests.factories import (
     create_call_task,

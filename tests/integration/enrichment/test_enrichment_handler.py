@@ -33,13 +33,9 @@ from sourcing.common.models.enums import (
     EnrichmentAttemptStatus,
     EnrichmentPhase,
 )
-from sourcing.enrichment.handlers import (
-    EnrichmentDeps,
-    handle_enrichment_batch,
-    handle_enrichment_requested,
-    handle_ranking_requested,
-)
+from sourcing.enrichment.handlers import handle_enrichment_batch, handle_enrichment_requested
 from sourcing.enrichment.providers import build_providers
+from sourcing.enrichment.service import EnrichmentDeps, handle_ranking_requested
 from sourcing.people.contacts import is_personal_email
 from sourcing.sandbox.personas import Outcome, expected_outcome
 from tests.factories import create_company, create_expert, create_job_title, create_lead

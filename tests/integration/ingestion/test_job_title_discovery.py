@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.api.repositories.sourcing import create_discovery_run
 from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
@@ -32,6 +31,7 @@ from sourcing.devstack import Stack
 from sourcing.ingestion.app import build_app
 from sourcing.ingestion.clients import ApolloClient, JobTitleClient, MalformedModelAnswer
 from sourcing.ingestion.handlers import JobTitleDiscovery
+from sourcing.ingestion.repository import create_discovery_run
 from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_company, create_project
 from tests.fixtures.api import serve_gateway

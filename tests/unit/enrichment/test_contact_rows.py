@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 from sourcing.common.models.enums import EnrichmentPhase
-from sourcing.enrichment.handlers import _contact_rows
 from sourcing.enrichment.providers import FoundPhone, ProviderResult, ResultStatus
+from sourcing.enrichment.service import _contact_rows
 from sourcing.enrichment.waterfall import Attempt, WaterfallOutcome
 
 

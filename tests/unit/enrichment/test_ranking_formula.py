@@ -1,10 +1,10 @@
-"""The ranking formula (sourcing.common.policies.ranking): components and weights."""
+"""The ranking formula (sourcing.enrichment.ranking): components and weights."""
 
 from __future__ import annotations
 
 import pytest
 
-from sourcing.common.policies.ranking import (
+from sourcing.enrichment.ranking import (
     WEIGHTS,
     ContactSignal,
     RankingInput,

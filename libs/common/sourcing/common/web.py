@@ -65,6 +65,7 @@ CountryCode = Annotated[str, AfterValidator(_iso_country)]
 LanguageCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=16)]
 Timezone = Annotated[str, AfterValidator(_iana_timezone)]
 JsonObject = dict[str, Any]
+Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
 
 
 def _utc_if_naive(value: datetime) -> datetime:

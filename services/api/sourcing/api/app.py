@@ -21,10 +21,7 @@ from sourcing.api.routers import (
     callers,
     dead_letters,
     documentation,
-    experts,
-    job_title_discovery,
     outreach,
-    projects,
     screening,
     system,
     webhooks,
@@ -34,6 +31,7 @@ from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.web import reject_unknown_query_params
+from sourcing.ingestion import endpoints as ingestion
 
 log = logging.getLogger("sourcing.api")
 
@@ -43,10 +41,10 @@ ROUTERS = (
     webhooks.router,
     system.router,
     auth.router,
-    projects.router,
+    ingestion.projects_router,
     callers.router,
-    experts.router,
-    job_title_discovery.router,
+    ingestion.experts_router,
+    ingestion.job_title_discovery_router,
     call_tasks.router,
     outreach.router,
     screening.router,

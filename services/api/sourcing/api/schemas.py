@@ -25,11 +25,11 @@ from sourcing.common.web import (
     CountryCode,
     JsonObject,
     LanguageCode,
-    LongText,
     NonEmpty,
     RequestModel,
     ResponseModel,
     Timezone,
+    Url,
     UtcDatetime,
 )
 
@@ -54,111 +54,6 @@ class TokenResponse(ResponseModel):
 class MeResponse(ResponseModel):
     user_id: str
     role: Role
-
-
-# Projects
-
-
-class ProjectCreate(RequestModel):
-    name: NonEmpty
-    description: LongText | None = None
-    target_threshold: Annotated[int, Field(gt=0, le=1_000_000)]
-    geography_iso_codes: Annotated[list[CountryCode], Field(min_length=1, max_length=250)]
-    priority: Annotated[int, Field(ge=0, le=1_000_000)] = 0
-    override_cooldown: bool = False
-    region_config: JsonObject = Field(default_factory=dict)
-
-
-class ProjectUpdate(RequestModel):
-    name: NonEmpty | None = None
-    description: LongText | None = None
-    target_threshold: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
-    geography_iso_codes: (
-        Annotated[list[CountryCode], Field(min_length=1, max_length=250)] | None
-    ) = None
-    priority: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
-    override_cooldown: bool | None = None
-    region_config: JsonObject | None = None
-    status: str | None = None
-
-
-class ProjectOut(ResponseModel):
-    id: uuid.UUID
-    name: str
-    description: str | None
-    target_threshold: int
-    geography_iso_codes: list[str]
-    priority: int
-    override_cooldown: bool
-    region_config: JsonObject
-    status: str
-    created_at: datetime
-    updated_at: datetime
-
-
-class CompanyIn(RequestModel):
-    name: NonEmpty
-    domain: Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)] | None = None
-    country_iso: CountryCode | None = None
-    metadata: JsonObject | None = None
-
-
-class CompaniesUpsert(RequestModel):
-    companies: Annotated[list[CompanyIn], Field(min_length=1, max_length=1000)]
-
-
-class CompaniesUpserted(ResponseModel):
-    created_or_updated: int
-
-
-Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)]
-
-
-class SalesNavSearchIn(RequestModel):
-    source_url: Url
-    normalized_url: Url | None = None
-
-
-MIN_SALES_NAV_SEARCHES = 6
-
-
-class SalesNavSearchesCreate(RequestModel):
-    searches: Annotated[
-        list[SalesNavSearchIn], Field(min_length=MIN_SALES_NAV_SEARCHES, max_length=1000)
-    ]
-
-
-class SalesNavSearchesCreated(ResponseModel):
-    created: int
-
-
-class ScreeningQuestionCreate(RequestModel):
-    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    display_order: Annotated[int, Field(ge=0, le=10_000)]
-    required: bool = True
-
-
-class ScreeningQuestionUpdate(RequestModel):
-    prompt: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-        | None
-    ) = None
-    display_order: Annotated[int, Field(ge=0, le=10_000)] | None = None
-    required: bool | None = None
-
-
-class ScreeningQuestionOut(ResponseModel):
-    id: uuid.UUID
-    project_id: uuid.UUID
-    prompt: str
-    display_order: int
-    required: bool
-    created_at: datetime
-    updated_at: datetime
-
-
-class ScreeningQuestionList(ResponseModel):
-    items: list[ScreeningQuestionOut]
 
 
 # Callers

@@ -1,5 +1,6 @@
 """The enrichment service's Faust app: the `enrichment` and `ranking` agents (thin; the work is
-in :mod:`sourcing.enrichment.handlers`).
+in :mod:`sourcing.enrichment.handlers` for a waterfall, :mod:`sourcing.enrichment.service` for a
+ranking).
 
 ``enrichment`` takes batches of up to ``ENRICHMENT_BATCH_SIZE`` messages and runs their
 waterfalls concurrently in one transaction (falling back to one message at a time when a batch
@@ -19,17 +20,13 @@ from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.http import ExternalHttp
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
-from sourcing.enrichment.handlers import (
-    ENRICHMENT_LANE,
-    RANKING_LANE,
-    EnrichmentDeps,
-    handle_enrichment_batch,
-    handle_enrichment_requested,
-    handle_ranking_requested,
-)
+from sourcing.enrichment.handlers import handle_enrichment_batch, handle_enrichment_requested
 from sourcing.enrichment.providers import build_providers
+from sourcing.enrichment.service import EnrichmentDeps, handle_ranking_requested
 
 SERVICE_NAME = "enrichment"
+ENRICHMENT_LANE = "enrichment"
+RANKING_LANE = "ranking"
 ENRICHMENT_CONSUMER = "enrichment-waterfall"
 RANKING_CONSUMER = "ranking"
 

@@ -29,7 +29,7 @@ from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.kafka.retry import PermanentError, TransientError
-from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
+from sourcing.common.messages.allocation import CallTaskTrigger
 from sourcing.common.messages.enrichment import EnrichmentRequested
 from sourcing.common.messages.sourcing import (
     JobTitleDiscoveryCompany,
@@ -46,7 +46,7 @@ from sourcing.common.models.enums import (
     JobTitleSource,
 )
 from sourcing.common.statemachines import LEAD, LeadStatus
-from sourcing.ingestion import repository
+from sourcing.ingestion import repository, service
 from sourcing.ingestion.clients import ApolloTitle, ScoredTitle
 from sourcing.people.contacts import (
     is_personal_email,
@@ -244,14 +244,12 @@ async def handle_lead_received(
         session, _initial_contacts(payload, expert_id, linkedin_url, email, phone, country)
     )
     if phone is not None and phone.dialable:
-        await publish(
+        await service.request_call_tasks(
             session,
-            CallTaskRequested(
-                project_id=payload.project_id,
-                expert_id=expert_id,
-                lead_id=lead_id,
-                trigger=CallTaskTrigger.SALES_NAV_LEAD,
-            ),
+            expert_id=expert_id,
+            project_ids=[payload.project_id],
+            trigger=CallTaskTrigger.SALES_NAV_LEAD,
+            lead_id=lead_id,
         )
     await publish(
         session,
@@ -302,16 +300,7 @@ def _initial_contacts(
                 }
             )
     if phone is not None:
-        rows.append(
-            {
-                **base,
-                "type": ContactType.PHONE.value,
-                "channel": Channel.PHONE.value,
-                "value": phone.given,
-                "value_normalized": phone.normalized,
-                "is_dialable": phone.dialable,
-            }
-        )
+        rows.append({**base, **service.phone_contact(expert_id, phone, ContactSource.SALES_NAV)})
     return rows
 
 

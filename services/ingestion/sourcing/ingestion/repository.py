@@ -1,4 +1,5 @@
-"""Every query of the ingestion service (searches, experts, leads, contacts, job titles).
+"""Every query of the ingestion context (projects, searches, experts, leads, contacts, job titles),
+for its agents and its endpoints.
 
 Identity-sensitive writes are single statements guarded by the unique indexes
 (``INSERT ... ON CONFLICT``), so two transactions racing on one person end with one row.
@@ -8,7 +9,9 @@ Nothing here commits.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.models import (
     Company,
+    EnrichmentAttempt,
     Expert,
     ExpertContact,
     JobTitle,
@@ -25,13 +29,75 @@ from sourcing.common.models import (
     Lead,
     Project,
     SalesNavSearch,
+    ScreeningQuestion,
 )
 
-# --- projects and searches --------------------------------------------------------------------
+# --- projects, companies, searches, screening questions -----------------------------------------
 
 
 async def get_project(session: AsyncSession, project_id: uuid.UUID) -> Project | None:
     return await session.get(Project, project_id)
+
+
+async def get_project_for_update(session: AsyncSession, project_id: uuid.UUID) -> Project | None:
+    return await session.get(Project, project_id, with_for_update=True)
+
+
+async def upsert_companies(
+    session: AsyncSession, project_id: uuid.UUID, companies: Sequence[dict[str, Any]]
+) -> int:
+    """Insert or update companies by case-insensitive name within the project."""
+    # One row per name: PostgreSQL refuses to update the same row twice in one statement.
+    by_name = {company["name"].lower(): company for company in companies}
+    rows = [{"project_id": project_id, **company} for company in by_name.values()]
+    statement = insert(Company).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Company.project_id, func.lower(Company.name)],
+        set_={
+            "name": statement.excluded.name,
+            "domain": func.coalesce(statement.excluded.domain, Company.domain),
+            "country_iso": func.coalesce(statement.excluded.country_iso, Company.country_iso),
+            "metadata": Company.metadata_.op("||")(statement.excluded.metadata),
+            "updated_at": func.now(),
+        },
+    )
+    result = await session.execute(statement.returning(Company.id))
+    return len(result.all())
+
+
+async def add_sales_nav_searches(
+    session: AsyncSession, project_id: uuid.UUID, searches: Sequence[dict[str, str]]
+) -> int:
+    """Register searches; ones the project already has are left as they are. Returns new ones."""
+    by_url = {search["normalized_url"]: search for search in searches}
+    statement = (
+        insert(SalesNavSearch)
+        .values([{"project_id": project_id, **search} for search in by_url.values()])
+        .on_conflict_do_nothing(index_elements=["project_id", "normalized_url"])
+        .returning(SalesNavSearch.id)
+    )
+    result = await session.execute(statement)
+    return len(result.all())
+
+
+async def list_screening_questions(
+    session: AsyncSession, project_id: uuid.UUID
+) -> Sequence[ScreeningQuestion]:
+    result = await session.scalars(
+        select(ScreeningQuestion)
+        .where(ScreeningQuestion.project_id == project_id)
+        .order_by(ScreeningQuestion.display_order, ScreeningQuestion.created_at)
+    )
+    return result.all()
+
+
+async def get_screening_question(
+    session: AsyncSession, project_id: uuid.UUID, question_id: uuid.UUID
+) -> ScreeningQuestion | None:
+    question = await session.get(ScreeningQuestion, question_id)
+    if question is None or question.project_id != project_id:
+        return None
+    return question
 
 
 async def record_search_delivery(
@@ -46,7 +112,8 @@ async def record_search_delivery(
     ``leads_received`` counter and ``last_webhook_at`` updated; returns its id.
 
     A search registered through the API matches on its normalised or its source URL; a new one
-    is registered with the URL as its normalised URL (as the API does when none is given).
+    is registered with the URL as its normalised URL (as
+    :func:`sourcing.ingestion.service.add_sales_nav_searches` does when none is given).
     """
     registered = await session.scalar(
         select(SalesNavSearch.id)
@@ -190,6 +257,41 @@ async def insert_lead(session: AsyncSession, values: dict[str, Any]) -> uuid.UUI
 # --- job-title discovery ------------------------------------------------------------------------
 
 
+async def company_ids_of_project(
+    session: AsyncSession, project_id: uuid.UUID, company_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """The subset of ``company_ids`` that are companies of the project."""
+    wanted = list(set(company_ids))
+    if not wanted:
+        return set()
+    found = await session.scalars(
+        select(Company.id).where(Company.project_id == project_id, Company.id.in_(wanted))
+    )
+    return set(found.all())
+
+
+async def create_discovery_run(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    companies: Sequence[dict[str, Any]],
+    geography_iso_codes: Sequence[str],
+    requested_by: str | None,
+    correlation_id: str | None,
+) -> JobTitleDiscoveryRun:
+    run = JobTitleDiscoveryRun(
+        id=uuid.uuid4(),
+        project_id=project_id,
+        requested_companies=list(companies),
+        geography_iso_codes=list(geography_iso_codes),
+        requested_by=requested_by,
+        correlation_id=correlation_id,
+    )
+    session.add(run)
+    await session.flush()
+    return run
+
+
 async def get_run_for_update(
     session: AsyncSession, run_id: uuid.UUID
 ) -> JobTitleDiscoveryRun | None:
@@ -235,3 +337,176 @@ async def upsert_job_titles(session: AsyncSession, rows: Sequence[dict[str, Any]
         },
     ).returning(JobTitle.id)
     return len((await session.execute(upsert)).all())
+
+
+# --- the read side: a project's experts, one expert in full, an operator's contacts -------------
+
+
+async def project_leads(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    *,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[tuple[Lead, Expert]], int]:
+    """A page of the project's leads with their experts, best latest score first (unscored
+    last), lead id breaking ties; and the total matching the filter."""
+    conditions: list[Any] = [Lead.project_id == project_id]
+    if status is not None:
+        conditions.append(Lead.status == status)
+    total = (
+        await session.execute(select(func.count()).select_from(Lead).where(*conditions))
+    ).scalar_one()
+    rows = await session.execute(
+        select(Lead, Expert)
+        .join(Expert, Expert.id == Lead.expert_id)
+        .where(*conditions)
+        .order_by(Lead.ranking_score.desc().nulls_last(), Lead.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [(lead, expert) for lead, expert in rows], int(total)
+
+
+async def contacts_of(
+    session: AsyncSession, expert_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[ExpertContact]]:
+    """Contacts per expert, most confident first."""
+    by_expert: dict[uuid.UUID, list[ExpertContact]] = defaultdict(list)
+    if not expert_ids:
+        return by_expert
+    rows = await session.execute(
+        select(ExpertContact)
+        .where(ExpertContact.expert_id.in_(list(set(expert_ids))))
+        .order_by(
+            ExpertContact.expert_id,
+            ExpertContact.confidence.desc().nulls_last(),
+            ExpertContact.type,
+            ExpertContact.value_normalized,
+        )
+    )
+    for contact in rows.scalars():
+        by_expert[contact.expert_id].append(contact)
+    return by_expert
+
+
+async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
+    return await session.get(Expert, expert_id)
+
+
+async def add_contact(session: AsyncSession, values: dict[str, Any]) -> ExpertContact:
+    """Insert the contact, or return the expert's existing one with the same normalised value
+    (marked primary when asked); a new primary contact demotes the expert's others of its
+    type."""
+    if values.get("is_primary"):
+        await session.execute(
+            update(ExpertContact)
+            .where(
+                ExpertContact.expert_id == values["expert_id"],
+                ExpertContact.type == values["type"],
+                ExpertContact.value_normalized != values["value_normalized"],
+            )
+            .values(is_primary=False)
+            .execution_options(synchronize_session=False)
+        )
+    values_statement = insert(ExpertContact).values(**values)
+    statement = values_statement.on_conflict_do_update(
+        index_elements=[
+            ExpertContact.expert_id,
+            ExpertContact.type,
+            ExpertContact.value_normalized,
+        ],
+        set_={
+            "is_primary": ExpertContact.is_primary | values_statement.excluded.is_primary,
+            "updated_at": func.now(),
+        },
+    ).returning(ExpertContact.id)
+    contact_id = (await session.execute(statement)).scalar_one()
+    contact = await session.get(ExpertContact, contact_id, populate_existing=True)
+    assert contact is not None  # noqa: S101 - narrows the type: the row was just upserted
+    return contact
+
+
+async def project_ids_of_expert(session: AsyncSession, expert_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await session.scalars(
+        select(Lead.project_id)
+        .where(Lead.expert_id == expert_id)
+        .distinct()
+        .order_by(Lead.project_id)
+    )
+    return list(rows)
+
+
+async def leads_of_expert(session: AsyncSession, expert_id: uuid.UUID) -> list[Lead]:
+    rows = await session.execute(
+        select(Lead).where(Lead.expert_id == expert_id).order_by(Lead.created_at, Lead.id)
+    )
+    return list(rows.scalars().all())
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSummary:
+    provider: str
+    attempts: int
+    successes: int
+    best_confidence: float | None
+    last_status: str
+    last_attempt_at: datetime
+    average_latency_ms: float | None
+
+
+async def attempt_summary(session: AsyncSession, expert_id: uuid.UUID) -> list[ProviderSummary]:
+    """Per provider: attempts, successes, best confidence, average latency, latest status."""
+    latest = (
+        select(
+            EnrichmentAttempt.provider,
+            EnrichmentAttempt.status,
+            EnrichmentAttempt.created_at,
+            func.row_number()
+            .over(
+                partition_by=EnrichmentAttempt.provider,
+                order_by=(EnrichmentAttempt.created_at.desc(), EnrichmentAttempt.id.desc()),
+            )
+            .label("position"),
+        )
+        .where(EnrichmentAttempt.expert_id == expert_id)
+        .subquery()
+    )
+    totals = (
+        select(
+            EnrichmentAttempt.provider,
+            func.count().label("attempts"),
+            func.count().filter(EnrichmentAttempt.status == "SUCCESS").label("successes"),
+            func.max(EnrichmentAttempt.confidence).label("best"),
+            func.avg(EnrichmentAttempt.latency_ms).label("latency"),
+        )
+        .where(EnrichmentAttempt.expert_id == expert_id)
+        .group_by(EnrichmentAttempt.provider)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            totals.c.provider,
+            totals.c.attempts,
+            totals.c.successes,
+            totals.c.best,
+            totals.c.latency,
+            latest.c.status,
+            latest.c.created_at,
+        )
+        .join(latest, (latest.c.provider == totals.c.provider) & (latest.c.position == 1))
+        .order_by(totals.c.provider)
+    )
+    return [
+        ProviderSummary(
+            provider=provider,
+            attempts=int(attempts),
+            successes=int(successes),
+            best_confidence=float(best) if best is not None else None,
+            last_status=status,
+            last_attempt_at=created_at,
+            average_latency_ms=round(float(latency), 1) if latency is not None else None,
+        )
+        for provider, attempts, successes, best, latency, status, created_at in rows
+    ]

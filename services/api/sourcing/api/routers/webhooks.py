@@ -21,7 +21,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
-from sourcing.api.repositories import projects as project_repository
+from sourcing.api.repositories import webhooks as repository
 from sourcing.api.schemas import SalesNavWebhook, SignupWebhook, WebhookAccepted, YayWebhook
 from sourcing.common.config import Settings
 from sourcing.common.errors import InvalidPayload, NotFound, ServiceUnavailable, Unauthorized
@@ -305,7 +305,7 @@ async def sales_nav_webhook(
     session: SessionDep,
     now: NowDep,
 ) -> WebhookAccepted:
-    if await project_repository.get_project(session, body.project_id) is None:
+    if not await repository.project_exists(session, body.project_id):
         raise NotFound(
             f"project {body.project_id} not found", details={"projectId": str(body.project_id)}
         )

@@ -24,8 +24,8 @@ Formula ``v1`` (every component is in 0..1; the score is in 0..100)::
   integer; above 10 nothing changes). Same for every expert of one project, so it only
   matters when lists of several projects are merged.
 
-The function is pure: the ranking handler gathers the inputs and stores the components
-alongside the score so a snapshot can be explained later.
+The function is pure: :func:`sourcing.enrichment.service.handle_ranking_requested` gathers the
+inputs and stores the components alongside the score so a snapshot can be explained later.
 """
 
 from __future__ import annotations

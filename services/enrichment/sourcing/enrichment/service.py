@@ -1,0 +1,436 @@
+"""The rules of the enrichment context, as plain async functions over a session.
+
+Enrichment (``enrichment.requested.v1``) runs in three steps so that no row lock is held while
+providers are called: :func:`prepare_enrichment` reads the lead without locks,
+:func:`run_enrichment` calls the providers (no database), :func:`apply_enrichment` locks the
+lead, re-checks its status and writes attempts, contacts, the new status and the follow-up
+messages (outbox) in the message's transaction. The reliability layer opens that transaction
+before the handler runs (its dedup row is written first), so it stays open, idle and holding
+only the dedup row, during the lookups; a batch of messages runs its waterfalls concurrently
+(:func:`sourcing.enrichment.handlers.handle_enrichment_batch`), which bounds how many
+connections sit idle that way.
+
+Ranking (``ranking.requested.v1``) recomputes one expert's score in a project
+(:mod:`sourcing.enrichment.ranking`), writes a RankingSnapshot and the leads' score, and
+asks the allocation service for the expert's call task (``call-task.requested.v1``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common.clock import utc_now
+from sourcing.common.config import Settings
+from sourcing.common.events import Envelope
+from sourcing.common.kafka.outbox import publish
+from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
+from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
+from sourcing.common.messages.outreach import AutoOutreachRequested, SheetSyncRequested
+from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
+from sourcing.common.models.enums import Channel, ContactSource, ContactType
+from sourcing.common.statemachines import LeadStatus
+from sourcing.common.transitions import move
+from sourcing.enrichment import repository
+from sourcing.enrichment.providers import EmailKind, EnrichmentProvider, PersonQuery
+from sourcing.enrichment.ranking import ContactSignal, RankingInput, score_expert
+from sourcing.enrichment.waterfall import (
+    Clock,
+    ProviderStats,
+    WaterfallOutcome,
+    run_waterfall,
+)
+from sourcing.people.phones import normalize_phone
+
+logger = logging.getLogger(__name__)
+
+# Statuses in which a lead still wants enrichment; anything else means it was done already.
+ENRICHABLE = frozenset({LeadStatus.NEW, LeadStatus.ENRICHING, LeadStatus.ENRICHMENT_FAILED})
+# What the attempt transaction needs after the waterfall (flushes, outbox rows, commit).
+DB_RESERVE_FRACTION = 0.2
+DB_RESERVE_MIN_SECONDS = 2.0
+MIN_WATERFALL_SECONDS = 0.1
+STATS_TTL_SECONDS = 30.0
+
+
+@dataclass
+class EnrichmentDeps:
+    """What the enrichment handlers share in one process: settings, adapters, clocks, and a
+    short-lived cache of provider success statistics (one aggregate query per 30 s, not per
+    message)."""
+
+    settings: Settings
+    providers: Mapping[str, EnrichmentProvider]
+    clock: Clock = time.monotonic
+    now: Callable[[], datetime] = utc_now
+    stats_ttl_seconds: float = STATS_TTL_SECONDS
+    _stats: tuple[float, dict[str, ProviderStats]] | None = field(default=None, repr=False)
+
+    def waterfall_budget(self) -> float:
+        """``ENRICHMENT_WATERFALL_BUDGET_SECONDS`` capped so the writes still fit in
+        ``AGENT_ATTEMPT_TIMEOUT_SECONDS`` (a reserve of 20 %, at least 2 s, is kept)."""
+        attempt = self.settings.AGENT_ATTEMPT_TIMEOUT_SECONDS
+        reserve = max(DB_RESERVE_MIN_SECONDS, DB_RESERVE_FRACTION * attempt)
+        cap = max(attempt - reserve, MIN_WATERFALL_SECONDS)
+        return min(self.settings.ENRICHMENT_WATERFALL_BUDGET_SECONDS, cap)
+
+    async def provider_stats(self, session: AsyncSession) -> dict[str, ProviderStats]:
+        now = self.clock()
+        if self._stats is not None and now - self._stats[0] < self.stats_ttl_seconds:
+            return self._stats[1]
+        since = self.now() - timedelta(days=self.settings.ENRICHMENT_HISTORY_DAYS)
+        stats = await repository.provider_stats(session, since=since)
+        self._stats = (now, stats)
+        return stats
+
+    def forget_stats(self) -> None:
+        self._stats = None
+
+
+@dataclass(slots=True)
+class EnrichmentPlan:
+    """What :func:`prepare_enrichment` decided for one message."""
+
+    lead_id: uuid.UUID
+    expert_id: uuid.UUID
+    project_id: uuid.UUID
+    person: PersonQuery
+    stats: dict[str, ProviderStats]
+    # Contacts already known at this confidence (another lead of the same expert): no calls.
+    known_confidence: float | None = None
+    correlation_id: str | None = None
+
+    @property
+    def reuse(self) -> bool:
+        return self.known_confidence is not None
+
+
+# --- enrichment ---------------------------------------------------------------------------------
+
+
+def _person(context: repository.LeadContext) -> PersonQuery:
+    lead, expert = context.lead, context.expert
+    return PersonQuery(
+        full_name=expert.full_name or lead.raw_name,
+        first_name=expert.first_name,
+        last_name=expert.last_name,
+        company_name=lead.raw_company or expert.company_name,
+        company_domain=lead.company_domain or expert.company_domain,
+        linkedin_url=lead.linkedin_url or expert.linkedin_url_normalized,
+        email=lead.email or expert.primary_email,
+        country_iso=lead.country_iso or expert.country_iso,
+    )
+
+
+async def prepare_enrichment(
+    session: AsyncSession,
+    payload: EnrichmentRequested,
+    deps: EnrichmentDeps,
+    *,
+    correlation_id: str | None = None,
+) -> EnrichmentPlan | None:
+    """Read what the waterfall needs (no locks). None: nothing to do (lead gone or already
+    enriched). A suppressed expert still gets a plan: :func:`apply_enrichment` disqualifies
+    the lead without calling any provider."""
+    context = await repository.get_lead_context(session, payload.lead_id)
+    if context is None:
+        logger.warning("enrichment requested for unknown lead %s; ignored", payload.lead_id)
+        return None
+    if context.lead.status not in ENRICHABLE:
+        logger.info("lead %s is %s; not re-enriched", context.lead.id, context.lead.status)
+        return None
+    plan = EnrichmentPlan(
+        lead_id=context.lead.id,
+        expert_id=context.expert.id,
+        project_id=context.project.id,
+        person=_person(context),
+        stats=await deps.provider_stats(session),
+        correlation_id=correlation_id,
+    )
+    if context.expert.suppressed_at is not None:
+        return plan  # apply_enrichment disqualifies without calling anyone
+    await reuse_known_contacts(session, plan, deps)
+    return plan
+
+
+async def reuse_known_contacts(
+    session: AsyncSession, plan: EnrichmentPlan, deps: EnrichmentDeps
+) -> bool:
+    """Mark the plan to reuse the expert's contacts found by enrichment before (another lead
+    of the same expert) when they reach the confidence threshold: no provider is called."""
+    known = await repository.best_enriched_confidence(session, plan.expert_id)
+    if known is not None and known >= deps.settings.ENRICHMENT_CONFIDENCE_THRESHOLD:
+        plan.known_confidence = known
+        return True
+    return False
+
+
+async def run_enrichment(plan: EnrichmentPlan, deps: EnrichmentDeps) -> WaterfallOutcome | None:
+    """The provider calls (no database). None when the plan reuses known contacts."""
+    if plan.reuse:
+        return None
+    settings = deps.settings
+    return await run_waterfall(
+        deps.providers,
+        plan.person,
+        stats=plan.stats,
+        threshold=settings.ENRICHMENT_CONFIDENCE_THRESHOLD,
+        parallel=settings.ENRICHMENT_PARALLEL_PROVIDERS,
+        budget_seconds=deps.waterfall_budget(),
+        per_lookup_seconds=settings.ENRICHMENT_TIME_BUDGET_SECONDS,
+        prior=settings.ENRICHMENT_SUCCESS_PRIOR,
+        clock=deps.clock,
+    )
+
+
+def _settle(
+    session: AsyncSession, lead: Lead, target: LeadStatus, *, reason: str | None, now: datetime
+) -> None:
+    """Move the lead to ``target`` (a NEW or failed lead settles via ENRICHING)."""
+    current = lead.status
+    retry_or_new = current in (LeadStatus.NEW, LeadStatus.ENRICHMENT_FAILED)
+    settles = target in (LeadStatus.ENRICHED, LeadStatus.ENRICHMENT_FAILED)
+    via = (
+        [LeadStatus.ENRICHING]
+        if settles and retry_or_new and not (current == target == LeadStatus.ENRICHMENT_FAILED)
+        else []
+    )
+    move(
+        session,
+        lead,
+        target,
+        actor="enrichment",
+        reason=reason,
+        now=now,
+        via=via,
+        allow_same=True,
+    )
+
+
+def _contact_rows(
+    outcome: WaterfallOutcome,
+    expert_id: uuid.UUID,
+    attempt_id: uuid.UUID,
+    *,
+    country_iso: str | None,
+) -> list[dict[str, Any]]:
+    """The best result's contacts; phones in E.164 (national formats read in the expert's
+    country), a number that cannot be read kept as given and not dialable."""
+    assert outcome.best is not None  # noqa: S101 - narrows the type: called only with a found contact
+    result = outcome.best.result
+    rows: list[dict[str, Any]] = []
+    for email in result.emails:
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "expert_id": expert_id,
+                "type": ContactType.EMAIL.value,
+                "channel": Channel.EMAIL.value,
+                "value": email.address,
+                "value_normalized": email.address.strip().lower(),
+                "is_primary": False,
+                "is_professional": None
+                if email.kind is EmailKind.UNKNOWN
+                else email.kind is EmailKind.PROFESSIONAL,
+                "is_dialable": None,
+                "source": ContactSource.ENRICHMENT.value,
+                "provider": result.provider,
+                "confidence": email.confidence,
+                "enrichment_attempt_id": attempt_id,
+            }
+        )
+    for phone in result.phones:
+        number = normalize_phone(phone.e164 or phone.number, country_iso)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "expert_id": expert_id,
+                "type": ContactType.PHONE.value,
+                "channel": Channel.PHONE.value,
+                "value": number.given,
+                "value_normalized": number.normalized,
+                "is_primary": False,
+                "is_professional": None,
+                "is_dialable": number.dialable,
+                "source": ContactSource.ENRICHMENT.value,
+                "provider": result.provider,
+                "confidence": phone.confidence,
+                "enrichment_attempt_id": attempt_id,
+            }
+        )
+    return rows
+
+
+async def apply_enrichment(
+    session: AsyncSession,
+    plan: EnrichmentPlan,
+    outcome: WaterfallOutcome | None,
+    deps: EnrichmentDeps,
+) -> None:
+    """Lock the lead, re-check, write attempts/contacts/status and the follow-up messages."""
+    lead = await repository.lock_lead(session, plan.lead_id)
+    if lead is None or lead.status not in ENRICHABLE:
+        return  # finished meanwhile by another delivery
+    context = await repository.get_lead_context(session, plan.lead_id)
+    assert context is not None  # noqa: S101 - narrows the type: the lead row was just read
+    now = deps.now()
+    enriched = False
+    auto_outreach = False
+    if context.expert.suppressed_at is not None:
+        _settle(
+            session,
+            lead,
+            LeadStatus.DISQUALIFIED,
+            reason="expert is suppressed (never contact)",
+            now=now,
+        )
+    elif outcome is None:
+        _settle(
+            session,
+            lead,
+            LeadStatus.ENRICHED,
+            reason=f"contacts already known (confidence {plan.known_confidence:.2f})",
+            now=now,
+        )
+        lead.enriched_at = now
+        enriched = True
+        auto_outreach = True
+    else:
+        run_id = uuid.uuid4()
+        attempts: list[tuple[Any, EnrichmentAttempt]] = []
+        for attempt in outcome.attempts:
+            result = attempt.result
+            payload = result.model_dump(mode="json", exclude={"raw"})
+            payload["response"] = result.raw
+            attempts.append(
+                (
+                    attempt,
+                    EnrichmentAttempt(
+                        id=uuid.uuid4(),
+                        expert_id=plan.expert_id,
+                        lead_id=plan.lead_id,
+                        run_id=run_id,
+                        provider=result.provider,
+                        phase=attempt.phase.value,
+                        status=attempt.status.value,
+                        confidence=result.confidence,
+                        latency_ms=max(result.latency_ms, 0),
+                        http_status=result.http_status,
+                        error=result.error,
+                        response_payload=payload,
+                        correlation_id=plan.correlation_id,
+                    ),
+                )
+            )
+        repository.add_attempts(session, [row for _, row in attempts])
+        await session.flush()
+        if outcome.best is not None:
+            attempt_id = next(row.id for a, row in attempts if a is outcome.best)
+            await repository.upsert_contacts(
+                session,
+                _contact_rows(
+                    outcome, plan.expert_id, attempt_id, country_iso=plan.person.country_iso
+                ),
+            )
+            _settle(session, lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)
+            lead.enriched_at = now
+            enriched = True
+            # A contact below the confidence target is kept, but not written to automatically.
+            auto_outreach = outcome.met_threshold
+        else:
+            _settle(
+                session, lead, LeadStatus.ENRICHMENT_FAILED, reason=outcome.failure_reason, now=now
+            )
+    await session.flush()
+
+    correlation_id = plan.correlation_id
+    await publish(
+        session,
+        RankingRequested(project_id=plan.project_id, expert_id=plan.expert_id),
+        correlation_id=correlation_id,
+    )
+    if enriched and auto_outreach and context.project.auto_outreach_channel:
+        await publish(
+            session,
+            AutoOutreachRequested(
+                project_id=plan.project_id, expert_id=plan.expert_id, lead_id=plan.lead_id
+            ),
+            correlation_id=correlation_id,
+        )
+    await publish(
+        session, SheetSyncRequested.for_expert(project_id=plan.project_id, expert_id=plan.expert_id)
+    )
+
+
+# --- ranking ------------------------------------------------------------------------------------
+
+
+async def handle_ranking_requested(
+    session: AsyncSession,
+    envelope: Envelope,
+    payload: RankingRequested,
+    *,
+    now: Callable[[], datetime] = utc_now,
+) -> None:
+    """``ranking.requested.v1``: score the expert in the project, store a RankingSnapshot and
+    the leads' ``ranking_score``. Unknown project or expert (deleted since): nothing."""
+    project = await repository.get_project(session, payload.project_id)
+    expert = await repository.get_expert(session, payload.expert_id)
+    if project is None or expert is None:
+        logger.warning("ranking requested for a missing project/expert; ignored")
+        return
+    leads = await repository.leads_of(session, project.id, expert.id)
+    if not leads:
+        return
+    signals = tuple(
+        ContactSignal(
+            kind="email" if kind == ContactType.EMAIL else "phone",
+            confidence=confidence,
+            personal=professional is False,
+        )
+        for kind, confidence, professional in await repository.contact_signals(session, expert.id)
+    )
+    latest = leads[0]
+    result = score_expert(
+        RankingInput(
+            title=expert.title or latest.raw_title,
+            seniority_label=expert.seniority,
+            country_iso=expert.country_iso or latest.country_iso,
+            contacts=signals,
+            project_geographies=tuple(project.geography_iso_codes or ()),
+            project_priority=project.priority,
+            job_titles=tuple(await repository.project_job_titles(session, project.id)),
+        )
+    )
+    snapshot = RankingSnapshot(
+        id=uuid.uuid4(),
+        project_id=project.id,
+        expert_id=expert.id,
+        lead_id=latest.id,
+        score=result.score,
+        components=dict(result.components),
+        formula_version=result.formula_version,
+        computed_at=now(),
+        correlation_id=envelope.correlation_id,
+    )
+    await repository.save_ranking(
+        session, snapshot=snapshot, project_id=project.id, expert_id=expert.id
+    )
+    # The allocation service creates the expert's call task once a dialable phone is known,
+    # or gives their pending tasks this score.
+    await publish(
+        session,
+        CallTaskRequested(
+            project_id=project.id,
+            expert_id=expert.id,
+            lead_id=latest.id,
+            trigger=CallTaskTrigger.RANKING,
+        ),
+    )

@@ -1,0 +1,343 @@
+"""The ingestion context's HTTP endpoints, mounted by the gateway: projects with their
+companies, Sales Nav searches and screening questions (§4.3); the read side of the sourcing
+pipeline for operators (what a project sourced, everything known about one expert, without a
+database client) with an operator's phone and sign-up for an expert; and the job-title
+discovery trigger (§4.6), which records a run and queues it through the outbox.
+
+Three routers, so the gateway keeps its route order: :data:`projects_router`,
+:data:`experts_router` and :data:`job_title_discovery_router`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, status
+
+from sourcing.common import allocation
+from sourcing.common.errors import NotFound
+from sourcing.common.models import Project, ScreeningQuestion
+from sourcing.common.statemachines import LeadStatus
+from sourcing.common.web import (
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    StaffPrincipal,
+    error_responses,
+)
+from sourcing.ingestion import repository, service
+from sourcing.ingestion.schemas import (
+    AttemptSummary,
+    CompaniesUpsert,
+    CompaniesUpserted,
+    ContactCreate,
+    ContactOut,
+    ExpertDetail,
+    ExpertLead,
+    JobTitleDiscoveryAccepted,
+    JobTitleDiscoveryTrigger,
+    ProjectCreate,
+    ProjectExpertItem,
+    ProjectExpertPage,
+    ProjectOut,
+    ProjectUpdate,
+    SalesNavSearchesCreate,
+    SalesNavSearchesCreated,
+    ScreeningQuestionCreate,
+    ScreeningQuestionList,
+    ScreeningQuestionOut,
+    ScreeningQuestionUpdate,
+    SignupRecord,
+    SignupRecorded,
+)
+
+projects_router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+experts_router = APIRouter(prefix="/api/v1", tags=["experts"])
+job_title_discovery_router = APIRouter(
+    prefix="/api/v1/job-title-discovery", tags=["job-title discovery"]
+)
+
+_READ_ERRORS = error_responses(400, 401, 403, 404)
+_WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413)
+_EXPERT_WRITE_ERRORS = error_responses(400, 401, 403, 404, 413)
+
+
+# --- projects -----------------------------------------------------------------------------------
+
+
+@projects_router.post(
+    "",
+    response_model=ProjectOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 403, 413),
+)
+async def create_project(body: ProjectCreate, session: SessionDep, _: StaffPrincipal) -> Project:
+    return await service.create_project(session, body.model_dump())
+
+
+@projects_router.get("/{project_id}", response_model=ProjectOut, responses=_READ_ERRORS)
+async def get_project(project_id: uuid.UUID, session: SessionDep, _: StaffPrincipal) -> Project:
+    return await service.find_project(session, project_id)
+
+
+@projects_router.patch("/{project_id}", response_model=ProjectOut, responses=_WRITE_ERRORS)
+async def update_project(
+    project_id: uuid.UUID,
+    body: ProjectUpdate,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
+) -> Project:
+    """Also moves the project's call tasks, in the same transaction: a new priority re-orders
+    its PENDING tasks; COMPLETED or ARCHIVED cancels its open tasks (audited); a PAUSED
+    project's tasks stay in the pool but are not handed out until it is ACTIVE again."""
+    return await service.update_project(
+        session,
+        project_id,
+        body.model_dump(exclude_unset=True),
+        actor=f"{principal.role.value}:{principal.user_id}",
+        now=now,
+    )
+
+
+@projects_router.post(
+    "/{project_id}/companies", response_model=CompaniesUpserted, responses=_WRITE_ERRORS
+)
+async def upsert_companies(
+    project_id: uuid.UUID, body: CompaniesUpsert, session: SessionDep, _: StaffPrincipal
+) -> CompaniesUpserted:
+    companies = [company.model_dump() for company in body.companies]
+    count = await service.upsert_companies(session, project_id, companies)
+    return CompaniesUpserted(created_or_updated=count)
+
+
+@projects_router.post(
+    "/{project_id}/sales-nav-searches",
+    response_model=SalesNavSearchesCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=_WRITE_ERRORS,
+)
+async def add_sales_nav_searches(
+    project_id: uuid.UUID, body: SalesNavSearchesCreate, session: SessionDep, _: StaffPrincipal
+) -> SalesNavSearchesCreated:
+    searches = [(search.source_url, search.normalized_url) for search in body.searches]
+    created = await service.add_sales_nav_searches(session, project_id, searches)
+    return SalesNavSearchesCreated(created=created)
+
+
+@projects_router.get(
+    "/{project_id}/screening-questions",
+    response_model=ScreeningQuestionList,
+    responses=_READ_ERRORS,
+)
+async def list_screening_questions(
+    project_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
+) -> ScreeningQuestionList:
+    questions = await service.list_screening_questions(session, project_id)
+    return ScreeningQuestionList(items=[ScreeningQuestionOut.model_validate(q) for q in questions])
+
+
+@projects_router.post(
+    "/{project_id}/screening-questions",
+    response_model=ScreeningQuestionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_WRITE_ERRORS,
+)
+async def create_screening_question(
+    project_id: uuid.UUID, body: ScreeningQuestionCreate, session: SessionDep, _: StaffPrincipal
+) -> ScreeningQuestion:
+    return await service.create_screening_question(session, project_id, body.model_dump())
+
+
+@projects_router.patch(
+    "/{project_id}/screening-questions/{question_id}",
+    response_model=ScreeningQuestionOut,
+    responses=_WRITE_ERRORS,
+)
+async def update_screening_question(
+    project_id: uuid.UUID,
+    question_id: uuid.UUID,
+    body: ScreeningQuestionUpdate,
+    session: SessionDep,
+    _: StaffPrincipal,
+) -> ScreeningQuestion:
+    return await service.update_screening_question(
+        session, project_id, question_id, body.model_dump(exclude_unset=True, exclude_none=True)
+    )
+
+
+# --- experts ------------------------------------------------------------------------------------
+
+
+@experts_router.get(
+    "/projects/{project_id}/experts",
+    response_model=ProjectExpertPage,
+    responses=_READ_ERRORS,
+    summary="A project's sourced experts, best ranked first",
+    description="One item per lead of the project, sorted by the latest ranking score "
+    "(unscored last, then by lead id), with the expert's contacts, the lead status and its "
+    "reason. Filter with `status` (a lead status); page with `limit` (1-100) and `offset`.",
+)
+async def list_project_experts(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    _: StaffPrincipal,
+    status: Annotated[LeadStatus | None, Query(description="Only leads in this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> ProjectExpertPage:
+    await service.find_project(session, project_id)
+    rows, total = await repository.project_leads(
+        session,
+        project_id,
+        status=status.value if status is not None else None,
+        limit=limit,
+        offset=offset,
+    )
+    contacts = await repository.contacts_of(session, [expert.id for _, expert in rows])
+    items = [
+        ProjectExpertItem(
+            lead_id=lead.id,
+            expert_id=expert.id,
+            full_name=expert.full_name,
+            title=expert.title or lead.raw_title,
+            company_name=expert.company_name or lead.raw_company,
+            country_iso=expert.country_iso or lead.country_iso,
+            lead_status=lead.status,
+            status_reason=lead.status_reason,
+            ranking_score=lead.ranking_score,
+            sales_nav_search_id=lead.sales_nav_search_id,
+            enriched_at=lead.enriched_at,
+            contacts=[ContactOut.model_validate(c) for c in contacts.get(expert.id, [])],
+        )
+        for lead, expert in rows
+    ]
+    return ProjectExpertPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@experts_router.get(
+    "/experts/{expert_id}",
+    response_model=ExpertDetail,
+    responses=_READ_ERRORS,
+    summary="One expert: contacts with provenance, enrichment attempts, leads per project",
+)
+async def get_expert(expert_id: uuid.UUID, session: SessionDep, _: StaffPrincipal) -> ExpertDetail:
+    expert = await service.find_expert(session, expert_id)
+    contacts = await repository.contacts_of(session, [expert.id])
+    summary = await repository.attempt_summary(session, expert.id)
+    leads = await repository.leads_of_expert(session, expert.id)
+    return ExpertDetail(
+        id=expert.id,
+        full_name=expert.full_name,
+        title=expert.title,
+        company_name=expert.company_name,
+        company_domain=expert.company_domain,
+        country_iso=expert.country_iso,
+        linkedin_url=expert.linkedin_url_normalized,
+        primary_email=expert.primary_email,
+        suppressed=expert.suppressed_at is not None,
+        signed_up_at=expert.signed_up_at,
+        contacts=[ContactOut.model_validate(c) for c in contacts.get(expert.id, [])],
+        enrichment=[AttemptSummary.model_validate(s) for s in summary],
+        leads=[
+            ExpertLead(
+                lead_id=lead.id,
+                project_id=lead.project_id,
+                sales_nav_search_id=lead.sales_nav_search_id,
+                status=lead.status,
+                status_reason=lead.status_reason,
+                ranking_score=lead.ranking_score,
+                created_at=lead.created_at,
+            )
+            for lead in leads
+        ],
+    )
+
+
+@experts_router.post(
+    "/experts/{expert_id}/signup",
+    response_model=SignupRecorded,
+    responses=error_responses(400, 401, 403, 404, 413),
+    summary="Record that the expert signed up (when the sign-up site's webhook did not)",
+    description="Writes the expert's `signedUpAt` (the first sign-up wins), moves their leads "
+    "to CONVERTED (from ENRICHED, OUTREACH_PENDING, CONTACTED or REPLIED; leads still being "
+    "enriched, or DISQUALIFIED, keep their status), cancels their open signup-chase tasks and "
+    "stops new ones. Idempotent: a repeat answers 200 with `alreadySignedUp: true` and changes "
+    "nothing. Audited as an `expert.signed_up` system event with the operator.",
+)
+async def record_signup(
+    expert_id: uuid.UUID,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
+    body: Annotated[SignupRecord | None, Body()] = None,
+) -> SignupRecorded:
+    expert = await allocation.find_expert_for_signup(session, expert_id=expert_id, email=None)
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    record = body or SignupRecord()
+    result = await allocation.record_signup(
+        session,
+        expert,
+        signed_up_at=record.signed_up_at or now,
+        actor=f"{principal.role.value}:{principal.user_id}",
+        now=now,
+        source="ops",
+        note=record.note,
+    )
+    return SignupRecorded(
+        expert_id=result.expert_id,
+        signed_up_at=result.signed_up_at,
+        already_signed_up=not result.changed,
+        converted_leads=result.converted_leads,
+        cancelled_task_ids=result.cancelled_task_ids,
+    )
+
+
+@experts_router.post(
+    "/experts/{expert_id}/contacts",
+    response_model=ContactOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_EXPERT_WRITE_ERRORS,
+    summary="Add a phone to an expert (call tasks follow)",
+    description="The number is stored in E.164, a national format read in the expert's "
+    "country; one that cannot be read is kept as given with `isDialable: false` and never "
+    "called. Adding a number the expert already has returns that contact. A dialable number "
+    "asks the allocation service for the expert's call task in each project they are a lead "
+    "of (created when the expert may be called and has none there yet).",
+)
+async def add_contact(
+    expert_id: uuid.UUID, body: ContactCreate, session: SessionDep, _: StaffPrincipal
+) -> ContactOut:
+    contact = await service.add_phone(session, expert_id, body.value, is_primary=body.is_primary)
+    return ContactOut.model_validate(contact)
+
+
+# --- job-title discovery ------------------------------------------------------------------------
+
+
+@job_title_discovery_router.post(
+    "/trigger",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobTitleDiscoveryAccepted,
+    responses=error_responses(400, 401, 403, 404, 413),
+    description="Discover a project's job titles: Apollo people search per company and "
+    "geography, then OpenAI expands, normalises and scores them (JobTitle rows per company). "
+    "Runs asynchronously in the `job-title-discovery` lane; `jobId` is the run's id.",
+)
+async def trigger_job_title_discovery(
+    body: JobTitleDiscoveryTrigger,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: StaffPrincipal,
+) -> JobTitleDiscoveryAccepted:
+    run = await service.request_job_title_discovery(
+        session,
+        project_id=body.project_id,
+        companies=[(company.company_name, company.company_id) for company in body.companies],
+        geography_iso_codes=body.geography_iso_codes,
+        requested_by=principal.user_id,
+        max_companies=settings.JOB_TITLE_MAX_COMPANIES,
+    )
+    return JobTitleDiscoveryAccepted(accepted=True, job_id=run.id)

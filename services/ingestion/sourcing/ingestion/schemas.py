@@ -1,0 +1,273 @@
+"""Request and response bodies of the ingestion context's endpoints: projects (companies, Sales
+Nav searches, screening questions), the sourcing read side (a project's experts, one expert in
+full) and job-title discovery."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from sourcing.common.web import (
+    CountryCode,
+    JsonObject,
+    LongText,
+    NonEmpty,
+    RequestModel,
+    ResponseModel,
+    Url,
+    UtcDatetime,
+)
+
+# Projects
+
+
+class ProjectCreate(RequestModel):
+    name: NonEmpty
+    description: LongText | None = None
+    target_threshold: Annotated[int, Field(gt=0, le=1_000_000)]
+    geography_iso_codes: Annotated[list[CountryCode], Field(min_length=1, max_length=250)]
+    priority: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    override_cooldown: bool = False
+    region_config: JsonObject = Field(default_factory=dict)
+
+
+class ProjectUpdate(RequestModel):
+    name: NonEmpty | None = None
+    description: LongText | None = None
+    target_threshold: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
+    geography_iso_codes: (
+        Annotated[list[CountryCode], Field(min_length=1, max_length=250)] | None
+    ) = None
+    priority: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    override_cooldown: bool | None = None
+    region_config: JsonObject | None = None
+    status: str | None = None
+
+
+class ProjectOut(ResponseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    target_threshold: int
+    geography_iso_codes: list[str]
+    priority: int
+    override_cooldown: bool
+    region_config: JsonObject
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CompanyIn(RequestModel):
+    name: NonEmpty
+    domain: Annotated[str, StringConstraints(strip_whitespace=True, max_length=253)] | None = None
+    country_iso: CountryCode | None = None
+    metadata: JsonObject | None = None
+
+
+class CompaniesUpsert(RequestModel):
+    companies: Annotated[list[CompanyIn], Field(min_length=1, max_length=1000)]
+
+
+class CompaniesUpserted(ResponseModel):
+    created_or_updated: int
+
+
+class SalesNavSearchIn(RequestModel):
+    source_url: Url
+    normalized_url: Url | None = None
+
+
+MIN_SALES_NAV_SEARCHES = 6
+
+
+class SalesNavSearchesCreate(RequestModel):
+    searches: Annotated[
+        list[SalesNavSearchIn], Field(min_length=MIN_SALES_NAV_SEARCHES, max_length=1000)
+    ]
+
+
+class SalesNavSearchesCreated(ResponseModel):
+    created: int
+
+
+class ScreeningQuestionCreate(RequestModel):
+    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    display_order: Annotated[int, Field(ge=0, le=10_000)]
+    required: bool = True
+
+
+class ScreeningQuestionUpdate(RequestModel):
+    prompt: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+        | None
+    ) = None
+    display_order: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    required: bool | None = None
+
+
+class ScreeningQuestionOut(ResponseModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    prompt: str
+    display_order: int
+    required: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScreeningQuestionList(ResponseModel):
+    items: list[ScreeningQuestionOut]
+
+
+# Experts
+
+
+class ContactCreate(RequestModel):
+    """An operator's contact for an expert. Phones only for now: stored in E.164 (a national
+    format is read in the expert's country); a number that cannot be read is kept as given,
+    ``isDialable: false``, and never called."""
+
+    type: Literal["PHONE"]
+    value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    is_primary: bool = False
+
+
+class ContactOut(ResponseModel):
+    id: uuid.UUID
+    type: str
+    channel: str | None
+    value: str
+    value_normalized: str
+    is_primary: bool
+    is_professional: bool | None
+    is_dialable: bool | None = Field(
+        description="Phones: E.164 and callable (true), or kept as given and never called"
+    )
+    source: str
+    provider: str | None
+    confidence: float | None
+    enrichment_attempt_id: uuid.UUID | None
+
+
+class ProjectExpertItem(ResponseModel):
+    """One lead of the project with its expert, contacts and latest score."""
+
+    lead_id: uuid.UUID
+    expert_id: uuid.UUID
+    full_name: str
+    title: str | None
+    company_name: str | None
+    country_iso: str | None
+    lead_status: str
+    status_reason: str | None
+    ranking_score: float | None
+    sales_nav_search_id: uuid.UUID
+    enriched_at: datetime | None
+    contacts: list[ContactOut]
+
+
+class ProjectExpertPage(ResponseModel):
+    items: list[ProjectExpertItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class AttemptSummary(ResponseModel):
+    """Enrichment attempts of one provider for this expert."""
+
+    provider: str
+    attempts: int
+    successes: int
+    best_confidence: float | None
+    last_status: str
+    last_attempt_at: datetime
+    average_latency_ms: float | None
+
+
+class ExpertLead(ResponseModel):
+    lead_id: uuid.UUID
+    project_id: uuid.UUID
+    sales_nav_search_id: uuid.UUID
+    status: str
+    status_reason: str | None
+    ranking_score: float | None
+    created_at: datetime
+
+
+class ExpertDetail(ResponseModel):
+    id: uuid.UUID
+    full_name: str
+    title: str | None
+    company_name: str | None
+    company_domain: str | None
+    country_iso: str | None
+    linkedin_url: str | None
+    primary_email: str | None
+    suppressed: bool
+    signed_up_at: datetime | None = None
+    contacts: list[ContactOut]
+    enrichment: list[AttemptSummary]
+    leads: list[ExpertLead]
+
+
+class SignupRecord(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"signedUpAt": "2026-11-28T10:30:00Z", "note": "signed up by phone"}]
+        }
+    )
+
+    signed_up_at: UtcDatetime | None = Field(
+        default=None, description="When the expert signed up (default: now); no offset means UTC"
+    )
+    note: LongText | None = None
+
+
+class SignupRecorded(ResponseModel):
+    expert_id: uuid.UUID
+    signed_up_at: datetime
+    already_signed_up: bool = Field(description="True when nothing changed (a replay)")
+    converted_leads: int
+    cancelled_task_ids: list[uuid.UUID]
+
+
+# Job-title discovery
+
+CompanyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class DiscoveryCompany(RequestModel):
+    """A company to discover titles for: by name (created in the project when new), or an
+    existing company of the project by id."""
+
+    company_name: CompanyName | None = None
+    company_id: uuid.UUID | None = None
+
+    @model_validator(mode="after")
+    def _named(self) -> DiscoveryCompany:
+        if self.company_name is None and self.company_id is None:
+            raise ValueError("a company needs a companyName or a companyId")
+        return self
+
+
+class JobTitleDiscoveryTrigger(RequestModel):
+    """``POST /api/v1/job-title-discovery/trigger`` (§4.6).
+
+    ``geographyIsoCodes`` defaults to the project's geographies when left out.
+    """
+
+    project_id: uuid.UUID
+    companies: Annotated[list[DiscoveryCompany], Field(min_length=1, max_length=1000)]
+    geography_iso_codes: (
+        Annotated[list[CountryCode], Field(min_length=1, max_length=250)] | None
+    ) = None
+
+
+class JobTitleDiscoveryAccepted(ResponseModel):
+    accepted: bool
+    job_id: uuid.UUID

@@ -1,0 +1,266 @@
+"""The rules of the ingestion context, as plain async functions over a session: projects (their
+status and priority, companies, Sales Nav searches, screening questions), an operator's phone
+for an expert, job-title discovery requests, and the call-task request a dialable phone makes
+(shared by lead ingestion and the operator's phone).
+
+Used by the context's endpoints (:mod:`sourcing.ingestion.endpoints`) and agents
+(:mod:`sourcing.ingestion.handlers`). Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common import allocation
+from sourcing.common.errors import InvalidPayload, NotFound
+from sourcing.common.kafka.outbox import publish
+from sourcing.common.logging import correlation_id_var
+from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
+from sourcing.common.messages.sourcing import JobTitleDiscoveryRequested
+from sourcing.common.models import (
+    Expert,
+    ExpertContact,
+    JobTitleDiscoveryRun,
+    Project,
+    ScreeningQuestion,
+)
+from sourcing.common.models.enums import Channel, ContactSource, ContactType
+from sourcing.common.statemachines import PROJECT
+from sourcing.common.transitions import move
+from sourcing.ingestion import repository
+from sourcing.people.phones import PhoneNumber, normalize_phone
+
+# --- projects -----------------------------------------------------------------------------------
+
+
+async def find_project(
+    session: AsyncSession, project_id: uuid.UUID, *, lock: bool = False
+) -> Project:
+    """The project (row-locked when ``lock``); NotFound when there is none."""
+    find = repository.get_project_for_update if lock else repository.get_project
+    project = await find(session, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found", details={"projectId": str(project_id)})
+    return project
+
+
+async def create_project(session: AsyncSession, values: dict[str, Any]) -> Project:
+    """A new project, in the project state machine's initial status."""
+    project = Project(**values, status=PROJECT.initial)
+    session.add(project)
+    await session.flush()
+    await session.refresh(project)
+    return project
+
+
+async def update_project(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    changes: dict[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+) -> Project:
+    """Apply ``changes`` (a new ``status`` through the state machine; ``None`` leaves a field
+    as it is, except ``description`` which it clears) and move the project's call tasks in the
+    same transaction: a new priority re-orders its PENDING tasks; COMPLETED or ARCHIVED
+    cancels its open tasks (audited)."""
+    project = await find_project(session, project_id, lock=True)
+    new_status = changes.pop("status", None)
+    previous_priority = project.priority
+    if new_status is not None and new_status != project.status:
+        move(session, project, new_status, actor=actor, reason=None, now=now)
+        if new_status in allocation.CLOSED_PROJECT_STATUSES:
+            await allocation.cancel_project_tasks(
+                session, project.id, project_status=new_status, now=now, actor=actor
+            )
+    for field, value in changes.items():
+        if value is None and field != "description":
+            continue
+        setattr(project, field, value)
+    if project.priority != previous_priority:
+        await allocation.reprioritise_project_tasks(session, project.id, priority=project.priority)
+    await session.flush()
+    await session.refresh(project)
+    return project
+
+
+async def upsert_companies(
+    session: AsyncSession, project_id: uuid.UUID, companies: Sequence[dict[str, Any]]
+) -> int:
+    """Insert or update the project's companies by case-insensitive name; how many rows."""
+    await find_project(session, project_id)
+    rows = []
+    for company in companies:
+        values = dict(company)
+        metadata = values.pop("metadata", None)
+        rows.append({**values, "metadata_": metadata or {}})  # the ORM attribute's name
+    return await repository.upsert_companies(session, project_id, rows)
+
+
+async def add_sales_nav_searches(
+    session: AsyncSession, project_id: uuid.UUID, searches: Sequence[tuple[str, str | None]]
+) -> int:
+    """Register (source URL, normalised URL) searches, the source URL standing for a missing
+    normalised one (as a webhook delivery registers an unknown search); how many are new."""
+    await find_project(session, project_id)
+    rows = [
+        {"source_url": source_url, "normalized_url": normalized_url or source_url}
+        for source_url, normalized_url in searches
+    ]
+    return await repository.add_sales_nav_searches(session, project_id, rows)
+
+
+async def list_screening_questions(
+    session: AsyncSession, project_id: uuid.UUID
+) -> Sequence[ScreeningQuestion]:
+    await find_project(session, project_id)
+    return await repository.list_screening_questions(session, project_id)
+
+
+async def create_screening_question(
+    session: AsyncSession, project_id: uuid.UUID, values: dict[str, Any]
+) -> ScreeningQuestion:
+    await find_project(session, project_id)
+    question = ScreeningQuestion(project_id=project_id, **values)
+    session.add(question)
+    await session.flush()
+    await session.refresh(question)
+    return question
+
+
+async def update_screening_question(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    question_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> ScreeningQuestion:
+    """Set the given fields of the project's question; NotFound for another project's."""
+    await find_project(session, project_id)
+    question = await repository.get_screening_question(session, project_id, question_id)
+    if question is None:
+        raise NotFound(
+            f"screening question {question_id} not found in project {project_id}",
+            details={"projectId": str(project_id), "questionId": str(question_id)},
+        )
+    for field, value in changes.items():
+        setattr(question, field, value)
+    await session.flush()
+    await session.refresh(question)
+    return question
+
+
+# --- experts ------------------------------------------------------------------------------------
+
+
+async def find_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert:
+    """The expert; NotFound when there is none."""
+    expert = await repository.get_expert(session, expert_id)
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    return expert
+
+
+def phone_contact(
+    expert_id: uuid.UUID, phone: PhoneNumber, source: ContactSource
+) -> dict[str, Any]:
+    """The contact row of a phone: in E.164 when readable, else kept as given, not dialable."""
+    return {
+        "expert_id": expert_id,
+        "type": ContactType.PHONE.value,
+        "channel": Channel.PHONE.value,
+        "value": phone.given,
+        "value_normalized": phone.normalized,
+        "is_dialable": phone.dialable,
+        "source": source.value,
+    }
+
+
+async def request_call_tasks(
+    session: AsyncSession,
+    *,
+    expert_id: uuid.UUID,
+    project_ids: Iterable[uuid.UUID],
+    trigger: CallTaskTrigger,
+    lead_id: uuid.UUID | None = None,
+) -> None:
+    """A dialable phone of the expert became known: ask the allocation service for their call
+    task in each of these projects (it decides whether one is due)."""
+    for project_id in project_ids:
+        await publish(
+            session,
+            CallTaskRequested(
+                project_id=project_id, expert_id=expert_id, lead_id=lead_id, trigger=trigger
+            ),
+        )
+
+
+async def add_phone(
+    session: AsyncSession, expert_id: uuid.UUID, value: str, *, is_primary: bool
+) -> ExpertContact:
+    """An operator's phone for the expert (read in the expert's country); a dialable one asks
+    for the expert's call task in every project they are a lead of."""
+    expert = await find_expert(session, expert_id)
+    phone = normalize_phone(value, expert.country_iso)
+    contact = await repository.add_contact(
+        session, {**phone_contact(expert.id, phone, ContactSource.MANUAL), "is_primary": is_primary}
+    )
+    if phone.dialable:
+        await request_call_tasks(
+            session,
+            expert_id=expert.id,
+            project_ids=await repository.project_ids_of_expert(session, expert.id),
+            trigger=CallTaskTrigger.OPERATOR_CONTACT,
+        )
+    return contact
+
+
+# --- job-title discovery ------------------------------------------------------------------------
+
+
+async def request_job_title_discovery(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    companies: Sequence[tuple[str | None, uuid.UUID | None]],
+    geography_iso_codes: Sequence[str] | None,
+    requested_by: str | None,
+    max_companies: int,
+) -> JobTitleDiscoveryRun:
+    """Record a discovery run for (company name, company id) pairs, in the project's
+    geographies unless given, and queue it (``job-title-discovery`` lane). At most
+    ``max_companies``; a given company id must be one of the project's companies."""
+    project = await find_project(session, project_id)
+    if len(companies) > max_companies:
+        raise InvalidPayload(
+            f"at most {max_companies} companies per request",
+            details={"field": "companies", "max": max_companies},
+        )
+    given_ids = [company_id for _, company_id in companies if company_id is not None]
+    known = await repository.company_ids_of_project(session, project.id, given_ids)
+    unknown = sorted({str(company_id) for company_id in given_ids if company_id not in known})
+    if unknown:
+        raise InvalidPayload(
+            "companyId is not a company of this project",
+            details={
+                "errors": [{"field": "companies.companyId", "value": value} for value in unknown]
+            },
+        )
+    run = await repository.create_discovery_run(
+        session,
+        project_id=project.id,
+        companies=[
+            {"companyName": name, "companyId": str(company_id) if company_id else None}
+            for name, company_id in companies
+        ],
+        geography_iso_codes=geography_iso_codes or project.geography_iso_codes,
+        requested_by=requested_by,
+        correlation_id=correlation_id_var.get(),
+    )
+    await publish(session, JobTitleDiscoveryRequested(run_id=run.id, project_id=project.id))
+    return run
