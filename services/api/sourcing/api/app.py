@@ -23,9 +23,7 @@ from sourcing.api.routers import (
     documentation,
     experts,
     job_title_discovery,
-    outreach,
     projects,
-    screening,
     system,
     webhooks,
 )
@@ -34,6 +32,7 @@ from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.web import reject_unknown_query_params
+from sourcing.outreach import endpoints
 
 log = logging.getLogger("sourcing.api")
 
@@ -48,8 +47,8 @@ ROUTERS = (
     experts.router,
     job_title_discovery.router,
     call_tasks.router,
-    outreach.router,
-    screening.router,
+    endpoints.outreach_router,
+    endpoints.screening_router,
     dead_letters.router,
     documentation.router,
 )
