@@ -323,6 +323,17 @@ async def idle_screening_responses(
     return list((await session.execute(stmt)).scalars().all())
 
 
+async def expert_ids_of_responses(
+    session: AsyncSession, response_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    if not response_ids:
+        return {}
+    stmt = select(ScreeningResponse.id, ScreeningResponse.expert_id).where(
+        ScreeningResponse.id.in_(response_ids)
+    )
+    return {row.id: row.expert_id for row in (await session.execute(stmt)).all()}
+
+
 async def add_reminder(
     session: AsyncSession,
     *,

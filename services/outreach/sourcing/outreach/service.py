@@ -33,10 +33,11 @@ answered.
 * once every *required* question has an answer, every row moves ``IN_PROGRESS → COMPLETE``;
 * after ``SCREENING_MAX_REMINDERS`` unanswered follow-ups the open rows move ``→ ESCALATED``.
 
-The scheduler asks :func:`responses_due_follow_up` for one response per open screening (the
-first open question in display order) whose rows were all untouched for ``idle_minutes``, and
-publishes ``screening.follow-up.v1`` for each; the screening agent re-checks the idle time, so
-publishing twice is harmless.
+Each scheduler tick (``screening.follow-up-sweep.v1``) asks :func:`responses_due_follow_up`
+for one response per open screening (the first open question in display order) whose rows
+were all untouched for ``SCREENING_FOLLOW_UP_IDLE_MINUTES`` and publishes
+``screening.follow-up.v1`` for each; the follow-up re-checks the idle time, so publishing twice
+is harmless.
 
 Recipient selection (:func:`pick_recipient`, :func:`best_recipient`) is shared by screening
 dispatch and automatic outreach: which contact of an expert a channel can address.
@@ -54,9 +55,11 @@ from types import MappingProxyType
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.errors import InvalidPayload
+from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.outreach import (
     OutreachSendRequested,
+    ScreeningFollowUpRequested,
 )
 from sourcing.common.models import (
     CooldownLog,
@@ -587,6 +590,9 @@ async def mark_leads(
 
 OPEN_STATUSES = (ScreeningResponseStatus.PENDING.value, ScreeningResponseStatus.IN_PROGRESS.value)
 
+# UUIDv5 namespace of the follow-ups a sweep publishes (a constant: changing it re-sends a tick).
+FOLLOW_UP_NAMESPACE = uuid.UUID("0b7c1f4e-3d2a-5e8b-9c61-7a4f2e9d0c35")
+
 
 def render_screening_questions(prompts: Sequence[str], *, intro: str | None = None) -> str:
     """The text that carries the questions to the expert, numbered in display order."""
@@ -679,3 +685,29 @@ async def responses_due_follow_up(
     return await repository.idle_screening_responses(
         session, statuses=OPEN_STATUSES, cutoff=follow_up_cutoff(now, idle_minutes), limit=limit
     )
+
+
+async def publish_due_follow_ups(
+    session: AsyncSession,
+    *,
+    sweep: Envelope,
+    requested_at: datetime,
+    idle_minutes: int,
+    limit: int,
+) -> int:
+    """One ``screening.follow-up.v1`` per screening due as of ``requested_at`` (keyed by
+    expert id), with an envelope id derived from the sweep's and the response's: a
+    redelivered sweep publishes the same ids, which the screening agent deduplicates."""
+    due = await responses_due_follow_up(
+        session, now=requested_at, idle_minutes=idle_minutes, limit=limit
+    )
+    experts = await repository.expert_ids_of_responses(session, due)
+    for response_id in due:
+        await publish(
+            session,
+            ScreeningFollowUpRequested(response_id=response_id, expert_id=experts[response_id]),
+            correlation_id=sweep.correlation_id,
+            envelope_id=str(uuid.uuid5(FOLLOW_UP_NAMESPACE, f"{sweep.id}:{response_id}")),
+            occurred_at=requested_at,
+        )
+    return len(due)
