@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,12 +49,10 @@ from sourcing.common.models import (
     GoogleSheetExport,
     GoogleSheetRowMap,
     OutreachThread,
-    Project,
     ScreeningResponse,
 )
 from sourcing.common.models.enums import (
     Channel,
-    ContactType,
     DeliveryStatus,
     MessagePurpose,
     SheetExportStatus,
@@ -346,33 +343,6 @@ class ScreeningHandlers:
 
 # --- google sheets --------------------------------------------------------------------------
 
-SHEET_HEADER = (
-    "Expert ID",
-    "Name",
-    "Title",
-    "Company",
-    "Emails",
-    "Phones",
-    "Other contacts",
-    "Lead status",
-    "Ranking score",
-    "Screening",
-)
-
-
-def tab_title(project: Project) -> str:
-    """One tab per project: its name (characters Sheets ranges dislike removed) + short id."""
-    name = re.sub(r"[\[\]\*\?/\\:'!]", " ", project.name).strip()[:80] or "Project"
-    return f"{name} {str(project.id)[:8]}"
-
-
-def screening_summary(rows: list[ScreeningResponse]) -> str:
-    if not rows:
-        return ""
-    status = rows[0].status
-    answered = sum(1 for row in rows if row.answered_at is not None)
-    return f"{status} ({answered}/{len(rows)} answered)"
-
 
 class SheetSyncHandlers:
     """``google-sheets-sync.requested.v1``: push the expert's row to the project's tab."""
@@ -384,42 +354,6 @@ class SheetSyncHandlers:
         self.sheets = sheets
         self.clock = clock
         self._disabled_logged = False
-
-    async def row_values(
-        self, session: AsyncSession, project: Project, expert: Expert
-    ) -> list[str]:
-        contacts = await repository.list_contacts(session, expert.id)
-        by_type: dict[str, list[str]] = {}
-        for contact in contacts:
-            by_type.setdefault(contact.type, []).append(
-                contact.value
-                if contact.type != ContactType.HANDLE.value
-                else f"{contact.channel or 'handle'}:{contact.value}"
-            )
-        leads = await repository.expert_leads(session, project_id=project.id, expert_id=expert.id)
-        ranking = leads[0].ranking_score if leads and leads[0].ranking_score is not None else None
-        if ranking is None:
-            ranking = await repository.latest_ranking(
-                session, project_id=project.id, expert_id=expert.id
-            )
-        screening = list(
-            await repository.screening_statuses(session, project_id=project.id, expert_id=expert.id)
-        )
-        return [
-            str(expert.id),
-            expert.full_name,
-            expert.title or "",
-            expert.company_name or "",
-            ", ".join(by_type.get(ContactType.EMAIL.value, [])),
-            ", ".join(by_type.get(ContactType.PHONE.value, [])),
-            ", ".join(
-                by_type.get(ContactType.LINKEDIN.value, [])
-                + by_type.get(ContactType.HANDLE.value, [])
-            ),
-            leads[0].status if leads else "",
-            "" if ranking is None else f"{ranking:.4f}",
-            screening_summary(screening),
-        ]
 
     async def sync(
         self, session: AsyncSession, envelope: Envelope, payload: SheetSyncRequested
@@ -439,7 +373,7 @@ class SheetSyncHandlers:
         expert = await repository.get_expert(session, payload.entity_id)
         if project is None or expert is None:
             return
-        values = await self.row_values(session, project, expert)
+        values = await service.sheet_row(session, project, expert)
         digest = hashlib.sha256(json.dumps(values).encode()).hexdigest()
         mapping = await repository.row_map(
             session, project_id=project.id, entity_type=SHEET_EXPERT_ENTITY, entity_id=expert.id
@@ -450,7 +384,7 @@ class SheetSyncHandlers:
             entity_type=SHEET_EXPERT_ENTITY,
             entity_id=expert.id,
             spreadsheet_id=spreadsheet_id,
-            row_values=dict(zip(SHEET_HEADER, values, strict=True)),
+            row_values=dict(zip(service.SHEET_HEADER, values, strict=True)),
             correlation_id=envelope.correlation_id,
         )
         now = self.clock()
@@ -469,8 +403,8 @@ class SheetSyncHandlers:
             mapping.last_exported_at = now
             export.operation = SheetOperation.UPDATE.value
         else:
-            tab = tab_title(project)
-            await self.sheets.ensure_tab(tab, SHEET_HEADER)
+            tab = service.tab_title(project)
+            await self.sheets.ensure_tab(tab, service.SHEET_HEADER)
             row_number = await self.sheets.append_row(tab, values)
             mapping = GoogleSheetRowMap(
                 project_id=project.id,

@@ -41,6 +41,11 @@ is harmless.
 
 Recipient selection (:func:`pick_recipient`, :func:`best_recipient`) is shared by screening
 dispatch and automatic outreach: which contact of an expert a channel can address.
+
+Google Sheets
+-------------
+One tab per project (:func:`tab_title`), one row per expert (:func:`sheet_row`, columns
+:data:`SHEET_HEADER`); the adapter is :mod:`sourcing.outreach.sheets`.
 """
 
 from __future__ import annotations
@@ -711,3 +716,68 @@ async def publish_due_follow_ups(
             occurred_at=requested_at,
         )
     return len(due)
+
+
+# --- google sheets --------------------------------------------------------------------------
+
+SHEET_HEADER = (
+    "Expert ID",
+    "Name",
+    "Title",
+    "Company",
+    "Emails",
+    "Phones",
+    "Other contacts",
+    "Lead status",
+    "Ranking score",
+    "Screening",
+)
+
+
+def tab_title(project: Project) -> str:
+    """One tab per project: its name (characters Sheets ranges dislike removed) + short id."""
+    name = re.sub(r"[\[\]\*\?/\\:'!]", " ", project.name).strip()[:80] or "Project"
+    return f"{name} {str(project.id)[:8]}"
+
+
+def screening_summary(rows: list[ScreeningResponse]) -> str:
+    if not rows:
+        return ""
+    status = rows[0].status
+    answered = sum(1 for row in rows if row.answered_at is not None)
+    return f"{status} ({answered}/{len(rows)} answered)"
+
+
+async def sheet_row(session: AsyncSession, project: Project, expert: Expert) -> list[str]:
+    """The expert's row in the project's tab, in :data:`SHEET_HEADER` order."""
+    contacts = await repository.list_contacts(session, expert.id)
+    by_type: dict[str, list[str]] = {}
+    for contact in contacts:
+        by_type.setdefault(contact.type, []).append(
+            contact.value
+            if contact.type != ContactType.HANDLE.value
+            else f"{contact.channel or 'handle'}:{contact.value}"
+        )
+    leads = await repository.expert_leads(session, project_id=project.id, expert_id=expert.id)
+    ranking = leads[0].ranking_score if leads and leads[0].ranking_score is not None else None
+    if ranking is None:
+        ranking = await repository.latest_ranking(
+            session, project_id=project.id, expert_id=expert.id
+        )
+    screening = list(
+        await repository.screening_statuses(session, project_id=project.id, expert_id=expert.id)
+    )
+    return [
+        str(expert.id),
+        expert.full_name,
+        expert.title or "",
+        expert.company_name or "",
+        ", ".join(by_type.get(ContactType.EMAIL.value, [])),
+        ", ".join(by_type.get(ContactType.PHONE.value, [])),
+        ", ".join(
+            by_type.get(ContactType.LINKEDIN.value, []) + by_type.get(ContactType.HANDLE.value, [])
+        ),
+        leads[0].status if leads else "",
+        "" if ranking is None else f"{ranking:.4f}",
+        screening_summary(screening),
+    ]
