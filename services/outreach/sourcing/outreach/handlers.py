@@ -200,8 +200,9 @@ class OutreachHandlers:
                 body=body,
                 now=self.clock(),
                 cooldown_days=self.settings.OUTREACH_COOLDOWN_DAYS,
-                actor="outreach",
+                actor="auto-outreach",
                 correlation_id=envelope.correlation_id,
+                lead_actor="outreach",
             )
         except service.ThreadClosed:
             logger.info(

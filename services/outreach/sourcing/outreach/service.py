@@ -490,12 +490,14 @@ async def queue_outreach(
     correlation_id: str | None,
     request_override: bool = False,
     subject: str | None = None,
+    lead_actor: str | None = None,
 ) -> OutreachQueued:
     """Queue one outreach message (manual §4.7), from the endpoint or automatic outreach.
 
     Applies the cooldown (a refusal is logged and nothing is queued), opens the thread
     (:class:`ThreadClosed` when it was closed), queues the message, marks the expert's leads
-    ``OUTREACH_PENDING`` and asks the outreach agent to deliver it.
+    ``OUTREACH_PENDING`` and asks the outreach agent to deliver it. ``actor`` signs the
+    cooldown log and, unless ``lead_actor`` is given, the lead transitions.
     """
     decision = await apply_cooldown(
         session,
@@ -530,7 +532,7 @@ async def queue_outreach(
         from_status=LeadStatus.ENRICHED,
         to_status=LeadStatus.OUTREACH_PENDING,
         now=now,
-        actor=actor,
+        actor=lead_actor or actor,
     )
     await publish(
         session,
