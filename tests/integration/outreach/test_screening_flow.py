@@ -22,8 +22,8 @@ from sourcing.common.models import (
     ScreeningReminder,
     ScreeningResponse,
 )
-from sourcing.common.screening import responses_due_follow_up
 from sourcing.outreach.handlers import ScreeningHandlers
+from sourcing.outreach.service import responses_due_follow_up
 from tests.factories import create_project, create_screening_question
 from tests.factories_outreach import create_questions, create_reachable_expert
 

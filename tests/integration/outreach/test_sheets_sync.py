@@ -17,7 +17,8 @@ from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.outreach import SheetSyncRequested
 from sourcing.common.models import Expert, GoogleSheetExport, GoogleSheetRowMap, Project
-from sourcing.outreach.handlers import SheetSyncHandlers, tab_title
+from sourcing.outreach.handlers import SheetSyncHandlers
+from sourcing.outreach.service import tab_title
 from sourcing.outreach.sheets import GoogleSheetsClient
 from sourcing.sandbox.app import create_sandbox_app
 from sourcing.sandbox.sheets import SHEETS_STATE

@@ -21,8 +21,6 @@ from sourcing.api.routers import (
     callers,
     dead_letters,
     documentation,
-    outreach,
-    screening,
     system,
     webhooks,
 )
@@ -32,6 +30,7 @@ from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.web import reject_unknown_query_params
 from sourcing.ingestion import endpoints as ingestion
+from sourcing.outreach import endpoints as outreach
 
 log = logging.getLogger("sourcing.api")
 
@@ -46,8 +45,8 @@ ROUTERS = (
     ingestion.experts_router,
     ingestion.job_title_discovery_router,
     call_tasks.router,
-    outreach.router,
-    screening.router,
+    outreach.outreach_router,
+    outreach.screening_router,
     dead_letters.router,
     documentation.router,
 )

@@ -1,4 +1,5 @@
-"""The work of the outreach, screening and google-sheets-sync agents (testable without Kafka).
+"""The messages of the outreach, screening and google-sheets-sync agents that take more than
+one service call (testable without Kafka); the rules are in :mod:`sourcing.outreach.service`.
 
 Delivery (``outreach.send.v1``) and the reliability contract
 -------------------------------------------------------------
@@ -25,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -50,56 +49,22 @@ from sourcing.common.models import (
     GoogleSheetExport,
     GoogleSheetRowMap,
     OutreachThread,
-    Project,
     ScreeningResponse,
 )
 from sourcing.common.models.enums import (
     Channel,
-    ContactType,
     DeliveryStatus,
     MessagePurpose,
     SheetExportStatus,
     SheetOperation,
 )
-from sourcing.common.policies.cooldown import (
-    ThreadClosed,
-    apply_cooldown,
-    link_cooldown_log,
-    open_thread,
-    queue_outbound_message,
-)
-from sourcing.common.screening import OPEN_STATUSES, best_recipient, pick_recipient
 from sourcing.common.statemachines import LeadStatus, ScreeningResponseStatus
-from sourcing.common.transitions import move
-from sourcing.outreach import repository
+from sourcing.outreach import repository, service
 from sourcing.outreach.channels import OutboundMessage, OutreachChannel
 from sourcing.outreach.sheets import GoogleSheetsClient
 from sourcing.people.suppression import is_suppressed
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_AUTO_TEMPLATE = (
-    "Hi {first_name}, we are running a paid expert consultation for {project_name} and your "
-    "experience as {title} at {company} would be valuable. Would you be open to a short call?"
-)
-
-
-_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
-
-
-def render_template(template: str, *, expert: Expert, project: Project) -> str:
-    """Fill ``{first_name}``, ``{full_name}``, ``{title}``, ``{company}``, ``{project_name}``;
-    unknown placeholders stay as written (no attribute access: templates are operator input)."""
-    fields = {
-        "first_name": expert.first_name or expert.full_name.split(" ")[0],
-        "full_name": expert.full_name,
-        "last_name": expert.last_name or "",
-        "title": expert.title or "your role",
-        "company": expert.company_name or "your company",
-        "project_name": project.name,
-    }
-    return _PLACEHOLDER.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
-
 
 # --- outreach -------------------------------------------------------------------------------
 
@@ -184,13 +149,14 @@ class OutreachHandlers:
             thread.external_thread_id = receipt.provider_thread_id
         await session.flush()
         if message.purpose == MessagePurpose.OUTREACH.value:
-            await repository.mark_leads(
+            await service.mark_leads(
                 session,
                 project_id=thread.project_id,
                 expert_id=thread.expert_id,
                 from_status=LeadStatus.OUTREACH_PENDING,
                 to_status=LeadStatus.CONTACTED,
                 now=now,
+                actor="outreach",
             )
         await publish(
             session,
@@ -213,70 +179,44 @@ class OutreachHandlers:
             return
         channel = Channel(project.auto_outreach_channel)
         contacts = await repository.list_contacts(session, expert.id)
-        recipient = pick_recipient(expert, contacts, channel)
+        recipient = service.pick_recipient(expert, contacts, channel)
         if recipient is None:
             logger.warning(
                 "expert %s has no %s contact; auto outreach skipped", expert.id, channel.name
             )
             return
-        now = self.clock()
-        decision = await apply_cooldown(
-            session,
-            project_id=project.id,
-            expert_id=expert.id,
-            channel=channel,
-            now=now,
-            cooldown_days=self.settings.OUTREACH_COOLDOWN_DAYS,
-            project_override=project.override_cooldown,
-            actor="auto-outreach",
-            correlation_id=envelope.correlation_id,
+        body = service.render_template(
+            project.auto_outreach_template or service.DEFAULT_AUTO_TEMPLATE,
+            expert=expert,
+            project=project,
         )
-        if not decision.allowed:
-            logger.info(
-                "expert %s in cooldown until %s; auto outreach refused", expert.id, decision.ends_at
-            )
-            return
         try:
-            thread = await open_thread(
+            queued = await service.queue_outreach(
                 session,
-                project_id=project.id,
-                expert_id=expert.id,
+                project=project,
+                expert=expert,
                 channel=channel,
                 recipient=recipient,
+                body=body,
+                now=self.clock(),
+                cooldown_days=self.settings.OUTREACH_COOLDOWN_DAYS,
+                actor="auto-outreach",
+                correlation_id=envelope.correlation_id,
+                lead_actor="outreach",
             )
-        except ThreadClosed:
+        except service.ThreadClosed:
             logger.info(
                 "thread of expert %s on %s is closed; auto outreach skipped",
                 expert.id,
                 channel.name,
             )
             return
-        body = render_template(
-            project.auto_outreach_template or DEFAULT_AUTO_TEMPLATE, expert=expert, project=project
-        )
-        message = await queue_outbound_message(
-            session,
-            thread=thread,
-            body=body,
-            recipient=recipient,
-            cooldown_overridden=decision.in_cooldown,
-            correlation_id=envelope.correlation_id,
-        )
-        await link_cooldown_log(session, decision, message)
-        await repository.mark_leads(
-            session,
-            project_id=project.id,
-            expert_id=expert.id,
-            from_status=LeadStatus.ENRICHED,
-            to_status=LeadStatus.OUTREACH_PENDING,
-            now=now,
-        )
-        await publish(
-            session,
-            OutreachSendRequested(
-                message_id=message.id, expert_id=expert.id, project_id=project.id
-            ),
-        )
+        if queued.message is None:
+            logger.info(
+                "expert %s in cooldown until %s; auto outreach refused",
+                expert.id,
+                queued.decision.ends_at,
+            )
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -286,12 +226,6 @@ class OutreachHandlers:
 
 
 # --- screening ------------------------------------------------------------------------------
-
-
-def reminder_text(prompts: list[str], number: int) -> str:
-    lines = [f"Reminder {number}: we are still waiting for your answers to:"]
-    lines.extend(f"- {prompt}" for prompt in prompts)
-    return "\n".join(lines)
 
 
 class ScreeningHandlers:
@@ -305,31 +239,29 @@ class ScreeningHandlers:
         self, session: AsyncSession, envelope: Envelope, payload: ScreeningFollowUpRequested
     ) -> None:
         response = await repository.get_response(session, payload.response_id)
-        if response is None or response.status not in OPEN_STATUSES:
+        if response is None or response.status not in service.OPEN_STATUSES:
             return
         rows = await repository.screening_rows(
-            session, project_id=response.project_id, expert_id=response.expert_id
+            session, project_id=response.project_id, expert_id=response.expert_id, lock=True
         )
-        open_rows = [row for row, _ in rows if row.status in OPEN_STATUSES]
+        open_rows = [row for row, _ in rows if row.status in service.OPEN_STATUSES]
         if not open_rows:
             return
         now = self.clock()
-        idle = timedelta(minutes=self.settings.SCREENING_FOLLOW_UP_IDLE_MINUTES)
-        if max(row.updated_at for row in open_rows) > now - idle:
+        cutoff = service.follow_up_cutoff(now, self.settings.SCREENING_FOLLOW_UP_IDLE_MINUTES)
+        if max(row.updated_at for row in open_rows) > cutoff:
             logger.info("screening of expert %s was touched meanwhile", response.expert_id)
             return
         sent = max(row.reminder_count for row in open_rows)
         if sent >= self.settings.SCREENING_MAX_REMINDERS:
-            for row in open_rows:
-                move(
-                    session,
-                    row,
-                    ScreeningResponseStatus.ESCALATED,
-                    actor="screening-follow-up",
-                    reason=f"no answer after {sent} reminders",
-                    now=now,
-                )
-                row.escalated_at = now
+            service.move_screening(
+                session,
+                open_rows,
+                ScreeningResponseStatus.ESCALATED,
+                actor="screening-follow-up",
+                reason=f"no answer after {sent} reminders",
+                now=now,
+            )
             await session.flush()
             logger.warning(
                 "screening of expert %s in project %s escalated after %d reminders",
@@ -353,10 +285,10 @@ class ScreeningHandlers:
             return
         number = sent + 1
         unanswered = [q.prompt for row, q in rows if row.answered_at is None and q.required]
-        message = await queue_outbound_message(
+        message = await service.queue_outbound_message(
             session,
             thread=thread,
-            body=reminder_text(unanswered or [q.prompt for _, q in rows], number),
+            body=service.reminder_text(unanswered or [q.prompt for _, q in rows], number),
             purpose=MessagePurpose.SCREENING_REMINDER,
             correlation_id=envelope.correlation_id,
         )
@@ -393,49 +325,24 @@ class ScreeningHandlers:
             )
             if thread is not None and thread.status == "OPEN":
                 return thread
-        recipient = best_recipient(expert, await repository.list_contacts(session, expert.id))
+        recipient = service.best_recipient(
+            expert, await repository.list_contacts(session, expert.id)
+        )
         if recipient is None:
             return None
         try:
-            return await open_thread(
+            return await service.open_thread(
                 session,
                 project_id=response.project_id,
                 expert_id=expert.id,
                 channel=recipient.channel,
                 recipient=recipient.address,
             )
-        except ThreadClosed:
+        except service.ThreadClosed:
             return None
 
 
 # --- google sheets --------------------------------------------------------------------------
-
-SHEET_HEADER = (
-    "Expert ID",
-    "Name",
-    "Title",
-    "Company",
-    "Emails",
-    "Phones",
-    "Other contacts",
-    "Lead status",
-    "Ranking score",
-    "Screening",
-)
-
-
-def tab_title(project: Project) -> str:
-    """One tab per project: its name (characters Sheets ranges dislike removed) + short id."""
-    name = re.sub(r"[\[\]\*\?/\\:'!]", " ", project.name).strip()[:80] or "Project"
-    return f"{name} {str(project.id)[:8]}"
-
-
-def screening_summary(rows: list[ScreeningResponse]) -> str:
-    if not rows:
-        return ""
-    status = rows[0].status
-    answered = sum(1 for row in rows if row.answered_at is not None)
-    return f"{status} ({answered}/{len(rows)} answered)"
 
 
 class SheetSyncHandlers:
@@ -448,42 +355,6 @@ class SheetSyncHandlers:
         self.sheets = sheets
         self.clock = clock
         self._disabled_logged = False
-
-    async def row_values(
-        self, session: AsyncSession, project: Project, expert: Expert
-    ) -> list[str]:
-        contacts = await repository.list_contacts(session, expert.id)
-        by_type: dict[str, list[str]] = {}
-        for contact in contacts:
-            by_type.setdefault(contact.type, []).append(
-                contact.value
-                if contact.type != ContactType.HANDLE.value
-                else f"{contact.channel or 'handle'}:{contact.value}"
-            )
-        leads = await repository.expert_leads(session, project_id=project.id, expert_id=expert.id)
-        ranking = leads[0].ranking_score if leads and leads[0].ranking_score is not None else None
-        if ranking is None:
-            ranking = await repository.latest_ranking(
-                session, project_id=project.id, expert_id=expert.id
-            )
-        screening = list(
-            await repository.screening_statuses(session, project_id=project.id, expert_id=expert.id)
-        )
-        return [
-            str(expert.id),
-            expert.full_name,
-            expert.title or "",
-            expert.company_name or "",
-            ", ".join(by_type.get(ContactType.EMAIL.value, [])),
-            ", ".join(by_type.get(ContactType.PHONE.value, [])),
-            ", ".join(
-                by_type.get(ContactType.LINKEDIN.value, [])
-                + by_type.get(ContactType.HANDLE.value, [])
-            ),
-            leads[0].status if leads else "",
-            "" if ranking is None else f"{ranking:.4f}",
-            screening_summary(screening),
-        ]
 
     async def sync(
         self, session: AsyncSession, envelope: Envelope, payload: SheetSyncRequested
@@ -503,7 +374,7 @@ class SheetSyncHandlers:
         expert = await repository.get_expert(session, payload.entity_id)
         if project is None or expert is None:
             return
-        values = await self.row_values(session, project, expert)
+        values = await service.sheet_row(session, project, expert)
         digest = hashlib.sha256(json.dumps(values).encode()).hexdigest()
         mapping = await repository.row_map(
             session, project_id=project.id, entity_type=SHEET_EXPERT_ENTITY, entity_id=expert.id
@@ -514,7 +385,7 @@ class SheetSyncHandlers:
             entity_type=SHEET_EXPERT_ENTITY,
             entity_id=expert.id,
             spreadsheet_id=spreadsheet_id,
-            row_values=dict(zip(SHEET_HEADER, values, strict=True)),
+            row_values=dict(zip(service.SHEET_HEADER, values, strict=True)),
             correlation_id=envelope.correlation_id,
         )
         now = self.clock()
@@ -533,8 +404,8 @@ class SheetSyncHandlers:
             mapping.last_exported_at = now
             export.operation = SheetOperation.UPDATE.value
         else:
-            tab = tab_title(project)
-            await self.sheets.ensure_tab(tab, SHEET_HEADER)
+            tab = service.tab_title(project)
+            await self.sheets.ensure_tab(tab, service.SHEET_HEADER)
             row_number = await self.sheets.append_row(tab, values)
             mapping = GoogleSheetRowMap(
                 project_id=project.id,

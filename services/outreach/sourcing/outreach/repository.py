@@ -1,4 +1,5 @@
-"""Queries of the outreach service: messages and threads, leads, screening, sheet rows."""
+"""Every query of the outreach context: cooldown, messages and threads, leads, screening,
+sheet rows."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, func, select, text, update
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.models import (
+    Base,
+    CooldownLog,
     Expert,
     ExpertContact,
     GoogleSheetExport,
@@ -24,9 +27,56 @@ from sourcing.common.models import (
     ScreeningReminder,
     ScreeningResponse,
 )
-from sourcing.common.models.enums import DeliveryStatus
-from sourcing.common.statemachines import LeadStatus
-from sourcing.common.transitions import move
+from sourcing.common.models.enums import (
+    Channel,
+    DeliveryStatus,
+    MessageDirection,
+    MessagePurpose,
+)
+from sourcing.common.statemachines import (
+    LeadStatus,
+    OutreachThreadStatus,
+    ScreeningResponseStatus,
+)
+
+
+async def add(session: AsyncSession, row: Base) -> None:
+    """Insert ``row`` now (its id is known to the caller)."""
+    session.add(row)
+    await session.flush()
+
+
+# --- cooldown -------------------------------------------------------------------------------
+
+# Namespace of the per-expert advisory lock (hashtextextended(namespace || expert id)).
+_LOCK_NAMESPACE = "outreach-cooldown:"
+
+
+async def lock_expert_outreach(session: AsyncSession, expert_id: uuid.UUID) -> None:
+    """Serialise outreach decisions for one expert until the transaction ends."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"{_LOCK_NAMESPACE}{expert_id}"},
+    )
+
+
+async def last_outreach_at(session: AsyncSession, expert_id: uuid.UUID) -> datetime | None:
+    """When the expert was last sent (or queued) an outreach message that did not fail."""
+    stmt = select(
+        func.max(func.coalesce(OutreachMessage.sent_at, OutreachMessage.created_at))
+    ).where(
+        OutreachMessage.expert_id == expert_id,
+        OutreachMessage.direction == MessageDirection.OUTBOUND.value,
+        OutreachMessage.purpose == MessagePurpose.OUTREACH.value,
+        OutreachMessage.delivery_status != DeliveryStatus.FAILED.value,
+    )
+    value: datetime | None = (await session.execute(stmt)).scalar_one_or_none()
+    return value
+
+
+async def get_cooldown_log(session: AsyncSession, log_id: uuid.UUID) -> CooldownLog | None:
+    return await session.get(CooldownLog, log_id)
+
 
 # --- messages and threads -------------------------------------------------------------------
 
@@ -84,38 +134,55 @@ async def record_failure(
     )
 
 
-LEAD_REASONS = {
-    LeadStatus.OUTREACH_PENDING: "outreach message queued",
-    LeadStatus.CONTACTED: "outreach message sent",
-}
-
-
-async def mark_leads(
-    session: AsyncSession,
-    *,
-    project_id: uuid.UUID,
-    expert_id: uuid.UUID,
-    from_status: LeadStatus,
-    to_status: LeadStatus,
-    now: datetime,
-) -> int:
-    """Move the expert's leads in the project from one status to the next (:func:`move`)."""
+async def leads_in_status(
+    session: AsyncSession, *, project_id: uuid.UUID, expert_id: uuid.UUID, status: LeadStatus
+) -> Sequence[Lead]:
+    """The expert's leads in the project with ``status``, locked."""
     stmt = (
         select(Lead)
         .where(
             Lead.project_id == project_id,
             Lead.expert_id == expert_id,
-            Lead.status == from_status.value,
+            Lead.status == status.value,
         )
         .with_for_update()
     )
-    leads = (await session.execute(stmt)).scalars().all()
-    for lead in leads:
-        move(session, lead, to_status, actor="outreach", reason=LEAD_REASONS[to_status], now=now)
-        if to_status is LeadStatus.CONTACTED:
-            lead.contacted_at = now
-    await session.flush()
-    return len(leads)
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def ensure_thread(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    expert_id: uuid.UUID,
+    channel: Channel,
+    recipient: str,
+    status: OutreachThreadStatus,
+) -> OutreachThread:
+    """The expert's thread for project + channel, inserted with ``status`` when missing
+    (race-safe), read fresh."""
+    await session.execute(
+        insert(OutreachThread)
+        .values(
+            id=uuid.uuid4(),
+            project_id=project_id,
+            expert_id=expert_id,
+            channel=channel.value,
+            status=status.value,
+            recipient=recipient,
+        )
+        .on_conflict_do_nothing(index_elements=["expert_id", "project_id", "channel"])
+    )
+    stmt = (
+        select(OutreachThread)
+        .where(
+            OutreachThread.expert_id == expert_id,
+            OutreachThread.project_id == project_id,
+            OutreachThread.channel == channel.value,
+        )
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one()
 
 
 async def find_thread(
@@ -156,10 +223,61 @@ async def get_response(session: AsyncSession, response_id: uuid.UUID) -> Screeni
     return await session.get(ScreeningResponse, response_id)
 
 
+async def get_question(session: AsyncSession, question_id: uuid.UUID) -> ScreeningQuestion | None:
+    return await session.get(ScreeningQuestion, question_id)
+
+
+async def list_questions(
+    session: AsyncSession, project_id: uuid.UUID
+) -> Sequence[ScreeningQuestion]:
+    stmt = (
+        select(ScreeningQuestion)
+        .where(ScreeningQuestion.project_id == project_id)
+        .order_by(ScreeningQuestion.display_order, ScreeningQuestion.created_at)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def create_pending_responses(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    expert_id: uuid.UUID,
+    question_ids: Sequence[uuid.UUID],
+    channel: str,
+    now: datetime,
+    correlation_id: str | None,
+) -> list[uuid.UUID]:
+    """A PENDING response per question the expert has none for; returns the new ids."""
+    if not question_ids:
+        return []
+    stmt = (
+        insert(ScreeningResponse)
+        .values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "project_id": project_id,
+                    "expert_id": expert_id,
+                    "question_id": question_id,
+                    "status": ScreeningResponseStatus.PENDING.value,
+                    "channel": channel,
+                    "dispatched_at": now,
+                    "correlation_id": correlation_id,
+                }
+                for question_id in question_ids
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["expert_id", "question_id"])
+        .returning(ScreeningResponse.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
 async def screening_rows(
-    session: AsyncSession, *, project_id: uuid.UUID, expert_id: uuid.UUID
+    session: AsyncSession, *, project_id: uuid.UUID, expert_id: uuid.UUID, lock: bool = False
 ) -> Sequence[tuple[ScreeningResponse, ScreeningQuestion]]:
-    """The expert's screening in the project, locked, in display order."""
+    """The expert's responses in the project with their questions, in display order."""
     stmt = (
         select(ScreeningResponse, ScreeningQuestion)
         .join(ScreeningQuestion, ScreeningQuestion.id == ScreeningResponse.question_id)
@@ -168,10 +286,52 @@ async def screening_rows(
             ScreeningResponse.expert_id == expert_id,
         )
         .order_by(ScreeningQuestion.display_order, ScreeningQuestion.created_at)
-        .with_for_update(of=ScreeningResponse)
         .execution_options(populate_existing=True)
     )
+    if lock:
+        stmt = stmt.with_for_update(of=ScreeningResponse)
     return [(row[0], row[1]) for row in (await session.execute(stmt)).all()]
+
+
+async def idle_screening_responses(
+    session: AsyncSession, *, statuses: Sequence[str], cutoff: datetime, limit: int
+) -> list[uuid.UUID]:
+    """One response id per screening (project + expert) whose rows in ``statuses`` were all
+    untouched since ``cutoff``: the first such question's in display order, oldest first."""
+    sr = ScreeningResponse
+    is_open = sr.status.in_(statuses)
+    touched = func.max(sr.updated_at)
+    groups = (
+        select(sr.project_id, sr.expert_id, touched.label("touched"))
+        .where(is_open)
+        .group_by(sr.project_id, sr.expert_id)
+        .having(touched <= cutoff)
+        .order_by(touched)
+        .limit(limit)
+        .subquery()
+    )
+    stmt = (
+        select(sr.id)
+        .join(
+            groups, and_(sr.project_id == groups.c.project_id, sr.expert_id == groups.c.expert_id)
+        )
+        .join(ScreeningQuestion, ScreeningQuestion.id == sr.question_id)
+        .where(is_open)
+        .ext(distinct_on(sr.project_id, sr.expert_id))
+        .order_by(sr.project_id, sr.expert_id, ScreeningQuestion.display_order, sr.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def expert_ids_of_responses(
+    session: AsyncSession, response_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    if not response_ids:
+        return {}
+    stmt = select(ScreeningResponse.id, ScreeningResponse.expert_id).where(
+        ScreeningResponse.id.in_(response_ids)
+    )
+    return {row.id: row.expert_id for row in (await session.execute(stmt)).all()}
 
 
 async def add_reminder(

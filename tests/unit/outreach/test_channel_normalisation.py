@@ -6,7 +6,7 @@ import pytest
 
 from sourcing.common.errors import InvalidPayload
 from sourcing.common.models.enums import Channel
-from sourcing.common.policies.channels import (
+from sourcing.outreach.service import (
     CHANNEL_ALIASES,
     UnknownChannel,
     api_name,

@@ -1,4 +1,4 @@
-"""Request and response bodies of the outreach and screening endpoints (manual §4.7, §4.8)."""
+"""Request and response bodies of the outreach context's endpoints (manual §4.7, §4.8)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,293 @@
+"""The outreach context's endpoints, mounted by the gateway: outreach (manual §4.7) and
+screening (manual §4.8).
+
+Outreach queues a message to an expert on one of the 13 channels. Refusals: unknown channel →
+400 (listing the valid names); unknown project/expert → 404; suppressed (never-contact) expert
+→ 409 ``expert_suppressed``; expert in the 30-day cooldown → 409 ``cooldown_active`` with
+``details.cooldownEndsAt``, and the refusal is logged in ``cooldown_logs`` (the 409 is answered
+without rolling that row back).
+
+Screening dispatches a project's questions and records answers. Status semantics (see
+:mod:`sourcing.outreach.service`): one row per expert and question, all rows of one expert's
+screening move together ``PENDING → IN_PROGRESS`` (first answer) ``→ COMPLETE`` (every
+required question answered). Dispatch is idempotent: questions that already have a row keep
+it, and the questions are only sent when a new row was created. Screening messages do not
+count toward, and are not blocked by, the outreach cooldown. Errors: unknown
+project/expert/question → 404; question of another project → 400; suppressed expert → 409
+``expert_suppressed``; project without questions → 409 ``no_screening_questions``; expert with
+no reachable channel → 409 ``no_reachable_channel``; an answer before dispatch → 409
+``screening_not_dispatched``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
+
+from sourcing.common.errors import Conflict, InvalidPayload, NotFound
+from sourcing.common.kafka.outbox import publish
+from sourcing.common.logging import correlation_id_var
+from sourcing.common.messages.outreach import OutreachSendRequested, SheetSyncRequested
+from sourcing.common.models import Expert, Project
+from sourcing.common.models.enums import MessagePurpose
+from sourcing.common.web import NowDep, SessionDep, SettingsDep, StaffPrincipal, error_responses
+from sourcing.outreach import repository, service
+from sourcing.outreach.schemas import (
+    OutreachSendAccepted,
+    OutreachSendRequest,
+    ScreeningAnswerRecorded,
+    ScreeningAnswerRequest,
+    ScreeningDispatchAccepted,
+    ScreeningDispatchRequest,
+    ScreeningResponseOut,
+)
+from sourcing.people.suppression import is_suppressed
+
+outreach_router = APIRouter(prefix="/api/v1/outreach", tags=["outreach"])
+screening_router = APIRouter(prefix="/api/v1/screening", tags=["screening"])
+
+
+class CooldownActive(Conflict):
+    code = "cooldown_active"
+
+
+class ExpertSuppressed(Conflict):
+    code = "expert_suppressed"
+
+
+class ThreadNotOpen(Conflict):
+    code = "thread_closed"
+
+
+async def load_project_and_expert(
+    session: SessionDep, project_id: uuid.UUID, expert_id: uuid.UUID
+) -> tuple[Project, Expert]:
+    project = await repository.get_project(session, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found", details={"projectId": str(project_id)})
+    expert = await repository.get_expert(session, expert_id)
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    if await is_suppressed(session, expert.id):
+        raise ExpertSuppressed(
+            f"expert {expert_id} must never be contacted again",
+            details={"expertId": str(expert_id)},
+        )
+    return project, expert
+
+
+@outreach_router.post(
+    "/send",
+    response_model=OutreachSendAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+)
+async def send_outreach(
+    body: OutreachSendRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: StaffPrincipal,
+    now: NowDep,
+) -> OutreachSendAccepted | JSONResponse:
+    channel = service.normalize_channel(body.channel)
+    service.validate_recipient(channel, body.recipient)
+    project, expert = await load_project_and_expert(session, body.project_id, body.expert_id)
+    correlation_id = correlation_id_var.get()
+    try:
+        queued = await service.queue_outreach(
+            session,
+            project=project,
+            expert=expert,
+            channel=channel,
+            recipient=body.recipient,
+            body=body.body,
+            now=now,
+            cooldown_days=settings.OUTREACH_COOLDOWN_DAYS,
+            actor=principal.user_id,
+            correlation_id=correlation_id,
+            request_override=body.override_cooldown,
+            subject=body.subject,
+        )
+    except service.ThreadClosed as closed:
+        raise ThreadNotOpen(
+            str(closed), details={"threadId": str(closed.thread.id), "status": closed.thread.status}
+        ) from closed
+    if queued.message is None:
+        decision = queued.decision
+        ends_at = decision.ends_at.isoformat() if decision.ends_at else None
+        refusal = CooldownActive(
+            f"expert {expert.id} is in the {settings.OUTREACH_COOLDOWN_DAYS}-day outreach "
+            f"cooldown until {ends_at}; set overrideCooldown to send anyway",
+            details={
+                "expertId": str(expert.id),
+                "cooldownEndsAt": ends_at,
+                "lastContactedAt": decision.last_contacted_at.isoformat()
+                if decision.last_contacted_at
+                else None,
+                "cooldownLogId": str(decision.log_id),
+            },
+        )
+        # Returned, not raised: the unit of work commits the ENFORCED cooldown log.
+        return JSONResponse(status_code=refusal.status, content=refusal.envelope())
+    return OutreachSendAccepted(accepted=True, job_id=str(queued.message.id))
+
+
+_ERRORS = error_responses(400, 401, 403, 404, 409, 413)
+
+
+class NoScreeningQuestions(Conflict):
+    code = "no_screening_questions"
+
+
+class NoReachableChannel(Conflict):
+    code = "no_reachable_channel"
+
+
+class ScreeningNotDispatched(Conflict):
+    code = "screening_not_dispatched"
+
+
+@screening_router.post(
+    "/dispatch",
+    response_model=ScreeningDispatchAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_ERRORS,
+)
+async def dispatch_screening(
+    body: ScreeningDispatchRequest, session: SessionDep, _: StaffPrincipal, now: NowDep
+) -> ScreeningDispatchAccepted:
+    project, expert = await load_project_and_expert(session, body.project_id, body.expert_id)
+    questions = await repository.list_questions(session, project.id)
+    if not questions:
+        raise NoScreeningQuestions(
+            f"project {project.id} has no screening questions",
+            details={"projectId": str(project.id)},
+        )
+    recipient = service.best_recipient(expert, await repository.list_contacts(session, expert.id))
+    if recipient is None:
+        raise NoReachableChannel(
+            f"expert {expert.id} has no contact any channel can reach",
+            details={"expertId": str(expert.id)},
+        )
+    correlation_id = correlation_id_var.get()
+    created = await repository.create_pending_responses(
+        session,
+        project_id=project.id,
+        expert_id=expert.id,
+        question_ids=[question.id for question in questions],
+        channel=recipient.channel.value,
+        now=now,
+        correlation_id=correlation_id,
+    )
+    job_id: str | None = None
+    if created:
+        try:
+            thread = await service.open_thread(
+                session,
+                project_id=project.id,
+                expert_id=expert.id,
+                channel=recipient.channel,
+                recipient=recipient.address,
+            )
+        except service.ThreadClosed as closed:
+            raise ThreadNotOpen(
+                str(closed), details={"threadId": str(closed.thread.id)}
+            ) from closed
+        message = await service.queue_outbound_message(
+            session,
+            thread=thread,
+            body=service.render_screening_questions([question.prompt for question in questions]),
+            purpose=MessagePurpose.SCREENING,
+            recipient=recipient.address,
+            correlation_id=correlation_id,
+        )
+        await publish(
+            session,
+            OutreachSendRequested(
+                message_id=message.id,
+                expert_id=expert.id,
+                project_id=project.id,
+                subject=f"Screening questions: {project.name}"[:500],
+            ),
+        )
+        job_id = str(message.id)
+        rows = await repository.screening_rows(session, project_id=project.id, expert_id=expert.id)
+        new = set(created)
+        for response, _question in rows:
+            if response.id in new:
+                response.dispatch_message_id = message.id
+        await session.flush()
+        await publish(
+            session, SheetSyncRequested.for_expert(project_id=project.id, expert_id=expert.id)
+        )
+    rows = await repository.screening_rows(session, project_id=project.id, expert_id=expert.id)
+    return ScreeningDispatchAccepted(
+        accepted=True,
+        job_id=job_id,
+        channel=service.api_name(recipient.channel),
+        created=len(created),
+        responses=[ScreeningResponseOut.model_validate(response) for response, _ in rows],
+    )
+
+
+@screening_router.post(
+    "/response",
+    response_model=ScreeningAnswerRecorded,
+    status_code=status.HTTP_200_OK,
+    responses=_ERRORS,
+)
+async def record_screening_response(
+    body: ScreeningAnswerRequest, session: SessionDep, principal: StaffPrincipal, now: NowDep
+) -> ScreeningAnswerRecorded:
+    project = await repository.get_project(session, body.project_id)
+    if project is None:
+        raise NotFound(
+            f"project {body.project_id} not found", details={"projectId": str(body.project_id)}
+        )
+    expert = await repository.get_expert(session, body.expert_id)
+    if expert is None:
+        raise NotFound(
+            f"expert {body.expert_id} not found", details={"expertId": str(body.expert_id)}
+        )
+    question = await repository.get_question(session, body.question_id)
+    if question is None:
+        raise NotFound(
+            f"screening question {body.question_id} not found",
+            details={"questionId": str(body.question_id)},
+        )
+    if question.project_id != project.id:
+        raise InvalidPayload(
+            f"question {question.id} belongs to another project",
+            details={
+                "field": "questionId",
+                "questionProjectId": str(question.project_id),
+                "projectId": str(project.id),
+            },
+        )
+    rows = await repository.screening_rows(
+        session, project_id=project.id, expert_id=expert.id, lock=True
+    )
+    answered = next((response for response, q in rows if q.id == question.id), None)
+    if answered is None:
+        raise ScreeningNotDispatched(
+            f"screening was not dispatched to expert {expert.id} for question {question.id}",
+            details={"questionId": str(question.id)},
+        )
+    remaining = await service.record_answer(
+        session,
+        rows,
+        answered,
+        text=body.response_text,
+        now=now,
+        actor=f"{principal.role.value}:{principal.user_id}",
+    )
+    await publish(
+        session, SheetSyncRequested.for_expert(project_id=project.id, expert_id=expert.id)
+    )
+    return ScreeningAnswerRecorded(
+        response=ScreeningResponseOut.model_validate(answered),
+        screening_status=answered.status,
+        required_unanswered=remaining,
+    )

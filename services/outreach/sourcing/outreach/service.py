@@ -1,0 +1,785 @@
+"""The outreach context's rules (manual §4.7, §4.8, §10), used by its agents and its endpoints.
+
+Channels
+--------
+The one table mapping what people type onto the 13 channels. Input is squashed before lookup
+(lower case, spaces, dashes, dots and underscores removed), so ``"Whats App"``,
+``"whats-app"`` and ``"WHATSAPP"`` all meet the key ``whatsapp`` and the alias table only lists
+genuinely different words and misspellings. No other copy of these aliases may exist.
+
+Cooldown
+--------
+An expert is left alone for ``OUTREACH_COOLDOWN_DAYS`` (30) after the last outreach message
+queued or sent to them, on any channel and for any project (screening questions and reminders
+do not count: they follow a contact the expert already accepted, and failed messages never
+reached them). A send inside the cooldown is refused unless the request or the project sets
+``overrideCooldown``. Every refusal (``ENFORCED``) and every send that went ahead inside the
+cooldown (``OVERRIDDEN``) is a CooldownLog row.
+
+Concurrency: :func:`apply_cooldown` takes a transaction-scoped advisory lock on the expert
+before reading their last contact, and the caller inserts the new message (through
+:func:`queue_outbound_message`) in the same transaction. Two sends for one expert at once are
+serialised: the second sees the first's queued message and is refused.
+
+Screening
+---------
+Status semantics (manual §8 "Screening response status", one row per expert and question):
+the rows of one expert's screening for one project move together and always show the state
+of that screening as a whole; ``answered_at`` / ``response_text`` say which questions are
+answered.
+
+* dispatch creates a ``PENDING`` row per question (idempotent: existing rows are kept);
+* the first answer moves every open row ``PENDING → IN_PROGRESS``;
+* once every *required* question has an answer, every row moves ``IN_PROGRESS → COMPLETE``;
+* after ``SCREENING_MAX_REMINDERS`` unanswered follow-ups the open rows move ``→ ESCALATED``.
+
+Each scheduler tick (``screening.follow-up-sweep.v1``) asks :func:`responses_due_follow_up`
+for one response per open screening (the first open question in display order) whose rows
+were all untouched for ``SCREENING_FOLLOW_UP_IDLE_MINUTES`` and publishes
+``screening.follow-up.v1`` for each; the follow-up re-checks the idle time, so publishing twice
+is harmless.
+
+Recipient selection (:func:`pick_recipient`, :func:`best_recipient`) is shared by screening
+dispatch and automatic outreach: which contact of an expert a channel can address.
+
+Google Sheets
+-------------
+One tab per project (:func:`tab_title`), one row per expert (:func:`sheet_row`, columns
+:data:`SHEET_HEADER`); the adapter is :mod:`sourcing.outreach.sheets`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.common.errors import InvalidPayload
+from sourcing.common.events import Envelope
+from sourcing.common.kafka.outbox import publish
+from sourcing.common.messages.outreach import (
+    OutreachSendRequested,
+    ScreeningFollowUpRequested,
+)
+from sourcing.common.models import (
+    CooldownLog,
+    Expert,
+    ExpertContact,
+    OutreachMessage,
+    OutreachThread,
+    Project,
+    ScreeningQuestion,
+    ScreeningResponse,
+)
+from sourcing.common.models.enums import (
+    Channel,
+    ContactType,
+    CooldownAction,
+    CooldownOverrideSource,
+    DeliveryStatus,
+    MessageDirection,
+    MessagePurpose,
+)
+from sourcing.common.statemachines import (
+    LeadStatus,
+    OutreachThreadStatus,
+    ScreeningResponseStatus,
+)
+from sourcing.common.transitions import move
+from sourcing.outreach import repository
+
+# --- channels -------------------------------------------------------------------------------
+
+# Extra spellings per channel, written squashed; the channel's own key is always accepted.
+CHANNEL_ALIASES: Mapping[Channel, tuple[str, ...]] = MappingProxyType(
+    {
+        Channel.PHONE: ("call", "phonecall", "telephone", "tel", "voicecall", "coldcall"),
+        Channel.EMAIL: ("mail", "emial", "emai", "emaill", "eml"),
+        Channel.LINKEDIN: ("li", "linkdin", "linkedln", "linkein", "inmail"),
+        Channel.WHATSAPP: ("wa", "whatapp", "whatsap", "watsapp", "wapp", "whatsup"),
+        Channel.RESPONDIO: ("respond",),
+        Channel.SMS: ("text", "txt", "textmessage", "texting"),
+        Channel.IMESSAGE: ("imsg", "imesage", "imessages", "applemessage", "applemessages"),
+        Channel.LINE: ("lineapp", "linemessenger"),
+        Channel.WECHAT: ("weixin", "weichat", "wechatapp"),
+        Channel.VIBER: ("rakutenviber", "vibr"),
+        Channel.TELEGRAM: ("tg", "telegramm", "telgram"),
+        Channel.KAKAOTALK: ("kakao", "kaokao", "kakotalk", "kaokaotalk", "kakaotok"),
+        Channel.VOICEMAIL: ("vm", "vmdrop", "voicemaildrop", "ringlessvoicemail", "rvm"),
+    }
+)
+
+_SEPARATORS = re.compile(r"[\s\-._]+")
+
+
+def squash(value: str) -> str:
+    """Lower case without spaces, dashes, dots or underscores: the lookup form of a name."""
+    return _SEPARATORS.sub("", value.strip().lower())
+
+
+def _build_lookup() -> Mapping[str, Channel]:
+    lookup: dict[str, Channel] = {}
+    for channel in Channel:
+        for spelling in (channel.value, *CHANNEL_ALIASES.get(channel, ())):
+            key = squash(spelling)
+            owner = lookup.setdefault(key, channel)
+            if owner is not channel:  # a typo here would silently reroute messages
+                raise RuntimeError(f"alias {spelling!r} maps to both {owner} and {channel}")
+    return MappingProxyType(lookup)
+
+
+_LOOKUP = _build_lookup()
+
+
+def api_name(channel: Channel) -> str:
+    """The upper-case name the API speaks (``EMAIL``) for a normalised channel."""
+    return channel.name
+
+
+def valid_channel_names() -> list[str]:
+    """The 13 API names in the manual's order."""
+    return [api_name(channel) for channel in Channel]
+
+
+class UnknownChannel(InvalidPayload):
+    """A channel name that is neither one of the 13 nor a known alias (400 invalid_payload)."""
+
+    def __init__(self, value: str) -> None:
+        valid = valid_channel_names()
+        super().__init__(
+            f"unknown channel {value!r}; valid channels: {', '.join(valid)}",
+            details={"field": "channel", "value": value, "validChannels": valid},
+        )
+        self.value = value
+
+
+def normalize_channel(value: str) -> Channel:
+    """The channel a user-supplied name means, in any case or spacing, aliases included.
+
+    Raises :class:`UnknownChannel` (listing the valid names) when nothing matches.
+    """
+    channel = _LOOKUP.get(squash(value))
+    if channel is None:
+        raise UnknownChannel(value)
+    return channel
+
+
+def known_spellings() -> Mapping[str, Channel]:
+    """Every accepted squashed spelling and its channel (for docs and tests)."""
+    return _LOOKUP
+
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{5,20}$")
+_DIALLED_CHANNELS = frozenset({Channel.PHONE, Channel.SMS, Channel.VOICEMAIL, Channel.WHATSAPP})
+
+
+def validate_recipient(channel: Channel, recipient: str) -> None:
+    """What the channel's vendor cannot address at all is refused before anything is queued."""
+    if channel is Channel.EMAIL and ("@" not in recipient or recipient.startswith("@")):
+        raise InvalidPayload(
+            f"recipient {recipient!r} is not an email address (channel EMAIL)",
+            details={"field": "recipient", "channel": api_name(channel)},
+        )
+    if channel in _DIALLED_CHANNELS and not _PHONE.match(recipient):
+        raise InvalidPayload(
+            f"recipient {recipient!r} is not a phone number (channel {api_name(channel)})",
+            details={"field": "recipient", "channel": api_name(channel)},
+        )
+
+
+# --- recipients -----------------------------------------------------------------------------
+
+_PHONE_CHANNELS = frozenset(
+    {
+        Channel.PHONE,
+        Channel.SMS,
+        Channel.VOICEMAIL,
+        Channel.WHATSAPP,
+        Channel.IMESSAGE,
+        Channel.RESPONDIO,
+    }
+)
+# Channel tried, in order, when the expert has no preferred channel (or no contact for it).
+FALLBACK_ORDER = (
+    Channel.EMAIL,
+    Channel.SMS,
+    Channel.WHATSAPP,
+    Channel.LINKEDIN,
+    Channel.TELEGRAM,
+    Channel.LINE,
+    Channel.WECHAT,
+    Channel.VIBER,
+    Channel.KAKAOTALK,
+)
+
+
+def _contact_type_for(channel: Channel) -> ContactType:
+    if channel is Channel.EMAIL:
+        return ContactType.EMAIL
+    if channel in _PHONE_CHANNELS:
+        return ContactType.PHONE
+    if channel is Channel.LINKEDIN:
+        return ContactType.LINKEDIN
+    return ContactType.HANDLE
+
+
+def pick_recipient(
+    expert: Expert, contacts: Sequence[ExpertContact], channel: Channel
+) -> str | None:
+    """The best address of ``expert`` on ``channel``: a contact tagged with the channel first,
+    then one of the channel's contact type (primary, professional, most confident first),
+    then the expert's primary email/phone. None when the channel cannot reach them."""
+    kind = _contact_type_for(channel)
+
+    def rank(contact: ExpertContact) -> tuple[int, int, int, float]:
+        return (
+            0 if contact.channel == channel.value else 1,
+            0 if contact.is_primary else 1,
+            0 if contact.is_professional else 1,
+            -(contact.confidence or 0.0),
+        )
+
+    usable = [
+        c
+        for c in contacts
+        if c.channel == channel.value
+        or (c.type == kind.value and (kind is not ContactType.HANDLE or c.channel is None))
+    ]
+    if kind is ContactType.HANDLE:  # an untagged handle could be any messenger's
+        usable = [c for c in usable if c.channel == channel.value]
+    if usable:
+        return sorted(usable, key=rank)[0].value
+    if kind is ContactType.EMAIL and expert.primary_email:
+        return expert.primary_email
+    if kind is ContactType.PHONE and expert.primary_phone:
+        return expert.primary_phone
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    channel: Channel
+    address: str
+
+
+def best_recipient(expert: Expert, contacts: Sequence[ExpertContact]) -> Recipient | None:
+    """The expert's preferred channel when it reaches them, else the first of
+    :data:`FALLBACK_ORDER` that does."""
+    order: list[Channel] = []
+    if expert.preferred_channel:
+        order.append(Channel(expert.preferred_channel))
+    order.extend(channel for channel in FALLBACK_ORDER if channel not in order)
+    for channel in order:
+        address = pick_recipient(expert, contacts, channel)
+        if address:
+            return Recipient(channel=channel, address=address)
+    return None
+
+
+# --- cooldown -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownDecision:
+    """Whether a send may go ahead, and why."""
+
+    allowed: bool
+    in_cooldown: bool
+    last_contacted_at: datetime | None
+    ends_at: datetime | None
+    override_source: CooldownOverrideSource | None = None
+    log_id: uuid.UUID | None = None
+
+
+def evaluate_cooldown(
+    *,
+    last_contacted_at: datetime | None,
+    now: datetime,
+    cooldown_days: int,
+    request_override: bool = False,
+    project_override: bool = False,
+) -> CooldownDecision:
+    """The pure rule: in cooldown when the last contact is less than ``cooldown_days`` ago."""
+    if last_contacted_at is None or cooldown_days <= 0:
+        return CooldownDecision(
+            allowed=True, in_cooldown=False, last_contacted_at=last_contacted_at, ends_at=None
+        )
+    ends_at = last_contacted_at + timedelta(days=cooldown_days)
+    if now >= ends_at:
+        return CooldownDecision(
+            allowed=True, in_cooldown=False, last_contacted_at=last_contacted_at, ends_at=ends_at
+        )
+    source = (
+        CooldownOverrideSource.REQUEST
+        if request_override
+        else CooldownOverrideSource.PROJECT
+        if project_override
+        else None
+    )
+    return CooldownDecision(
+        allowed=source is not None,
+        in_cooldown=True,
+        last_contacted_at=last_contacted_at,
+        ends_at=ends_at,
+        override_source=source,
+    )
+
+
+async def apply_cooldown(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    expert_id: uuid.UUID,
+    channel: Channel,
+    now: datetime,
+    cooldown_days: int,
+    request_override: bool = False,
+    project_override: bool = False,
+    actor: str | None = None,
+    correlation_id: str | None = None,
+) -> CooldownDecision:
+    """Lock the expert, evaluate the rule and log an enforcement or override.
+
+    The lock is held until the caller's transaction ends: queue the message in the same
+    transaction. An ``ENFORCED`` log must be committed by the caller even though the send is
+    refused (the gateway answers 409 without rolling back).
+    """
+    await repository.lock_expert_outreach(session, expert_id)
+    decision = evaluate_cooldown(
+        last_contacted_at=await repository.last_outreach_at(session, expert_id),
+        now=now,
+        cooldown_days=cooldown_days,
+        request_override=request_override,
+        project_override=project_override,
+    )
+    if not decision.in_cooldown:
+        return decision
+    log = CooldownLog(
+        id=uuid.uuid4(),
+        project_id=project_id,
+        expert_id=expert_id,
+        channel=channel.value,
+        action=(CooldownAction.OVERRIDDEN if decision.allowed else CooldownAction.ENFORCED).value,
+        override_source=decision.override_source.value if decision.override_source else None,
+        last_contacted_at=decision.last_contacted_at,
+        cooldown_ends_at=decision.ends_at,
+        reason=(
+            f"overridden by {decision.override_source.value.lower()}"
+            if decision.override_source
+            else f"last contacted {decision.last_contacted_at:%Y-%m-%d}; "
+            f"cooldown of {cooldown_days} days"
+        ),
+        actor=actor,
+        correlation_id=correlation_id,
+    )
+    await repository.add(session, log)
+    return CooldownDecision(
+        allowed=decision.allowed,
+        in_cooldown=True,
+        last_contacted_at=decision.last_contacted_at,
+        ends_at=decision.ends_at,
+        override_source=decision.override_source,
+        log_id=log.id,
+    )
+
+
+async def link_cooldown_log(
+    session: AsyncSession, decision: CooldownDecision, message: OutreachMessage
+) -> None:
+    """Point an OVERRIDDEN log at the message that went ahead."""
+    if decision.log_id is None:
+        return
+    log = await repository.get_cooldown_log(session, decision.log_id)
+    if log is not None:
+        log.outreach_message_id = message.id
+        await session.flush()
+
+
+# --- threads and messages -------------------------------------------------------------------
+
+
+class ThreadClosed(Exception):
+    """The expert's thread for this project and channel is CLOSED or ARCHIVED."""
+
+    def __init__(self, thread: OutreachThread) -> None:
+        super().__init__(f"outreach thread {thread.id} is {thread.status}")
+        self.thread = thread
+
+
+async def open_thread(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    expert_id: uuid.UUID,
+    channel: Channel,
+    recipient: str,
+) -> OutreachThread:
+    """The expert's OPEN thread for project + channel, created when missing (race-safe).
+
+    Raises :class:`ThreadClosed` when the thread exists but was closed (no way back to OPEN).
+    """
+    thread = await repository.ensure_thread(
+        session,
+        project_id=project_id,
+        expert_id=expert_id,
+        channel=channel,
+        recipient=recipient,
+        status=OutreachThreadStatus.OPEN,
+    )
+    if thread.status != OutreachThreadStatus.OPEN.value:
+        raise ThreadClosed(thread)
+    thread.recipient = recipient
+    return thread
+
+
+async def queue_outbound_message(
+    session: AsyncSession,
+    *,
+    thread: OutreachThread,
+    body: str,
+    purpose: MessagePurpose = MessagePurpose.OUTREACH,
+    recipient: str | None = None,
+    cooldown_overridden: bool = False,
+    correlation_id: str | None = None,
+    message_id: uuid.UUID | None = None,
+) -> OutreachMessage:
+    """A QUEUED outbound message in ``thread`` (the row the cooldown rule counts)."""
+    new_id = message_id or uuid.uuid4()
+    message = OutreachMessage(
+        id=new_id,
+        thread_id=thread.id,
+        expert_id=thread.expert_id,
+        job_id=str(new_id),
+        direction=MessageDirection.OUTBOUND.value,
+        purpose=purpose.value,
+        recipient=recipient or thread.recipient,
+        body=body,
+        delivery_status=DeliveryStatus.QUEUED.value,
+        attempts=0,
+        cooldown_overridden=cooldown_overridden,
+        correlation_id=correlation_id,
+    )
+    await repository.add(session, message)
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class OutreachQueued:
+    """What :func:`queue_outreach` did: the cooldown decision and, when allowed, the message."""
+
+    decision: CooldownDecision
+    message: OutreachMessage | None
+
+
+async def queue_outreach(
+    session: AsyncSession,
+    *,
+    project: Project,
+    expert: Expert,
+    channel: Channel,
+    recipient: str,
+    body: str,
+    now: datetime,
+    cooldown_days: int,
+    actor: str,
+    correlation_id: str | None,
+    request_override: bool = False,
+    subject: str | None = None,
+    lead_actor: str | None = None,
+) -> OutreachQueued:
+    """Queue one outreach message (manual §4.7), from the endpoint or automatic outreach.
+
+    Applies the cooldown (a refusal is logged and nothing is queued), opens the thread
+    (:class:`ThreadClosed` when it was closed), queues the message, marks the expert's leads
+    ``OUTREACH_PENDING`` and asks the outreach agent to deliver it. ``actor`` signs the
+    cooldown log and, unless ``lead_actor`` is given, the lead transitions.
+    """
+    decision = await apply_cooldown(
+        session,
+        project_id=project.id,
+        expert_id=expert.id,
+        channel=channel,
+        now=now,
+        cooldown_days=cooldown_days,
+        request_override=request_override,
+        project_override=project.override_cooldown,
+        actor=actor,
+        correlation_id=correlation_id,
+    )
+    if not decision.allowed:
+        return OutreachQueued(decision=decision, message=None)
+    thread = await open_thread(
+        session, project_id=project.id, expert_id=expert.id, channel=channel, recipient=recipient
+    )
+    message = await queue_outbound_message(
+        session,
+        thread=thread,
+        body=body,
+        recipient=recipient,
+        cooldown_overridden=decision.in_cooldown,
+        correlation_id=correlation_id,
+    )
+    await link_cooldown_log(session, decision, message)
+    await mark_leads(
+        session,
+        project_id=project.id,
+        expert_id=expert.id,
+        from_status=LeadStatus.ENRICHED,
+        to_status=LeadStatus.OUTREACH_PENDING,
+        now=now,
+        actor=lead_actor or actor,
+    )
+    await publish(
+        session,
+        OutreachSendRequested(
+            message_id=message.id, expert_id=expert.id, project_id=project.id, subject=subject
+        ),
+    )
+    return OutreachQueued(decision=decision, message=message)
+
+
+DEFAULT_AUTO_TEMPLATE = (
+    "Hi {first_name}, we are running a paid expert consultation for {project_name} and your "
+    "experience as {title} at {company} would be valuable. Would you be open to a short call?"
+)
+
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
+
+def render_template(template: str, *, expert: Expert, project: Project) -> str:
+    """Fill ``{first_name}``, ``{full_name}``, ``{title}``, ``{company}``, ``{project_name}``;
+    unknown placeholders stay as written (no attribute access: templates are operator input)."""
+    fields = {
+        "first_name": expert.first_name or expert.full_name.split(" ")[0],
+        "full_name": expert.full_name,
+        "last_name": expert.last_name or "",
+        "title": expert.title or "your role",
+        "company": expert.company_name or "your company",
+        "project_name": project.name,
+    }
+    return _PLACEHOLDER.sub(lambda m: fields.get(m.group(1), m.group(0)), template)
+
+
+LEAD_REASONS = {
+    LeadStatus.OUTREACH_PENDING: "outreach message queued",
+    LeadStatus.CONTACTED: "outreach message sent",
+}
+
+
+async def mark_leads(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    expert_id: uuid.UUID,
+    from_status: LeadStatus,
+    to_status: LeadStatus,
+    now: datetime,
+    actor: str,
+) -> int:
+    """Move the expert's leads in the project from one status to the next (others untouched)."""
+    leads = await repository.leads_in_status(
+        session, project_id=project_id, expert_id=expert_id, status=from_status
+    )
+    for lead in leads:
+        move(session, lead, to_status, actor=actor, reason=LEAD_REASONS[to_status], now=now)
+        if to_status is LeadStatus.CONTACTED:
+            lead.contacted_at = now
+    await session.flush()
+    return len(leads)
+
+
+# --- screening ------------------------------------------------------------------------------
+
+OPEN_STATUSES = (ScreeningResponseStatus.PENDING.value, ScreeningResponseStatus.IN_PROGRESS.value)
+
+# UUIDv5 namespace of the follow-ups a sweep publishes (a constant: changing it re-sends a tick).
+FOLLOW_UP_NAMESPACE = uuid.UUID("0b7c1f4e-3d2a-5e8b-9c61-7a4f2e9d0c35")
+
+
+def render_screening_questions(prompts: Sequence[str], *, intro: str | None = None) -> str:
+    """The text that carries the questions to the expert, numbered in display order."""
+    lines = [intro or "Thank you for your interest. Please answer these screening questions:"]
+    lines.extend(f"{index}. {prompt}" for index, prompt in enumerate(prompts, start=1))
+    return "\n".join(lines)
+
+
+def reminder_text(prompts: list[str], number: int) -> str:
+    lines = [f"Reminder {number}: we are still waiting for your answers to:"]
+    lines.extend(f"- {prompt}" for prompt in prompts)
+    return "\n".join(lines)
+
+
+def move_screening(
+    session: AsyncSession,
+    open_rows: Sequence[ScreeningResponse],
+    status: ScreeningResponseStatus,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> None:
+    """Move the open rows of one expert's screening to ``status`` together (rows already there
+    stay); COMPLETE and ESCALATED also stamp ``completed_at`` / ``escalated_at``."""
+    for row in open_rows:
+        if row.status == status.value:
+            continue
+        move(session, row, status, actor=actor, reason=reason, now=now)
+        if status is ScreeningResponseStatus.COMPLETE:
+            row.completed_at = now
+        elif status is ScreeningResponseStatus.ESCALATED:
+            row.escalated_at = now
+
+
+async def record_answer(
+    session: AsyncSession,
+    rows: Sequence[tuple[ScreeningResponse, ScreeningQuestion]],
+    answered: ScreeningResponse,
+    *,
+    text: str,
+    now: datetime,
+    actor: str,
+) -> int:
+    """Store an answer and move the screening: ``IN_PROGRESS`` on the first answer,
+    ``COMPLETE`` once every required question is answered. Returns the required questions
+    still unanswered."""
+    answered.response_text = text
+    answered.answered_at = now
+    answered.updated_at = now
+    open_rows = [response for response, _ in rows if response.status in OPEN_STATUSES]
+    move_screening(
+        session,
+        open_rows,
+        ScreeningResponseStatus.IN_PROGRESS,
+        actor=actor,
+        reason="an answer arrived",
+        now=now,
+    )
+    remaining = sum(1 for response, q in rows if q.required and response.answered_at is None)
+    if remaining == 0:
+        move_screening(
+            session,
+            open_rows,
+            ScreeningResponseStatus.COMPLETE,
+            actor=actor,
+            reason="every required question answered",
+            now=now,
+        )
+    await session.flush()
+    return remaining
+
+
+def follow_up_cutoff(now: datetime, idle_minutes: int) -> datetime:
+    """A screening untouched since this moment is due a follow-up."""
+    return now - timedelta(minutes=idle_minutes)
+
+
+async def responses_due_follow_up(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    idle_minutes: int = 15,
+    limit: int = 500,
+) -> list[uuid.UUID]:
+    """One response id per open screening (project + expert) untouched for ``idle_minutes``.
+
+    The id is the first open question's response in display order; oldest screenings first.
+    """
+    return await repository.idle_screening_responses(
+        session, statuses=OPEN_STATUSES, cutoff=follow_up_cutoff(now, idle_minutes), limit=limit
+    )
+
+
+async def publish_due_follow_ups(
+    session: AsyncSession,
+    *,
+    sweep: Envelope,
+    requested_at: datetime,
+    idle_minutes: int,
+    limit: int,
+) -> int:
+    """One ``screening.follow-up.v1`` per screening due as of ``requested_at`` (keyed by
+    expert id), with an envelope id derived from the sweep's and the response's: a
+    redelivered sweep publishes the same ids, which the screening agent deduplicates."""
+    due = await responses_due_follow_up(
+        session, now=requested_at, idle_minutes=idle_minutes, limit=limit
+    )
+    experts = await repository.expert_ids_of_responses(session, due)
+    for response_id in due:
+        await publish(
+            session,
+            ScreeningFollowUpRequested(response_id=response_id, expert_id=experts[response_id]),
+            correlation_id=sweep.correlation_id,
+            envelope_id=str(uuid.uuid5(FOLLOW_UP_NAMESPACE, f"{sweep.id}:{response_id}")),
+            occurred_at=requested_at,
+        )
+    return len(due)
+
+
+# --- google sheets --------------------------------------------------------------------------
+
+SHEET_HEADER = (
+    "Expert ID",
+    "Name",
+    "Title",
+    "Company",
+    "Emails",
+    "Phones",
+    "Other contacts",
+    "Lead status",
+    "Ranking score",
+    "Screening",
+)
+
+
+def tab_title(project: Project) -> str:
+    """One tab per project: its name (characters Sheets ranges dislike removed) + short id."""
+    name = re.sub(r"[\[\]\*\?/\\:'!]", " ", project.name).strip()[:80] or "Project"
+    return f"{name} {str(project.id)[:8]}"
+
+
+def screening_summary(rows: list[ScreeningResponse]) -> str:
+    if not rows:
+        return ""
+    status = rows[0].status
+    answered = sum(1 for row in rows if row.answered_at is not None)
+    return f"{status} ({answered}/{len(rows)} answered)"
+
+
+async def sheet_row(session: AsyncSession, project: Project, expert: Expert) -> list[str]:
+    """The expert's row in the project's tab, in :data:`SHEET_HEADER` order."""
+    contacts = await repository.list_contacts(session, expert.id)
+    by_type: dict[str, list[str]] = {}
+    for contact in contacts:
+        by_type.setdefault(contact.type, []).append(
+            contact.value
+            if contact.type != ContactType.HANDLE.value
+            else f"{contact.channel or 'handle'}:{contact.value}"
+        )
+    leads = await repository.expert_leads(session, project_id=project.id, expert_id=expert.id)
+    ranking = leads[0].ranking_score if leads and leads[0].ranking_score is not None else None
+    if ranking is None:
+        ranking = await repository.latest_ranking(
+            session, project_id=project.id, expert_id=expert.id
+        )
+    screening = list(
+        await repository.screening_statuses(session, project_id=project.id, expert_id=expert.id)
+    )
+    return [
+        str(expert.id),
+        expert.full_name,
+        expert.title or "",
+        expert.company_name or "",
+        ", ".join(by_type.get(ContactType.EMAIL.value, [])),
+        ", ".join(by_type.get(ContactType.PHONE.value, [])),
+        ", ".join(
+            by_type.get(ContactType.LINKEDIN.value, []) + by_type.get(ContactType.HANDLE.value, [])
+        ),
+        leads[0].status if leads else "",
+        "" if ranking is None else f"{ranking:.4f}",
+        screening_summary(screening),
+    ]
