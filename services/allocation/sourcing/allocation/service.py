@@ -220,7 +220,7 @@ def open_window(now: datetime, settings: Settings) -> OpenWindow:
     )
 
 
-# --- caller status ---------------------------------------------------------------------------
+# --- caller status --------------------------------------------------------------------------
 
 
 class CallerAction(StrEnum):
