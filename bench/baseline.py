@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.loadgen import loop_factory
-from sourcing.common.allocation import open_window
+from sourcing.allocation.service import open_window
 from sourcing.common.config import load_settings
 
 ENV = os.environ

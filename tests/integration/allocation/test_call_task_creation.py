@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.allocation import service as allocation
 from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.calls.handlers import CallHandlers
-from sourcing.common import allocation
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger

@@ -11,13 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.allocation import service as allocation
 from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.calls.handlers import CallHandlers
-from sourcing.common import allocation
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.calls import YayCallEventReceived
 from sourcing.common.models import Caller, CallTask
+from sourcing.people.callers import is_online
 from tests.factories import create_caller
 from tests.factories_calls import NOW, create_pool_task
 from tests.integration.allocation.conftest import Gateway
@@ -65,7 +66,7 @@ async def test_a_task_request_makes_the_caller_online_for_the_agent(
     assert body["task"] is not None  # asking for work is being online
     await session.refresh(caller)
     assert caller.last_seen_at == NOW
-    assert allocation.is_online(caller, now=NOW, settings=database_settings)
+    assert is_online(caller, now=NOW, settings=database_settings)
 
 
 async def test_going_offline_releases_an_undialled_task(
@@ -141,4 +142,4 @@ async def test_a_call_event_does_not_bring_an_offline_caller_back(
         await session.refresh(caller)
     assert never_asked.last_seen_at is None
     assert idle.last_seen_at == NOW
-    assert not allocation.is_online(idle, now=NOW + timeout, settings=database_settings)
+    assert not is_online(idle, now=NOW + timeout, settings=database_settings)

@@ -10,32 +10,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.models import (
     Caller,
-    CallTask,
     DeadLetterJob,
     OutboxMessage,
     SchedulerCycle,
-    SignupChase,
-    SystemEvent,
 )
-from sourcing.common.models.enums import CallOutcome, CallTaskKind
 from sourcing.scheduler.cycle import CycleResult, Scheduler, slot_start
 from sourcing.scheduler.handlers import STEPS, CycleContext, Step
 from tests.factories import (
-    create_call_task,
     create_caller,
     create_dead_letter_job,
-    create_expert,
-    create_screening_response,
-    create_signup_chase,
 )
-from tests.factories_ops import create_signup_link_task
 
 pytestmark = pytest.mark.integration
 
@@ -84,35 +75,16 @@ async def test_one_cycle_runs_every_step_in_order(
         ]
         never_asked = await create_caller(session)
         gone = await create_caller(session, last_seen_at=now - timeout)
-        held = await create_call_task(
-            session, caller=gone, status="ASSIGNED", expires_at=now + timedelta(hours=1)
-        )
-        gone_dialling = await create_caller(session, last_seen_at=now - timeout)
-        dialling = await create_call_task(session, caller=gone_dialling, status="DIALING")
-        active = [*online, never_asked, gone, gone_dialling]
+        active = [*online, never_asked, gone]
         await create_caller(session, is_active=False, last_seen_at=now)
         old_dead = await create_dead_letter_job(session, failed_at=now - timedelta(days=31))
         new_dead = await create_dead_letter_job(session, failed_at=now - timedelta(days=29))
-        idle = await create_screening_response(session, updated_at=now - timedelta(minutes=20))
-        busy = await create_screening_response(
-            session, status="IN_PROGRESS", updated_at=now - timedelta(minutes=16)
-        )
-        await create_screening_response(session, updated_at=now - timedelta(minutes=5))
-        await create_screening_response(
-            session, status="COMPLETE", updated_at=now - timedelta(hours=2)
-        )
-        chased = await create_signup_link_task(session, outcome_at=now - timedelta(hours=25))
-        await create_signup_link_task(session, outcome_at=now - timedelta(hours=23))
-        signed_up = await create_expert(session, signed_up_at=now - timedelta(hours=1))
-        await create_signup_link_task(
-            session, expert=signed_up, outcome_at=now - timedelta(hours=30)
-        )
 
     result = await Scheduler(database_settings, sm).run_cycle(now)
 
     assert result.outcome == "ran"
     assert [step["step"] for step in result.steps] == [name for name, _ in STEPS]
-    assert [step["affected"] for step in result.steps] == [1, 5, 2, 2, 1]
+    assert [step["affected"] for step in result.steps] == [1, 4, 1, 1, 1]
     assert all(step["error"] is None for step in result.steps)
     # 1. archival: only the dead letter older than 30 days.
     async with session_scope(sm) as session:
@@ -120,62 +92,31 @@ async def test_one_cycle_runs_every_step_in_order(
             row.id: row.archived_at for row in (await session.scalars(select(DeadLetterJob))).all()
         }
     assert archived == {old_dead.id: now, new_dead.id: None}
-    # 2. and 3.: a performance message per active caller, an allocation message per active
-    # caller still online, keyed by caller; the caller idle past the presence timeout went
-    # offline and their undialled task is back in the pool (the dialling one stays theirs).
-    active_ids = Counter(str(caller.id) for caller in active)
+    # 2. a performance message per active caller, keyed by caller.
     performance = await outbox(sm, "performance")
-    allocation = await outbox(sm, "call-allocation")
-    assert payload_ids(performance, "callerId") == active_ids
-    assert payload_ids(allocation, "callerId") == Counter(str(caller.id) for caller in online)
-    async with session_scope(sm) as session:
-        released = await session.get(CallTask, held.id)
-        still_dialling = await session.get(CallTask, dialling.id)
-        offline = await session.get(Caller, gone.id)
-        audit = await session.scalar(
-            select(SystemEvent).where(
-                SystemEvent.type == "call_task.released", SystemEvent.entity_id == held.id
-            )
-        )
-    assert released is not None and (released.status, released.caller_id) == ("PENDING", None)
-    assert still_dialling is not None and still_dialling.caller_id == gone_dialling.id
-    assert offline is not None and offline.last_seen_at is None
-    assert audit is not None and audit.data["previousCallerId"] == str(gone.id)
+    assert payload_ids(performance, "callerId") == Counter(str(caller.id) for caller in active)
     assert {row.envelope["type"] for row in performance} == {"performance.recalculate.v1"}
-    assert {row.envelope["type"] for row in allocation} == {"call-allocation.assign-current.v1"}
-    assert all(row.key == row.envelope["payload"]["callerId"] for row in performance + allocation)
-    # 4. follow-ups for the two open responses idle 15+ minutes, keyed by expert.
-    screening = await outbox(sm, "screening")
-    assert payload_ids(screening, "responseId") == Counter({str(idle.id): 1, str(busy.id): 1})
-    assert {row.key for row in screening} == {str(idle.expert_id), str(busy.expert_id)}
+    assert all(row.key == row.envelope["payload"]["callerId"] for row in performance)
+    # 3. to 5.: one tick each to the context that owns the work, as of the cycle's clock, on
+    # the key "sweep"; no domain work here (the gone caller is still marked online).
+    ticks = await outbox(sm, "call-allocation") + await outbox(sm, "screening")
+    assert [(row.topic, row.envelope["type"]) for row in ticks] == [
+        ("call-allocation", "call-allocation.sweep-requested.v1"),
+        ("call-allocation", "signup-chase.sweep-requested.v1"),
+        ("screening", "screening.follow-up-sweep.v1"),
+    ]
+    assert {row.key for row in ticks} == {"sweep"}
+    assert {row.envelope["payload"]["requestedAt"] for row in ticks} == {
+        now.isoformat().replace("+00:00", "Z")
+    }
+    async with session_scope(sm) as session:
+        still_online = await session.get(Caller, gone.id)
+    assert still_online is not None and still_online.last_seen_at is not None
     # Every message carries the cycle's correlation id, recorded on the cycle row.
     [cycle] = await cycles(sm)
-    assert {row.envelope["correlation_id"] for row in performance + screening} == {
-        cycle.correlation_id
-    }
+    assert {row.envelope["correlation_id"] for row in performance + ticks} == {cycle.correlation_id}
     assert cycle.status == "SUCCEEDED" and cycle.slot_started_at == slot_start(now, 60)
     assert [step["step"] for step in cycle.steps] == [name for name, _ in STEPS]
-    # 5. the signup chase: a new PENDING SIGNUP_CHASE task for the expert 25 h after the link.
-    async with session_scope(sm) as session:
-        tasks = (
-            await session.scalars(
-                select(CallTask).where(CallTask.kind == CallTaskKind.SIGNUP_CHASE.value)
-            )
-        ).all()
-        chases = (await session.scalars(select(SignupChase))).all()
-    [task] = tasks
-    assert (task.expert_id, task.project_id, task.status) == (
-        chased.expert_id,
-        chased.project_id,
-        "PENDING",
-    )
-    assert task.chase_of_task_id == chased.id and task.caller_id is None
-    [chase] = chases
-    assert (chase.chase_call_task_id, chase.chase_number, chase.chase_date) == (
-        task.id,
-        1,
-        now.date(),
-    )
 
 
 async def test_steps_are_idempotent_within_an_interval(
@@ -205,67 +146,29 @@ async def test_steps_are_idempotent_within_an_interval(
     assert ids[:3] == [ids[0]] * 3 and ids[3] != ids[0]
 
 
-async def test_signup_chase_respects_open_tasks_and_one_chase_per_day(
+async def test_ticks_are_published_once_per_interval(
     database_settings: Settings, sessionmaker_committing: Sessionmaker
 ) -> None:
     sm = sessionmaker_committing
-    now = T0
-    async with session_scope(sm) as session:
-        source = await create_signup_link_task(session, outcome_at=now - timedelta(hours=24))
-        # The outcome endpoint already scheduled a chase for this one (available in 1 hour).
-        scheduled = await create_signup_link_task(session, outcome_at=now - timedelta(hours=23))
-        await create_signup_chase(
-            session,
-            source_task=scheduled,
-            chase_task=await create_call_task(
-                session,
-                project_id=scheduled.project_id,
-                expert_id=scheduled.expert_id,
-                kind=CallTaskKind.SIGNUP_CHASE.value,
-                chase_of_task_id=scheduled.id,
-                available_after=now + timedelta(hours=1),
-            ),
-            chase_date=(now - timedelta(hours=23)).date(),
-        )
-        suppressed = await create_expert(session, suppressed_at=now - timedelta(days=1))
-        await create_signup_link_task(
-            session, expert=suppressed, outcome_at=now - timedelta(hours=48)
-        )
-    scheduler = Scheduler(database_settings, sm)
-
-    async def chase_tasks() -> list[CallTask]:
-        async with session_scope(sm) as session:
-            query = select(CallTask).where(
-                CallTask.kind == CallTaskKind.SIGNUP_CHASE.value,
-                CallTask.chase_of_task_id == source.id,
-            )
-            return list((await session.scalars(query.order_by(CallTask.created_at))).all())
-
-    assert (await scheduler.run_cycle(now)).steps[4]["affected"] == 1
-    [first] = await chase_tasks()
-    # Later the same day: the chase exists (and is open): nothing new.
-    assert (await scheduler.run_cycle(now + timedelta(hours=2))).steps[4]["affected"] == 0
-    # The next day the first chase is still open: still nothing (one open task per expert).
-    assert (await scheduler.run_cycle(now + timedelta(days=1))).steps[4]["affected"] == 0
-    # Once it was worked without a signup, the next day's chase comes.
-    async with session_scope(sm) as session:
-        await session.execute(
-            update(CallTask)
-            .where(CallTask.id == first.id)
-            .values(status="COMPLETED", outcome=CallOutcome.RETRYABLE_REJECTION.value)
-        )
-    later = now + timedelta(days=1, minutes=5)
-    assert (await scheduler.run_cycle(later)).steps[4]["affected"] == 1
-    assert len(await chase_tasks()) == 2
-    async with session_scope(sm) as session:
-        per_day = (
-            await session.execute(
-                select(SignupChase.chase_date, func.count())
-                .where(SignupChase.source_call_task_id == source.id)
-                .group_by(SignupChase.chase_date)
-            )
-        ).all()
-    assert sorted(per_day) == [(now.date(), 1), (later.date(), 1)]
+    context = CycleContext(
+        now=T0, slot_started_at=slot_start(T0, 60), settings=database_settings, correlation_id="c"
+    )
+    later = CycleContext(
+        now=T0 + timedelta(seconds=60),
+        slot_started_at=slot_start(T0 + timedelta(seconds=60), 60),
+        settings=database_settings,
+        correlation_id="c",
+    )
+    for ctx in (context, context, later):
+        for _name, step in STEPS[2:]:
+            async with session_scope(sm) as session:
+                assert await step(session, ctx) == 1
+    rows = await outbox(sm, "call-allocation") + await outbox(sm, "screening")
+    ids = Counter((row.envelope["type"], row.envelope["id"]) for row in rows)
+    # The same interval twice: the same envelope id per step (deduplicated by the owner); the
+    # next interval has its own.
+    assert sorted(ids.values()) == [1, 1, 1, 2, 2, 2]
+    assert len({message_id for _, message_id in ids}) == 6
 
 
 async def test_archival_after_thirty_days_with_an_injected_clock(

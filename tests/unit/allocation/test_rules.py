@@ -7,16 +7,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sourcing.common.allocation import (
+from sourcing.allocation.service import (
     CallerInactive,
     CallerPaused,
     CallerRestricted,
-    note_task_request,
     open_window,
     refusal_for,
 )
 from sourcing.common.config import ConfigurationError, load_settings
 from sourcing.common.models import Caller
+from sourcing.people.callers import note_task_request
 from sourcing.people.timezones import in_calling_window
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sourcing.common.policies.calls import (
+from sourcing.calls.service import (
     CallerActivity,
     StatusThresholds,
     evaluate_allocation_status,

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from sourcing.common.policies.calls import (
+from sourcing.calls.service import (
     is_short_call,
     low_dial_rate_since,
     performance_score,
-    shift_start_for_dial,
     validate_call,
 )
+from sourcing.people.callers import shift_start_for_dial
 from sourcing.people.timezones import country_timezone, expert_timezone, in_calling_window
 
 NEW_YORK = ZoneInfo("America/New_York")

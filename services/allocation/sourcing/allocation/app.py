@@ -1,7 +1,8 @@
 """The call-allocation service: one thin agent over :mod:`sourcing.allocation.handlers`.
 
 * ``call-allocation`` (consumer ``call-allocation``): ``call-allocation.assign-current.v1``,
-  ``call-task.requested.v1`` and ``expert.signed-up.v1``.
+  ``call-task.requested.v1``, ``expert.signed-up.v1``, ``project.changed.v1`` and the
+  scheduler's ``call-allocation.sweep-requested.v1`` and ``signup-chase.sweep-requested.v1``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,13 @@ from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
-from sourcing.common.messages.allocation import CallTaskRequested, ExpertSignedUp
+from sourcing.common.messages.allocation import (
+    CallAllocationSweepRequested,
+    CallTaskRequested,
+    ExpertSignedUp,
+    ProjectChanged,
+    SignupChaseSweepRequested,
+)
 
 SERVICE_NAME = "allocation"
 LANE = "call-allocation"
@@ -33,6 +40,9 @@ def build_app(
             CallAllocationAssignCurrent.message_type: handlers.handle_assign_current,
             CallTaskRequested.message_type: handlers.handle_call_task_requested,
             ExpertSignedUp.message_type: handlers.handle_expert_signed_up,
+            ProjectChanged.message_type: handlers.handle_project_changed,
+            CallAllocationSweepRequested.message_type: handlers.handle_call_allocation_sweep,
+            SignupChaseSweepRequested.message_type: handlers.handle_signup_chase_sweep,
         },
         consumer_name=CONSUMER,
     )

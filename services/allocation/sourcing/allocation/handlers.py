@@ -1,19 +1,30 @@
 """The work of the call-allocation lane: plain async functions over a session (no Kafka).
 
 ``call-allocation.assign-current.v1`` (keyed by caller id; sent by the performance service when
-a caller's status changes, or by anyone wanting a caller pre-assigned) expires stale
-assignments everywhere, then gives the caller their next task if they have none, with the
-same rule as ``GET /api/v1/call-tasks/current`` (:mod:`sourcing.common.allocation`). A caller
-who may not work (paused, restricted, suspended, deactivated), is offline
-(:func:`sourcing.common.allocation.is_online`) or is unknown is left alone.
+a caller's status changes, by the call-allocation sweep, or by anyone wanting a caller
+pre-assigned) expires stale assignments everywhere, then gives the caller their next task if
+they have none, with the same rule as ``GET /api/v1/call-tasks/current``
+(:mod:`sourcing.allocation.service`). A caller who may not work (paused, restricted, suspended,
+deactivated), is offline (:func:`sourcing.people.callers.is_online`) or is unknown is left
+alone.
 
 ``call-task.requested.v1`` (keyed by expert id; sent by ranking, lead ingestion and the
 contact-adding endpoint) gives an expert their initial call task in a project
 (:func:`sourcing.allocation.service.ensure_initial_call_task`).
 
 ``expert.signed-up.v1`` (keyed by expert; sent by the sign-up webhook) records the sign-up
-(:func:`sourcing.common.allocation.record_signup`). A sign-up naming no known expert is stored
+(:func:`sourcing.allocation.service.record_signup`). A sign-up naming no known expert is stored
 as an ``expert.signup_unmatched`` system event and acknowledged: never a retry loop.
+
+``project.changed.v1`` (keyed by project; sent by ``PATCH /projects/{id}``): the project's tasks
+follow its status and priority (:func:`sourcing.allocation.service.apply_project_change`).
+
+The scheduler's ticks (manual §5.2), one per interval on the key "sweep":
+``call-allocation.sweep-requested.v1`` marks idle callers offline, then asks for a task for
+every active, online caller (one ``call-allocation.assign-current.v1`` each, its envelope id
+derived from the tick's and the caller's, so a redelivered tick is deduplicated downstream);
+``signup-chase.sweep-requested.v1`` creates the sign-up chase tasks that are due
+(:func:`sourcing.allocation.service.create_signup_chases`).
 """
 
 from __future__ import annotations
@@ -23,20 +34,31 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.allocation import service
-from sourcing.common import allocation
-from sourcing.common.allocation import Allocation
+from sourcing.allocation import repository, service
+from sourcing.allocation.service import Allocation
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope
+from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
-from sourcing.common.messages.allocation import CallTaskRequested, ExpertSignedUp
+from sourcing.common.messages.allocation import (
+    CallAllocationSweepRequested,
+    CallTaskRequested,
+    ExpertSignedUp,
+    ProjectChanged,
+    SignupChaseSweepRequested,
+)
 from sourcing.common.models import SystemEvent
+from sourcing.people.callers import is_online
 
 log = logging.getLogger("sourcing.allocation")
 
 ACTOR = "call-allocation"
 SIGNUP_ACTOR = "signup-webhook"
+
+# UUIDv5 namespace of the assign-current requests a call-allocation sweep sends (a constant:
+# changing it re-sends a redelivered sweep's requests).
+SWEEP_MESSAGE_NAMESPACE = uuid.UUID("3f0c8a6e-2b1d-4c55-9d7e-a11c0ca7e5e1")
 
 
 class AllocationHandlers:
@@ -52,21 +74,21 @@ class AllocationHandlers:
         """Expire stale assignments, then pre-assign the caller's next task; None when the
         caller is unknown, offline or may not take work (nothing changes for them)."""
         now = self.clock()
-        await allocation.expire_stale_assignments(
+        await service.expire_stale_assignments(
             session, now=now, limit=self.settings.ALLOCATION_EXPIRY_BATCH_SIZE, actor=ACTOR
         )
-        caller = await allocation.find_caller(session, str(caller_id), lock=True)
+        caller = await repository.find_caller(session, str(caller_id), lock=True)
         if caller is None:
             log.warning("assign-current for unknown caller %s: nothing to do", caller_id)
             return None
-        refusal = allocation.refusal_for(caller)
+        refusal = service.refusal_for(caller)
         if refusal is not None:
             log.info("caller %s is %s: no task pre-assigned", caller_id, caller.allocation_status)
             return None
-        if not allocation.is_online(caller, now=now, settings=self.settings):
+        if not is_online(caller, now=now, settings=self.settings):
             log.info("caller %s is offline: no task pre-assigned", caller_id)
             return None
-        return await allocation.assign_next_task(
+        return await service.assign_next_task(
             session, caller, now=now, settings=self.settings, actor=ACTOR
         )
 
@@ -99,7 +121,7 @@ class AllocationHandlers:
     async def handle_expert_signed_up(
         self, session: AsyncSession, envelope: Envelope, payload: ExpertSignedUp
     ) -> None:
-        expert = await allocation.find_expert_for_signup(
+        expert = await repository.find_expert_for_signup(
             session, expert_id=payload.expert_id, email=payload.email
         )
         if expert is None:
@@ -116,7 +138,7 @@ class AllocationHandlers:
             )
             await session.flush()
             return
-        result = await allocation.record_signup(
+        result = await service.record_signup(
             session,
             expert,
             signed_up_at=payload.signed_up_at,
@@ -130,3 +152,45 @@ class AllocationHandlers:
             result.converted_leads,
             len(result.cancelled_task_ids),
         )
+
+    async def handle_project_changed(
+        self, session: AsyncSession, envelope: Envelope, payload: ProjectChanged
+    ) -> None:
+        cancelled, reprioritised = await service.apply_project_change(
+            session, payload, now=self.clock()
+        )
+        log.info(
+            "project %s (%s, priority %d): %d tasks cancelled, %d re-prioritised",
+            payload.project_id,
+            payload.status,
+            payload.priority,
+            len(cancelled),
+            reprioritised,
+        )
+
+    async def handle_call_allocation_sweep(
+        self, session: AsyncSession, envelope: Envelope, payload: CallAllocationSweepRequested
+    ) -> None:
+        callers = await service.sweep_call_allocation(
+            session, now=payload.requested_at, settings=self.settings
+        )
+        for caller_id in callers:
+            await publish(
+                session,
+                CallAllocationAssignCurrent(caller_id=caller_id),
+                correlation_id=envelope.correlation_id,
+                envelope_id=str(uuid.uuid5(SWEEP_MESSAGE_NAMESPACE, f"{envelope.id}:{caller_id}")),
+                occurred_at=payload.requested_at,
+            )
+        log.info("call-allocation sweep: %d online callers asked for a task", len(callers))
+
+    async def handle_signup_chase_sweep(
+        self, session: AsyncSession, envelope: Envelope, payload: SignupChaseSweepRequested
+    ) -> None:
+        created = await service.create_signup_chases(
+            session,
+            now=payload.requested_at,
+            settings=self.settings,
+            correlation_id=envelope.correlation_id,
+        )
+        log.info("sign-up chase sweep: %d chase tasks created", created)

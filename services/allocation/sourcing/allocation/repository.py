@@ -1,30 +1,65 @@
-"""Every query of the allocation service's call-task creation.
+"""Every query of the allocation service (its rules are :mod:`sourcing.allocation.service`).
 
-One request reads everything it decides on in two statements (:func:`call_task_facts`,
+Call-task creation reads everything it decides on in two statements (:func:`call_task_facts`,
 :func:`leads_of`), then writes in one: the request lane carries a message per ranked lead.
+The pool query (:func:`take_from_pool`) walks ``ix_call_tasks_pending_allocation`` and stops
+at the first row that passes the filters. Nothing here commits.
 """
 
 from __future__ import annotations
 
+import base64
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import exists, select, text, true, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    DateTime,
+    Text,
+    all_,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
+from sourcing.common.errors import InvalidPayload
 from sourcing.common.models import (
+    Caller,
+    CallerPerformanceMetric,
     CallTask,
     Expert,
     ExpertContact,
+    ExpertSuppression,
     Lead,
     Project,
     RankingSnapshot,
+    SignupChase,
 )
 from sourcing.common.models.base import sql_in
-from sourcing.common.models.enums import ContactType
-from sourcing.common.statemachines import CALL_TASK_OPEN_STATUSES, CallTaskStatus
+from sourcing.common.models.enums import CallOutcome, ContactType
+from sourcing.common.statemachines import (
+    CALL_TASK_ACTIVE_STATUSES,
+    CALL_TASK_OPEN_STATUSES,
+    CallTaskStatus,
+    ProjectStatus,
+)
 from sourcing.people.suppression import suppressed_expert
 
 
@@ -138,3 +173,482 @@ async def insert_open_task(session: AsyncSession, values: dict[str, Any]) -> uui
         .returning(CallTask.id)
     )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+_S = CallTaskStatus
+
+
+# --- callers --------------------------------------------------------------------------------
+
+
+async def find_caller(session: AsyncSession, user_id: str, *, lock: bool = False) -> Caller | None:
+    """The Caller a token's ``userId`` names: their id, or their email (case-insensitive)."""
+    try:
+        condition: ColumnElement[bool] = Caller.id == uuid.UUID(user_id)
+    except ValueError:
+        condition = func.lower(Caller.email) == user_id.strip().lower()
+    query = select(Caller).where(condition)
+    if lock:
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def get_caller(session: AsyncSession, caller_id: uuid.UUID) -> Caller | None:
+    return await session.get(Caller, caller_id)
+
+
+async def email_taken(
+    session: AsyncSession, email: str, *, except_caller: uuid.UUID | None = None
+) -> bool:
+    query = select(Caller.id).where(func.lower(Caller.email) == email.lower())
+    if except_caller is not None:
+        query = query.where(Caller.id != except_caller)
+    return (await session.scalar(query.limit(1))) is not None
+
+
+async def latest_performance(
+    session: AsyncSession, caller_id: uuid.UUID
+) -> CallerPerformanceMetric | None:
+    return await session.scalar(
+        select(CallerPerformanceMetric)
+        .where(CallerPerformanceMetric.caller_id == caller_id)
+        .order_by(CallerPerformanceMetric.computed_at.desc())
+        .limit(1)
+    )
+
+
+async def active_caller_ids(
+    session: AsyncSession, *, seen_after: datetime | None = None
+) -> list[uuid.UUID]:
+    """Active callers; only those online (seen after ``seen_after``) when given."""
+    query = select(Caller.id).where(Caller.is_active.is_(True))
+    if seen_after is not None:
+        query = query.where(Caller.last_seen_at > seen_after)
+    rows = await session.scalars(query.order_by(Caller.id))
+    return list(rows.all())
+
+
+async def mark_offline(session: AsyncSession, *, seen_by: datetime) -> list[uuid.UUID]:
+    """Callers last seen at or before ``seen_by`` lose their presence; callers another
+    transaction holds are left alone (taken in id order). Returns those marked offline."""
+    idle = (
+        select(Caller.id)
+        .where(Caller.last_seen_at <= seen_by)
+        .order_by(Caller.id)
+        .with_for_update(skip_locked=True)
+        .cte("idle")
+    )
+    return list(
+        (
+            await session.scalars(
+                update(Caller)
+                .where(Caller.id == idle.c.id)
+                .values(last_seen_at=None)
+                .returning(Caller.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+    )
+
+
+# --- call tasks -----------------------------------------------------------------------------
+
+
+async def active_task(session: AsyncSession, caller_id: uuid.UUID) -> CallTask | None:
+    return await session.scalar(
+        select(CallTask).where(
+            CallTask.caller_id == caller_id, CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES)
+        )
+    )
+
+
+async def lock_task(
+    session: AsyncSession, task_id: uuid.UUID, *, refresh: bool = False
+) -> CallTask | None:
+    """The task row, locked (``refresh``: re-read over what the session holds)."""
+    query = select(CallTask).where(CallTask.id == task_id).with_for_update()
+    if refresh:
+        query = query.execution_options(populate_existing=True)
+    return await session.scalar(query)
+
+
+async def load_task(session: AsyncSession, task_id: uuid.UUID) -> CallTask | None:
+    """A task with the expert and project the response shows."""
+    return await session.scalar(
+        select(CallTask)
+        .where(CallTask.id == task_id)
+        .options(joinedload(CallTask.expert), joinedload(CallTask.project))
+        .execution_options(populate_existing=True)
+    )
+
+
+def encode_cursor(task: CallTask) -> str:
+    raw = f"{task.created_at.isoformat()}|{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, task_id = raw.split("|", 1)
+        parsed = datetime.fromisoformat(created_at)
+        if parsed.tzinfo is None:
+            raise ValueError("naive")
+        return parsed, uuid.UUID(task_id)
+    except ValueError:
+        raise InvalidPayload(
+            "cursor is not one this endpoint returned", details={"field": "cursor"}
+        ) from None
+
+
+async def list_tasks(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    project_id: uuid.UUID | None,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[CallTask]:
+    """Tasks ordered by ``(created_at, id)`` ascending (oldest first), after the cursor."""
+    query = select(CallTask).options(joinedload(CallTask.expert), joinedload(CallTask.project))
+    if status is not None:
+        query = query.where(CallTask.status == status)
+    if project_id is not None:
+        query = query.where(CallTask.project_id == project_id)
+    if after is not None:
+        query = query.where(tuple_(CallTask.created_at, CallTask.id) > tuple_(*after))
+    query = query.order_by(CallTask.created_at, CallTask.id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def release_assigned(
+    session: AsyncSession, caller_ids: list[uuid.UUID], *, reason: str, now: datetime
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The callers' ASSIGNED tasks back to PENDING, unassigned. Returns (task id, caller id)."""
+    held = (
+        select(CallTask.id, CallTask.caller_id)
+        .where(CallTask.caller_id.in_(caller_ids), CallTask.status == _S.ASSIGNED.value)
+        .with_for_update()
+        .cte("held")
+    )
+    rows = (
+        await session.execute(
+            update(CallTask)
+            .where(CallTask.id == held.c.id)
+            .values(
+                status=_S.PENDING.value,
+                status_reason=f"released: {reason}",
+                status_changed_at=now,
+                caller_id=None,
+                assigned_at=None,
+                expires_at=None,
+                requeue_count=CallTask.requeue_count + 1,
+            )
+            .returning(CallTask.id, held.c.caller_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    return [(task_id, caller_id) for task_id, caller_id in rows]
+
+
+async def expire_assigned(
+    session: AsyncSession, *, now: datetime, limit: int, caller_id: uuid.UUID | None
+) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+    """ASSIGNED tasks whose dial deadline passed (only ``caller_id``'s when given) back to
+    PENDING, unassigned; rows another transaction holds are skipped. Returns (task id, caller
+    id)."""
+    conditions = [CallTask.status == _S.ASSIGNED.value, CallTask.expires_at <= now]
+    if caller_id is not None:
+        conditions.append(CallTask.caller_id == caller_id)
+    stale = (
+        select(CallTask.id, CallTask.caller_id)
+        .where(*conditions)
+        .order_by(CallTask.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("stale")
+    )
+    rows = (
+        await session.execute(
+            update(CallTask)
+            .where(CallTask.id == stale.c.id)
+            .values(
+                status=_S.PENDING.value,
+                status_reason="dial deadline passed: EXPIRED, returned to the pool",
+                status_changed_at=now,
+                caller_id=None,
+                assigned_at=None,
+                expires_at=None,
+                requeue_count=CallTask.requeue_count + 1,
+            )
+            .returning(CallTask.id, stale.c.caller_id)
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    return [(task_id, caller_id) for task_id, caller_id in rows]
+
+
+async def open_tasks_of_expert(
+    session: AsyncSession,
+    expert_id: uuid.UUID,
+    *,
+    kind: str | None = None,
+    keep_task_id: uuid.UUID | None = None,
+) -> Sequence[CallTask]:
+    """The expert's open tasks (only ``kind``'s when given, but ``keep_task_id``), locked."""
+    query = select(CallTask).where(
+        CallTask.expert_id == expert_id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES)
+    )
+    if kind is not None:
+        query = query.where(CallTask.kind == kind)
+    if keep_task_id is not None:
+        query = query.where(CallTask.id != keep_task_id)
+    return (await session.scalars(query.with_for_update())).all()
+
+
+async def open_tasks_of_project(session: AsyncSession, project_id: uuid.UUID) -> Sequence[CallTask]:
+    """The project's open tasks in id order, locked."""
+    return (
+        await session.scalars(
+            select(CallTask)
+            .where(CallTask.project_id == project_id, CallTask.status.in_(CALL_TASK_OPEN_STATUSES))
+            .order_by(CallTask.id)
+            .with_for_update()
+        )
+    ).all()
+
+
+async def reprioritise_pending(
+    session: AsyncSession, project_id: uuid.UUID, *, priority: int
+) -> int:
+    result = await session.execute(
+        update(CallTask)
+        .where(CallTask.project_id == project_id, CallTask.status == _S.PENDING.value)
+        .values(priority=priority)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- the pool -------------------------------------------------------------------------------
+#
+# The query does not convert timezones per row: it compares the expert's zone (else their
+# country) with the zones (countries) inside the calling window at ``now``, bound per request
+# (``open_zones``, ``open_countries``, ``known_countries``; see
+# :func:`sourcing.allocation.service.open_window`).
+
+
+def _text_array(name: str) -> Any:
+    return bindparam(name, type_=ARRAY(Text))
+
+
+def _window_clause() -> ColumnElement[bool]:
+    """The expert is inside the calling window."""
+    country = func.upper(Expert.country_iso)
+    return or_(
+        Expert.timezone == any_(_text_array("open_zones")),
+        and_(
+            Expert.timezone.is_(None),
+            or_(
+                Expert.country_iso.is_(None),
+                country == any_(_text_array("open_countries")),
+                country != all_(_text_array("known_countries")),
+            ),
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def _assignment_statement() -> Any:
+    """``UPDATE`` the best PENDING task the caller may take to ASSIGNED, returning its id.
+
+    Built once with every varying value a bound parameter: building this statement per request
+    cost more CPU than running it.
+    """
+    now = bindparam("p_now", type_=DateTime(timezone=True))
+    candidate = (
+        select(CallTask.id)
+        .join(Expert, Expert.id == CallTask.expert_id)
+        .join(Project, Project.id == CallTask.project_id)
+        .where(
+            CallTask.status == _S.PENDING.value,
+            or_(CallTask.available_after.is_(None), CallTask.available_after <= now),
+            or_(CallTask.region_iso.is_(None), CallTask.region_iso == any_(_text_array("regions"))),
+            or_(
+                CallTask.language_code.is_(None),
+                func.lower(CallTask.language_code) == any_(_text_array("languages")),
+            ),
+            Expert.suppressed_at.is_(None),
+            Project.status == ProjectStatus.ACTIVE.value,
+            _window_clause(),
+        )
+        .order_by(CallTask.priority.desc(), CallTask.ranking_score.desc(), CallTask.created_at)
+        .limit(1)
+        .with_for_update(of=CallTask, skip_locked=True)
+        .cte("candidate")
+    )
+    return (
+        update(CallTask)
+        .where(CallTask.id == candidate.c.id)
+        .values(
+            status=_S.ASSIGNED.value,
+            status_reason=None,
+            status_changed_at=now,
+            caller_id=bindparam("p_caller_id"),
+            assigned_at=now,
+            expires_at=bindparam("p_expires_at"),
+        )
+        .returning(CallTask.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def take_from_pool(session: AsyncSession, parameters: dict[str, Any]) -> uuid.UUID | None:
+    """Assign the best PENDING task the caller may take (``parameters``: the caller, ``p_now``,
+    ``p_expires_at``, their ``regions`` and ``languages``, the open window); its id or None."""
+    result = await session.execute(_assignment_statement(), parameters)
+    return result.scalar_one_or_none()
+
+
+# --- experts, leads and suppression ---------------------------------------------------------
+
+
+async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
+    return await session.get(Expert, expert_id)
+
+
+async def lock_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
+    return await session.scalar(select(Expert).where(Expert.id == expert_id).with_for_update())
+
+
+async def find_expert_for_signup(
+    session: AsyncSession, *, expert_id: uuid.UUID | None, email: str | None
+) -> Expert | None:
+    """The signed-up expert, by id, else by primary email (case-insensitive), row locked."""
+    if expert_id is not None:
+        condition: ColumnElement[bool] = Expert.id == expert_id
+    elif email:
+        condition = Expert.primary_email == email.strip().lower()
+    else:
+        return None
+    return await session.scalar(select(Expert).where(condition).with_for_update())
+
+
+async def insert_suppression(session: AsyncSession, values: dict[str, Any]) -> None:
+    """The expert's suppression row, unless they have one."""
+    await session.execute(
+        pg_insert(ExpertSuppression)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["expert_id"])
+    )
+
+
+async def move_leads(
+    session: AsyncSession,
+    expert_id: uuid.UUID,
+    *,
+    from_statuses: list[str],
+    to_status: str,
+    reason: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """The expert's leads in ``from_statuses`` moved to ``to_status``. Returns their ids."""
+    rows = await session.execute(
+        update(Lead)
+        .where(Lead.expert_id == expert_id, Lead.status.in_(from_statuses))
+        .values(status=to_status, status_reason=reason, status_changed_at=now)
+        .returning(Lead.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [row[0] for row in rows.all()]
+
+
+# --- sign-up chases -------------------------------------------------------------------------
+
+
+async def chases_on(session: AsyncSession, *, expert_id: uuid.UUID, chase_date: date) -> int:
+    """How many sign-up chases of the expert are dated ``chase_date``."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(SignupChase)
+        .where(SignupChase.expert_id == expert_id, SignupChase.chase_date == chase_date)
+    )
+    return int(count or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ChaseCandidate:
+    """The latest signup-link task of an expert who has not signed up."""
+
+    source_task_id: uuid.UUID
+    expert_id: uuid.UUID
+    project_id: uuid.UUID
+    priority: int
+    ranking_score: float
+    region_iso: str | None
+    language_code: str | None
+    phone_number: str | None
+
+
+async def signup_chase_candidates(
+    session: AsyncSession, *, link_sent_before: datetime, chase_date: date, limit: int
+) -> list[ChaseCandidate]:
+    """Experts whose LATEST signup-link outcome is older than ``link_sent_before``, who have
+    not signed up, are not suppressed, have no chase dated ``chase_date`` yet and no open
+    task in that project (e.g. a chase the outcome endpoint already scheduled)."""
+    latest = (
+        select(
+            CallTask.id,
+            CallTask.expert_id,
+            CallTask.project_id,
+            CallTask.outcome_at,
+            CallTask.priority,
+            CallTask.ranking_score,
+            CallTask.region_iso,
+            CallTask.language_code,
+            CallTask.phone_number,
+        )
+        .where(
+            CallTask.outcome == CallOutcome.INTERESTED_SIGNUP_LINK_SENT.value,
+            CallTask.outcome_at.is_not(None),
+        )
+        .ext(distinct_on(CallTask.expert_id))
+        .order_by(CallTask.expert_id, CallTask.outcome_at.desc(), CallTask.id)
+        .subquery("latest")
+    )
+    chased_today = exists().where(
+        SignupChase.expert_id == latest.c.expert_id, SignupChase.chase_date == chase_date
+    )
+    open_task = exists().where(
+        CallTask.expert_id == latest.c.expert_id,
+        CallTask.project_id == latest.c.project_id,
+        CallTask.status.in_(CALL_TASK_OPEN_STATUSES),
+    )
+    rows = await session.execute(
+        select(latest)
+        .join(Expert, Expert.id == latest.c.expert_id)
+        .join(Project, Project.id == latest.c.project_id)
+        .where(
+            latest.c.outcome_at <= link_sent_before,
+            Expert.signed_up_at.is_(None),
+            Expert.suppressed_at.is_(None),
+            Project.status == ProjectStatus.ACTIVE.value,
+            ~chased_today,
+            ~open_task,
+        )
+        .order_by(latest.c.outcome_at, latest.c.expert_id)
+        .limit(limit)
+    )
+    return [
+        ChaseCandidate(
+            source_task_id=row.id,
+            expert_id=row.expert_id,
+            project_id=row.project_id,
+            priority=row.priority,
+            ranking_score=row.ranking_score,
+            region_iso=row.region_iso,
+            language_code=row.language_code,
+            phone_number=row.phone_number,
+        )
+        for row in rows.all()
+    ]

@@ -6,25 +6,22 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import Depends, FastAPI
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.orm import configure_mappers
 
+from sourcing.allocation import endpoints as allocation
 from sourcing.api.errors import register_error_handlers
 from sourcing.api.middleware import EdgeMiddleware
 from sourcing.api.openapi import openapi_builder
 from sourcing.api.routers import (
     auth,
-    call_tasks,
-    callers,
     dead_letters,
     documentation,
     system,
     webhooks,
 )
-from sourcing.common.allocation import ExpirySweep
 from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
@@ -41,10 +38,10 @@ ROUTERS = (
     system.router,
     auth.router,
     ingestion.projects_router,
-    callers.router,
+    allocation.callers_router,
     ingestion.experts_router,
     ingestion.job_title_discovery_router,
-    call_tasks.router,
+    allocation.call_tasks_router,
     outreach.outreach_router,
     outreach.screening_router,
     dead_letters.router,
@@ -101,9 +98,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.clock = time.time
-    app.state.expiry_sweep = ExpirySweep(
-        timedelta(seconds=settings.ALLOCATION_EXPIRY_SWEEP_SECONDS)
-    )
     register_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AliasChoices,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -19,16 +18,12 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from sourcing.common.allocation import CallerAction
 from sourcing.common.auth import Role
 from sourcing.common.web import (
     CountryCode,
-    JsonObject,
-    LanguageCode,
     NonEmpty,
     RequestModel,
     ResponseModel,
-    Timezone,
     Url,
     UtcDatetime,
 )
@@ -54,83 +49,6 @@ class TokenResponse(ResponseModel):
 class MeResponse(ResponseModel):
     user_id: str
     role: Role
-
-
-# Callers
-
-
-class CallerCreate(RequestModel):
-    email: EmailStr
-    name: NonEmpty
-    timezone: Timezone
-    language_codes: Annotated[list[LanguageCode], Field(min_length=1, max_length=50)]
-    region_iso_codes: Annotated[list[CountryCode], Field(min_length=1, max_length=250)]
-    metadata: JsonObject | None = None
-
-
-class CallerUpdate(RequestModel):
-    email: EmailStr | None = None
-    name: NonEmpty | None = None
-    timezone: Timezone | None = None
-    language_codes: Annotated[list[LanguageCode], Field(min_length=1, max_length=50)] | None = None
-    region_iso_codes: Annotated[list[CountryCode], Field(min_length=1, max_length=250)] | None = (
-        None
-    )
-    metadata: JsonObject | None = None
-
-
-class CallerOut(ResponseModel):
-    id: uuid.UUID
-    email: str
-    name: str
-    timezone: str
-    language_codes: list[str]
-    region_iso_codes: list[str]
-    # The ORM attribute is `metadata_` (`metadata` is reserved by SQLAlchemy's declarative base).
-    metadata: JsonObject = Field(validation_alias=AliasChoices("metadata_", "metadata"))
-    allocation_status: str
-    status_reason: str | None = None
-    status_changed_at: datetime | None = None
-    is_active: bool = True
-    last_seen_at: datetime | None = Field(
-        default=None, description="Presence: the last task request or call event while online"
-    )
-    created_at: datetime
-    updated_at: datetime
-
-
-class CallerStatusRequest(RequestModel):
-    """A staff action on a caller's status (see ``POST /api/v1/callers/{callerId}/status``)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"action": "clear_fraud", "reason": "reviewed the flagged calls: dropped lines"}
-            ]
-        }
-    )
-
-    action: CallerAction
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-
-
-class CallerStatusResponse(ResponseModel):
-    caller: CallerOut
-    action: CallerAction
-    from_status: str
-    released_task_ids: list[uuid.UUID]
-
-
-class PerformanceOut(ResponseModel):
-    id: uuid.UUID
-    caller_id: uuid.UUID
-    computed_at: datetime
-    rolling_60_minute_dials: int
-    rolling_60_minute_connections: int
-    short_calls_last_hour: int
-    timezone_mismatches_last_hour: int
-    allocation_status: str
-    performance_score: float
 
 
 # Webhooks

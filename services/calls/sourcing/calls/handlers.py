@@ -11,7 +11,7 @@
 
 ``call-validation`` → :meth:`CallHandlers.handle_call_validation`
     Flags short calls and timezone mismatches on the CallLog
-    (:func:`sourcing.common.policies.calls.validate_call`), settles the task
+    (:func:`sourcing.calls.service.validate_call`), settles the task
     (``DIALING → RESTRICTED`` when a fraud signal was raised, ``→ COMPLETED`` when the expert
     answered, ``→ CANCELLED`` otherwise: failed, busy, no answer) and forwards
     ``performance.recalculate.v1`` keyed by caller. The task is settled here, not on the end
@@ -20,7 +20,7 @@
 
 ``performance`` → :meth:`CallHandlers.handle_performance_recalculate`
     Writes a CallerPerformanceMetric snapshot and moves the caller's allocation status by
-    :func:`sourcing.common.policies.calls.evaluate_allocation_status` (every step through
+    :func:`sourcing.calls.service.evaluate_allocation_status` (every step through
     ``CALLER_ALLOCATION``, each with a CallerStatusHistory row and a SystemEvent); a change
     enqueues ``call-allocation.assign-current.v1`` keyed by caller.
 
@@ -41,7 +41,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.calls import repository
 from sourcing.calls.fold import CallFold, fold_events, is_call_event, parse_time
-from sourcing.common import allocation
+from sourcing.calls.service import (
+    CallerActivity,
+    StatusDecision,
+    StatusThresholds,
+    evaluate_allocation_status,
+    performance_score,
+    validate_call,
+)
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import (
@@ -62,19 +69,11 @@ from sourcing.common.models import (
     CallTask,
 )
 from sourcing.common.models.enums import RawEventStatus
-from sourcing.common.policies.calls import (
-    CallerActivity,
-    StatusDecision,
-    StatusThresholds,
-    evaluate_allocation_status,
-    performance_score,
-    shift_start_for_dial,
-    validate_call,
-)
 from sourcing.common.statemachines import (
     CallTaskStatus,
 )
 from sourcing.common.transitions import move
+from sourcing.people.callers import note_call_activity, set_caller_status, shift_start_for_dial
 from sourcing.people.phones import to_e164
 from sourcing.people.timezones import expert_timezone
 
@@ -174,7 +173,7 @@ class CallHandlers:
             self._start_dialing(session, task, fold.started_at, now)
         if caller is not None:
             # Any call event of an online caller keeps them online (presence).
-            allocation.note_call_activity(caller, at=min(occurred_at, now), settings=self.settings)
+            note_call_activity(caller, at=min(occurred_at, now), settings=self.settings)
         if caller is not None and fold.started_at is not None:
             self._record_dial(caller, fold.started_at)
         if caller is not None and fold.finished:
@@ -463,7 +462,7 @@ class CallHandlers:
         correlation_id: str | None,
     ) -> None:
         for step in decision.path:
-            await allocation.set_caller_status(
+            await set_caller_status(
                 session,
                 caller,
                 step,

@@ -2,36 +2,33 @@
 
 * the five maintenance steps of manual §5.2, each ``async def step(session, context) -> int``
   run in its own transaction by :mod:`sourcing.scheduler.cycle`, returning how many rows or
-  messages it touched;
+  messages it touched; steps 3 to 5 only publish a tick (:func:`publish_sweep`) to the context
+  owning the work (call allocation and sign-up chases: the allocation service; screening
+  follow-ups: the outreach service);
 * :func:`handle_dead_letter`, the dead-letter sink;
 * :func:`documentation_handler`, the documentation generator's handler.
 
 Idempotency of the steps: archival is a conditional UPDATE; the enqueueing steps derive each
 envelope id from (step, interval, entity) with UUIDv5, so enqueueing twice for the same
-interval yields the same ids and every consumer's ``processed_events`` drops the second; the
-signup chase checks for a chase dated today and is guarded by ``signup_chases``' unique keys.
+interval yields the same ids and every consumer's ``processed_events`` drops the second.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common import allocation
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.config import Settings
 from sourcing.common.events import (
-    CallAllocationAssignCurrent,
     DeadLetter,
     DocumentationGenerate,
     Envelope,
@@ -40,11 +37,13 @@ from sourcing.common.events import (
 )
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.kafka.retry import PermanentError
-from sourcing.common.messages.outreach import ScreeningFollowUpRequested
-from sourcing.common.messages.scheduler import DEAD_LETTER_CONSUMER_HEADER
-from sourcing.common.models import CallTask, SignupChase
-from sourcing.common.models.enums import MAX_SIGNUP_CHASES_PER_DAY, CallTaskKind, JobStatus
-from sourcing.common.statemachines import CALL_TASK
+from sourcing.common.messages.allocation import (
+    CallAllocationSweepRequested,
+    SignupChaseSweepRequested,
+)
+from sourcing.common.messages.outreach import ScreeningFollowUpSweepRequested
+from sourcing.common.messages.scheduler import DEAD_LETTER_CONSUMER_HEADER, SweepRequested
+from sourcing.common.models.enums import JobStatus
 from sourcing.scheduler import metrics, repository
 from sourcing.scheduler.documentation import render_documents, write_documents
 
@@ -52,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 # UUIDv5 namespace of the scheduler's envelope ids (a constant: changing it re-sends a cycle).
 CYCLE_MESSAGE_NAMESPACE = uuid.UUID("5c4ed0e1-7a52-4c1e-9a57-5ce0d1e0c1c1")
+# The one entity of a sweep tick (one tick per step and interval).
+SWEEP_ENTITY_ID = uuid.UUID(int=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,14 @@ async def publish_for_cycle(
     )
 
 
+async def publish_sweep(
+    session: AsyncSession, context: CycleContext, message: SweepRequested, *, step: str
+) -> int:
+    """Publish the step's one tick of the interval (:func:`publish_for_cycle`); returns 1."""
+    await publish_for_cycle(session, context, message, step=step, entity_id=SWEEP_ENTITY_ID)
+    return 1
+
+
 # --- step 1 ---------------------------------------------------------------------------------
 
 
@@ -101,7 +110,7 @@ async def archive_dead_letters(session: AsyncSession, context: CycleContext) -> 
     return await repository.archive_dead_letters(session, older_than=cutoff, now=context.now)
 
 
-# --- steps 2 and 3 --------------------------------------------------------------------------
+# --- step 2 ---------------------------------------------------------------------------------
 
 
 async def enqueue_performance_recalculations(session: AsyncSession, context: CycleContext) -> int:
@@ -118,158 +127,54 @@ async def enqueue_performance_recalculations(session: AsyncSession, context: Cyc
     return len(callers)
 
 
-async def enqueue_allocation_assignments(session: AsyncSession, context: CycleContext) -> int:
-    """Mark idle callers offline (their undialled task back to the pool), then one
-    ``call-allocation.assign-current.v1`` per active, online caller (keyed by caller id)."""
-    await allocation.release_offline_callers(
-        session, now=context.now, settings=context.settings, actor="scheduler"
+# --- step 3 ---------------------------------------------------------------------------------
+
+
+async def request_call_allocation_sweep(session: AsyncSession, context: CycleContext) -> int:
+    """The allocation service's call-allocation sweep: idle callers go offline (their undialled
+    task back to the pool), then every active, online caller is asked for a task."""
+    return await publish_sweep(
+        session,
+        context,
+        CallAllocationSweepRequested(requested_at=context.now),
+        step="call_allocation",
     )
-    callers = await repository.active_caller_ids(
-        session, seen_after=allocation.presence_cutoff(context.now, context.settings)
-    )
-    for caller_id in callers:
-        await publish_for_cycle(
-            session,
-            context,
-            CallAllocationAssignCurrent(caller_id=caller_id),
-            step="call_allocation",
-            entity_id=caller_id,
-        )
-    return len(callers)
 
 
 # --- step 4 ---------------------------------------------------------------------------------
 
-SharedDueQuery = Callable[..., Awaitable[Any]]
 
-
-def shared_follow_up_query() -> SharedDueQuery | None:
-    """``sourcing.common.screening.responses_due_follow_up`` when the screening area provides
-    it (one definition of "due"); else this service's own query is used."""
-    try:
-        module = importlib.import_module("sourcing.common.screening")
-    except ImportError:
-        return None
-    query = getattr(module, "responses_due_follow_up", None)
-    return query if callable(query) else None
-
-
-async def _due_responses(
-    session: AsyncSession, context: CycleContext
-) -> list[repository.DueResponse]:
-    idle = context.settings.SCREENING_FOLLOW_UP_IDLE_MINUTES
-    limit = context.settings.SCREENING_FOLLOW_UP_BATCH_SIZE
-    shared = shared_follow_up_query()
-    if shared is None:
-        return await repository.screening_responses_due(
-            session, idle_before=context.now - timedelta(minutes=idle), limit=limit
-        )
-    found = list(await shared(session, now=context.now, idle_minutes=idle, limit=limit))
-    due: list[repository.DueResponse] = []
-    missing: list[uuid.UUID] = []
-    for item in found:
-        if hasattr(item, "id") and hasattr(item, "expert_id"):
-            due.append(repository.DueResponse(id=item.id, expert_id=item.expert_id))
-        else:
-            missing.append(uuid.UUID(str(item)))
-    experts = await repository.expert_ids_of_responses(session, missing)
-    due.extend(
-        repository.DueResponse(id=rid, expert_id=experts[rid]) for rid in missing if rid in experts
+async def request_screening_follow_up_sweep(session: AsyncSession, context: CycleContext) -> int:
+    """The outreach service's screening sweep: a reminder for each open response untouched for
+    15+ minutes."""
+    return await publish_sweep(
+        session,
+        context,
+        ScreeningFollowUpSweepRequested(requested_at=context.now),
+        step="screening_follow_up",
     )
-    return due
-
-
-async def enqueue_screening_follow_ups(session: AsyncSession, context: CycleContext) -> int:
-    """One ``screening.follow-up.v1`` per open response untouched for 15+ minutes (keyed by
-    expert id); the screening agent sends the reminder and touches the response."""
-    due = await _due_responses(session, context)
-    for response in due:
-        await publish_for_cycle(
-            session,
-            context,
-            ScreeningFollowUpRequested(response_id=response.id, expert_id=response.expert_id),
-            step="screening_follow_up",
-            entity_id=response.id,
-        )
-    return len(due)
 
 
 # --- step 5 ---------------------------------------------------------------------------------
 
 
-async def create_signup_chases(session: AsyncSession, context: CycleContext) -> int:
-    """New PENDING ``SIGNUP_CHASE`` tasks for experts sent a signup link 24+ hours ago who have
-    not signed up: at most one per expert per cycle day from here, at most
-    ``MAX_SIGNUP_CHASES_PER_DAY`` per expert per day in all.
-
-    Works with the outcome endpoint, which may already have scheduled a chase task
-    (``available_after`` = outcome + 24 h): an expert with an open task in that project, or
-    with a chase dated today, is skipped; the unique keys of ``signup_chases`` (expert, day,
-    number) settle any race, the losing insert is rolled back to its savepoint and skipped.
-    """
-    today = context.now.astimezone(UTC).date()
-    delay = timedelta(seconds=context.settings.SIGNUP_CHASE_DELAY_SECONDS)
-    candidates = await repository.signup_chase_candidates(
+async def request_signup_chase_sweep(session: AsyncSession, context: CycleContext) -> int:
+    """The allocation service's sign-up chase sweep: chase tasks for experts sent a sign-up
+    link long enough ago who have not signed up."""
+    return await publish_sweep(
         session,
-        link_sent_before=context.now - delay,
-        chase_date=today,
-        limit=context.settings.SIGNUP_CHASE_BATCH_SIZE,
+        context,
+        SignupChaseSweepRequested(requested_at=context.now),
+        step="signup_chase",
     )
-    created = 0
-    for candidate in candidates:
-        number = (
-            await repository.chases_on(session, expert_id=candidate.expert_id, chase_date=today) + 1
-        )
-        if number > MAX_SIGNUP_CHASES_PER_DAY:
-            continue
-        try:
-            async with session.begin_nested():
-                task = CallTask(
-                    id=uuid.uuid4(),
-                    project_id=candidate.project_id,
-                    expert_id=candidate.expert_id,
-                    status=CALL_TASK.initial,
-                    status_changed_at=context.now,
-                    kind=CallTaskKind.SIGNUP_CHASE.value,
-                    priority=candidate.priority,
-                    ranking_score=candidate.ranking_score,
-                    region_iso=candidate.region_iso,
-                    language_code=candidate.language_code,
-                    phone_number=candidate.phone_number,
-                    available_after=context.now,
-                    chase_of_task_id=candidate.source_task_id,
-                    correlation_id=context.correlation_id,
-                )
-                session.add(task)
-                await session.flush()
-                session.add(
-                    SignupChase(
-                        expert_id=candidate.expert_id,
-                        project_id=candidate.project_id,
-                        source_call_task_id=candidate.source_task_id,
-                        chase_call_task_id=task.id,
-                        chase_date=today,
-                        chase_number=number,
-                        correlation_id=context.correlation_id,
-                    )
-                )
-                await session.flush()
-        except IntegrityError:
-            logger.info(
-                "signup chase already created elsewhere; skipped",
-                extra={"expertId": str(candidate.expert_id)},
-            )
-            continue
-        created += 1
-    return created
 
 
 STEPS: tuple[tuple[str, Step], ...] = (
     ("dead_letter_archival", archive_dead_letters),
     ("performance_recalculation", enqueue_performance_recalculations),
-    ("call_allocation", enqueue_allocation_assignments),
-    ("screening_follow_ups", enqueue_screening_follow_ups),
-    ("signup_chase", create_signup_chases),
+    ("call_allocation", request_call_allocation_sweep),
+    ("screening_follow_ups", request_screening_follow_up_sweep),
+    ("signup_chase", request_signup_chase_sweep),
 )
 
 

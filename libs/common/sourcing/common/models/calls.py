@@ -89,7 +89,7 @@ class Caller(UUIDPrimaryKey, Timestamps, Base):
     last_dial_at: Mapped[datetime | None]
     last_task_requested_at: Mapped[datetime | None]
     # Presence: the last task request or call event of an online caller; NULL when offline
-    # (sourcing.common.allocation.is_online).
+    # (sourcing.people.callers.is_online).
     last_seen_at: Mapped[datetime | None]
 
     tasks: Mapped[list[CallTask]] = relationship(

@@ -1,6 +1,7 @@
-"""Call rules (manual §4.5, §8, §14): short calls, the expert's calling window, shifts, the
-performance score and the caller allocation status machine. Pure functions, no I/O: time is
-always a parameter (``now``), never read from the system clock.
+"""The calls service's rules (manual §4.5, §8, §14): short calls, the expert's calling window,
+the performance score and the caller allocation status machine (shifts are
+:mod:`sourcing.people.callers`). Pure functions, no I/O: time is always a parameter (``now``),
+never read from the system clock.
 
 Decisions (documented here, tested in ``tests/unit/calls``)
 ------------------------------------------------------------
@@ -12,7 +13,7 @@ Decisions (documented here, tested in ``tests/unit/calls``)
   :func:`sourcing.people.timezones.expert_timezone`; no timezone known means no mismatch is
   claimed.
 * **Shift**: a shift starts at the first task request or dial after ``CALLER_SHIFT_GAP_SECONDS``
-  without either (:func:`shift_start_for_dial`).
+  without either (:func:`sourcing.people.callers.shift_start_for_dial`).
 * **Dial rate**: dials in the trailing ``DIAL_RATE_WINDOW_MINUTES``; it is *low* when fewer
   than ``MIN_DIALS_PER_WINDOW`` fall in it. It has been low since the N-th most recent dial
   plus the window (N = ``MIN_DIALS_PER_WINDOW``), or since the shift start plus the window
@@ -120,47 +121,6 @@ def validate_call(
         flags=tuple(flags),
         expert_local_time=local_time,
     )
-
-
-# --- shifts ---------------------------------------------------------------------------------
-
-
-def shift_start_for_dial(
-    *,
-    dialled_at: datetime,
-    shift_started_at: datetime | None,
-    last_dial_at: datetime | None,
-    last_task_requested_at: datetime | None,
-    shift_gap: timedelta,
-) -> datetime | None:
-    """The new shift start a dial at ``dialled_at`` opens, or None when it continues a shift.
-
-    The caller's last activity is the latest of shift start, last dial and last task request
-    before the dial. A dial ``shift_gap`` or more after it (or the first dial ever) opens a
-    shift, which starts at the task request that preceded the dial in the gap, else at the
-    dial. A late event of an older call (dialled before the last activity) never opens one.
-    """
-    if any(m is not None and m > dialled_at for m in (shift_started_at, last_dial_at)):
-        return None
-    previous = max(
-        (m for m in (shift_started_at, last_dial_at) if m is not None and m <= dialled_at),
-        default=None,
-    )
-    request = (
-        last_task_requested_at
-        if last_task_requested_at is not None
-        and last_task_requested_at <= dialled_at
-        and dialled_at - last_task_requested_at < shift_gap
-        else None
-    )
-    if request is not None and (previous is None or request - previous >= shift_gap):
-        return request  # the task request after the gap opened the shift
-    if shift_started_at is None or previous is None:
-        return dialled_at
-    latest_activity = max(previous, request) if request is not None else previous
-    if dialled_at - latest_activity < shift_gap:
-        return None
-    return dialled_at
 
 
 # --- dial rate and allocation status --------------------------------------------------------

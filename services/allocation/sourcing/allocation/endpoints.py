@@ -1,0 +1,387 @@
+"""The allocation context's HTTP endpoints, mounted by the gateway.
+
+* :data:`callers_router`: callers and their latest performance snapshot (§4.4), staff actions
+  on their status;
+* :data:`call_tasks_router`: call tasks (§4.5): the caller's current task and outcomes;
+  operator list and requeue.
+
+The rules are :mod:`sourcing.allocation.service` (shared with the call-allocation agent); these
+routers only map HTTP onto them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, Query, Request, status
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.allocation import repository, service
+from sourcing.allocation.schemas import (
+    CallerCreate,
+    CallerOut,
+    CallerStatusRequest,
+    CallerStatusResponse,
+    CallerUpdate,
+    CallTaskOut,
+    CurrentTaskResponse,
+    OperatorTaskList,
+    OutcomeRequest,
+    OutcomeResponse,
+    PerformanceOut,
+    RequeueRequest,
+)
+from sourcing.common.auth import Principal, Role
+from sourcing.common.config import Settings
+from sourcing.common.errors import Conflict, NotFound
+from sourcing.common.models import Caller, CallerPerformanceMetric
+from sourcing.common.statemachines import CALLER_ALLOCATION, CallTaskStatus
+from sourcing.common.web import (
+    CallerPrincipal,
+    NowDep,
+    SessionDep,
+    SettingsDep,
+    StaffPrincipal,
+    error_responses,
+)
+from sourcing.people.callers import note_task_request
+
+call_tasks_router = APIRouter(prefix="/api/v1/call-tasks", tags=["call tasks"])
+
+
+def expiry_sweep(app: FastAPI, settings: Settings) -> service.ExpirySweep:
+    """The app's sweep of stale assignments (``app.state.expiry_sweep``), made on first use."""
+    sweep: service.ExpirySweep | None = getattr(app.state, "expiry_sweep", None)
+    if sweep is None:
+        sweep = service.ExpirySweep(timedelta(seconds=settings.ALLOCATION_EXPIRY_SWEEP_SECONDS))
+        app.state.expiry_sweep = sweep
+    return sweep
+
+
+async def _task_caller(
+    session: AsyncSession, principal: Principal, *, lock: bool = False
+) -> Caller:
+    caller = await repository.find_caller(session, principal.user_id, lock=lock)
+    if caller is None:
+        raise service.CallerNotRegistered(
+            f"token user id '{principal.user_id}' matches no registered caller "
+            "(expected a caller's id or email)",
+            details={"userId": principal.user_id},
+        )
+    return caller
+
+
+async def _view(session: AsyncSession, task_id: uuid.UUID) -> CallTaskOut:
+    task = await repository.load_task(session, task_id)
+    if task is None:  # pragma: no cover - the task was just read in this transaction
+        raise NotFound(f"call task {task_id} not found", details={"taskId": str(task_id)})
+    return CallTaskOut.of(task)
+
+
+@call_tasks_router.get(
+    "/current",
+    response_model=CurrentTaskResponse,
+    responses=error_responses(401, 403, 409),
+    summary="The caller's current task, assigning the best available one if none is active",
+    description=(
+        "Returns the caller's ASSIGNED/DIALING task, else atomically assigns the best PENDING "
+        "task they may take (their regions and languages, the expert inside their local "
+        "calling window, not suppressed; highest project priority, then ranking score, then "
+        "oldest). An assigned task must be dialled before `expiresAt` or it returns to the "
+        "pool.\n\n"
+        "When nothing is available the answer is **200** with `task: null` and "
+        '`reason: "NO_AVAILABLE_TASKS"` (poll again later), and the caller becomes '
+        "`IDLE_NO_AVAILABLE_TASKS`.\n\n"
+        "The token's `userId` must be the caller's id or email (case-insensitive): otherwise "
+        "**403** `caller_not_registered`. A `PAUSED_LOW_DIAL_RATE` caller gets **409** "
+        "`caller_paused`; `RESTRICTED_FRAUD`/`SUSPENDED` gets **403** `caller_restricted` and "
+        "a deactivated caller **403** `caller_inactive`; `details` carry the status, reason "
+        "and `howToResume`."
+    ),
+)
+async def current_task(
+    request: Request,
+    session: SessionDep,
+    principal: CallerPrincipal,
+    settings: SettingsDep,
+    now: NowDep,
+) -> CurrentTaskResponse:
+    caller = await _task_caller(session, principal, lock=True)
+    note_task_request(caller, now=now, settings=settings)
+    result = await service.allocate_for_caller(
+        session,
+        caller,
+        now=now,
+        settings=settings,
+        actor=f"caller:{caller.id}",
+        sweep=expiry_sweep(request.app, settings),
+    )
+    if result.task_id is None:
+        return CurrentTaskResponse(
+            task=None,
+            newly_assigned=False,
+            reason=result.reason,
+            message="No call task is available for you right now; ask again shortly.",
+            allocation_status=caller.allocation_status,
+        )
+    return CurrentTaskResponse(
+        task=await _view(session, result.task_id),
+        newly_assigned=result.newly_assigned,
+        allocation_status=caller.allocation_status,
+    )
+
+
+@call_tasks_router.post(
+    "/{task_id}/outcome",
+    response_model=OutcomeResponse,
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+    summary="Record the outcome of the caller's own task",
+    description=(
+        "`INTERESTED_SIGNUP_LINK_SENT`: task COMPLETED, a signup-chase task is scheduled "
+        "`SIGNUP_CHASE_DELAY_SECONDS` later (at most 3 per expert per day; `followUpSkipped` "
+        "says when none was made). `RETRYABLE_REJECTION`: task COMPLETED, a retry task becomes "
+        "available after `RETRY_COOL_OFF_SECONDS`. `NEVER_CONTACT_AGAIN`: task COMPLETED, the "
+        "expert is suppressed everywhere, their other open tasks CANCELLED and leads "
+        "DISQUALIFIED.\n\nOnce per task, before or after the call's validation: the caller's own "
+        "ASSIGNED or DIALING task (completed now), or their task the validation already "
+        "COMPLETED (the outcome is added; its effects happen once either way). Another "
+        "caller's task (or an unknown id) is **404**; a second outcome, or a task the call left "
+        "CANCELLED, RESTRICTED or EXPIRED, is **409** `invalid_transition`."
+    ),
+)
+async def submit_outcome(
+    task_id: uuid.UUID,
+    body: OutcomeRequest,
+    session: SessionDep,
+    principal: CallerPrincipal,
+    settings: SettingsDep,
+    now: NowDep,
+) -> OutcomeResponse:
+    caller = await _task_caller(session, principal)
+    result = await service.record_outcome(
+        session,
+        caller=caller,
+        task_id=task_id,
+        outcome=body.outcome,
+        notes=body.notes,
+        now=now,
+        settings=settings,
+    )
+    return OutcomeResponse(
+        task=await _view(session, result.task.id),
+        follow_up_task_id=result.follow_up_task_id,
+        follow_up_available_after=result.follow_up_available_after,
+        follow_up_skipped=result.skipped,
+        cancelled_task_ids=result.cancelled_task_ids,
+        disqualified_leads=result.disqualified_leads,
+    )
+
+
+@call_tasks_router.get(
+    "/operator/tasks",
+    response_model=OperatorTaskList,
+    responses=error_responses(400, 401, 403),
+    summary="List call tasks (oldest first)",
+    description=(
+        "Filters: `status`, `projectId`; `limit` 1-100 (default 50). Ordered by "
+        "`(createdAt, id)` ascending, a stable order: pass `nextCursor` back as `cursor` for "
+        "the next page."
+    ),
+)
+async def list_tasks(
+    session: SessionDep,
+    _: StaffPrincipal,
+    status: Annotated[CallTaskStatus | None, Query()] = None,
+    project_id: Annotated[uuid.UUID | None, Query(alias="projectId")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> OperatorTaskList:
+    after = repository.decode_cursor(cursor) if cursor else None
+    tasks = await repository.list_tasks(
+        session,
+        status=status.value if status else None,
+        project_id=project_id,
+        limit=limit,
+        after=after,
+    )
+    next_cursor = repository.encode_cursor(tasks[-1]) if len(tasks) == limit else None
+    return OperatorTaskList(items=[CallTaskOut.of(t) for t in tasks], next_cursor=next_cursor)
+
+
+@call_tasks_router.post(
+    "/operator/tasks/{task_id}/requeue",
+    response_model=CallTaskOut,
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+    summary="Put a stalled task back in the pool",
+    description=(
+        "ASSIGNED, DIALING or EXPIRED → PENDING (unassigned); any other status is **409** "
+        "`invalid_transition`. The reason and the operator are recorded as a "
+        "`call_task.requeued` system event."
+    ),
+)
+async def requeue_task(
+    task_id: uuid.UUID,
+    body: RequeueRequest,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
+) -> CallTaskOut:
+    await service.requeue_task(
+        session,
+        task_id,
+        reason=body.reason,
+        actor=f"{principal.role.value}:{principal.user_id}",
+        now=now,
+    )
+    return await _view(session, task_id)
+
+
+callers_router = APIRouter(prefix="/api/v1/callers", tags=["callers"])
+
+
+def _email_conflict(email: str) -> Conflict:
+    return Conflict(
+        f"a caller with email {email} already exists", details={"field": "email", "email": email}
+    )
+
+
+async def _caller(session: SessionDep, caller_id: uuid.UUID) -> Caller:
+    caller = await repository.get_caller(session, caller_id)
+    if caller is None:
+        raise NotFound(f"caller {caller_id} not found", details={"callerId": str(caller_id)})
+    return caller
+
+
+async def _flush_unique_email(session: SessionDep, email: str) -> None:
+    """Flush, turning a lost race on the unique email into 409 instead of a 500."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        if "email" in str(exc.orig):
+            raise _email_conflict(email) from None
+        raise
+
+
+@callers_router.post(
+    "",
+    response_model=CallerOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(400, 401, 403, 409, 413),
+)
+async def create_caller(body: CallerCreate, session: SessionDep, _: StaffPrincipal) -> Caller:
+    email = str(body.email).lower()
+    if await repository.email_taken(session, email):
+        raise _email_conflict(email)
+    caller = Caller(
+        **body.model_dump(exclude={"metadata", "email"}),
+        email=email,
+        metadata_=body.metadata or {},
+        allocation_status=CALLER_ALLOCATION.initial,
+    )
+    session.add(caller)
+    await _flush_unique_email(session, email)
+    await session.refresh(caller)
+    return caller
+
+
+@callers_router.get(
+    "/{caller_id}", response_model=CallerOut, responses=error_responses(400, 401, 403, 404)
+)
+async def get_caller(caller_id: uuid.UUID, session: SessionDep, _: StaffPrincipal) -> Caller:
+    return await _caller(session, caller_id)
+
+
+@callers_router.patch(
+    "/{caller_id}",
+    response_model=CallerOut,
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+)
+async def update_caller(
+    caller_id: uuid.UUID, body: CallerUpdate, session: SessionDep, _: StaffPrincipal
+) -> Caller:
+    caller = await _caller(session, caller_id)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "email" in changes:
+        changes["email"] = str(changes["email"]).lower()
+        if await repository.email_taken(session, changes["email"], except_caller=caller.id):
+            raise _email_conflict(changes["email"])
+    if "metadata" in changes:
+        caller.metadata_ = changes.pop("metadata")
+    for field, value in changes.items():
+        setattr(caller, field, value)
+    await _flush_unique_email(session, caller.email)
+    await session.refresh(caller)
+    return caller
+
+
+@callers_router.get(
+    "/{caller_id}/performance/latest",
+    response_model=PerformanceOut,
+    responses=error_responses(400, 401, 403, 404),
+)
+async def latest_performance(
+    caller_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
+) -> CallerPerformanceMetric:
+    await _caller(session, caller_id)
+    metric = await repository.latest_performance(session, caller_id)
+    if metric is None:
+        raise NotFound(
+            f"caller {caller_id} has no performance snapshot yet",
+            details={"callerId": str(caller_id)},
+        )
+    return metric
+
+
+STATUS_DESCRIPTION = """Staff actions on a caller's status, each with a required `reason`:
+
+| `action` | who | from | to |
+| --- | --- | --- | --- |
+| `pause` | admin, ops | a working status (ACTIVE, AT_RISK, ...) | PAUSED_LOW_DIAL_RATE |
+| `resume` | admin, ops | PAUSED_LOW_DIAL_RATE | ACTIVE |
+| `clear_fraud` | admin | RESTRICTED_FRAUD (after review) | ACTIVE |
+| `suspend` | admin | any status but SUSPENDED (RESTRICTED_FRAUD after review) | SUSPENDED |
+| `reactivate` | admin | SUSPENDED, or a deactivated caller | ACTIVE / switched back on |
+| `deactivate` | admin | an active caller | switched off (`isActive: false`), status kept |
+
+Every move goes through the caller allocation state machine (a move it refuses, or an action
+outside its statuses, is **409** `invalid_transition`; ops taking an admin action is **403**),
+is recorded as a system event with the token's user and the reason, and returns the caller's
+undialled (ASSIGNED) task to the pool (`releasedTaskIds`)."""
+
+
+@callers_router.post(
+    "/{caller_id}/status",
+    response_model=CallerStatusResponse,
+    responses=error_responses(400, 401, 403, 404, 409, 413),
+    summary="Pause, resume, review, suspend, reactivate or deactivate a caller",
+    description=STATUS_DESCRIPTION,
+)
+async def change_status(
+    caller_id: uuid.UUID,
+    body: CallerStatusRequest,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
+) -> CallerStatusResponse:
+    caller = await repository.find_caller(session, str(caller_id), lock=True)
+    if caller is None:
+        raise NotFound(f"caller {caller_id} not found", details={"callerId": str(caller_id)})
+    change = await service.change_caller_status(
+        session,
+        caller,
+        body.action,
+        reason=body.reason,
+        actor=f"{principal.role.value}:{principal.user_id}",
+        ops=principal.role is Role.OPS,
+        now=now,
+    )
+    await session.refresh(caller)
+    return CallerStatusResponse(
+        caller=CallerOut.model_validate(caller),
+        action=body.action,
+        from_status=change.from_status,
+        released_task_ids=change.released_task_ids,
+    )
