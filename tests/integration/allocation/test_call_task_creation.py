@@ -22,7 +22,11 @@ from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.calls.handlers import CallHandlers
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
-from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
+from sourcing.common.messages.allocation import (
+    CallTaskRequested,
+    CallTaskTrigger,
+    ProjectChanged,
+)
 from sourcing.common.messages.calls import YayCallEventReceived
 from sourcing.common.messages.enrichment import RankingRequested
 from sourcing.common.models import (
@@ -64,14 +68,19 @@ def handlers(database_settings: Settings, clock: MutableClock) -> AllocationHand
     return AllocationHandlers(database_settings, clock=clock)
 
 
-async def call_task_requests(session: AsyncSession) -> list[tuple[OutboxMessage, Envelope]]:
+async def staged(session: AsyncSession, message_type: str) -> list[tuple[OutboxMessage, Envelope]]:
+    """The outbox rows of the call-allocation lane of ``message_type``, in publish order."""
     rows = (
         await session.scalars(
             select(OutboxMessage).where(OutboxMessage.topic == LANE).order_by(OutboxMessage.seq)
         )
     ).all()
     messages = [(row, Envelope.model_validate(row.envelope)) for row in rows]
-    return [(row, env) for row, env in messages if env.type == CallTaskRequested.message_type]
+    return [(row, env) for row, env in messages if env.type == message_type]
+
+
+async def call_task_requests(session: AsyncSession) -> list[tuple[OutboxMessage, Envelope]]:
+    return await staged(session, CallTaskRequested.message_type)
 
 
 async def deliver(session: AsyncSession, handlers: AllocationHandlers) -> list[Envelope]:
@@ -85,6 +94,16 @@ async def deliver(session: AsyncSession, handlers: AllocationHandlers) -> list[E
         delivered.append(envelope)
     await session.flush()
     return delivered
+
+
+async def deliver_project_changes(session: AsyncSession, handlers: AllocationHandlers) -> None:
+    """Hand the ``project.changed.v1`` a project PATCH staged to the allocation handler, as
+    the broker would."""
+    for row, envelope in await staged(session, ProjectChanged.message_type):
+        payload = ProjectChanged.model_validate(envelope.payload)
+        await handlers.handle_project_changed(session, envelope, payload)
+        await session.delete(row)
+    await session.flush()
 
 
 async def tasks_of(session: AsyncSession, expert_id: uuid.UUID) -> list[CallTask]:
@@ -409,6 +428,7 @@ async def test_a_priority_change_reorders_the_projects_pending_tasks(
         f"/api/v1/projects/{low.id}", json={"priority": 9}, headers=auth_headers("ops")
     )
     assert response.status_code == 200, response.text
+    await deliver_project_changes(session, handlers)
 
     [low_task] = await tasks_of(session, low_expert.id)
     [high_task] = await tasks_of(session, high_expert.id)
@@ -441,13 +461,18 @@ async def test_a_paused_projects_tasks_wait_until_it_is_active_again(
         f"/api/v1/projects/{project.id}", json={"status": "ACTIVE"}, headers=auth_headers("ops")
     )
     assert resumed.status_code == 200, resumed.text
+    await deliver_project_changes(session, handlers)
     active = await gateway.client.get("/api/v1/call-tasks/current", headers=caller_headers(caller))
     assert active.json()["task"]["id"] == str(task.id)
 
 
 @pytest.mark.parametrize("status", ["COMPLETED", "ARCHIVED"])
 async def test_completing_or_archiving_a_project_cancels_its_open_tasks(
-    gateway: Gateway, session: AsyncSession, auth_headers: Headers, status: str
+    gateway: Gateway,
+    session: AsyncSession,
+    handlers: AllocationHandlers,
+    auth_headers: Headers,
+    status: str,
 ) -> None:
     project = await create_project(session)
     other = await create_project(session)
@@ -461,6 +486,7 @@ async def test_completing_or_archiving_a_project_cancels_its_open_tasks(
     )
 
     assert response.status_code == 200, response.text
+    await deliver_project_changes(session, handlers)
     for task in (pending, assigned, done, elsewhere):
         await session.refresh(task)
     assert (pending.status, assigned.status, done.status, elsewhere.status) == (

@@ -3,7 +3,9 @@
 * :data:`callers_router`: callers and their latest performance snapshot (§4.4), staff actions
   on their status;
 * :data:`call_tasks_router`: call tasks (§4.5): the caller's current task and outcomes;
-  operator list and requeue.
+  operator list and requeue;
+* :data:`experts_router`: an operator records an expert's sign-up (leads CONVERTED, sign-up
+  chases cancelled).
 
 The rules are :mod:`sourcing.allocation.service` (shared with the call-allocation agent); these
 routers only map HTTP onto them.
@@ -15,7 +17,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request, status
+from fastapi import APIRouter, Body, FastAPI, Query, Request, status
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +35,8 @@ from sourcing.allocation.schemas import (
     OutcomeResponse,
     PerformanceOut,
     RequeueRequest,
+    SignupRecord,
+    SignupRecorded,
 )
 from sourcing.common.auth import Principal, Role
 from sourcing.common.config import Settings
@@ -384,4 +388,48 @@ async def change_status(
         action=body.action,
         from_status=change.from_status,
         released_task_ids=change.released_task_ids,
+    )
+
+
+# The sign-up of an expert, recorded by an operator: its effects are on call tasks and leads.
+experts_router = APIRouter(prefix="/api/v1", tags=["experts"])
+
+
+@experts_router.post(
+    "/experts/{expert_id}/signup",
+    response_model=SignupRecorded,
+    responses=error_responses(400, 401, 403, 404, 413),
+    summary="Record that the expert signed up (when the sign-up site's webhook did not)",
+    description="Writes the expert's `signedUpAt` (the first sign-up wins), moves their leads "
+    "to CONVERTED (from ENRICHED, OUTREACH_PENDING, CONTACTED or REPLIED; leads still being "
+    "enriched, or DISQUALIFIED, keep their status), cancels their open signup-chase tasks and "
+    "stops new ones. Idempotent: a repeat answers 200 with `alreadySignedUp: true` and changes "
+    "nothing. Audited as an `expert.signed_up` system event with the operator.",
+)
+async def record_signup(
+    expert_id: uuid.UUID,
+    session: SessionDep,
+    principal: StaffPrincipal,
+    now: NowDep,
+    body: Annotated[SignupRecord | None, Body()] = None,
+) -> SignupRecorded:
+    expert = await repository.find_expert_for_signup(session, expert_id=expert_id, email=None)
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    record = body or SignupRecord()
+    result = await service.record_signup(
+        session,
+        expert,
+        signed_up_at=record.signed_up_at or now,
+        actor=f"{principal.role.value}:{principal.user_id}",
+        now=now,
+        source="ops",
+        note=record.note,
+    )
+    return SignupRecorded(
+        expert_id=result.expert_id,
+        signed_up_at=result.signed_up_at,
+        already_signed_up=not result.changed,
+        converted_leads=result.converted_leads,
+        cancelled_task_ids=result.cancelled_task_ids,
     )

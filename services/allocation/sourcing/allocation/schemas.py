@@ -17,10 +17,12 @@ from sourcing.common.web import (
     CountryCode,
     JsonObject,
     LanguageCode,
+    LongText,
     NonEmpty,
     RequestModel,
     ResponseModel,
     Timezone,
+    UtcDatetime,
 )
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
@@ -224,3 +226,27 @@ class PerformanceOut(ResponseModel):
     timezone_mismatches_last_hour: int
     allocation_status: str
     performance_score: float
+
+
+# Sign-up
+
+
+class SignupRecord(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"signedUpAt": "2026-11-28T10:30:00Z", "note": "signed up by phone"}]
+        }
+    )
+
+    signed_up_at: UtcDatetime | None = Field(
+        default=None, description="When the expert signed up (default: now); no offset means UTC"
+    )
+    note: LongText | None = None
+
+
+class SignupRecorded(ResponseModel):
+    expert_id: uuid.UUID
+    signed_up_at: datetime
+    already_signed_up: bool = Field(description="True when nothing changed (a replay)")
+    converted_leads: int
+    cancelled_task_ids: list[uuid.UUID]

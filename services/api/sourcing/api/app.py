@@ -40,6 +40,7 @@ ROUTERS = (
     ingestion.projects_router,
     allocation.callers_router,
     ingestion.experts_router,
+    allocation.experts_router,
     ingestion.job_title_discovery_router,
     allocation.call_tasks_router,
     outreach.outreach_router,

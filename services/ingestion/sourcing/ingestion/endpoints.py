@@ -13,10 +13,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Query, status
 
-from sourcing.common import allocation
-from sourcing.common.errors import NotFound
 from sourcing.common.models import Project, ScreeningQuestion
 from sourcing.common.statemachines import LeadStatus
 from sourcing.common.web import (
@@ -48,8 +46,6 @@ from sourcing.ingestion.schemas import (
     ScreeningQuestionList,
     ScreeningQuestionOut,
     ScreeningQuestionUpdate,
-    SignupRecord,
-    SignupRecorded,
 )
 
 projects_router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
@@ -89,9 +85,10 @@ async def update_project(
     principal: StaffPrincipal,
     now: NowDep,
 ) -> Project:
-    """Also moves the project's call tasks, in the same transaction: a new priority re-orders
-    its PENDING tasks; COMPLETED or ARCHIVED cancels its open tasks (audited); a PAUSED
-    project's tasks stay in the pool but are not handed out until it is ACTIVE again."""
+    """Also moves the project's call tasks, through ``project.changed.v1`` to the allocation
+    service (published in the same transaction): a new priority re-orders its PENDING tasks;
+    COMPLETED or ARCHIVED cancels its open tasks (audited); a PAUSED project's tasks stay in the
+    pool but are not handed out until it is ACTIVE again."""
     return await service.update_project(
         session,
         project_id,
@@ -252,46 +249,6 @@ async def get_expert(expert_id: uuid.UUID, session: SessionDep, _: StaffPrincipa
             )
             for lead in leads
         ],
-    )
-
-
-@experts_router.post(
-    "/experts/{expert_id}/signup",
-    response_model=SignupRecorded,
-    responses=error_responses(400, 401, 403, 404, 413),
-    summary="Record that the expert signed up (when the sign-up site's webhook did not)",
-    description="Writes the expert's `signedUpAt` (the first sign-up wins), moves their leads "
-    "to CONVERTED (from ENRICHED, OUTREACH_PENDING, CONTACTED or REPLIED; leads still being "
-    "enriched, or DISQUALIFIED, keep their status), cancels their open signup-chase tasks and "
-    "stops new ones. Idempotent: a repeat answers 200 with `alreadySignedUp: true` and changes "
-    "nothing. Audited as an `expert.signed_up` system event with the operator.",
-)
-async def record_signup(
-    expert_id: uuid.UUID,
-    session: SessionDep,
-    principal: StaffPrincipal,
-    now: NowDep,
-    body: Annotated[SignupRecord | None, Body()] = None,
-) -> SignupRecorded:
-    expert = await allocation.find_expert_for_signup(session, expert_id=expert_id, email=None)
-    if expert is None:
-        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
-    record = body or SignupRecord()
-    result = await allocation.record_signup(
-        session,
-        expert,
-        signed_up_at=record.signed_up_at or now,
-        actor=f"{principal.role.value}:{principal.user_id}",
-        now=now,
-        source="ops",
-        note=record.note,
-    )
-    return SignupRecorded(
-        expert_id=result.expert_id,
-        signed_up_at=result.signed_up_at,
-        already_signed_up=not result.changed,
-        converted_leads=result.converted_leads,
-        cancelled_task_ids=result.cancelled_task_ids,
     )
 
 

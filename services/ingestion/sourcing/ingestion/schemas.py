@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from sourcing.common.web import (
     CountryCode,
@@ -18,7 +18,6 @@ from sourcing.common.web import (
     RequestModel,
     ResponseModel,
     Url,
-    UtcDatetime,
 )
 
 # Projects
@@ -213,27 +212,6 @@ class ExpertDetail(ResponseModel):
     contacts: list[ContactOut]
     enrichment: list[AttemptSummary]
     leads: list[ExpertLead]
-
-
-class SignupRecord(RequestModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"signedUpAt": "2026-11-28T10:30:00Z", "note": "signed up by phone"}]
-        }
-    )
-
-    signed_up_at: UtcDatetime | None = Field(
-        default=None, description="When the expert signed up (default: now); no offset means UTC"
-    )
-    note: LongText | None = None
-
-
-class SignupRecorded(ResponseModel):
-    expert_id: uuid.UUID
-    signed_up_at: datetime
-    already_signed_up: bool = Field(description="True when nothing changed (a replay)")
-    converted_leads: int
-    cancelled_task_ids: list[uuid.UUID]
 
 
 # Job-title discovery

@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common import allocation
 from sourcing.common.errors import InvalidPayload, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
-from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
+from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger, ProjectChanged
 from sourcing.common.messages.sourcing import JobTitleDiscoveryRequested
 from sourcing.common.models import (
     Expert,
@@ -67,24 +66,29 @@ async def update_project(
     now: datetime,
 ) -> Project:
     """Apply ``changes`` (a new ``status`` through the state machine; ``None`` leaves a field
-    as it is, except ``description`` which it clears) and move the project's call tasks in the
-    same transaction: a new priority re-orders its PENDING tasks; COMPLETED or ARCHIVED
-    cancels its open tasks (audited)."""
+    as it is, except ``description`` which it clears). A new status or priority is published as
+    ``project.changed.v1`` in the same transaction: the allocation service re-orders the
+    project's PENDING tasks, and cancels its open ones (audited) when it is COMPLETED or
+    ARCHIVED."""
     project = await find_project(session, project_id, lock=True)
     new_status = changes.pop("status", None)
     previous_priority = project.priority
-    if new_status is not None and new_status != project.status:
+    status_changed = new_status is not None and new_status != project.status
+    if status_changed:
         move(session, project, new_status, actor=actor, reason=None, now=now)
-        if new_status in allocation.CLOSED_PROJECT_STATUSES:
-            await allocation.cancel_project_tasks(
-                session, project.id, project_status=new_status, now=now, actor=actor
-            )
     for field, value in changes.items():
         if value is None and field != "description":
             continue
         setattr(project, field, value)
-    if project.priority != previous_priority:
-        await allocation.reprioritise_project_tasks(session, project.id, priority=project.priority)
+    if status_changed or project.priority != previous_priority:
+        change = ProjectChanged(
+            project_id=project.id,
+            status=project.status,
+            priority=project.priority,
+            status_changed=status_changed,
+            actor=actor,
+        )
+        await publish(session, change, occurred_at=now)
     await session.flush()
     await session.refresh(project)
     return project

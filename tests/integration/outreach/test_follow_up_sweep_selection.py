@@ -1,8 +1,7 @@
-# scenarios moved from the scheduler; the outreach consumer test uses them
 """Scheduler step 4 (manual §5.2) as the outreach service's screening sweep: a tick
 (``screening.follow-up-sweep.v1``) yields one ``screening.follow-up.v1`` per open response
-untouched for 15+ minutes, keyed by expert id. The scenario is the one the scheduler's cycle
-test asserted before the step became a tick; the consumer lands with the outreach context."""
+untouched for 15+ minutes, keyed by expert id, carrying the tick's correlation id. The
+scenario is the one the scheduler's cycle test asserted before the step became a tick."""
 
 from __future__ import annotations
 
@@ -18,9 +17,10 @@ from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.messages.outreach import ScreeningFollowUpSweepRequested
 from sourcing.common.models import OutboxMessage
+from sourcing.outreach import service
 from tests.factories import create_screening_response
 
-pytestmark = pytest.mark.skip(reason="consumer lands with the outreach context")
+pytestmark = pytest.mark.integration
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 T0 = datetime(2031, 3, 4, 10, 0, 30, tzinfo=UTC)
@@ -38,8 +38,14 @@ async def handle_sweep(
     envelope: Envelope,
     payload: ScreeningFollowUpSweepRequested,
 ) -> None:
-    """The outreach service's consumer of the tick (wired at integration)."""
-    raise NotImplementedError("the outreach consumer of screening.follow-up-sweep.v1")
+    """What the screening agent does with the tick."""
+    await service.publish_due_follow_ups(
+        session,
+        sweep=envelope,
+        requested_at=payload.requested_at,
+        idle_minutes=settings.SCREENING_FOLLOW_UP_IDLE_MINUTES,
+        limit=settings.SCREENING_FOLLOW_UP_BATCH_SIZE,
+    )
 
 
 async def test_a_follow_up_for_each_open_response_idle_fifteen_minutes(
