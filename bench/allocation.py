@@ -26,6 +26,7 @@ import asyncpg
 
 from bench.harness import SECRETS, Child, Figure, Load, Result, Session, stop_all
 from bench.loadgen import LoadSpec
+from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.config import load_settings
 
@@ -135,7 +136,7 @@ async def run(session: Session) -> Result:
     tasks = 20_000 if session.options.quick else TASKS
     database = await session.database("allocation")
     callers = await _seed(database, tasks)
-    settings = load_settings(APP_ENV="development", **SECRETS)
+    settings = load_settings(AllocationSettings, APP_ENV="development", **SECRETS)
     tokens = {
         "tokens": [mint_token(settings, Principal(caller, Role.CALLER)) for caller in callers],
         "operator_token": mint_token(settings, Principal("bench-ops", Role.OPS)),

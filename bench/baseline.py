@@ -45,6 +45,7 @@ from starlette.routing import Route
 
 from bench.loadgen import loop_factory
 from sourcing.allocation.service import open_window
+from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.config import load_settings
 
 ENV = os.environ
@@ -113,7 +114,7 @@ def _task_json(row: asyncpg.Record) -> dict[str, Any]:
 
 
 def create_http_app() -> Starlette:
-    settings = load_settings()  # only for the secrets, claims and window hours
+    settings = load_settings(AllocationSettings)  # only for the secrets, claims and window hours
     yay_secret = ENV["YAY_WEBHOOK_SECRET"].encode()
     sales_nav_secret = ENV["SALES_NAV_WEBHOOK_SECRET"]
     jwt_secret = ENV["JWT_SECRET"]

@@ -15,9 +15,10 @@ from typing import Any
 import yaml
 from prometheus_client.metrics_core import Metric
 
-from sourcing.common.config import DEV_DEFAULT_SECRETS, Settings
+from sourcing.common.config import DEV_DEFAULT_SECRETS
 from sourcing.common.deploy import DeploySettings
 from sourcing.common.topics import LANES_BY_NAME
+from tests.fixtures.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 API = "api"

@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.allocation.app import LANE as ALLOCATION_LANE
 from sourcing.allocation.app import build_app
-from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.events import Envelope, MessagePayload
 from sourcing.common.health import HealthServer
 from sourcing.common.kafka.app import SourcingApp, reliable_agent
 from sourcing.common.topics import LANES_BY_NAME
 from tests.fixtures.kafka import AppFactory, running_app
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

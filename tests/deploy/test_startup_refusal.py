@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sourcing.common.config import Settings
 from tests.deploy.support import SERVICES
+from tests.fixtures.settings import Settings
 
 UNSAFE_ENVIRONMENT = {
     "APP_ENV": "production",

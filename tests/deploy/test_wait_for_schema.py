@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sourcing.common.config import Settings
 from sourcing.common.migrate import upgrade
 from tests.deploy.support import REPO
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.timeout(180)
 

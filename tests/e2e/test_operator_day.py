@@ -40,7 +40,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sourcing.allocation.app import build_app as build_allocation_app
 from sourcing.calls.app import build_app as build_calls_app
 from sourcing.common.auth import Principal, Role, mint_token
-from sourcing.common.config import Settings
 from sourcing.common.models import CallTask, Expert, Lead, OutreachMessage, Project
 from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.ingestion.app import build_app as build_ingestion_app
@@ -49,6 +48,7 @@ from sourcing.people.timezones import country_timezone
 from sourcing.sandbox.server import serve_sandbox
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

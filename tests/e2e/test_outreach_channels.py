@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.auth import Principal, Role, mint_token
-from sourcing.common.config import Settings
 from sourcing.common.models import CooldownLog, Lead, OutreachMessage, OutreachThread
 from sourcing.common.models.enums import Channel
 from sourcing.common.statemachines import LeadStatus
@@ -25,6 +24,7 @@ from tests.factories import create_project, create_suppression
 from tests.factories_outreach import RECIPIENTS, create_enriched_lead, create_reachable_expert
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

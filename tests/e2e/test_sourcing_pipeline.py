@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.allocation.app import build_app as build_allocation_app
-from sourcing.common.config import Settings
 from sourcing.common.models import (
     CallTask,
     EnrichmentAttempt,
@@ -42,6 +41,7 @@ from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_project
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import make_kafka_settings, read_topic, running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

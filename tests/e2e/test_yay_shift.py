@@ -27,7 +27,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.calls.app import build_app
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.models import (
     Caller,
@@ -49,6 +48,7 @@ from tests.factories import (
     create_project,
 )
 from tests.fixtures.kafka import running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 ServeApi = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]

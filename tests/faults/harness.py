@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sourcing.allocation.app import CONSUMER as ALLOCATION_CONSUMER
 from sourcing.calls.app import PERFORMANCE_CONSUMER, VALIDATION_CONSUMER, YAY_CONSUMER
-from sourcing.common.config import Settings, load_settings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.app import app_id_for
 from sourcing.common.migrate import upgrade
@@ -47,6 +46,7 @@ from sourcing.enrichment.app import ENRICHMENT_CONSUMER, RANKING_CONSUMER
 from sourcing.ingestion.app import LEAD_CONSUMER, SALES_NAV_CONSUMER
 from tests.factories import create_caller, create_project
 from tests.fixtures.kafka import read_topic
+from tests.fixtures.settings import Settings, load_settings
 
 YAY_SECRET = "fault-suite-yay-secret"
 SALES_NAV_SECRET = "fault-suite-sales-nav-secret"

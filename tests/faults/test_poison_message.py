@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka import EnvelopeProducer
@@ -39,6 +38,7 @@ from sourcing.scheduler.app import build_app as build_scheduler_app
 from tests.factories import create_project
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import read_topic, running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

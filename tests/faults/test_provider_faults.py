@@ -28,7 +28,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka import EnvelopeProducer
@@ -41,6 +40,7 @@ from sourcing.sandbox.personas import VENDORS
 from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_expert, create_lead, create_project
 from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

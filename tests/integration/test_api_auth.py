@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from sourcing.common.config import Settings
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 ServeApi = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]

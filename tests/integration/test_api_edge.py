@@ -13,9 +13,9 @@ from contextlib import AbstractAsyncContextManager
 import httpx
 import pytest
 
-from sourcing.common.config import Settings
 from sourcing.common.logging import JsonFormatter
 from sourcing.devstack import Stack
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 Headers = Callable[..., dict[str, str]]

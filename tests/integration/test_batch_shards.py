@@ -18,11 +18,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope, PerformanceRecalculate
 from sourcing.common.kafka.consumer import RawMessage, ReliableConsumer
 from sourcing.common.kafka.producer import EnvelopeProducer, envelope_headers
 from sourcing.common.models import ProcessedEvent
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from sourcing.common.config import Settings, to_asyncpg_url
+from sourcing.common.config import to_asyncpg_url
 from sourcing.common.db import create_engine, create_sessionmaker, session_scope
 from sourcing.common.events import Envelope, PerformanceRecalculate
 from sourcing.common.kafka import EnvelopeProducer
@@ -35,6 +35,7 @@ from sourcing.common.topics import DEAD_LETTER, lane
 from sourcing.devstack.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres
 from tests.fixtures.infra import CreateLaneTopics
 from tests.fixtures.kafka import make_kafka_settings, read_topic, running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

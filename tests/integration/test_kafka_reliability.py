@@ -17,7 +17,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import (
     DEAD_LETTER_MESSAGE_TYPE,
@@ -39,6 +38,7 @@ from tests.fixtures.kafka import (
     running_app,
     wait_until,
 )
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.kafka import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.kafka.app import reliable_agent
 from sourcing.common.kafka.security import (
@@ -35,6 +34,7 @@ from tests.fixtures.kafka import (
     running_app,
     wait_until,
 )
+from tests.fixtures.settings import Settings
 from tests.fixtures.tls import make_broker_certificates
 from tests.integration.test_kafka_reliability import (
     PERFORMANCE,

@@ -15,7 +15,6 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.health import HealthServer
 from sourcing.common.kafka.producer import bootstrap_servers
@@ -31,6 +30,7 @@ from tests.deploy.support import (
 from tests.factories import create_call_task, create_caller
 from tests.fixtures.api import ApiSettingsFactory
 from tests.fixtures.kafka import running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

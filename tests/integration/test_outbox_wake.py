@@ -13,12 +13,12 @@ import uuid
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope, PerformanceRecalculate
 from sourcing.common.kafka import EnvelopeProducer
 from sourcing.common.kafka.app import reliable_agent
 from sourcing.common.kafka.outbox import publish
 from tests.fixtures.kafka import AppFactory, read_topic, running_app
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

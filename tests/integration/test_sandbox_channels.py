@@ -12,10 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from sourcing.common.config import Settings
 from sourcing.common.http import ExternalHttp, RetryPolicy
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelSettings
 from sourcing.outreach.channels import (
     ChannelRejected,
     ChannelUnavailable,
@@ -23,8 +21,10 @@ from sourcing.outreach.channels import (
     OutreachChannel,
     build_channels,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 from sourcing.sandbox.app import create_sandbox_app
 from sourcing.sandbox.channels import router
+from tests.fixtures.settings import Settings
 
 SANDBOX = "http://127.0.0.1:8099"
 # One retry, no waiting (the sandbox's Retry-After is capped to zero).

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.config import Settings
 from tests.factories import create_project
 from tests.fixtures.kafka import read_topic
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 ServeApi = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]

@@ -25,13 +25,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope, PerformanceRecalculate
 from sourcing.common.kafka.app import app_id_for
 from sourcing.common.kafka.producer import EnvelopeProducer, bootstrap_servers, envelope_headers
 from sourcing.common.topics import lane
 from tests.fixtures.kafka import settings_env, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -20,9 +20,9 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.auth import Principal, Role, mint_token
-from sourcing.common.config import Settings
 from sourcing.common.logging import JsonFormatter
 from tests.fixtures.api import ApiSettingsFactory, serve_gateway
+from tests.fixtures.settings import Settings
 
 # Request headers whose values are credentials.
 CREDENTIAL_HEADERS = (

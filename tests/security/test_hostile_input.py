@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.api.app import create_app
-from sourcing.common.config import Settings
 from tests.factories import create_caller, create_project
+from tests.fixtures.settings import Settings
 from tests.integration.test_route_roles import EXPECTED, PUBLIC
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ class Case:
 
 
 def _document() -> dict[str, Any]:
-    from sourcing.common.config import load_settings
+    from tests.fixtures.settings import load_settings
 
     return create_app(load_settings(APP_ENV="test")).openapi()
 

@@ -21,8 +21,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.auth import Principal, Role, mint_token
-from sourcing.common.config import ConfigurationError, Settings
+from sourcing.common.config import ConfigurationError
 from tests.factories import create_caller
+from tests.fixtures.settings import Settings
 from tests.integration.test_route_roles import EXPECTED, PUBLIC
 from tests.security.conftest import KnownSecrets
 

@@ -22,8 +22,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from sourcing.common.config import Settings
 from tests.fixtures.kafka import read_topic
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sourcing.common.config import (
-    DEV_DEFAULT_SECRETS,
-    DEV_JWT_SECRET,
-    ConfigurationError,
-    Settings,
-    load_settings,
-)
+from sourcing.common.config import DEV_DEFAULT_SECRETS, DEV_JWT_SECRET, ConfigurationError
+from tests.fixtures.settings import Settings, load_settings
 
 PRODUCTION_SECRETS = {
     "JWT_SECRET": "p" * 32,

@@ -8,11 +8,12 @@ from pathlib import Path
 import faust
 import pytest
 
-from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.config import ConfigurationError
 from sourcing.common.kafka.producer import EnvelopeProducer
 from sourcing.common.kafka.security import client_security, faust_credentials
 from sourcing.common.topics import LANES_BY_NAME
 from sourcing.common.topics_init import topic_configs
+from tests.fixtures.settings import load_settings
 from tests.fixtures.tls import make_broker_certificates
 
 PASSWORD = "unit-test-kafka-password"

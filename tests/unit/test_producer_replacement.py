@@ -19,8 +19,8 @@ from aiokafka.errors import (
     ProducerFenced,
 )
 
-from sourcing.common.config import load_settings
 from sourcing.common.kafka.producer import EnvelopeProducer
+from tests.fixtures.settings import load_settings
 
 
 class StoppableClient:

@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.api.app import create_app
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.web import get_session
 from tests.factories_calls import MutableClock
+from tests.fixtures.settings import Settings
 
 
 @dataclass

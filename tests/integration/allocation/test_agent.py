@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.allocation.app import build_app
 from sourcing.allocation.handlers import AllocationHandlers
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import CallAllocationAssignCurrent
 from sourcing.common.kafka.outbox import publish
@@ -19,6 +18,7 @@ from sourcing.common.models import Caller, CallTask, ProcessedEvent
 from tests.factories import create_caller, create_project
 from tests.factories_calls import NOW, MutableClock, create_pool_task
 from tests.fixtures.kafka import AppFactory, running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

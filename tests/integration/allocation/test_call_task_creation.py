@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.allocation import service as allocation
 from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.calls.handlers import CallHandlers
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.allocation import (
     CallTaskRequested,
@@ -55,6 +54,7 @@ from tests.factories import (
 )
 from tests.factories_calls import NOW, MutableClock, count_events
 from tests.factories_sourcing import envelope_of, lead_received, sales_nav_lead
+from tests.fixtures.settings import Settings
 from tests.integration.allocation.conftest import Gateway
 
 pytestmark = pytest.mark.integration

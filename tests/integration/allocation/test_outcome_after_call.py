@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.api.app import create_app
 from sourcing.calls.handlers import CallHandlers
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.messages.calls import CallValidationRequested, YayCallEventReceived
@@ -30,6 +29,7 @@ from sourcing.common.models import (
 )
 from tests.factories import create_caller
 from tests.factories_calls import NOW, create_pool_task
+from tests.fixtures.settings import Settings
 from tests.integration.allocation.conftest import Gateway
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.allocation import service as allocation
 from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.calls.handlers import CallHandlers
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.calls import YayCallEventReceived
 from sourcing.common.models import Caller, CallTask
 from sourcing.people.callers import is_online
 from tests.factories import create_caller
 from tests.factories_calls import NOW, create_pool_task
+from tests.fixtures.settings import Settings
 from tests.integration.allocation.conftest import Gateway
 
 pytestmark = pytest.mark.integration

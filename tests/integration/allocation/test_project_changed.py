@@ -8,12 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.allocation.handlers import AllocationHandlers
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.allocation import ProjectChanged
 from sourcing.common.models import CallTask, SystemEvent
 from tests.factories import create_call_task, create_project
 from tests.factories_calls import NOW
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

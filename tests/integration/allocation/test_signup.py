@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.allocation.app import build_app
 from sourcing.allocation.handlers import AllocationHandlers
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import add_to_outbox
@@ -29,6 +28,7 @@ from tests.factories import (
 )
 from tests.factories_calls import NOW
 from tests.fixtures.kafka import AppFactory, running_app, wait_until
+from tests.fixtures.settings import Settings
 from tests.integration.allocation.conftest import Gateway
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.allocation import service
 from sourcing.allocation.handlers import AllocationHandlers
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.messages.allocation import (
@@ -23,6 +22,7 @@ from sourcing.common.models import Caller, CallTask, OutboxMessage, SignupChase,
 from sourcing.common.models.enums import CallOutcome, CallTaskKind
 from tests.factories import create_call_task, create_caller, create_expert, create_signup_chase
 from tests.factories_ops import create_signup_link_task
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

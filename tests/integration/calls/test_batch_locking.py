@@ -18,11 +18,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.calls.handlers import CallHandlers
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import PerformanceRecalculate
 from sourcing.common.models import CallerPerformanceMetric
 from tests.factories import create_caller
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

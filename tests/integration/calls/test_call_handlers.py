@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.calls.handlers import CallHandlers
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope, PerformanceRecalculate
 from sourcing.common.messages.calls import CallValidationRequested, YayCallEventReceived
 from sourcing.common.models import (
@@ -28,6 +27,7 @@ from sourcing.common.models import (
 from sourcing.common.models.enums import ContactType
 from sourcing.people.phones import to_e164
 from tests.factories import create_call_task, create_caller, create_expert, create_expert_contact
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

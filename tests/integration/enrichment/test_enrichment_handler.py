@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.allocation.handlers import AllocationHandlers
-from sourcing.common.config import Settings, load_settings
 from sourcing.common.events import Envelope, MessagePayload
 from sourcing.common.http import ExternalHttp
 from sourcing.common.messages.allocation import CallTaskRequested
@@ -40,6 +39,7 @@ from sourcing.people.contacts import is_personal_email
 from sourcing.sandbox.personas import Outcome, expected_outcome
 from tests.factories import create_company, create_expert, create_job_title, create_lead
 from tests.factories import create_project as _create_project
+from tests.fixtures.settings import Settings, load_settings
 from tests.unit.enrichment.support import make_http
 
 P = TypeVar("P", bound=MessagePayload)

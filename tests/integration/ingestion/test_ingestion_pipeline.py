@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.models import Expert, Lead, SalesNavSearch
 from sourcing.ingestion.app import build_app
@@ -18,6 +17,7 @@ from tests.factories import create_project
 from tests.factories_sourcing import sales_nav_lead
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import read_topic, running_app
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

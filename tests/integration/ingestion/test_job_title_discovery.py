@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.auth import Principal, Role, mint_token
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.http import ExternalHttp
@@ -36,6 +35,7 @@ from sourcing.sandbox.server import serve_sandbox
 from tests.factories import create_company, create_project
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import make_kafka_settings, read_topic, running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.models import CooldownLog, Lead, OutboxMessage, OutreachMessage
 from sourcing.common.statemachines import LeadStatus
 from tests.factories import create_project, create_suppression
 from tests.factories_outreach import create_enriched_lead, create_reachable_expert
 from tests.fixtures.api import serve_gateway
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 Headers = Callable[..., dict[str, str]]

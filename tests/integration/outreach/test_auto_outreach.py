@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.outreach import AutoOutreachRequested
 from sourcing.common.models import (
@@ -25,6 +24,7 @@ from sourcing.common.models import (
 from sourcing.outreach.handlers import OutreachHandlers
 from tests.factories import create_project, create_suppression
 from tests.factories_outreach import create_enriched_lead, create_reachable_expert
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

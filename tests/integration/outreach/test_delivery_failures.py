@@ -10,7 +10,6 @@ import uuid
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.retry import is_transient
@@ -28,6 +27,7 @@ from sourcing.outreach.channels import (
 )
 from sourcing.outreach.handlers import OutreachHandlers
 from tests.factories import create_outreach_message, create_outreach_thread
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.consumer import RawMessage
@@ -25,6 +24,7 @@ from sourcing.common.models import OutboxMessage
 from sourcing.outreach.app import build_app
 from tests.factories import create_expert, create_project, create_screening_response
 from tests.factories_outreach import create_questions
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

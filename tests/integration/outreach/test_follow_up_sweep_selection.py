@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.messages.outreach import ScreeningFollowUpSweepRequested
 from sourcing.common.models import OutboxMessage
 from sourcing.outreach import service
 from tests.factories import create_screening_response
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.outreach import ScreeningFollowUpRequested
 from sourcing.common.models import (
@@ -26,6 +25,7 @@ from sourcing.outreach.handlers import ScreeningHandlers
 from sourcing.outreach.service import responses_due_follow_up
 from tests.factories import create_project, create_screening_question
 from tests.factories_outreach import create_questions, create_reachable_expert
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 Headers = Callable[..., dict[str, str]]

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.messages.outreach import SheetSyncRequested
 from sourcing.common.models import Expert, GoogleSheetExport, GoogleSheetRowMap, Project
@@ -24,6 +23,7 @@ from sourcing.sandbox.app import create_sandbox_app
 from sourcing.sandbox.sheets import SHEETS_STATE
 from tests.factories import create_project
 from tests.factories_outreach import create_reachable_expert, rsa_test_key
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

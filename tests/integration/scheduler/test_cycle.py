@@ -13,7 +13,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.models import (
     Caller,
@@ -27,6 +26,7 @@ from tests.factories import (
     create_caller,
     create_dead_letter_job,
 )
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import DEAD_LETTER_MESSAGE_TYPE, Envelope, PerformanceRecalculate
 from sourcing.common.kafka import EnvelopeProducer, TransientError
@@ -30,6 +29,7 @@ from sourcing.scheduler.documentation import render_documents
 from tests.factories_ops import dead_letter_payload, failed_envelope
 from tests.fixtures.api import serve_gateway
 from tests.fixtures.kafka import running_app, wait_until
+from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
 

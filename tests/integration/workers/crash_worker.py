@@ -18,9 +18,9 @@ import os
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.config import load_settings
 from sourcing.common.events import Envelope, PerformanceRecalculate
 from sourcing.common.kafka.app import create_app, reliable_agent, run_worker
+from tests.fixtures.settings import load_settings
 
 SERVICE = "crash-test"
 

@@ -14,10 +14,11 @@ from sourcing.allocation.service import (
     open_window,
     refusal_for,
 )
-from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.config import ConfigurationError
 from sourcing.common.models import Caller
 from sourcing.people.callers import note_task_request
 from sourcing.people.timezones import in_calling_window
+from tests.fixtures.settings import load_settings
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 

@@ -148,7 +148,7 @@ def test_allocation_status(current: CallerActivity, now: float, expected: list[s
 
 
 def test_thresholds_come_from_settings() -> None:
-    from sourcing.common.config import load_settings
+    from tests.fixtures.settings import load_settings
 
     settings = load_settings(
         APP_ENV="test",

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from sourcing.common.config import Settings
 from sourcing.common.http import ExternalHttp, RetryPolicy
 from sourcing.common.outbound import ProviderSettings
+from tests.fixtures.settings import Settings
 
 RECORDINGS = Path(__file__).parent / "recordings"
 # Three attempts like production, without the waiting.

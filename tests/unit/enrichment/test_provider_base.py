@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from sourcing.common.config import Settings
 from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.common.outbound import (
@@ -29,6 +28,7 @@ from sourcing.enrichment.providers.base import (
     linkedin_slug,
     normalize_domain,
 )
+from tests.fixtures.settings import Settings
 from tests.unit.enrichment.support import make_settings
 
 

@@ -13,11 +13,11 @@ from urllib.parse import parse_qs
 
 import httpx
 
-from sourcing.common.config import Settings
 from sourcing.common.http import RetryPolicy
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelSettings
 from sourcing.outreach.channels import OutboundMessage
+from sourcing.outreach.channels.settings import ChannelSettings
+from tests.fixtures.settings import Settings
 
 RECORDINGS = Path(__file__).parent / "recordings"
 # Three attempts, no waiting: retries are exercised without slowing the suite down.

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from sourcing.common.config import Settings, load_settings
 from sourcing.common.events import MESSAGE_TYPES
 from sourcing.common.statemachines import MACHINES
 from sourcing.common.topics import LANES
@@ -25,6 +24,7 @@ from sourcing.scheduler.documentation import (
 )
 from sourcing.scheduler.handlers import STEPS
 from sourcing.scheduler.topology import FLOWS, FLOWS_BY_LANE, SERVICES
+from tests.fixtures.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[3]
 ENV_EXAMPLE = (REPO / ".env.example").read_text(encoding="utf-8")

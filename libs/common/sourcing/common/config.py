@@ -1,8 +1,11 @@
 """Settings: the operations manual's environment variables (§11) plus this system's own.
 
-One class for every process. A service reads only the fields it needs; outside development a
-missing or placeholder secret, a short own secret, a default database password or the sandbox
-stops start-up with one message naming every offending variable.
+This is the kernel's class: the fields every process shares (runtime, data stores, auth, the
+manual's credentials, the agents' reliability numbers, the outbound plumbing, deployment). Each
+context adds its own fields in its ``settings.py`` on top of it, and each process loads and
+validates its own class. Outside development a missing or placeholder secret, a short own
+secret, a default database password or the sandbox stops start-up with one message naming
+every offending variable.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -18,12 +21,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sourcing.common.deploy import DeploySettings
 from sourcing.common.outbound import ProviderSettings
-from sourcing.common.settings_allocation import AllocationSettings
-from sourcing.common.settings_calls import CallSettings
-from sourcing.common.settings_channels import ChannelSettings
-from sourcing.common.settings_outreach import OutreachSettings
-from sourcing.common.settings_scheduler import SchedulerSettings
-from sourcing.common.settings_sourcing import SourcingSettings
 
 AppEnv = Literal["development", "test", "staging", "production"]
 
@@ -75,18 +72,8 @@ class ConfigurationError(RuntimeError):
     """Raised at start-up when the environment cannot run the platform safely."""
 
 
-class Settings(
-    ProviderSettings,
-    ChannelSettings,
-    SourcingSettings,
-    CallSettings,
-    AllocationSettings,
-    OutreachSettings,
-    SchedulerSettings,
-    DeploySettings,
-    BaseSettings,
-):
-    """Every variable of every process; each area's own fields come from its mixin."""
+class Settings(ProviderSettings, DeploySettings, BaseSettings):
+    """The fields every process shares; a context's class adds its own on top."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -127,6 +114,9 @@ class Settings(
     REQUEST_BODY_LIMIT_BYTES: int = Field(default=1_048_576, gt=0)
     BROKER_SEND_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
     READINESS_TIMEOUT_SECONDS: float = Field(default=3.0, gt=0)
+    # Where the scheduler writes the generated documentation (manual §4.9) and the gateway
+    # reads it from, relative to the working directory.
+    DOCS_OUTPUT_DIR: str = "docs/generated"
 
     # AI.
     OPENAI_API_KEY: SecretStr | None = None
@@ -272,6 +262,9 @@ class Settings(
         return f"{self.KAFKA_TOPIC_PREFIX}{lane}"
 
 
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
 def unsafe_settings(settings: Settings) -> list[str]:
     """Every reason these settings may not run outside development, one entry per variable.
 
@@ -322,12 +315,13 @@ def to_asyncpg_url(url: str) -> str:
     raise ConfigurationError("DATABASE_URL must be a postgresql:// URL")
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment, turning validation errors into one clear message."""
+def load_settings(cls: type[SettingsT], /, **overrides: object) -> SettingsT:
+    """Build a process's settings (``cls``) from the environment, turning validation errors
+    into one clear message."""
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
@@ -336,11 +330,11 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigurationError(f"invalid configuration: {problems}") from exc
 
 
-def settings_or_exit(process: str) -> Settings:
+def settings_or_exit(process: str, cls: type[SettingsT]) -> SettingsT:
     """Every entry point's settings load: unsafe or invalid settings exit with status 2 before
     anything is served, the message naming each offending variable."""
     try:
-        return load_settings()
+        return load_settings(cls)
     except ConfigurationError as exc:
         print(f"{process}: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
@@ -348,4 +342,5 @@ def settings_or_exit(process: str) -> Settings:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return load_settings()
+    """The kernel's fields, for the tools that need only those (migrations, the dev stack)."""
+    return load_settings(Settings)

@@ -162,10 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     # Alembic reports each step ("Running upgrade  -> 0001") through logging.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from sourcing.common.config import ConfigurationError, load_settings
+    from sourcing.common.config import ConfigurationError, Settings, load_settings
 
     try:
-        database_url = load_settings().DATABASE_URL
+        database_url = load_settings(Settings).DATABASE_URL
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -76,28 +76,6 @@ class ProviderSettings(BaseSettings):
     # Retries the OpenAI SDK makes on its own before the agent's retry policy takes over.
     OPENAI_MAX_RETRIES: int = Field(default=2, ge=0, le=5)
 
-    # --- Enrichment waterfall (§9) ---
-    # A result at or above this confidence wins the parallel phase; below it the fallback runs.
-    ENRICHMENT_CONFIDENCE_THRESHOLD: float = Field(default=0.7, ge=0.0, le=1.0)
-    # How many available providers are queried at once in the parallel phase.
-    ENRICHMENT_PARALLEL_PROVIDERS: int = Field(default=5, ge=1, le=10)
-    # Upper bound for one provider lookup, retries and polling included (the waterfall may
-    # pass a smaller remaining budget per call).
-    ENRICHMENT_TIME_BUDGET_SECONDS: float = Field(default=20.0, gt=0)
-    # Pause between two status polls of an asynchronous provider (RocketReach, Wiza).
-    ENRICHMENT_POLL_INTERVAL_SECONDS: float = Field(default=1.0, ge=0)
-    # Most status polls of one asynchronous lookup before it is reported as a timeout.
-    ENRICHMENT_POLL_MAX_ATTEMPTS: int = Field(default=15, ge=1)
-    # Upper bound for one whole waterfall (parallel phase + fallback); the agent further caps it
-    # below AGENT_ATTEMPT_TIMEOUT_SECONDS so the database writes still fit in the attempt.
-    ENRICHMENT_WATERFALL_BUDGET_SECONDS: float = Field(default=40.0, gt=0)
-    # Success rate assumed for a provider with no attempt history (neutral prior, 0..1).
-    ENRICHMENT_SUCCESS_PRIOR: float = Field(default=0.5, ge=0.0, le=1.0)
-    # How far back attempt history counts towards a provider's success rate.
-    ENRICHMENT_HISTORY_DAYS: int = Field(default=30, ge=1)
-    # Enrichment messages handled together: their waterfalls run concurrently, one transaction.
-    ENRICHMENT_BATCH_SIZE: int = Field(default=16, ge=1, le=200)
-
     # --- Provider sandbox (development and tests; refused in production) ---
     # Where the sandbox listens; adapters use `{SANDBOX_URL}/<provider>` when SANDBOX_PROVIDERS=1.
     SANDBOX_URL: str = "http://127.0.0.1:8099"

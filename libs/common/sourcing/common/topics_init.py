@@ -259,11 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="topics: %(message)s", stream=sys.stderr)
 
-    from sourcing.common.config import ConfigurationError, load_settings
+    from sourcing.common.config import ConfigurationError, Settings, load_settings
     from sourcing.common.kafka.security import client_security
 
     try:
-        settings = load_settings()
+        settings = load_settings(Settings)
         replication = args.replication_factor or settings.KAFKA_REPLICATION_FACTOR
     except (ConfigurationError, ValueError) as exc:
         print(str(exc), file=sys.stderr)

@@ -9,7 +9,7 @@ a thread hop per dependency per request that showed as the gateway's main overhe
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import available_timezones
@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.auth import Principal, Role, decode_token
-from sourcing.common.config import Settings
+from sourcing.common.config import ConfigurationError, Settings, SettingsT
 from sourcing.common.db import session_scope
 from sourcing.common.errors import Forbidden, InvalidPayload, Unauthorized
 
@@ -110,6 +110,19 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def settings_of(cls: type[SettingsT]) -> Callable[[Request], SettingsT]:
+    """A route dependency handing a context's endpoints the app's settings as that context's
+    own class (the gateway's settings class inherits every mounted context's)."""
+
+    def context_settings(request: Request) -> SettingsT:
+        settings = request.app.state.settings
+        if not isinstance(settings, cls):
+            raise ConfigurationError(f"the app's settings do not include {cls.__name__}")
+        return settings
+
+    return context_settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

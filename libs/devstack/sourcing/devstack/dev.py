@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.config import ConfigurationError, Settings, load_settings
 from sourcing.common.migrate import upgrade
 from sourcing.devstack._process import DevstackError
 from sourcing.devstack.stack import Stack, start_dev_stack
@@ -156,7 +156,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="dev        | %(message)s", stream=sys.stdout)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        settings = load_settings()
+        settings = load_settings(Settings)
         stack = start_dev_stack("var")
     except (ConfigurationError, DevstackError) as exc:
         logger.error("%s", exc)

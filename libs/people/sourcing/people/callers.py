@@ -29,15 +29,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.config import Settings
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.models import Caller, CallerStatusHistory
 from sourcing.common.transitions import move
+from sourcing.people.settings import CallingSettings
 
 # --- shifts ---------------------------------------------------------------------------------
 
 
-def note_task_request(caller: Caller, *, now: datetime, settings: Settings) -> bool:
+def note_task_request(caller: Caller, *, now: datetime, settings: CallingSettings) -> bool:
     """Stamp ``last_task_requested_at``; a request ``CALLER_SHIFT_GAP_SECONDS`` or more after the
     caller's last activity (shift start, dial or task request; or the first request ever)
     starts a shift (``shift_started_at = now``). Returns whether it did.
@@ -99,17 +99,17 @@ def shift_start_for_dial(
 # --- presence -------------------------------------------------------------------------------
 
 
-def presence_cutoff(now: datetime, settings: Settings) -> datetime:
+def presence_cutoff(now: datetime, settings: CallingSettings) -> datetime:
     """A caller last seen at or before this moment is offline at ``now``."""
     return now - timedelta(seconds=settings.CALLER_PRESENCE_TIMEOUT_SECONDS)
 
 
-def is_online(caller: Caller, *, now: datetime, settings: Settings) -> bool:
+def is_online(caller: Caller, *, now: datetime, settings: CallingSettings) -> bool:
     seen = caller.last_seen_at
     return seen is not None and seen > presence_cutoff(now, settings)
 
 
-def note_call_activity(caller: Caller, *, at: datetime, settings: Settings) -> None:
+def note_call_activity(caller: Caller, *, at: datetime, settings: CallingSettings) -> None:
     """A call event of the caller at ``at`` keeps an online caller online."""
     if is_online(caller, now=at, settings=settings) and (
         caller.last_seen_at is None or at > caller.last_seen_at

@@ -11,7 +11,7 @@ import sys
 
 import uvicorn
 
-from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.config import ConfigurationError, Settings, load_settings
 from sourcing.common.outbound import ProviderSettings
 from sourcing.sandbox.app import create_sandbox_app
 
@@ -26,7 +26,7 @@ def main() -> int:
         logger.error("refusing to start the provider sandbox: APP_ENV is production")
         return 2
     try:
-        settings = load_settings()
+        settings = load_settings(Settings)
     except ConfigurationError as exc:
         logger.error("%s", exc)
         return 2

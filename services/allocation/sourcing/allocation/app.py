@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.allocation.handlers import AllocationHandlers
+from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
 from sourcing.common.messages.allocation import (
@@ -28,7 +28,7 @@ CONSUMER = "call-allocation"
 
 
 def build_app(
-    settings: Settings, *, clock: Clock = utc_now, **create_app_options: Any
+    settings: AllocationSettings, *, clock: Clock = utc_now, **create_app_options: Any
 ) -> SourcingApp:
     """The Faust app of the allocation service (``create_app_options`` go to ``create_app``)."""
     app = create_app(SERVICE_NAME, settings, **create_app_options)

@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, FastAPI, Query, Request, status
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, status
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,8 +38,10 @@ from sourcing.allocation.schemas import (
     SignupRecord,
     SignupRecorded,
 )
+from sourcing.allocation.settings import (
+    AllocationSettings as AllocationSettings,  # the gateway's settings build on it
+)
 from sourcing.common.auth import Principal, Role
-from sourcing.common.config import Settings
 from sourcing.common.errors import Conflict, NotFound
 from sourcing.common.models import Caller, CallerPerformanceMetric
 from sourcing.common.statemachines import CALLER_ALLOCATION, CallTaskStatus
@@ -47,16 +49,18 @@ from sourcing.common.web import (
     CallerPrincipal,
     NowDep,
     SessionDep,
-    SettingsDep,
     StaffPrincipal,
     error_responses,
+    settings_of,
 )
 from sourcing.people.callers import note_task_request
 
 call_tasks_router = APIRouter(prefix="/api/v1/call-tasks", tags=["call tasks"])
 
+AllocationSettingsDep = Annotated[AllocationSettings, Depends(settings_of(AllocationSettings))]
 
-def expiry_sweep(app: FastAPI, settings: Settings) -> service.ExpirySweep:
+
+def expiry_sweep(app: FastAPI, settings: AllocationSettings) -> service.ExpirySweep:
     """The app's sweep of stale assignments (``app.state.expiry_sweep``), made on first use."""
     sweep: service.ExpirySweep | None = getattr(app.state, "expiry_sweep", None)
     if sweep is None:
@@ -110,7 +114,7 @@ async def current_task(
     request: Request,
     session: SessionDep,
     principal: CallerPrincipal,
-    settings: SettingsDep,
+    settings: AllocationSettingsDep,
     now: NowDep,
 ) -> CurrentTaskResponse:
     caller = await _task_caller(session, principal, lock=True)
@@ -161,7 +165,7 @@ async def submit_outcome(
     body: OutcomeRequest,
     session: SessionDep,
     principal: CallerPrincipal,
-    settings: SettingsDep,
+    settings: AllocationSettingsDep,
     now: NowDep,
 ) -> OutcomeResponse:
     caller = await _task_caller(session, principal)

@@ -36,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.allocation import repository, service
 from sourcing.allocation.service import Allocation
+from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
@@ -64,7 +64,7 @@ SWEEP_MESSAGE_NAMESPACE = uuid.UUID("3f0c8a6e-2b1d-4c55-9d7e-a11c0ca7e5e1")
 class AllocationHandlers:
     """Handlers bound to the service's settings and clock (tests inject the clock)."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(self, settings: AllocationSettings, *, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
 

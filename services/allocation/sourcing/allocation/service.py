@@ -60,7 +60,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.allocation import repository
-from sourcing.common.config import Settings
+from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
@@ -212,7 +212,7 @@ def _open_window(minute: datetime, start_hour: int, end_hour: int) -> OpenWindow
     return OpenWindow(zones, countries, tuple(country_zones))
 
 
-def open_window(now: datetime, settings: Settings) -> OpenWindow:
+def open_window(now: datetime, settings: AllocationSettings) -> OpenWindow:
     """The zones and countries where ``now`` is inside the calling window (cached a minute)."""
     minute = now.astimezone(UTC).replace(second=0, microsecond=0)
     return _open_window(
@@ -405,7 +405,7 @@ async def release_assigned_tasks(
 
 
 async def release_offline_callers(
-    session: AsyncSession, *, now: datetime, settings: Settings, actor: str
+    session: AsyncSession, *, now: datetime, settings: AllocationSettings, actor: str
 ) -> list[uuid.UUID]:
     """Mark callers idle for ``CALLER_PRESENCE_TIMEOUT_SECONDS`` offline and release their
     undialled tasks. Callers another transaction holds are left for the next sweep (taken in
@@ -468,7 +468,9 @@ class Allocation:
     reason: str | None = None
 
 
-def _assignment_parameters(caller: Caller, *, now: datetime, settings: Settings) -> dict[str, Any]:
+def _assignment_parameters(
+    caller: Caller, *, now: datetime, settings: AllocationSettings
+) -> dict[str, Any]:
     window = open_window(now, settings)
     return {
         "p_now": now,
@@ -483,7 +485,7 @@ def _assignment_parameters(caller: Caller, *, now: datetime, settings: Settings)
 
 
 async def _take_from_pool(
-    session: AsyncSession, caller: Caller, *, now: datetime, settings: Settings
+    session: AsyncSession, caller: Caller, *, now: datetime, settings: AllocationSettings
 ) -> uuid.UUID | None:
     CALL_TASK.assert_transition(_S.PENDING, _S.ASSIGNED)
     return await repository.take_from_pool(
@@ -496,7 +498,7 @@ async def assign_next_task(
     caller: Caller,
     *,
     now: datetime,
-    settings: Settings,
+    settings: AllocationSettings,
     actor: str = "call-allocation",
 ) -> Allocation:
     """The allocation rule (module docstring). Raises the caller's refusal; never commits.
@@ -575,7 +577,7 @@ async def allocate_for_caller(
     caller: Caller,
     *,
     now: datetime,
-    settings: Settings,
+    settings: AllocationSettings,
     actor: str = "call-allocation",
     sweep: ExpirySweep | None = None,
 ) -> Allocation:
@@ -666,7 +668,7 @@ async def _add_follow_up(session: AsyncSession, task: CallTask) -> bool:
 
 
 async def schedule_retry(
-    session: AsyncSession, source: CallTask, *, now: datetime, settings: Settings
+    session: AsyncSession, source: CallTask, *, now: datetime, settings: AllocationSettings
 ) -> OutcomeResult:
     """RETRYABLE_REJECTION: the expert returns to the pool after ``RETRY_COOL_OFF_SECONDS``."""
     available_after = now + timedelta(seconds=settings.RETRY_COOL_OFF_SECONDS)
@@ -679,7 +681,7 @@ async def schedule_retry(
 
 
 async def schedule_signup_chase(
-    session: AsyncSession, source: CallTask, *, now: datetime, settings: Settings
+    session: AsyncSession, source: CallTask, *, now: datetime, settings: AllocationSettings
 ) -> OutcomeResult:
     """A signup-chase task ``SIGNUP_CHASE_DELAY_SECONDS`` later, at most
     ``MAX_SIGNUP_CHASES_PER_DAY`` per expert per (UTC) day of scheduling; over the limit, or
@@ -866,7 +868,7 @@ async def record_outcome(
     outcome: CallOutcome,
     notes: str | None,
     now: datetime,
-    settings: Settings,
+    settings: AllocationSettings,
 ) -> OutcomeResult:
     """A caller's outcome for their own task (§4.5) and its effects, audited and synced.
 
@@ -1086,7 +1088,7 @@ SWEEP_ACTOR = "scheduler"
 
 
 async def sweep_call_allocation(
-    session: AsyncSession, *, now: datetime, settings: Settings
+    session: AsyncSession, *, now: datetime, settings: AllocationSettings
 ) -> list[uuid.UUID]:
     """Mark idle callers offline (their undialled task back to the pool); returns the active,
     online callers, each to be asked for a task."""
@@ -1095,7 +1097,7 @@ async def sweep_call_allocation(
 
 
 async def create_signup_chases(
-    session: AsyncSession, *, now: datetime, settings: Settings, correlation_id: str
+    session: AsyncSession, *, now: datetime, settings: AllocationSettings, correlation_id: str
 ) -> int:
     """New PENDING ``SIGNUP_CHASE`` tasks for experts sent a signup link 24+ hours ago who have
     not signed up: at most one per expert per sweep day from here, at most

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uvicorn
 
 from sourcing.api.app import create_app
+from sourcing.api.settings import GatewaySettings
 from sourcing.common.config import settings_or_exit
 from sourcing.common.logging import configure_logging
 from sourcing.common.process import freeze_startup_heap, refuse_unsafe_start
 
 
 def main() -> None:
-    settings = settings_or_exit("api")
+    settings = settings_or_exit("api", GatewaySettings)
     configure_logging(service="api", level=settings.log_level_number)
     refuse_unsafe_start("api", settings)
     app = create_app(settings)

@@ -22,7 +22,7 @@ from sourcing.api.routers import (
     system,
     webhooks,
 )
-from sourcing.common.config import Settings
+from sourcing.api.settings import GatewaySettings
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.web import reject_unknown_query_params
@@ -60,7 +60,7 @@ API_TITLE = "Expert Sourcing Platform API"
 API_VERSION = "1.0.0"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: GatewaySettings) -> FastAPI:
     # Mapper configuration otherwise happens inside the first request that touches the ORM.
     configure_mappers()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.calls.handlers import CallHandlers
+from sourcing.calls.settings import CallSettings
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.events import PerformanceRecalculate
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
 from sourcing.common.messages.calls import CallValidationRequested, YayCallEventReceived
@@ -23,7 +23,7 @@ PERFORMANCE_CONSUMER = "calls.performance"
 
 
 def build_app(
-    settings: Settings, *, clock: Clock = utc_now, **create_app_options: Any
+    settings: CallSettings, *, clock: Clock = utc_now, **create_app_options: Any
 ) -> SourcingApp:
     """The Faust app of the calls service (``create_app_options`` go to ``create_app``)."""
     app = create_app(SERVICE_NAME, settings, **create_app_options)

@@ -49,8 +49,8 @@ from sourcing.calls.service import (
     performance_score,
     validate_call,
 )
+from sourcing.calls.settings import CallSettings
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.events import (
     CallAllocationAssignCurrent,
     Envelope,
@@ -87,7 +87,7 @@ def _sha256(body: dict[str, Any]) -> str:
 class CallHandlers:
     """The handlers of the calls service, bound to its settings and clock."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(self, settings: CallSettings, *, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
         self.thresholds = StatusThresholds.from_settings(settings)

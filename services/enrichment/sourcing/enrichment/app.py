@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.http import ExternalHttp
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
 from sourcing.enrichment.handlers import handle_enrichment_batch, handle_enrichment_requested
 from sourcing.enrichment.providers import build_providers
 from sourcing.enrichment.service import EnrichmentDeps, handle_ranking_requested
+from sourcing.enrichment.settings import EnrichmentSettings
 
 SERVICE_NAME = "enrichment"
 ENRICHMENT_LANE = "enrichment"
@@ -31,13 +31,13 @@ ENRICHMENT_CONSUMER = "enrichment-waterfall"
 RANKING_CONSUMER = "ranking"
 
 
-def build_http(settings: Settings) -> ExternalHttp:
+def build_http(settings: EnrichmentSettings) -> ExternalHttp:
     """The process's outbound client for the providers (per-request timeout from settings)."""
     return ExternalHttp(timeout_seconds=settings.PROVIDER_TIMEOUT_SECONDS)
 
 
 def build_app(
-    settings: Settings,
+    settings: EnrichmentSettings,
     *,
     http: ExternalHttp | None = None,
     deps: EnrichmentDeps | None = None,

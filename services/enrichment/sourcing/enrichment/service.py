@@ -28,7 +28,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.clock import utc_now
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
@@ -41,6 +40,7 @@ from sourcing.common.transitions import move
 from sourcing.enrichment import repository
 from sourcing.enrichment.providers import EmailKind, EnrichmentProvider, PersonQuery
 from sourcing.enrichment.ranking import ContactSignal, RankingInput, score_expert
+from sourcing.enrichment.settings import EnrichmentSettings
 from sourcing.enrichment.waterfall import (
     Clock,
     ProviderStats,
@@ -66,7 +66,7 @@ class EnrichmentDeps:
     short-lived cache of provider success statistics (one aggregate query per 30 s, not per
     message)."""
 
-    settings: Settings
+    settings: EnrichmentSettings
     providers: Mapping[str, EnrichmentProvider]
     clock: Clock = time.monotonic
     now: Callable[[], datetime] = utc_now

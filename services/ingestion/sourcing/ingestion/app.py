@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any, Final, cast
 
-from sourcing.common.config import Settings
 from sourcing.common.http import ExternalHttp
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
 from sourcing.common.messages.sourcing import (
@@ -27,6 +26,7 @@ from sourcing.ingestion.handlers import (
     handle_lead_received,
     handle_sales_nav_leads,
 )
+from sourcing.ingestion.settings import IngestionSettings
 
 SERVICE_NAME: Final = "ingestion"
 # Consumer names key the processed_events dedup rows: never rename them.
@@ -39,7 +39,7 @@ class _LazyTitleClient:
     """The OpenAI client is built on first use, so the service (and its Sales Nav lanes)
     starts without OPENAI_API_KEY; discovery then fails with a clear, dead-lettered reason."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: IngestionSettings) -> None:
         self._settings = settings
         self._client: JobTitleClient | None = None
 
@@ -53,7 +53,7 @@ class _LazyTitleClient:
             await self._client.aclose()
 
 
-def build_app(settings: Settings, **create_app_kwargs: Any) -> SourcingApp:
+def build_app(settings: IngestionSettings, **create_app_kwargs: Any) -> SourcingApp:
     """The ingestion app with its three agents (``create_app_kwargs`` go to ``create_app``)."""
     app = create_app(SERVICE_NAME, settings, **create_app_kwargs)
     http = ExternalHttp(timeout_seconds=settings.PROVIDER_TIMEOUT_SECONDS)

@@ -13,16 +13,16 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, status
 
 from sourcing.common.models import Project, ScreeningQuestion
 from sourcing.common.statemachines import LeadStatus
 from sourcing.common.web import (
     NowDep,
     SessionDep,
-    SettingsDep,
     StaffPrincipal,
     error_responses,
+    settings_of,
 )
 from sourcing.ingestion import repository, service
 from sourcing.ingestion.schemas import (
@@ -47,6 +47,9 @@ from sourcing.ingestion.schemas import (
     ScreeningQuestionOut,
     ScreeningQuestionUpdate,
 )
+from sourcing.ingestion.settings import (
+    IngestionSettings as IngestionSettings,  # the gateway's settings build on it
+)
 
 projects_router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 experts_router = APIRouter(prefix="/api/v1", tags=["experts"])
@@ -57,6 +60,8 @@ job_title_discovery_router = APIRouter(
 _READ_ERRORS = error_responses(400, 401, 403, 404)
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413)
 _EXPERT_WRITE_ERRORS = error_responses(400, 401, 403, 404, 413)
+
+IngestionSettingsDep = Annotated[IngestionSettings, Depends(settings_of(IngestionSettings))]
 
 
 # --- projects -----------------------------------------------------------------------------------
@@ -286,7 +291,7 @@ async def add_contact(
 async def trigger_job_title_discovery(
     body: JobTitleDiscoveryTrigger,
     session: SessionDep,
-    settings: SettingsDep,
+    settings: IngestionSettingsDep,
     principal: StaffPrincipal,
 ) -> JobTitleDiscoveryAccepted:
     run = await service.request_job_title_discovery(

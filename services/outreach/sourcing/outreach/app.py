@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
 from sourcing.common.messages.outreach import (
@@ -31,13 +30,14 @@ from sourcing.outreach.handlers import (
     ScreeningHandlers,
     SheetSyncHandlers,
 )
+from sourcing.outreach.settings import OutreachSettings
 from sourcing.outreach.sheets import GoogleSheetsClient
 
 SERVICE_NAME = "outreach"
 
 
 def build_app(
-    settings: Settings,
+    settings: OutreachSettings,
     *,
     channels: Mapping[Channel, OutreachChannel] | None = None,
     sheets: GoogleSheetsClient | None = None,

@@ -22,8 +22,9 @@ no reachable channel → 409 ``no_reachable_channel``; an answer before dispatch
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from fastapi.responses import JSONResponse
 
 from sourcing.common.errors import Conflict, InvalidPayload, NotFound
@@ -32,7 +33,7 @@ from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import OutreachSendRequested, SheetSyncRequested
 from sourcing.common.models import Expert, Project
 from sourcing.common.models.enums import MessagePurpose
-from sourcing.common.web import NowDep, SessionDep, SettingsDep, StaffPrincipal, error_responses
+from sourcing.common.web import NowDep, SessionDep, StaffPrincipal, error_responses, settings_of
 from sourcing.outreach import repository, service
 from sourcing.outreach.schemas import (
     OutreachSendAccepted,
@@ -43,10 +44,15 @@ from sourcing.outreach.schemas import (
     ScreeningDispatchRequest,
     ScreeningResponseOut,
 )
+from sourcing.outreach.settings import (
+    OutreachSettings as OutreachSettings,  # the gateway's settings build on it
+)
 from sourcing.people.suppression import is_suppressed
 
 outreach_router = APIRouter(prefix="/api/v1/outreach", tags=["outreach"])
 screening_router = APIRouter(prefix="/api/v1/screening", tags=["screening"])
+
+OutreachSettingsDep = Annotated[OutreachSettings, Depends(settings_of(OutreachSettings))]
 
 
 class CooldownActive(Conflict):
@@ -87,7 +93,7 @@ async def load_project_and_expert(
 async def send_outreach(
     body: OutreachSendRequest,
     session: SessionDep,
-    settings: SettingsDep,
+    settings: OutreachSettingsDep,
     principal: StaffPrincipal,
     now: NowDep,
 ) -> OutreachSendAccepted | JSONResponse:

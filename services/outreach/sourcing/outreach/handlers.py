@@ -32,7 +32,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
@@ -61,6 +60,7 @@ from sourcing.common.models.enums import (
 from sourcing.common.statemachines import LeadStatus, ScreeningResponseStatus
 from sourcing.outreach import repository, service
 from sourcing.outreach.channels import OutboundMessage, OutreachChannel
+from sourcing.outreach.settings import OutreachSettings
 from sourcing.outreach.sheets import GoogleSheetsClient
 from sourcing.people.suppression import is_suppressed
 
@@ -75,7 +75,7 @@ class OutreachHandlers:
     def __init__(
         self,
         *,
-        settings: Settings,
+        settings: OutreachSettings,
         sessionmaker: async_sessionmaker[AsyncSession],
         channels: Mapping[Channel, OutreachChannel],
         clock: Clock = utc_now,
@@ -231,7 +231,7 @@ class OutreachHandlers:
 class ScreeningHandlers:
     """``screening.follow-up.v1``: remind the expert, or escalate after the last reminder."""
 
-    def __init__(self, *, settings: Settings, clock: Clock = utc_now) -> None:
+    def __init__(self, *, settings: OutreachSettings, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.clock = clock
 
@@ -349,7 +349,7 @@ class SheetSyncHandlers:
     """``google-sheets-sync.requested.v1``: push the expert's row to the project's tab."""
 
     def __init__(
-        self, *, settings: Settings, sheets: GoogleSheetsClient, clock: Clock = utc_now
+        self, *, settings: OutreachSettings, sheets: GoogleSheetsClient, clock: Clock = utc_now
     ) -> None:
         self.settings = settings
         self.sheets = sheets

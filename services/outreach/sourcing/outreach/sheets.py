@@ -23,10 +23,10 @@ from urllib.parse import quote
 import httpx
 import jwt
 
-from sourcing.common.config import Settings
 from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.kafka.retry import PermanentError
-from sourcing.common.settings_channels import sandbox_url
+from sourcing.outreach.channels.settings import sandbox_url
+from sourcing.outreach.settings import OutreachSettings
 
 SCOPE = "https://www.googleapis.com/auth/spreadsheets"
 DEFAULT_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a public endpoint URL, not a secret
@@ -97,7 +97,7 @@ class GoogleSheetsClient:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: OutreachSettings,
         *,
         http: ExternalHttp | None = None,
         transport: httpx.AsyncBaseTransport | None = None,

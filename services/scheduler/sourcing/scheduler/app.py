@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
 from sourcing.scheduler.cycle import Scheduler
 from sourcing.scheduler.handlers import documentation_handler, handle_dead_letter
+from sourcing.scheduler.settings import SchedulerSettings
 
 SERVICE_NAME = "scheduler"
 # processed_events keys: never rename.
@@ -21,7 +21,7 @@ DOCUMENTATION_CONSUMER = "scheduler.documentation"
 
 
 def build_app(
-    settings: Settings,
+    settings: SchedulerSettings,
     *,
     clock: Clock = utc_now,
     run_cycles: bool = True,

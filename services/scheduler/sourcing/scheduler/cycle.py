@@ -34,12 +34,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
 from sourcing.common.logging import correlation_id_var, new_correlation_id
 from sourcing.common.models.enums import SchedulerCycleStatus
 from sourcing.scheduler import metrics, repository
 from sourcing.scheduler.handlers import STEPS, CycleContext, Step
+from sourcing.scheduler.settings import SchedulerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Scheduler:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: SchedulerSettings,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
         engine: AsyncEngine | None = None,

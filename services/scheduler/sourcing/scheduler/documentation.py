@@ -21,10 +21,10 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from sourcing.common import config
-from sourcing.common.config import Settings
 from sourcing.common.events import MESSAGE_TYPES
 from sourcing.common.statemachines import MACHINES, StateMachine, to_mermaid
 from sourcing.common.topics import LANES
+from sourcing.scheduler.settings import SchedulerSettings
 from sourcing.scheduler.topology import EVERY_AGENT, FLOWS_BY_LANE, REPLAY_NOTE, SERVICES
 
 ARCHITECTURE = "architecture.md"
@@ -268,14 +268,16 @@ def render_state_machines() -> str:
 class EnvComment:
     section: str
     description: str
+    example: str
 
 
 _SECTION = re.compile(r"^#\s*---\s*(.*?)\s*-*\s*$")
-_VARIABLE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=")
+_VARIABLE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$")
 
 
 def parse_env_example(text: str) -> dict[str, EnvComment]:
-    """Each variable's section and the comment lines right above it in ``.env.example``."""
+    """Each variable's section, the comment lines right above it and its example value in
+    ``.env.example``."""
     found: dict[str, EnvComment] = {}
     section = ""
     comments: list[str] = []
@@ -291,7 +293,9 @@ def parse_env_example(text: str) -> dict[str, EnvComment]:
         variable = _VARIABLE.match(line)
         if variable:
             name = variable.group(1)
-            found.setdefault(name, EnvComment(section, " ".join(comments)))
+            found.setdefault(
+                name, EnvComment(section, " ".join(comments), variable.group(2).strip())
+            )
             comments = []
             continue
         if line.startswith("#"):
@@ -322,29 +326,40 @@ def required_outside_development() -> frozenset[str]:
 
 
 def render_environment(env_example: str | None) -> str:
+    """Every process's variables: ``.env.example`` lists them all (a test keeps it complete),
+    the scheduler's own class adds its defaults; other contexts' defaults are the example's."""
     comments = parse_env_example(env_example or "")
     secrets = required_outside_development()
+    fields = SchedulerSettings.model_fields
     sections: dict[str, list[tuple[str, str, str, str]]] = {}
-    for name, field in Settings.model_fields.items():
+    for name in dict.fromkeys([*comments, *fields]):
         comment = comments.get(name)
+        field = fields.get(name)
         section = comment.section if comment and comment.section else "Other"
-        if field.is_required():
+        if field is not None and field.is_required():
             required = "yes"
         elif name in secrets:
             required = "outside development"
         else:
             required = "no"
-        description = (comment.description if comment else "") or (field.description or "")
+        if field is not None:
+            default = _default_text(field)
+        else:
+            default = f"`{comment.example}`" if comment and comment.example else "unset"
+        description = (comment.description if comment else "") or (
+            field.description if field is not None and field.description else ""
+        )
         sections.setdefault(section, []).append(
-            (f"`{name}`", _default_text(field), required, description or "-")
+            (f"`{name}`", default, required, description or "-")
         )
     body = [
-        "Every variable the settings class (`sourcing.common.config.Settings`) reads, with its",
-        "default and whether it must be set; descriptions come from `.env.example`. Secrets",
-        "marked `outside development` have a development-only default and stop start-up when",
-        "missing (or still the development value) in staging and production.",
+        "Every variable of every process (the kernel's settings and each context's own, as",
+        "`.env.example` lists them), with its default and whether it must be set; descriptions",
+        "come from `.env.example`. Secrets marked `outside development` have a development-only",
+        "default and stop start-up when missing (or still the development value) in staging and",
+        "production.",
         "",
-        f"{len(Settings.model_fields)} variables.",
+        f"{sum(len(rows) for rows in sections.values())} variables.",
         "",
     ]
     # Sections in .env.example's order, then "Other" (fields it does not list).
@@ -369,7 +384,7 @@ def render_index(names: Iterable[str]) -> str:
     return _document("Generated documentation", body)
 
 
-def read_env_example(settings: Settings) -> str | None:
+def read_env_example(settings: SchedulerSettings) -> str | None:
     path = Path(settings.DOCS_ENV_EXAMPLE_PATH)
     try:
         return path.read_text(encoding="utf-8")
@@ -377,7 +392,9 @@ def read_env_example(settings: Settings) -> str | None:
         return None
 
 
-def render_documents(settings: Settings, *, env_example: str | None = None) -> dict[str, str]:
+def render_documents(
+    settings: SchedulerSettings, *, env_example: str | None = None
+) -> dict[str, str]:
     """File name → content of every generated document."""
     text = env_example if env_example is not None else read_env_example(settings)
     documents = {

@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.clock import Clock, utc_now
-from sourcing.common.config import Settings
 from sourcing.common.events import (
     DeadLetter,
     DocumentationGenerate,
@@ -46,6 +45,7 @@ from sourcing.common.messages.scheduler import DEAD_LETTER_CONSUMER_HEADER, Swee
 from sourcing.common.models.enums import JobStatus
 from sourcing.scheduler import metrics, repository
 from sourcing.scheduler.documentation import render_documents, write_documents
+from sourcing.scheduler.settings import SchedulerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class CycleContext:
 
     now: datetime
     slot_started_at: datetime
-    settings: Settings
+    settings: SchedulerSettings
     correlation_id: str
 
 
@@ -230,7 +230,9 @@ async def handle_dead_letter(
 DocumentationHandler = Callable[[AsyncSession, Envelope, DocumentationGenerate], Awaitable[None]]
 
 
-def documentation_handler(settings: Settings, *, clock: Clock = utc_now) -> DocumentationHandler:
+def documentation_handler(
+    settings: SchedulerSettings, *, clock: Clock = utc_now
+) -> DocumentationHandler:
     """The ``documentation.generate.v1`` handler writing to ``DOCS_OUTPUT_DIR``."""
     now = clock
 

@@ -26,10 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
 from sourcing.common.outbound import (
-    ProviderSettings,
     provider_api_key,
     provider_base_url,
 )
+from sourcing.enrichment.settings import EnrichmentSettings
 from sourcing.people.contacts import (
     email_domain,
     filter_emails_for_region,
@@ -363,7 +363,7 @@ class EnrichmentProvider(ABC):
     key: ClassVar[str]
     display_name: ClassVar[str]
 
-    def __init__(self, *, settings: ProviderSettings, http: ExternalHttp) -> None:
+    def __init__(self, *, settings: EnrichmentSettings, http: ExternalHttp) -> None:
         self.settings = settings
         self.http = http
         self.base_url = provider_base_url(settings, self.key)
@@ -372,7 +372,7 @@ class EnrichmentProvider(ABC):
     # -- configuration --
 
     @classmethod
-    def is_available(cls, settings: ProviderSettings) -> bool:
+    def is_available(cls, settings: EnrichmentSettings) -> bool:
         """True when the provider's credential (and anything else it needs) is configured."""
         return provider_api_key(settings, cls.key) is not None
 
@@ -556,7 +556,7 @@ def registered_keys() -> list[str]:
 
 
 def build_providers(
-    settings: ProviderSettings, http: ExternalHttp, *, keys: Iterable[str] | None = None
+    settings: EnrichmentSettings, http: ExternalHttp, *, keys: Iterable[str] | None = None
 ) -> dict[str, EnrichmentProvider]:
     """One adapter instance per registered provider (or per key in `keys`), in registry order.
 

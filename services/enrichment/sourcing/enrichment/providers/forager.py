@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.outbound import ProviderSettings, sandbox_enabled
+from sourcing.common.outbound import sandbox_enabled
 from sourcing.enrichment.providers.base import (
     EmailKind,
     EnrichmentProvider,
@@ -33,6 +33,7 @@ from sourcing.enrichment.providers.base import (
     phone_type,
     register_provider,
 )
+from sourcing.enrichment.settings import EnrichmentSettings
 from sourcing.people.contacts import requires_professional_email
 
 VALIDATION_CONFIDENCE = {
@@ -52,7 +53,7 @@ PHONE_CONFIDENCE = 0.65
 SANDBOX_ACCOUNT_ID = "sandbox"
 
 
-def forager_account_id(settings: ProviderSettings) -> str | None:
+def forager_account_id(settings: EnrichmentSettings) -> str | None:
     if sandbox_enabled(settings):
         return SANDBOX_ACCOUNT_ID
     return settings.FORAGER_ACCOUNT_ID or None
@@ -64,7 +65,7 @@ class ForagerProvider(EnrichmentProvider):
     display_name = "Forager"
 
     @classmethod
-    def is_available(cls, settings: ProviderSettings) -> bool:
+    def is_available(cls, settings: EnrichmentSettings) -> bool:
         return super().is_available(settings) and forager_account_id(settings) is not None
 
     def _auth_headers(self) -> dict[str, str]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
-from sourcing.common.outbound import ProviderSettings
 from sourcing.enrichment.providers.base import (
     EnrichmentProvider,
     Found,
@@ -38,6 +37,7 @@ from sourcing.enrichment.providers.base import (
     make_phone,
     register_provider,
 )
+from sourcing.enrichment.settings import EnrichmentSettings
 
 STATUS_CONFIDENCE = {"valid": 0.9, "verified": 0.9, "catch_all": 0.6, "accept_all": 0.6}
 STATUS_VERIFICATION = {
@@ -54,7 +54,7 @@ class ZeliqProvider(EnrichmentProvider):
     display_name = "Zeliq"
 
     @classmethod
-    def is_available(cls, settings: ProviderSettings) -> bool:
+    def is_available(cls, settings: EnrichmentSettings) -> bool:
         return super().is_available(settings) and bool(settings.ZELIQ_CALLBACK_URL)
 
     def _auth_headers(self) -> dict[str, str]:

@@ -26,7 +26,7 @@ from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.kafka.retry import TRANSIENT_HTTP_STATUSES, PermanentError, TransientError
 from sourcing.common.models.enums import Channel, DeliveryStatus
 from sourcing.common.outbound import SANDBOX_CREDENTIAL_PREFIX, sandbox_enabled
-from sourcing.common.settings_channels import CHANNEL_VENDORS, ChannelConfig, channel_base_url
+from sourcing.outreach.channels.settings import CHANNEL_VENDORS, ChannelSettings, channel_base_url
 
 ReceiptStatus = Literal["queued", "sent", "delivered", "failed"]
 
@@ -184,7 +184,7 @@ class OutreachChannel(ABC):
     # The §10 variable that holds the channel's credential.
     credential_env: ClassVar[str]
 
-    def __init__(self, *, settings: ChannelConfig, http: ExternalHttp) -> None:
+    def __init__(self, *, settings: ChannelSettings, http: ExternalHttp) -> None:
         self.settings = settings
         self.http = http
 
@@ -199,17 +199,17 @@ class OutreachChannel(ABC):
 
     @classmethod
     @abstractmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         """Names of the variables this channel needs that are unset."""
 
     @classmethod
-    def missing_settings(cls, settings: ChannelConfig) -> list[str]:
+    def missing_settings(cls, settings: ChannelSettings) -> list[str]:
         """What is missing before this channel can send (nothing in sandbox mode, where
         placeholder credentials are sent so a real key never reaches the sandbox)."""
         return [] if sandbox_enabled(settings) else cls.unset_settings(settings)
 
     @classmethod
-    def is_configured(cls, settings: ChannelConfig) -> bool:
+    def is_configured(cls, settings: ChannelSettings) -> bool:
         return not cls.missing_settings(settings)
 
     def credential(self, value: SecretStr | None) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import OutboundMessage, OutreachChannel, SendReceipt, secret
+from sourcing.outreach.channels.settings import ChannelSettings
 
 
 class SendGridEmailChannel(OutreachChannel):
@@ -19,7 +19,7 @@ class SendGridEmailChannel(OutreachChannel):
     credential_env: ClassVar[str] = "EMAIL_PROVIDER_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         return [] if secret(settings.EMAIL_PROVIDER_API_KEY) else [cls.credential_env]
 
     async def deliver(self, message: OutboundMessage) -> SendReceipt:

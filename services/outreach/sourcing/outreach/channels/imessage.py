@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -19,6 +18,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 _STATUSES: dict[str, ReceiptStatus] = {
     "REGISTERED": "queued",
@@ -39,7 +39,7 @@ class SendblueIMessageChannel(OutreachChannel):
     credential_env: ClassVar[str] = "IMESSAGE_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         return [
             name
             for name, value in (

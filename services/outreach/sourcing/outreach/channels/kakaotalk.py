@@ -12,7 +12,6 @@ import json
 from typing import ClassVar
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -20,6 +19,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 # Kakao's text template holds at most 200 characters of text.
 MAX_TEXT_LENGTH = 200
@@ -30,7 +30,7 @@ class KakaoTalkChannel(OutreachChannel):
     credential_env: ClassVar[str] = "KAKAOTALK_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         return [] if secret(settings.KAKAOTALK_API_KEY) else [cls.credential_env]
 
     async def deliver(self, message: OutboundMessage) -> SendReceipt:

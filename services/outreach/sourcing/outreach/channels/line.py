@@ -11,7 +11,6 @@ import uuid
 from typing import ClassVar
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -19,6 +18,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 _RETRY_KEY_NAMESPACE = uuid.UUID("6f1f6c36-5d0e-4f43-9d7b-5b8f3f0f4a11")
 
@@ -36,7 +36,7 @@ class LineChannel(OutreachChannel):
     credential_env: ClassVar[str] = "LINE_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         return [] if secret(settings.LINE_API_KEY) else [cls.credential_env]
 
     async def deliver(self, message: OutboundMessage) -> SendReceipt:

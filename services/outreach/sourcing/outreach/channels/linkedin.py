@@ -13,7 +13,6 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -21,6 +20,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 
 class UnipileLinkedInChannel(OutreachChannel):
@@ -28,7 +28,7 @@ class UnipileLinkedInChannel(OutreachChannel):
     credential_env: ClassVar[str] = "LINKEDIN_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         missing = [] if secret(settings.LINKEDIN_API_KEY) else [cls.credential_env]
         if not settings.LINKEDIN_ACCOUNT_ID:
             missing.append("LINKEDIN_ACCOUNT_ID")

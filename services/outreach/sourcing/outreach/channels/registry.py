@@ -6,7 +6,6 @@ import httpx
 
 from sourcing.common.http import ExternalHttp
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import OutreachChannel
 from sourcing.outreach.channels.email import SendGridEmailChannel
 from sourcing.outreach.channels.imessage import SendblueIMessageChannel
@@ -14,6 +13,7 @@ from sourcing.outreach.channels.kakaotalk import KakaoTalkChannel
 from sourcing.outreach.channels.line import LineChannel
 from sourcing.outreach.channels.linkedin import UnipileLinkedInChannel
 from sourcing.outreach.channels.respondio import RespondIoChannel
+from sourcing.outreach.channels.settings import ChannelSettings
 from sourcing.outreach.channels.telegram import TelegramChannel
 from sourcing.outreach.channels.twilio import TwilioPhoneChannel, TwilioSmsChannel
 from sourcing.outreach.channels.viber import ViberChannel
@@ -44,18 +44,18 @@ if set(ADAPTERS) != set(Channel):  # pragma: no cover - caught by any import in 
 
 
 def build_channel_http(
-    settings: ChannelConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: ChannelSettings, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> ExternalHttp:
     """The shared outbound client of the channel adapters (``CHANNEL_TIMEOUT_SECONDS``)."""
     return ExternalHttp(timeout_seconds=settings.CHANNEL_TIMEOUT_SECONDS, transport=transport)
 
 
-def build_channels(settings: ChannelConfig, http: ExternalHttp) -> dict[Channel, OutreachChannel]:
+def build_channels(settings: ChannelSettings, http: ExternalHttp) -> dict[Channel, OutreachChannel]:
     """One adapter per channel, configured or not: an unconfigured one raises
     :class:`~sourcing.outreach.channels.base.ChannelNotConfigured` when asked to send."""
     return {channel: adapter(settings=settings, http=http) for channel, adapter in ADAPTERS.items()}
 
 
-def configured_channels(settings: ChannelConfig) -> list[Channel]:
+def configured_channels(settings: ChannelSettings) -> list[Channel]:
     """The channels whose credentials are set, in the manual's order."""
     return [channel for channel in Channel if ADAPTERS[channel].is_configured(settings)]

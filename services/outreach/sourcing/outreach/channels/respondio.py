@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -19,6 +18,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 _PREFIXES = ("phone:", "email:", "id:")
 
@@ -41,7 +41,7 @@ class RespondIoChannel(OutreachChannel):
     credential_env: ClassVar[str] = "RESPONDIO_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         return [] if secret(settings.RESPONDIO_API_KEY) else [cls.credential_env]
 
     async def deliver(self, message: OutboundMessage) -> SendReceipt:

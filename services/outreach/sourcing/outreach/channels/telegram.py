@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -15,6 +14,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 MAX_TEXT_LENGTH = 4096
 
@@ -24,7 +24,7 @@ class TelegramChannel(OutreachChannel):
     credential_env: ClassVar[str] = "TELEGRAM_BOT_TOKEN"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         return [] if secret(settings.TELEGRAM_BOT_TOKEN) else [cls.credential_env]
 
     async def deliver(self, message: OutboundMessage) -> SendReceipt:

@@ -13,7 +13,6 @@ from xml.sax.saxutils import escape
 
 from sourcing.common.models.enums import Channel
 from sourcing.common.outbound import sandbox_enabled
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -22,6 +21,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 API_VERSION = "2010-04-01"
 # Account SID used against the sandbox when none is configured.
@@ -48,7 +48,7 @@ _STATUSES: dict[str, ReceiptStatus] = {
 }
 
 
-def twilio_auth(settings: ChannelConfig) -> tuple[str, str] | None:
+def twilio_auth(settings: ChannelSettings) -> tuple[str, str] | None:
     """Basic-auth pair: API key + secret when both set, else account SID + auth token."""
     key, key_secret = secret(settings.TWILIO_API_KEY), secret(settings.TWILIO_API_SECRET)
     if key and key_secret:
@@ -64,7 +64,7 @@ class _TwilioChannel(OutreachChannel):
     resource: ClassVar[str]
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         missing = [] if settings.TWILIO_ACCOUNT_SID else ["TWILIO_ACCOUNT_SID"]
         if twilio_auth(settings) is None:
             missing.append("TWILIO_API_KEY + TWILIO_API_SECRET (or TWILIO_AUTH_TOKEN)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     ChannelUnavailable,
     OutboundMessage,
@@ -19,6 +18,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 TOO_MANY_REQUESTS = 12
 
@@ -28,7 +28,7 @@ class ViberChannel(OutreachChannel):
     credential_env: ClassVar[str] = "VIBER_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         return [] if secret(settings.VIBER_API_KEY) else [cls.credential_env]
 
     async def deliver(self, message: OutboundMessage) -> SendReceipt:

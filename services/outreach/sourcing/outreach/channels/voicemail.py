@@ -15,7 +15,6 @@ from typing import ClassVar
 from urllib.parse import urlparse
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -23,6 +22,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 AUDIO_TYPES = ("mp3", "wav", "m4a")
 _FORMATTING = re.compile(r"[\s\-().+]")
@@ -48,7 +48,7 @@ class SlybroadcastVoicemailChannel(OutreachChannel):
     credential_env: ClassVar[str] = "VOICEMAIL_DROP_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         missing = [] if secret(settings.VOICEMAIL_DROP_API_KEY) else [cls.credential_env]
         if not settings.VOICEMAIL_DROP_ACCOUNT:
             missing.append("VOICEMAIL_DROP_ACCOUNT")

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 from sourcing.common.http import ExternalHttp
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     ChannelUnavailable,
     OutboundMessage,
@@ -27,6 +26,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 TRANSIENT_ERRORS = frozenset({-1, 45009})
@@ -41,7 +41,7 @@ class WeChatChannel(OutreachChannel):
     def __init__(
         self,
         *,
-        settings: ChannelConfig,
+        settings: ChannelSettings,
         http: ExternalHttp,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -52,7 +52,7 @@ class WeChatChannel(OutreachChannel):
         self._token_lock = asyncio.Lock()
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         missing = [] if secret(settings.WECHAT_API_KEY) else [cls.credential_env]
         if not settings.WECHAT_APP_ID:
             missing.append("WECHAT_APP_ID")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sourcing.common.models.enums import Channel
-from sourcing.common.settings_channels import ChannelConfig
 from sourcing.outreach.channels.base import (
     OutboundMessage,
     OutreachChannel,
@@ -14,6 +13,7 @@ from sourcing.outreach.channels.base import (
     body_json,
     secret,
 )
+from sourcing.outreach.channels.settings import ChannelSettings
 
 
 class TwoChatWhatsAppChannel(OutreachChannel):
@@ -21,7 +21,7 @@ class TwoChatWhatsAppChannel(OutreachChannel):
     credential_env: ClassVar[str] = "WHATSAPP_2CHAT_API_KEY"
 
     @classmethod
-    def unset_settings(cls, settings: ChannelConfig) -> list[str]:
+    def unset_settings(cls, settings: ChannelSettings) -> list[str]:
         return [] if secret(settings.WHATSAPP_2CHAT_API_KEY) else [cls.credential_env]
 
     async def deliver(self, message: OutboundMessage) -> SendReceipt:

@@ -1,35 +1,24 @@
 """Settings of the 13 outreach channels: vendor base URLs, sender identities, timeouts.
 
 The manual's §10 credentials (``TWILIO_API_KEY``, ``LINE_API_KEY``, ...) and
-``SANDBOX_PROVIDERS`` live on :class:`sourcing.common.config.Settings`; this mixin adds what
-the vendors need besides a key. With ``SANDBOX_PROVIDERS`` on, :func:`channel_base_url`
-routes every vendor to the local sandbox (``{SANDBOX_URL}/<vendor>``) instead.
+``SANDBOX_PROVIDERS`` live on the kernel's :class:`sourcing.common.config.Settings`; this class
+adds what the vendors need besides a key. Document every field in .env.example. With
+``SANDBOX_PROVIDERS`` on, :func:`channel_base_url` routes every vendor to the local sandbox
+(``{SANDBOX_URL}/<vendor>``) instead.
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Protocol
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sourcing.common.config import Settings
 from sourcing.common.models.enums import Channel
 
-DEFAULT_SANDBOX_URL = "http://127.0.0.1:8099"
 
-
-class ChannelSettings(BaseSettings):
-    """Mixin for :class:`~sourcing.common.config.Settings` (same env-name conventions)."""
-
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        env_ignore_empty=True,
-        extra="ignore",
-        case_sensitive=True,
-        populate_by_name=True,
-    )
+class ChannelSettings(Settings):
+    """What the channel adapters read: the credentials (kernel) and each vendor's own fields."""
 
     # --- Outreach channels (services/outreach channels/) ---
     # Per-request timeout of channel vendor calls, in seconds (each call also retries briefly).
@@ -145,68 +134,12 @@ VENDOR_BASE_URL_FIELDS: MappingProxyType[str, str] = MappingProxyType(
 )
 
 
-class ChannelConfig(Protocol):
-    """What the channel adapters read: ``Settings`` once it inherits :class:`ChannelSettings`.
-
-    A structural type so adapters need neither the concrete ``Settings`` nor a cast.
-    """
-
-    SANDBOX_PROVIDERS: bool
-    # §10 credentials (on Settings).
-    TWILIO_API_KEY: SecretStr | None
-    TWILIO_ACCOUNT_SID: str | None
-    TWILIO_AUTH_TOKEN: SecretStr | None
-    EMAIL_PROVIDER_API_KEY: SecretStr | None
-    LINKEDIN_API_KEY: SecretStr | None
-    WHATSAPP_2CHAT_API_KEY: SecretStr | None
-    RESPONDIO_API_KEY: SecretStr | None
-    LINE_API_KEY: SecretStr | None
-    WECHAT_API_KEY: SecretStr | None
-    VIBER_API_KEY: SecretStr | None
-    TELEGRAM_BOT_TOKEN: SecretStr | None
-    KAKAOTALK_API_KEY: SecretStr | None
-    VOICEMAIL_DROP_API_KEY: SecretStr | None
-    # This mixin.
-    CHANNEL_TIMEOUT_SECONDS: float
-    TWILIO_BASE_URL: str
-    TWILIO_API_SECRET: SecretStr | None
-    TWILIO_FROM_NUMBER: str
-    TWILIO_MESSAGING_SERVICE_SID: str | None
-    EMAIL_PROVIDER_BASE_URL: str
-    EMAIL_FROM_ADDRESS: str
-    EMAIL_FROM_NAME: str
-    EMAIL_DEFAULT_SUBJECT: str
-    LINKEDIN_BASE_URL: str
-    LINKEDIN_ACCOUNT_ID: str
-    WHATSAPP_2CHAT_BASE_URL: str
-    WHATSAPP_2CHAT_FROM_NUMBER: str
-    RESPONDIO_BASE_URL: str
-    RESPONDIO_CHANNEL_ID: int | None
-    IMESSAGE_BASE_URL: str
-    IMESSAGE_API_KEY: SecretStr | None
-    IMESSAGE_API_SECRET: SecretStr | None
-    IMESSAGE_FROM_NUMBER: str
-    LINE_BASE_URL: str
-    WECHAT_BASE_URL: str
-    WECHAT_APP_ID: str
-    VIBER_BASE_URL: str
-    VIBER_SENDER_NAME: str
-    TELEGRAM_BASE_URL: str
-    KAKAOTALK_BASE_URL: str
-    KAKAOTALK_LINK_URL: str
-    VOICEMAIL_DROP_BASE_URL: str
-    VOICEMAIL_DROP_ACCOUNT: str
-    VOICEMAIL_DROP_CALLER_ID: str
-    VOICEMAIL_DROP_AUDIO_NAME: str
+def sandbox_url(settings: Settings) -> str:
+    """The sandbox server's base URL, without a trailing slash."""
+    return settings.SANDBOX_URL.rstrip("/")
 
 
-def sandbox_url(settings: object) -> str:
-    """The sandbox server's base URL (``SANDBOX_URL`` when settings define it)."""
-    value = getattr(settings, "SANDBOX_URL", None)
-    return str(value).rstrip("/") if value else DEFAULT_SANDBOX_URL
-
-
-def channel_base_url(settings: ChannelConfig, key: str | Channel) -> str:
+def channel_base_url(settings: ChannelSettings, key: str | Channel) -> str:
     """Base URL of a channel's vendor (``key``: a :class:`Channel` or a vendor name).
 
     The configured base normally; ``{SANDBOX_URL}/<vendor>`` when ``SANDBOX_PROVIDERS`` is on.

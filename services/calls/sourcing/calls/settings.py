@@ -1,20 +1,19 @@
 """Settings of the calls pipeline: Yay events, call validation, caller performance.
 
-A mixin of :class:`sourcing.common.config.Settings`; document every field in .env.example.
-The rules that read them are pure functions in :mod:`sourcing.common.policies.calls`. The
-calling window (``CALLING_WINDOW_START_HOUR``/``END_HOUR``) and the shift gap
-(``CALLER_SHIFT_GAP_SECONDS``) are allocation settings, shared with call validation so both
-use one window and one notion of a shift.
+Its own fields on :class:`~sourcing.people.settings.CallingSettings`, which holds the calling
+window and the shift gap that allocation applies too; the rules that read them are in
+:mod:`sourcing.calls.service`. Document every field in .env.example.
 """
 
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings
+
+from sourcing.people.settings import CallingSettings
 
 
-class CallSettings(BaseSettings):
-    """Fields of this area (same environment-variable conventions as Settings)."""
+class CallSettings(CallingSettings):
+    """What the calls process reads (and validates at start-up)."""
 
     # An answered call that talked for less than this many seconds is a short call (fraud signal).
     SHORT_CALL_SECONDS: int = Field(default=5, ge=1)

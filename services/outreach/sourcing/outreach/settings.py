@@ -1,18 +1,19 @@
 """Settings of outreach: cooldown, screening reminders, Google Sheets sync.
 
-A mixin of :class:`sourcing.common.config.Settings`; document every field in .env.example.
-The §11 variables ``GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON`` and ``GOOGLE_SHEETS_SPREADSHEET_ID``
-live on ``Settings`` itself.
+Its own fields on the channels' :class:`~sourcing.outreach.channels.settings.ChannelSettings`;
+document every field in .env.example. The §11 variables ``GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON``
+and ``GOOGLE_SHEETS_SPREADSHEET_ID`` live on the kernel's ``Settings``.
 """
 
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings
+
+from sourcing.outreach.channels.settings import ChannelSettings
 
 
-class OutreachSettings(BaseSettings):
-    """Fields of this area (same environment-variable conventions as Settings)."""
+class OutreachSettings(ChannelSettings):
+    """What the outreach process and its endpoints read (and validate at start-up)."""
 
     # Days an expert is left alone after an outreach message (manual §4.7).
     OUTREACH_COOLDOWN_DAYS: int = Field(default=30, ge=0)
@@ -26,3 +27,5 @@ class OutreachSettings(BaseSettings):
     GOOGLE_SHEETS_TOKEN_URL: str | None = None
     # Per-request timeout of Google Sheets and token calls, in seconds.
     GOOGLE_SHEETS_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0)
+    # Most screening follow-ups one sweep enqueues (the rest wait for the next tick).
+    SCREENING_FOLLOW_UP_BATCH_SIZE: int = Field(default=500, ge=1, le=10_000)

@@ -1,1 +1,0 @@
-"""Pure domain rules shared by the API and the agents (no I/O)."""
