@@ -64,12 +64,12 @@ def test_the_gateway_loads_every_context_it_mounts() -> None:
     assert not isinstance(gateway, CallSettings | EnrichmentSettings | SchedulerSettings)
 
 
-def test_endpoints_read_their_own_class_from_the_app() -> None:
+async def test_endpoints_read_their_own_class_from_the_app() -> None:
     def request(settings: Settings) -> SimpleNamespace:
         return SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(settings=settings)))
 
     outreach = settings_of(OutreachSettings)
     gateway = load_settings(GatewaySettings)
-    assert outreach(request(gateway)) is gateway  # type: ignore[arg-type]
+    assert await outreach(request(gateway)) is gateway  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="OutreachSettings"):
-        outreach(request(load_settings(EnrichmentSettings)))  # type: ignore[arg-type]
+        await outreach(request(load_settings(EnrichmentSettings)))  # type: ignore[arg-type]

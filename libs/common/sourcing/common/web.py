@@ -9,7 +9,7 @@ a thread hop per dependency per request that showed as the gateway's main overhe
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import available_timezones
@@ -112,11 +112,12 @@ async def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def settings_of(cls: type[SettingsT]) -> Callable[[Request], SettingsT]:
+def settings_of(cls: type[SettingsT]) -> Callable[[Request], Awaitable[SettingsT]]:
     """A route dependency handing a context's endpoints the app's settings as that context's
-    own class (the gateway's settings class inherits every mounted context's)."""
+    own class (the gateway's settings class inherits every mounted context's). A coroutine, so
+    FastAPI calls it inline rather than through its thread pool."""
 
-    def context_settings(request: Request) -> SettingsT:
+    async def context_settings(request: Request) -> SettingsT:
         settings = request.app.state.settings
         if not isinstance(settings, cls):
             raise ConfigurationError(f"the app's settings do not include {cls.__name__}")
