@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from sourcing.common.config import to_asyncpg_url
-from sourcing.common.migrate import downgrade, upgrade
+from sourcing.common.migrate import downgrade, head_revision, upgrade
 from sourcing.common.models import Base, CallTask, Company, Expert, Lead, Project
 from sourcing.common.models.enums import CallOutcome, Channel, values
 from sourcing.common.statemachines import MACHINES
@@ -245,7 +245,7 @@ async def test_concurrent_migrations_do_not_collide(empty_database_url: str) -> 
     try:
         async with engine.connect() as connection:
             versions = (await connection.execute(text("SELECT * FROM alembic_version"))).all()
-        assert [tuple(row) for row in versions] == [("0003",)]
+        assert [tuple(row) for row in versions] == [(head_revision(),)]
     finally:
         await engine.dispose()
 

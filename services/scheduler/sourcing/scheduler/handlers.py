@@ -1,16 +1,17 @@
 """The scheduler service's work, as plain async functions (testable without Kafka).
 
-* the five maintenance steps of manual §5.2, each ``async def step(session, context) -> int``
-  run in its own transaction by :mod:`sourcing.scheduler.cycle`, returning how many rows or
-  messages it touched; steps 3 to 5 only publish a tick (:func:`publish_sweep`) to the context
-  owning the work (call allocation and sign-up chases: the allocation service; screening
-  follow-ups: the outreach service);
+* the five maintenance steps of manual §5.2 and a sixth, retention, each
+  ``async def step(session, context) -> int`` run in its own transaction by
+  :mod:`sourcing.scheduler.cycle`, returning how many rows or messages it touched; steps 3 to
+  5 only publish a tick (:func:`publish_sweep`) to the context owning the work (call
+  allocation and sign-up chases: the allocation service; screening follow-ups: the outreach
+  service);
 * :func:`handle_dead_letter`, the dead-letter sink;
 * :func:`documentation_handler`, the documentation generator's handler.
 
-Idempotency of the steps: archival is a conditional UPDATE; the enqueueing steps derive each
-envelope id from (step, interval, entity) with UUIDv5, so enqueueing twice for the same
-interval yields the same ids and every consumer's ``processed_events`` drops the second.
+Idempotency of the steps: archival and retention are conditional writes; the enqueueing steps
+derive each envelope id from (step, interval, entity) with UUIDv5, so enqueueing twice for the
+same interval yields the same ids and every consumer's ``processed_events`` drops the second.
 """
 
 from __future__ import annotations
@@ -169,12 +170,48 @@ async def request_signup_chase_sweep(session: AsyncSession, context: CycleContex
     )
 
 
+# --- step 6 (not in the manual) -------------------------------------------------------------
+
+
+async def prune_expired_rows(session: AsyncSession, context: CycleContext) -> int:
+    """Retention: dedup rows, performance snapshots (each caller's latest kept), audit events
+    and raw webhook payloads older than their settings, at most ``RETENTION_BATCH_SIZE`` rows
+    of each per cycle. Idempotent: a second run finds fewer rows, never others."""
+    settings = context.settings
+    limit = settings.RETENTION_BATCH_SIZE
+
+    def before(days: int) -> datetime:
+        return context.now - timedelta(days=days)
+
+    dedup = before(settings.DEDUP_RETENTION_DAYS)
+    return sum(
+        [
+            await repository.prune_processed_events(session, older_than=dedup, limit=limit),
+            await repository.prune_processed_webhook_events(session, older_than=dedup, limit=limit),
+            await repository.prune_performance_snapshots(
+                session,
+                older_than=before(settings.PERFORMANCE_SNAPSHOT_RETENTION_DAYS),
+                limit=limit,
+            ),
+            await repository.prune_system_events(
+                session, older_than=before(settings.SYSTEM_EVENT_RETENTION_DAYS), limit=limit
+            ),
+            await repository.clear_raw_webhook_payloads(
+                session,
+                older_than=before(settings.RAW_WEBHOOK_PAYLOAD_RETENTION_DAYS),
+                limit=limit,
+            ),
+        ]
+    )
+
+
 STEPS: tuple[tuple[str, Step], ...] = (
     ("dead_letter_archival", archive_dead_letters),
     ("performance_recalculation", enqueue_performance_recalculations),
     ("call_allocation", request_call_allocation_sweep),
     ("screening_follow_ups", request_screening_follow_up_sweep),
     ("signup_chase", request_signup_chase_sweep),
+    ("retention_pruning", prune_expired_rows),
 )
 
 

@@ -8,7 +8,7 @@ _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 
 CYCLE_DURATION = Histogram(
     "sourcing_scheduler_cycle_duration_seconds",
-    "Duration of one maintenance cycle (all five steps).",
+    "Duration of one maintenance cycle (all six steps).",
     buckets=_BUCKETS,
 )
 STEP_DURATION = Histogram(

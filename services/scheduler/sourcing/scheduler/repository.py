@@ -6,15 +6,21 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, delete, exists, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.models import (
     Caller,
+    CallerPerformanceMetric,
+    CallLogRaw,
     DeadLetterJob,
     DocumentationJob,
+    ProcessedEvent,
+    ProcessedWebhookEvent,
     SchedulerCycle,
+    SystemEvent,
 )
 from sourcing.common.models.enums import SchedulerCycleStatus
 
@@ -89,6 +95,92 @@ async def archive_dead_letters(
         .values(archived_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- step 6: retention ---------------------------------------------------------------------
+# Each prune touches at most ``limit`` rows, the oldest first, through the table's time index.
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def prune_processed_events(session: AsyncSession, *, older_than: datetime, limit: int) -> int:
+    """Agents' dedup rows processed before ``older_than``."""
+    key = tuple_(ProcessedEvent.consumer, ProcessedEvent.event_id)
+    batch = (
+        select(ProcessedEvent.consumer, ProcessedEvent.event_id)
+        .where(ProcessedEvent.processed_at < older_than)
+        .order_by(ProcessedEvent.processed_at)
+        .limit(limit)
+    )
+    return _rowcount(await session.execute(delete(ProcessedEvent).where(key.in_(batch))))
+
+
+async def prune_processed_webhook_events(
+    session: AsyncSession, *, older_than: datetime, limit: int
+) -> int:
+    """Webhooks' dedup rows received before ``older_than``."""
+    batch = (
+        select(ProcessedWebhookEvent.id)
+        .where(ProcessedWebhookEvent.received_at < older_than)
+        .order_by(ProcessedWebhookEvent.received_at)
+        .limit(limit)
+    )
+    stale = delete(ProcessedWebhookEvent).where(ProcessedWebhookEvent.id.in_(batch))
+    return _rowcount(await session.execute(stale))
+
+
+async def prune_system_events(session: AsyncSession, *, older_than: datetime, limit: int) -> int:
+    """Audit events written before ``older_than``."""
+    batch = (
+        select(SystemEvent.id)
+        .where(SystemEvent.created_at < older_than)
+        .order_by(SystemEvent.created_at)
+        .limit(limit)
+    )
+    return _rowcount(await session.execute(delete(SystemEvent).where(SystemEvent.id.in_(batch))))
+
+
+async def prune_performance_snapshots(
+    session: AsyncSession, *, older_than: datetime, limit: int
+) -> int:
+    """Performance snapshots computed before ``older_than``, except each caller's latest."""
+    newer = CallerPerformanceMetric.__table__.alias("newer")
+    superseded: ColumnElement[bool] = exists().where(
+        newer.c.caller_id == CallerPerformanceMetric.caller_id,
+        newer.c.computed_at > CallerPerformanceMetric.computed_at,
+    )
+    batch = (
+        select(CallerPerformanceMetric.id)
+        .where(CallerPerformanceMetric.computed_at < older_than, superseded)
+        .order_by(CallerPerformanceMetric.computed_at)
+        .limit(limit)
+    )
+    return _rowcount(
+        await session.execute(
+            delete(CallerPerformanceMetric).where(CallerPerformanceMetric.id.in_(batch))
+        )
+    )
+
+
+async def clear_raw_webhook_payloads(
+    session: AsyncSession, *, older_than: datetime, limit: int
+) -> int:
+    """Empty the payload of raw Yay events received before ``older_than``; the row (event id,
+    type, call log, status) stays."""
+    empty = literal({}, JSONB)
+    batch = (
+        select(CallLogRaw.id)
+        .where(CallLogRaw.received_at < older_than, CallLogRaw.payload != empty)
+        .order_by(CallLogRaw.received_at)
+        .limit(limit)
+    )
+    return _rowcount(
+        await session.execute(
+            update(CallLogRaw).where(CallLogRaw.id.in_(batch)).values(payload=empty)
+        )
+    )
 
 
 # --- step 2: per active caller -------------------------------------------------------------

@@ -141,6 +141,7 @@ class CallerPerformanceMetric(UUIDPrimaryKey, CreatedAt, Base):
             "caller_id",
             text("computed_at DESC"),
         ),
+        Index("ix_caller_performance_metrics_computed_at", "computed_at"),
     )
 
     caller_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("callers.id", ondelete="CASCADE"))

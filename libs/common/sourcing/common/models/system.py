@@ -186,6 +186,7 @@ class SystemEvent(UUIDPrimaryKey, CreatedAt, Base):
         Index("ix_system_events_entity", "entity_type", "entity_id", "created_at"),
         Index("ix_system_events_type_created_at", "type", "created_at"),
         Index("ix_system_events_correlation_id", "correlation_id"),
+        Index("ix_system_events_created_at", "created_at"),
     )
 
     type: Mapped[str] = mapped_column(String(100))
