@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.config import ConfigurationError, load_settings
+from sourcing.common.db import session_scope
 from sourcing.common.models import (
     CallerPerformanceMetric,
     CallLogRaw,
@@ -18,7 +19,7 @@ from sourcing.common.models import (
     ProcessedWebhookEvent,
     SystemEvent,
 )
-from sourcing.scheduler.cycle import slot_start
+from sourcing.scheduler.cycle import Scheduler, slot_start
 from sourcing.scheduler.handlers import STEPS, CycleContext, prune_expired_rows
 from sourcing.scheduler.settings import SchedulerSettings
 from tests.factories import create_caller
@@ -130,9 +131,8 @@ async def test_each_table_keeps_what_its_setting_keeps(
     assert await names(session, SystemEvent.type) == {"kept"}
     left = set((await session.scalars(select(CallerPerformanceMetric.id))).all())
     assert left == {snapshots["recent"], snapshots["only_one_of_other"]}
-    payloads = dict(
-        (await session.execute(select(CallLogRaw.event_id, CallLogRaw.payload))).tuples().all()
-    )
+    rows = await session.execute(select(CallLogRaw.event_id, CallLogRaw.payload))
+    payloads = {event_id: payload for event_id, payload in rows}
     # The old event's row and id stay (it still deduplicates); only its payload is gone.
     assert payloads == {"old": {}, "kept": seeded["raw"]}
     # A second run finds nothing more.
@@ -186,3 +186,27 @@ def test_the_dedup_window_outlives_every_redelivery() -> None:
             DEDUP_RETENTION_DAYS=35,
             OUTBOX_RETENTION_SECONDS=40 * 86_400,
         )
+
+
+async def test_the_scheduler_prunes_on_its_own_clock(
+    database_settings: Settings, sessionmaker_committing: async_sessionmaker[AsyncSession]
+) -> None:
+    sm = sessionmaker_committing
+    written = NOW
+    async with session_scope(sm) as session:
+        await session.execute(
+            insert(SystemEvent),
+            [{"id": uuid.uuid4(), "type": "audit", "created_at": written, "data": {}}],
+        )
+    clock_now = [written + timedelta(days=364)]
+    scheduler = Scheduler(database_settings, sm, clock=lambda: clock_now[0])
+
+    async def audit_rows() -> int:
+        async with session_scope(sm) as session:
+            return int(await session.scalar(select(func.count()).select_from(SystemEvent)) or 0)
+
+    assert (await scheduler.run_cycle()).steps[-1]["affected"] == 0
+    assert await audit_rows() == 1
+    clock_now[0] = written + timedelta(days=366)
+    assert (await scheduler.run_cycle()).steps[-1]["affected"] == 1
+    assert await audit_rows() == 0
