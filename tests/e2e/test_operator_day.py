@@ -286,6 +286,11 @@ async def test_the_operators_day_from_project_to_sign_up(day: Day, with_task_id:
     )
     assert registered.status_code == 201, registered.text
     caller_id = registered.json()["id"]
+    # The operator finds both on the read side.
+    projects = await api.get("/api/v1/projects", headers=staff, params={"status": "ACTIVE"})
+    assert project_id in {project["id"] for project in projects.json()["items"]}
+    callers = await api.get("/api/v1/callers", headers=staff, params={"isActive": "true"})
+    assert caller_id in {listed["id"] for listed in callers.json()["items"]}
     minted = await api.post(
         "/api/v1/auth/token", headers=staff, json={"userId": CALLER_EMAIL, "role": "caller"}
     )

@@ -143,3 +143,43 @@ async def test_unknown_caller_is_404_and_callers_are_staff_only(
         await api.post("/api/v1/callers", json=MANUAL_CALLER, headers=auth_headers("caller"))
     ).status_code == 403
     assert (await api.get(f"/api/v1/callers/{missing}")).status_code == 401
+
+
+async def test_callers_list_in_pages_with_filters(
+    api: httpx.AsyncClient, auth_headers: Headers
+) -> None:
+    headers = auth_headers("admin")
+    created = []
+    for n in range(4):
+        body = MANUAL_CALLER | {"email": f"caller{n}@example.com", "name": f"Caller {n}"}
+        response = await api.post("/api/v1/callers", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+        created.append(response.json())
+    retired = created[2]["id"]
+    deactivated = await api.post(
+        f"/api/v1/callers/{retired}/status",
+        json={"action": "deactivate", "reason": "left the team"},
+        headers=headers,
+    )
+    assert deactivated.status_code == 200, deactivated.text
+
+    async def ids(**params: Any) -> list[str]:
+        found: list[str] = []
+        cursor = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            page = (await api.get("/api/v1/callers", params=query, headers=headers)).json()
+            found.extend(caller["id"] for caller in page["items"])
+            cursor = page["nextCursor"]
+            if cursor is None:
+                return found
+
+    order = [c["id"] for c in sorted(created, key=lambda c: (c["createdAt"], c["id"]))]
+    assert await ids(limit=3) == order
+    assert await ids(isActive="false") == [retired]
+    assert await ids(isActive="true", allocationStatus="ACTIVE") == [
+        caller for caller in order if caller != retired
+    ]
+    assert await ids(allocationStatus="RESTRICTED_FRAUD") == []
+    bad = await api.get("/api/v1/callers", params={"cursor": "x"}, headers=headers)
+    assert bad.status_code == 400 and bad.json()["error"]["details"] == {"field": "cursor"}

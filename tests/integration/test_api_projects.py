@@ -259,3 +259,53 @@ async def test_screening_questions_list_create_patch(
     assert cross_project.status_code == 404
     missing_prompt = await api.post(base, json={"displayOrder": 3}, headers=headers)
     assert missing_prompt.status_code == 400
+
+
+async def _all_pages(
+    api: httpx.AsyncClient, url: str, headers: dict[str, str], **params: Any
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = await api.get(
+            url, params={**params, **({"cursor": cursor} if cursor else {})}, headers=headers
+        )
+        assert page.status_code == 200, page.text
+        items.extend(page.json()["items"])
+        cursor = page.json()["nextCursor"]
+        if cursor is None:
+            return items
+
+
+async def test_projects_list_in_pages_oldest_first_with_a_status_filter(
+    api: httpx.AsyncClient, auth_headers: Headers
+) -> None:
+    headers = auth_headers("ops")
+    created = [await _create(api, headers, name=f"Project {n}") for n in range(5)]
+    paused = created[1]["id"]
+    patched = await api.patch(
+        f"/api/v1/projects/{paused}", json={"status": "PAUSED"}, headers=headers
+    )
+    assert patched.status_code == 200, patched.text
+
+    listed = await _all_pages(api, "/api/v1/projects", headers, limit=2)
+    order = sorted(created, key=lambda p: (p["createdAt"], p["id"]))
+    assert [p["id"] for p in listed] == [p["id"] for p in order]
+    assert {p["name"] for p in listed} == {f"Project {n}" for n in range(5)}
+    assert [
+        p["id"] for p in await _all_pages(api, "/api/v1/projects", headers, status="PAUSED")
+    ] == [paused]
+    active = await _all_pages(api, "/api/v1/projects", headers, status="ACTIVE", limit=3)
+    assert len(active) == 4 and paused not in {p["id"] for p in active}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 101}, {"status": "DONE"}, {"cursor": "nope"}, {"stauts": "ACTIVE"}],
+)
+async def test_bad_project_list_parameters_are_400(
+    api: httpx.AsyncClient, auth_headers: Headers, params: dict[str, Any]
+) -> None:
+    response = await api.get("/api/v1/projects", params=params, headers=auth_headers("admin"))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_payload"

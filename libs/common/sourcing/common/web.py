@@ -8,15 +8,18 @@ a thread hop per dependency per request that showed as the gateway's main overhe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import available_timezones
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +42,14 @@ class ResponseModel(BaseModel):
     """camelCase on the wire, as in the manual; read from ORM rows."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class CursorPage(ResponseModel):
+    """A page of a list: subclasses add ``items``; ``nextCursor`` asks for the next page."""
+
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
 
 
 # Value types of request bodies, shared by every context's endpoints.
@@ -110,6 +121,40 @@ async def get_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+# --- cursor pagination: every list takes `limit` and `cursor`, answers `items` + `nextCursor` ---
+
+Keyset = tuple[datetime, uuid.UUID]
+
+LimitQuery = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=200, description="The `nextCursor` of the previous page; omit for the first."),
+]
+
+
+def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
+    """The opaque cursor of a page's last row, by its ordering key ``(timestamp, id)``."""
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> Keyset | None:
+    """The ordering key a cursor carries (``None`` for the first page); anything this API did
+    not hand out is a 400 naming the field."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, row_id = raw.split("|", 1)
+        at = datetime.fromisoformat(moment)
+        if at.tzinfo is None:
+            raise ValueError("a cursor's timestamp carries its offset")
+        return at, uuid.UUID(row_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidPayload(
+            "cursor is not one this endpoint returned", details={"field": "cursor"}
+        ) from None
 
 
 def settings_of(cls: type[SettingsT]) -> Callable[[Request], Awaitable[SettingsT]]:

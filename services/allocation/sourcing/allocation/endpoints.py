@@ -25,6 +25,7 @@ from sourcing.allocation import repository, service
 from sourcing.allocation.schemas import (
     CallerCreate,
     CallerOut,
+    CallerPage,
     CallerStatusRequest,
     CallerStatusResponse,
     CallerUpdate,
@@ -44,12 +45,20 @@ from sourcing.allocation.settings import (
 from sourcing.common.auth import Principal, Role
 from sourcing.common.errors import Conflict, NotFound
 from sourcing.common.models import Caller, CallerPerformanceMetric
-from sourcing.common.statemachines import CALLER_ALLOCATION, CallTaskStatus
+from sourcing.common.statemachines import (
+    CALLER_ALLOCATION,
+    CallerAllocationStatus,
+    CallTaskStatus,
+)
 from sourcing.common.web import (
     CallerPrincipal,
+    CursorQuery,
+    LimitQuery,
     NowDep,
     SessionDep,
     StaffPrincipal,
+    decode_cursor,
+    encode_cursor,
     error_responses,
     settings_of,
 )
@@ -204,18 +213,18 @@ async def list_tasks(
     _: StaffPrincipal,
     status: Annotated[CallTaskStatus | None, Query()] = None,
     project_id: Annotated[uuid.UUID | None, Query(alias="projectId")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
 ) -> OperatorTaskList:
-    after = repository.decode_cursor(cursor) if cursor else None
     tasks = await repository.list_tasks(
         session,
         status=status.value if status else None,
         project_id=project_id,
         limit=limit,
-        after=after,
+        after=decode_cursor(cursor),
     )
-    next_cursor = repository.encode_cursor(tasks[-1]) if len(tasks) == limit else None
+    last = tasks[-1] if len(tasks) == limit else None
+    next_cursor = encode_cursor(last.created_at, last.id) if last else None
     return OperatorTaskList(items=[CallTaskOut.of(t) for t in tasks], next_cursor=next_cursor)
 
 
@@ -293,6 +302,40 @@ async def create_caller(body: CallerCreate, session: SessionDep, _: StaffPrincip
     await _flush_unique_email(session, email)
     await session.refresh(caller)
     return caller
+
+
+@callers_router.get(
+    "",
+    response_model=CallerPage,
+    responses=error_responses(400, 401, 403),
+    summary="List callers (oldest first)",
+    description=(
+        "Filters: `isActive`, `allocationStatus`; `limit` 1-100 (default 50). Ordered by "
+        "`(createdAt, id)` ascending: pass `nextCursor` back as `cursor` for the next page."
+    ),
+)
+async def list_callers(
+    session: SessionDep,
+    _: StaffPrincipal,
+    is_active: Annotated[bool | None, Query(alias="isActive")] = None,
+    allocation_status: Annotated[
+        CallerAllocationStatus | None, Query(alias="allocationStatus")
+    ] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> CallerPage:
+    callers = await repository.list_callers(
+        session,
+        is_active=is_active,
+        allocation_status=allocation_status.value if allocation_status else None,
+        limit=limit,
+        after=decode_cursor(cursor),
+    )
+    last = callers[-1] if len(callers) == limit else None
+    return CallerPage(
+        items=[CallerOut.model_validate(caller) for caller in callers],
+        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+    )
 
 
 @callers_router.get(

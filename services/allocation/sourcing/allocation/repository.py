@@ -8,7 +8,6 @@ at the first row that passes the filters. Nothing here commits.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from sourcing.common.errors import InvalidPayload
 from sourcing.common.models import (
     Caller,
     CallerPerformanceMetric,
@@ -60,6 +58,7 @@ from sourcing.common.statemachines import (
     CallTaskStatus,
     ProjectStatus,
 )
+from sourcing.common.web import Keyset
 from sourcing.people.suppression import suppressed_expert
 
 
@@ -282,23 +281,24 @@ async def load_task(session: AsyncSession, task_id: uuid.UUID) -> CallTask | Non
     )
 
 
-def encode_cursor(task: CallTask) -> str:
-    raw = f"{task.created_at.isoformat()}|{task.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created_at, task_id = raw.split("|", 1)
-        parsed = datetime.fromisoformat(created_at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive")
-        return parsed, uuid.UUID(task_id)
-    except ValueError:
-        raise InvalidPayload(
-            "cursor is not one this endpoint returned", details={"field": "cursor"}
-        ) from None
+async def list_callers(
+    session: AsyncSession,
+    *,
+    is_active: bool | None,
+    allocation_status: str | None,
+    limit: int,
+    after: Keyset | None,
+) -> list[Caller]:
+    """Callers ordered by ``(created_at, id)`` ascending (oldest first), after the cursor."""
+    query = select(Caller)
+    if is_active is not None:
+        query = query.where(Caller.is_active.is_(is_active))
+    if allocation_status is not None:
+        query = query.where(Caller.allocation_status == allocation_status)
+    if after is not None:
+        query = query.where(tuple_(Caller.created_at, Caller.id) > tuple_(*after))
+    query = query.order_by(Caller.created_at, Caller.id).limit(limit)
+    return list((await session.scalars(query)).all())
 
 
 async def list_tasks(
@@ -307,7 +307,7 @@ async def list_tasks(
     status: str | None,
     project_id: uuid.UUID | None,
     limit: int,
-    after: tuple[datetime, uuid.UUID] | None,
+    after: Keyset | None,
 ) -> list[CallTask]:
     """Tasks ordered by ``(created_at, id)`` ascending (oldest first), after the cursor."""
     query = select(CallTask).options(joinedload(CallTask.expert), joinedload(CallTask.project))

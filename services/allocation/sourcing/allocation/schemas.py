@@ -15,6 +15,7 @@ from sourcing.common.models.enums import CallOutcome
 from sourcing.common.statemachines import CallTaskStatus
 from sourcing.common.web import (
     CountryCode,
+    CursorPage,
     JsonObject,
     LanguageCode,
     LongText,
@@ -143,11 +144,8 @@ class OutcomeResponse(ResponseModel):
     disqualified_leads: int
 
 
-class OperatorTaskList(ResponseModel):
+class OperatorTaskList(CursorPage):
     items: list[CallTaskOut]
-    next_cursor: str | None = Field(
-        description="Pass as `cursor` for the next page; null on the last page."
-    )
 
 
 class RequeueRequest(RequestModel):
@@ -192,6 +190,10 @@ class CallerOut(ResponseModel):
     )
     created_at: datetime
     updated_at: datetime
+
+
+class CallerPage(CursorPage):
+    items: list[CallerOut]
 
 
 class CallerStatusRequest(RequestModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from sourcing.common.web import RequestModel, ResponseModel
+from sourcing.common.web import CursorPage, RequestModel, ResponseModel
 
 
 class DeadLetterOut(ResponseModel):
@@ -37,13 +37,11 @@ class DeadLetterOut(ResponseModel):
     created_at: datetime
 
 
-class DeadLetterPage(ResponseModel):
+class DeadLetterPage(CursorPage):
     items: list[DeadLetterOut]
     limit: int
     offset: int
     total: int
-    # Pass as ?cursor= for the next page (null on the last page).
-    next_cursor: str | None
 
 
 class ReplayRequest(RequestModel):

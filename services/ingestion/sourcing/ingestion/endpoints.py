@@ -16,11 +16,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from sourcing.common.models import Project, ScreeningQuestion
-from sourcing.common.statemachines import LeadStatus
+from sourcing.common.statemachines import LeadStatus, ProjectStatus
 from sourcing.common.web import (
+    CursorQuery,
+    LimitQuery,
     NowDep,
     SessionDep,
     StaffPrincipal,
+    decode_cursor,
+    encode_cursor,
     error_responses,
     settings_of,
 )
@@ -39,6 +43,7 @@ from sourcing.ingestion.schemas import (
     ProjectExpertItem,
     ProjectExpertPage,
     ProjectOut,
+    ProjectPage,
     ProjectUpdate,
     SalesNavSearchesCreate,
     SalesNavSearchesCreated,
@@ -75,6 +80,36 @@ IngestionSettingsDep = Annotated[IngestionSettings, Depends(settings_of(Ingestio
 )
 async def create_project(body: ProjectCreate, session: SessionDep, _: StaffPrincipal) -> Project:
     return await service.create_project(session, body.model_dump())
+
+
+@projects_router.get(
+    "",
+    response_model=ProjectPage,
+    responses=error_responses(400, 401, 403),
+    summary="List projects (oldest first)",
+    description=(
+        "Filter: `status`; `limit` 1-100 (default 50). Ordered by `(createdAt, id)` "
+        "ascending: pass `nextCursor` back as `cursor` for the next page."
+    ),
+)
+async def list_projects(
+    session: SessionDep,
+    _: StaffPrincipal,
+    project_status: Annotated[ProjectStatus | None, Query(alias="status")] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> ProjectPage:
+    projects = await repository.list_projects(
+        session,
+        status=project_status.value if project_status else None,
+        limit=limit,
+        after=decode_cursor(cursor),
+    )
+    last = projects[-1] if len(projects) == limit else None
+    return ProjectPage(
+        items=[ProjectOut.model_validate(project) for project in projects],
+        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+    )
 
 
 @projects_router.get("/{project_id}", response_model=ProjectOut, responses=_READ_ERRORS)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,12 +31,26 @@ from sourcing.common.models import (
     SalesNavSearch,
     ScreeningQuestion,
 )
+from sourcing.common.web import Keyset
 
 # --- projects, companies, searches, screening questions -----------------------------------------
 
 
 async def get_project(session: AsyncSession, project_id: uuid.UUID) -> Project | None:
     return await session.get(Project, project_id)
+
+
+async def list_projects(
+    session: AsyncSession, *, status: str | None, limit: int, after: Keyset | None
+) -> list[Project]:
+    """Projects ordered by ``(created_at, id)`` ascending (oldest first), after the cursor."""
+    query = select(Project)
+    if status is not None:
+        query = query.where(Project.status == status)
+    if after is not None:
+        query = query.where(tuple_(Project.created_at, Project.id) > tuple_(*after))
+    query = query.order_by(Project.created_at, Project.id).limit(limit)
+    return list((await session.scalars(query)).all())
 
 
 async def get_project_for_update(session: AsyncSession, project_id: uuid.UUID) -> Project | None:

@@ -12,6 +12,7 @@ from pydantic import Field, StringConstraints, model_validator
 
 from sourcing.common.web import (
     CountryCode,
+    CursorPage,
     JsonObject,
     LongText,
     NonEmpty,
@@ -58,6 +59,10 @@ class ProjectOut(ResponseModel):
     status: str
     created_at: datetime
     updated_at: datetime
+
+
+class ProjectPage(CursorPage):
+    items: list[ProjectOut]
 
 
 class CompanyIn(RequestModel):

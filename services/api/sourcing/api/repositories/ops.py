@@ -11,6 +11,7 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.models import DeadLetterJob
+from sourcing.common.web import Keyset
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ async def list_dead_letters(
     *,
     limit: int,
     offset: int = 0,
-    after: tuple[datetime, uuid.UUID] | None = None,
+    after: Keyset | None = None,
 ) -> list[DeadLetterJob]:
     """Newest first (failed_at, then id, descending); ``after`` is a keyset cursor."""
     query = _filtered(select(DeadLetterJob), where)

@@ -10,8 +10,6 @@ same dead letter twice is therefore harmless: the second copy is a duplicate.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
@@ -35,10 +33,14 @@ from sourcing.common.models.enums import ReplayStatus
 from sourcing.common.topics import LANES_BY_NAME
 from sourcing.common.web import (
     AdminPrincipal,
+    CursorQuery,
+    LimitQuery,
     NowDep,
     SessionDep,
     SettingsDep,
     StaffPrincipal,
+    decode_cursor,
+    encode_cursor,
     error_responses,
 )
 
@@ -59,22 +61,6 @@ def _instant(value: str, *, name: str, end: bool) -> datetime:
             details={"field": name, "value": value},
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _encode_cursor(row: DeadLetterJob) -> str:
-    raw = f"{row.failed_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, row_id = raw.split("|", 1)
-        return datetime.fromisoformat(moment), uuid.UUID(row_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidPayload(
-            "cursor is not one this endpoint returned", details={"field": "cursor"}
-        ) from None
 
 
 def _topics(topic: str, settings: Settings) -> tuple[str, ...]:
@@ -133,9 +119,9 @@ async def list_dead_letters(
         ),
     ] = None,
     include_archived: Annotated[bool, Query(alias="includeArchived")] = False,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: LimitQuery = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> DeadLetterPage:
     if cursor is not None and offset:
         raise InvalidPayload(
@@ -152,7 +138,7 @@ async def list_dead_letters(
         where,
         limit=limit,
         offset=offset,
-        after=_decode_cursor(cursor) if cursor else None,
+        after=decode_cursor(cursor),
     )
     total = await repository.count_dead_letters(session, where)
     return DeadLetterPage(
@@ -160,7 +146,9 @@ async def list_dead_letters(
         limit=limit,
         offset=offset,
         total=total,
-        next_cursor=_encode_cursor(rows[-1]) if len(rows) == limit else None,
+        next_cursor=(
+            encode_cursor(rows[-1].failed_at, rows[-1].id) if len(rows) == limit else None
+        ),
     )
 
 
