@@ -382,6 +382,14 @@ async def test_the_operators_day_from_project_to_sign_up(day: Day, with_task_id:
     await wait_until(signed_up, timeout=SETTLE_SECONDS, interval=0.2, message="chase cancelled")
     assert await day.scalar(select(Expert.signed_up_at).where(Expert.id == jane)) is not None
     assert await day.scalar(select(Lead.status).where(Lead.expert_id == jane)) == "CONVERTED"
+    # The operator reads why the chase stopped in its audit history.
+    history = await api.get(
+        "/api/v1/system-events",
+        headers=staff,
+        params={"entityType": "call_task", "entityId": chase_id},
+    )
+    assert history.status_code == 200, history.text
+    assert history.json()["items"][-1]["data"]["to"] == "CANCELLED", history.text
 
     # 6. A second expert, called and marked never to be contacted again.
     await day.send_lead(

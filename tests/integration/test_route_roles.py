@@ -45,6 +45,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("PATCH", "/api/v1/projects/{project_id}/screening-questions/{question_id}"): STAFF,
     ("POST", "/api/v1/callers"): STAFF,
     ("GET", "/api/v1/callers"): STAFF,
+    ("GET", "/api/v1/system-events"): STAFF,
     ("GET", "/api/v1/callers/{caller_id}"): STAFF,
     ("PATCH", "/api/v1/callers/{caller_id}"): STAFF,
     ("GET", "/api/v1/callers/{caller_id}/performance/latest"): STAFF,

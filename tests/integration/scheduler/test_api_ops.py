@@ -233,3 +233,69 @@ async def test_documentation_generate_queues_a_job_and_its_message(
     assert message.key == body["jobId"]
     caller = await api.post("/api/v1/documentation/generate", headers=auth_headers("caller"))
     assert caller.status_code == 403
+
+
+async def test_an_entitys_audit_history_in_pages(
+    api: httpx.AsyncClient, auth_headers: Headers, session: AsyncSession
+) -> None:
+    task_id, other_id = uuid.uuid4(), uuid.uuid4()
+    rows = [
+        SystemEvent(
+            type=event_type,
+            entity_type="call_task",
+            entity_id=entity_id,
+            actor="ops:ops-1",
+            correlation_id=f"corr-{n}",
+            data={"n": n},
+            created_at=NOW - timedelta(minutes=10 - n),
+        )
+        for n, (event_type, entity_id) in enumerate(
+            [
+                ("call_task.assigned", task_id),
+                ("call_task.requeued", task_id),
+                ("call_task.assigned", other_id),
+                ("call_task.completed", task_id),
+            ]
+        )
+    ]
+    session.add_all(rows)
+    await session.flush()
+    headers = auth_headers("ops")
+
+    async def history(**params: str | int) -> list[dict[str, object]]:
+        found: list[dict[str, object]] = []
+        cursor: str | None = None
+        while True:
+            query = {**params, **({"cursor": cursor} if cursor else {})}
+            response = await api.get("/api/v1/system-events", params=query, headers=headers)
+            assert response.status_code == 200, response.text
+            found.extend(response.json()["items"])
+            cursor = response.json()["nextCursor"]
+            if cursor is None:
+                return found
+
+    timeline = await history(entityType="call_task", entityId=str(task_id), limit=2)
+    assert [event["type"] for event in timeline] == [
+        "call_task.assigned",
+        "call_task.requeued",
+        "call_task.completed",
+    ]
+    assert timeline[1] | {"id": None, "createdAt": None} == {
+        "id": None,
+        "type": "call_task.requeued",
+        "entityType": "call_task",
+        "entityId": str(task_id),
+        "actor": "ops:ops-1",
+        "correlationId": "corr-1",
+        "data": {"n": 1},
+        "createdAt": None,
+    }
+    assert [e["entityId"] for e in await history(type="call_task.assigned")] == [
+        str(task_id),
+        str(other_id),
+    ]
+    assert [e["data"] for e in await history(correlationId="corr-2")] == [{"n": 2}]
+    for bad in ({"entityId": "x"}, {"limit": 0}, {"cursor": "nope"}, {"entity": "call_task"}):
+        response = await api.get("/api/v1/system-events", params=bad, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid_payload"

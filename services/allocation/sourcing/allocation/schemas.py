@@ -145,6 +145,41 @@ class OutcomeResponse(ResponseModel):
 
 
 class OperatorTaskList(CursorPage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": "0e943653-3f9e-4a1d-8788-f74ce049c91c",
+                            "status": "PENDING",
+                            "kind": "INITIAL",
+                            "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+                            "projectName": "Japan payments experts",
+                            "expert": {
+                                "id": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+                                "name": "Kenji Sato",
+                                "title": "Head of Payments",
+                                "company": "Rakuten Pay",
+                                "phone": "+81312345678",
+                                "timezone": "Asia/Tokyo",
+                                "countryIso": "JP",
+                                "languageCodes": ["ja", "en"],
+                            },
+                            "priority": 3,
+                            "rankingScore": 72.12,
+                            "regionIso": "JP",
+                            "requeueCount": 0,
+                            "createdAt": "2026-12-06T10:00:00Z",
+                            "updatedAt": "2026-12-06T10:00:00Z",
+                        }
+                    ],
+                    "nextCursor": "MjAyNi0xMi0wNlQxMDowMDowMCswMDowMHwwZTk0MzY1Mw",
+                }
+            ]
+        }
+    )
+
     items: list[CallTaskOut]
 
 
@@ -193,6 +228,34 @@ class CallerOut(ResponseModel):
 
 
 class CallerPage(CursorPage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": "7b3f6a2e-1c4d-4e8f-9a0b-2c3d4e5f6a7b",
+                            "email": "john.smith@example.com",
+                            "name": "John Smith",
+                            "timezone": "America/New_York",
+                            "languageCodes": ["en", "es"],
+                            "regionIsoCodes": ["US", "MX"],
+                            "metadata": {},
+                            "allocationStatus": "ACTIVE",
+                            "statusReason": None,
+                            "statusChangedAt": None,
+                            "isActive": True,
+                            "lastSeenAt": "2026-12-06T14:02:11Z",
+                            "createdAt": "2026-12-01T09:00:00Z",
+                            "updatedAt": "2026-12-06T14:02:11Z",
+                        }
+                    ],
+                    "nextCursor": "MjAyNi0xMi0wMVQwOTowMDowMCswMDowMHw3YjNmNmEyZQ",
+                }
+            ]
+        }
+    )
+
     items: list[CallerOut]
 
 

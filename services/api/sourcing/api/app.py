@@ -20,6 +20,7 @@ from sourcing.api.routers import (
     dead_letters,
     documentation,
     system,
+    system_events,
     webhooks,
 )
 from sourcing.api.settings import GatewaySettings
@@ -47,6 +48,7 @@ ROUTERS = (
     outreach.screening_router,
     dead_letters.router,
     documentation.router,
+    system_events.router,
 )
 
 NO_TELEMETRY: TelemetryConfig = {

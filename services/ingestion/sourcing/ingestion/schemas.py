@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from sourcing.common.web import (
     CountryCode,
@@ -62,6 +62,31 @@ class ProjectOut(ResponseModel):
 
 
 class ProjectPage(CursorPage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+                            "name": "APAC Fintech Experts Q1",
+                            "description": "Source senior fintech experts in APAC region",
+                            "targetThreshold": 50,
+                            "geographyIsoCodes": ["SG", "JP", "AU"],
+                            "priority": 1,
+                            "overrideCooldown": False,
+                            "regionConfig": {},
+                            "status": "ACTIVE",
+                            "createdAt": "2026-12-01T09:00:00Z",
+                            "updatedAt": "2026-12-01T09:00:00Z",
+                        }
+                    ],
+                    "nextCursor": "MjAyNi0xMi0wMVQwOTowMDowMCswMDowMHwyZDkzNGQzMA",
+                }
+            ]
+        }
+    )
+
     items: list[ProjectOut]
 
 

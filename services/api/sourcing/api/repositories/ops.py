@@ -1,4 +1,4 @@
-"""Queries of operations: dead letters (list, replay) and documentation jobs."""
+"""Queries of operations: dead letters (list, replay), documentation jobs, audit events."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.models import DeadLetterJob
+from sourcing.common.models import DeadLetterJob, SystemEvent
 from sourcing.common.web import Keyset
 
 
@@ -65,3 +65,30 @@ async def get_dead_letter(
         # Concurrent replays of one dead letter queue up: replay_count stays exact.
         query = query.with_for_update()
     return await session.scalar(query)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemEventFilter:
+    entity_type: str | None = None
+    entity_id: uuid.UUID | None = None
+    type: str | None = None
+    correlation_id: str | None = None
+
+
+async def list_system_events(
+    session: AsyncSession, where: SystemEventFilter, *, limit: int, after: Keyset | None
+) -> list[SystemEvent]:
+    """Oldest first (created_at, then id); ``after`` is a keyset cursor."""
+    query = select(SystemEvent)
+    if where.entity_type is not None:
+        query = query.where(SystemEvent.entity_type == where.entity_type)
+    if where.entity_id is not None:
+        query = query.where(SystemEvent.entity_id == where.entity_id)
+    if where.type is not None:
+        query = query.where(SystemEvent.type == where.type)
+    if where.correlation_id is not None:
+        query = query.where(SystemEvent.correlation_id == where.correlation_id)
+    if after is not None:
+        query = query.where(tuple_(SystemEvent.created_at, SystemEvent.id) > tuple_(*after))
+    query = query.order_by(SystemEvent.created_at, SystemEvent.id).limit(limit)
+    return list((await session.scalars(query)).all())
