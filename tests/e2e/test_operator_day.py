@@ -34,13 +34,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.allocation.app import build_app as build_allocation_app
 from sourcing.calls.app import build_app as build_calls_app
 from sourcing.common.auth import Principal, Role, mint_token
-from sourcing.common.models import CallTask, Expert, Lead, OutreachMessage, Project
+from sourcing.common.models import CallTask, Expert, Lead, OutreachMessage
 from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.ingestion.app import build_app as build_ingestion_app
 from sourcing.outreach.app import build_app as build_outreach_app
@@ -262,11 +262,11 @@ async def test_the_operators_day_from_project_to_sign_up(day: Day, with_task_id:
     )
     assert created.status_code == 201, created.text
     project_id = created.json()["id"]
-    async with day.sessions() as session, session.begin():
-        # Auto outreach is project configuration the API does not expose yet.
-        await session.execute(
-            update(Project).where(Project.id == project_id).values(auto_outreach_channel="email")
-        )
+    # Every confidently enriched expert of the project gets an invitation by email.
+    configured = await api.patch(
+        f"/api/v1/projects/{project_id}", headers=staff, json={"autoOutreachChannel": "EMAIL"}
+    )
+    assert configured.json()["autoOutreachChannel"] == "EMAIL", configured.text
     question = await api.post(
         f"/api/v1/projects/{project_id}/screening-questions",
         headers=staff,

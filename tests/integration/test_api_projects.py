@@ -309,3 +309,37 @@ async def test_bad_project_list_parameters_are_400(
     response = await api.get("/api/v1/projects", params=params, headers=auth_headers("admin"))
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_payload"
+
+
+async def test_auto_outreach_is_set_changed_and_cleared_through_the_api(
+    api: httpx.AsyncClient, auth_headers: Headers
+) -> None:
+    headers = auth_headers("ops")
+    template = "Hi {first_name}, a paid call about {project_name}?"
+    project = await _create(
+        api, headers, autoOutreachChannel="email", autoOutreachTemplate=template
+    )
+    assert (project["autoOutreachChannel"], project["autoOutreachTemplate"]) == ("EMAIL", template)
+    url = f"/api/v1/projects/{project['id']}"
+
+    changed = await api.patch(url, json={"autoOutreachChannel": "SMS"}, headers=headers)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["autoOutreachChannel"] == "SMS"
+    assert changed.json()["autoOutreachTemplate"] == template  # untouched when not sent
+    renamed = await api.patch(url, json={"name": "Renamed", "targetThreshold": 7}, headers=headers)
+    assert renamed.json()["autoOutreachChannel"] == "SMS" and renamed.json()["targetThreshold"] == 7
+
+    cleared = await api.patch(
+        url, json={"autoOutreachChannel": None, "autoOutreachTemplate": None}, headers=headers
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["autoOutreachChannel"], cleared.json()["autoOutreachTemplate"]) == (
+        None,
+        None,
+    )
+    assert (await api.get(url, headers=headers)).json()["autoOutreachChannel"] is None
+
+    for bad in ({"autoOutreachChannel": "PIGEON"}, {"autoOutreachTemplate": ""}):
+        refused = await api.patch(url, json=bad, headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["details"]["errors"][0]["field"] == next(iter(bad))

@@ -8,8 +8,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from sourcing.common.models.enums import Channel
 from sourcing.common.web import (
     CountryCode,
     CursorPage,
@@ -24,6 +32,34 @@ from sourcing.common.web import (
 # Projects
 
 
+def _channel_key(name: str) -> str:
+    """The API's channel name (``EMAIL``, any case) as the stored key (``email``)."""
+    try:
+        return Channel[name.strip().upper()].value
+    except KeyError:
+        raise ValueError(f"unknown channel; one of {', '.join(c.name for c in Channel)}") from None
+
+
+AutoOutreachChannel = Annotated[
+    str,
+    AfterValidator(_channel_key),
+    Field(
+        description="Channel of the message sent to every confidently enriched expert; null: none.",
+        json_schema_extra={"enum": [channel.name for channel in Channel]},
+    ),
+]
+AutoOutreachTemplate = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2_000),
+    Field(
+        description=(
+            "Its body; `{first_name}`, `{full_name}`, `{last_name}`, `{title}`, `{company}` and "
+            "`{project_name}` are filled in. Null: the built-in invitation."
+        )
+    ),
+]
+
+
 class ProjectCreate(RequestModel):
     name: NonEmpty
     description: LongText | None = None
@@ -32,6 +68,8 @@ class ProjectCreate(RequestModel):
     priority: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     override_cooldown: bool = False
     region_config: JsonObject = Field(default_factory=dict)
+    auto_outreach_channel: AutoOutreachChannel | None = None
+    auto_outreach_template: AutoOutreachTemplate | None = None
 
 
 class ProjectUpdate(RequestModel):
@@ -44,6 +82,8 @@ class ProjectUpdate(RequestModel):
     priority: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
     override_cooldown: bool | None = None
     region_config: JsonObject | None = None
+    auto_outreach_channel: AutoOutreachChannel | None = None
+    auto_outreach_template: AutoOutreachTemplate | None = None
     status: str | None = None
 
 
@@ -56,9 +96,18 @@ class ProjectOut(ResponseModel):
     priority: int
     override_cooldown: bool
     region_config: JsonObject
+    auto_outreach_channel: str | None = Field(
+        default=None, json_schema_extra={"enum": [channel.name for channel in Channel]}
+    )
+    auto_outreach_template: str | None = None
     status: str
     created_at: datetime
     updated_at: datetime
+
+    @field_validator("auto_outreach_channel", mode="before")
+    @classmethod
+    def _channel_name(cls, key: str | None) -> str | None:
+        return Channel(key).name if key else None
 
 
 class ProjectPage(CursorPage):

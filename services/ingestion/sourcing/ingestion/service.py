@@ -57,6 +57,12 @@ async def create_project(session: AsyncSession, values: dict[str, Any]) -> Proje
     return project
 
 
+# Project fields a PATCH with null clears (the others are required: null leaves them as they are).
+CLEARABLE_PROJECT_FIELDS = frozenset(
+    {"description", "auto_outreach_channel", "auto_outreach_template"}
+)
+
+
 async def update_project(
     session: AsyncSession,
     project_id: uuid.UUID,
@@ -65,11 +71,11 @@ async def update_project(
     actor: str,
     now: datetime,
 ) -> Project:
-    """Apply ``changes`` (a new ``status`` through the state machine; ``None`` leaves a field
-    as it is, except ``description`` which it clears). A new status or priority is published as
-    ``project.changed.v1`` in the same transaction: the allocation service re-orders the
-    project's PENDING tasks, and cancels its open ones (audited) when it is COMPLETED or
-    ARCHIVED."""
+    """Apply ``changes``: a new ``status`` through the state machine; ``None`` leaves a field
+    as it is, except the optional ones (:data:`CLEARABLE_PROJECT_FIELDS`), which it clears. A
+    new status or priority is published as ``project.changed.v1`` in the same transaction: the
+    allocation service re-orders the project's PENDING tasks, and cancels its open ones
+    (audited) when it is COMPLETED or ARCHIVED."""
     project = await find_project(session, project_id, lock=True)
     new_status = changes.pop("status", None)
     previous_priority = project.priority
@@ -77,7 +83,7 @@ async def update_project(
     if status_changed:
         move(session, project, new_status, actor=actor, reason=None, now=now)
     for field, value in changes.items():
-        if value is None and field != "description":
+        if value is None and field not in CLEARABLE_PROJECT_FIELDS:
             continue
         setattr(project, field, value)
     if status_changed or project.priority != previous_priority:
