@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/v1/callers"): STAFF,
     ("GET", "/api/v1/callers"): STAFF,
     ("GET", "/api/v1/system-events"): STAFF,
+    ("GET", "/api/v1/documentation/{name}"): STAFF,
     ("GET", "/api/v1/callers/{caller_id}"): STAFF,
     ("PATCH", "/api/v1/callers/{caller_id}"): STAFF,
     ("GET", "/api/v1/callers/{caller_id}/performance/latest"): STAFF,

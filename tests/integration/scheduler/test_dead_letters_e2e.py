@@ -235,6 +235,18 @@ async def test_documentation_is_generated_through_the_api_and_the_agent(
                 return job is not None and job.status == "SUCCEEDED"
 
         await wait_until(second_done, timeout=60, message="second job finished")
+        # The gateway serves each document from the database, not from the scheduler's disk.
+        expected = render_documents(kafka_settings)
+        staff = auth_headers("ops", "olga")
+        for name, text in expected.items():
+            served = await client.get(f"/api/v1/documentation/{name}", headers=staff)
+            assert served.status_code == 200, served.text
+            assert served.headers["content-type"].startswith("text/markdown")
+            assert served.text == text
+        for missing, status in (("nothing.md", 404), ("..%2Fsecrets", 404), ("INDEX.MD", 400)):
+            refused = await client.get(f"/api/v1/documentation/{missing}", headers=staff)
+            assert refused.status_code == status, refused.text
+            assert refused.json()["error"]["code"] in ("not_found", "invalid_payload")
 
     async with session_scope(kafka_sessionmaker) as session:
         job = await session.get(DocumentationJob, job_id)
@@ -243,7 +255,6 @@ async def test_documentation_is_generated_through_the_api_and_the_agent(
     assert job.status == "SUCCEEDED" and job.error is None, job.error
     assert job.requested_by == "olga" and job.output_dir == str(output)
     assert job.started_at is not None and job.finished_at is not None
-    expected = render_documents(kafka_settings)
     assert first == {name: text.encode() for name, text in expected.items()}
     # Regeneration: byte-identical files, same hashes recorded.
     assert {path.name: path.read_bytes() for path in output.iterdir()} == first

@@ -270,7 +270,8 @@ DocumentationHandler = Callable[[AsyncSession, Envelope, DocumentationGenerate],
 def documentation_handler(
     settings: SchedulerSettings, *, clock: Clock = utc_now
 ) -> DocumentationHandler:
-    """The ``documentation.generate.v1`` handler writing to ``DOCS_OUTPUT_DIR``."""
+    """The ``documentation.generate.v1`` handler writing to ``DOCS_OUTPUT_DIR`` and into the
+    job row (what the gateway serves)."""
     now = clock
 
     async def handle(
@@ -289,6 +290,7 @@ def documentation_handler(
             # rewriting them is harmless (same code, same bytes).
             documents = await asyncio.to_thread(render_documents, settings)
             job.files = await asyncio.to_thread(write_documents, output_dir, documents)
+            job.documents = documents
         except Exception as exc:
             logger.exception("documentation job failed", extra={"jobId": str(job.id)})
             job.status = JobStatus.FAILED.value

@@ -215,6 +215,11 @@ class DocumentationJob(UUIDPrimaryKey, Timestamps, Base):
     files: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=json_array(), default=list
     )
+    # {"state-machines.md": "# State machines..."}: what the gateway serves, wherever the
+    # scheduler's files went.
+    documents: Mapped[dict[str, str]] = mapped_column(
+        JSONB, server_default=json_object(), default=dict
+    )
     error: Mapped[str | None]
     correlation_id: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime | None]

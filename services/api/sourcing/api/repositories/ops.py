@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.models import DeadLetterJob, SystemEvent
+from sourcing.common.models import DeadLetterJob, DocumentationJob, SystemEvent
+from sourcing.common.models.enums import JobStatus
 from sourcing.common.web import Keyset
 
 
@@ -92,3 +93,17 @@ async def list_system_events(
         query = query.where(tuple_(SystemEvent.created_at, SystemEvent.id) > tuple_(*after))
     query = query.order_by(SystemEvent.created_at, SystemEvent.id).limit(limit)
     return list((await session.scalars(query)).all())
+
+
+async def latest_document(session: AsyncSession, name: str) -> str | None:
+    """The content of ``name`` in the most recent successful documentation job holding it."""
+    content = DocumentationJob.documents[name].astext
+    return await session.scalar(
+        select(content)
+        .where(
+            DocumentationJob.status == JobStatus.SUCCEEDED.value,
+            DocumentationJob.documents.has_key(name),
+        )
+        .order_by(DocumentationJob.finished_at.desc(), DocumentationJob.id.desc())
+        .limit(1)
+    )
