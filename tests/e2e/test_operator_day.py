@@ -309,6 +309,26 @@ async def test_the_operators_day_from_project_to_sign_up(day: Day, with_task_id:
 
     await wait_until(enriched, timeout=SETTLE_SECONDS, interval=0.2, message="Jane enriched")
 
+    # The operator reads the auto-outreach email on Jane's thread once the vendor has it.
+    async def emailed() -> bool:
+        threads = await api.get(
+            "/api/v1/outreach/threads", headers=staff, params={"expertId": str(jane)}
+        )
+        return any(t["lastMessageAt"] for t in threads.json()["items"])
+
+    await wait_until(emailed, timeout=SETTLE_SECONDS, interval=0.2, message="Jane emailed")
+    threads = await api.get(
+        "/api/v1/outreach/threads", headers=staff, params={"expertId": str(jane)}
+    )
+    [thread] = threads.json()["items"]
+    assert (thread["projectId"], thread["channel"]) == (project_id, "EMAIL")
+    detail = await api.get(f"/api/v1/outreach/threads/{thread['id']}", headers=staff)
+    assert detail.status_code == 200, detail.text
+    [email] = detail.json()["messages"]
+    assert email["purpose"] == "OUTREACH" and email["deliveryStatus"] in ("SENT", "DELIVERED")
+    assert email["recipient"] == thread["recipient"] and email["providerMessageId"]
+    assert email["sentAt"] is not None
+
     # The lead came with a phone: its task may exist before ranking; ranking then re-scores it.
     async def ranked_task_waiting() -> bool:
         score = await day.scalar(select(Lead.ranking_score).where(Lead.expert_id == jane))

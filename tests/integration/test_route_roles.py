@@ -65,6 +65,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/v1/call-tasks/operator/tasks/{task_id}/requeue"): STAFF,
     # Outreach and screening (issue 5)
     ("POST", "/api/v1/outreach/send"): STAFF,
+    ("GET", "/api/v1/outreach/threads"): STAFF,
+    ("GET", "/api/v1/outreach/threads/{thread_id}"): STAFF,
     ("POST", "/api/v1/screening/dispatch"): STAFF,
     ("POST", "/api/v1/screening/response"): STAFF,
     # Dead letters and documentation (issue 6)

@@ -17,6 +17,9 @@ project/expert/question → 404; question of another project → 400; suppressed
 ``expert_suppressed``; project without questions → 409 ``no_screening_questions``; expert with
 no reachable channel → 409 ``no_reachable_channel``; an answer before dispatch → 409
 ``screening_not_dispatched``.
+
+The read side lists outreach threads (filters, one cursor style) and shows one thread with its
+messages, oldest first.
 """
 
 from __future__ import annotations
@@ -24,20 +27,34 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import JSONResponse
 
 from sourcing.common.errors import Conflict, InvalidPayload, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import OutreachSendRequested, SheetSyncRequested
-from sourcing.common.models import Expert, Project
+from sourcing.common.models import Expert, OutreachThread, Project
 from sourcing.common.models.enums import MessagePurpose
-from sourcing.common.web import NowDep, SessionDep, StaffPrincipal, error_responses, settings_of
+from sourcing.common.statemachines import OutreachThreadStatus
+from sourcing.common.web import (
+    CursorQuery,
+    LimitQuery,
+    NowDep,
+    SessionDep,
+    StaffPrincipal,
+    decode_cursor,
+    encode_cursor,
+    error_responses,
+    settings_of,
+)
 from sourcing.outreach import repository, service
 from sourcing.outreach.schemas import (
     OutreachSendAccepted,
     OutreachSendRequest,
+    OutreachThreadDetail,
+    OutreachThreadOut,
+    OutreachThreadPage,
     ScreeningAnswerRecorded,
     ScreeningAnswerRequest,
     ScreeningDispatchAccepted,
@@ -138,6 +155,60 @@ async def send_outreach(
         # Returned, not raised: the unit of work commits the ENFORCED cooldown log.
         return JSONResponse(status_code=refusal.status, content=refusal.envelope())
     return OutreachSendAccepted(accepted=True, job_id=str(queued.message.id))
+
+
+@outreach_router.get(
+    "/threads",
+    response_model=OutreachThreadPage,
+    responses=error_responses(400, 401, 403),
+    summary="List outreach threads (oldest first)",
+    description=(
+        "Filters: `expertId`, `projectId`, `channel` (any spelling `POST /outreach/send` "
+        "accepts), `status`; `limit` 1-100 (default 50). Ordered by `(createdAt, id)` "
+        "ascending: pass `nextCursor` back as `cursor` for the next page."
+    ),
+)
+async def list_threads(
+    session: SessionDep,
+    _: StaffPrincipal,
+    expert_id: Annotated[uuid.UUID | None, Query(alias="expertId")] = None,
+    project_id: Annotated[uuid.UUID | None, Query(alias="projectId")] = None,
+    channel: Annotated[str | None, Query(max_length=64, description="e.g. `EMAIL`")] = None,
+    thread_status: Annotated[OutreachThreadStatus | None, Query(alias="status")] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> OutreachThreadPage:
+    threads = await repository.list_threads(
+        session,
+        expert_id=expert_id,
+        project_id=project_id,
+        channel=service.normalize_channel(channel) if channel is not None else None,
+        status=thread_status,
+        limit=limit,
+        after=decode_cursor(cursor),
+    )
+    last = threads[-1] if len(threads) == limit else None
+    return OutreachThreadPage(
+        items=[OutreachThreadOut.model_validate(thread) for thread in threads],
+        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+    )
+
+
+@outreach_router.get(
+    "/threads/{thread_id}",
+    response_model=OutreachThreadDetail,
+    responses=error_responses(400, 401, 403, 404),
+    summary="One outreach thread with its messages (oldest first)",
+)
+async def get_thread(
+    thread_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
+) -> OutreachThread:
+    thread = await repository.thread_with_messages(session, thread_id)
+    if thread is None:
+        raise NotFound(
+            f"outreach thread {thread_id} not found", details={"threadId": str(thread_id)}
+        )
+    return thread
 
 
 _ERRORS = error_responses(400, 401, 403, 404, 409, 413)

@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from sourcing.common.models import (
     Base,
@@ -38,6 +39,7 @@ from sourcing.common.statemachines import (
     OutreachThreadStatus,
     ScreeningResponseStatus,
 )
+from sourcing.common.web import Keyset
 
 
 async def add(session: AsyncSession, row: Base) -> None:
@@ -194,6 +196,44 @@ async def find_thread(
         OutreachThread.channel == channel,
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_threads(
+    session: AsyncSession,
+    *,
+    expert_id: uuid.UUID | None,
+    project_id: uuid.UUID | None,
+    channel: Channel | None,
+    status: OutreachThreadStatus | None,
+    limit: int,
+    after: Keyset | None,
+) -> list[OutreachThread]:
+    """Threads ordered by ``(created_at, id)`` ascending (oldest first), after the cursor."""
+    query = select(OutreachThread)
+    if expert_id is not None:
+        query = query.where(OutreachThread.expert_id == expert_id)
+    if project_id is not None:
+        query = query.where(OutreachThread.project_id == project_id)
+    if channel is not None:
+        query = query.where(OutreachThread.channel == channel.value)
+    if status is not None:
+        query = query.where(OutreachThread.status == status.value)
+    if after is not None:
+        query = query.where(tuple_(OutreachThread.created_at, OutreachThread.id) > tuple_(*after))
+    query = query.order_by(OutreachThread.created_at, OutreachThread.id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def thread_with_messages(
+    session: AsyncSession, thread_id: uuid.UUID
+) -> OutreachThread | None:
+    """The thread with its messages loaded, oldest first."""
+    stmt = (
+        select(OutreachThread)
+        .where(OutreachThread.id == thread_id)
+        .options(selectinload(OutreachThread.messages))
+    )
+    return (await session.scalars(stmt)).one_or_none()
 
 
 # --- projects and experts -------------------------------------------------------------------

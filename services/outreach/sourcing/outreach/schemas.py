@@ -1,4 +1,5 @@
-"""Request and response bodies of the outreach context's endpoints (manual §4.7, §4.8)."""
+"""Request and response bodies of the outreach context's endpoints (manual §4.7, §4.8) and of
+its read side (threads and their messages)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
+from pydantic.config import JsonDict
 
-from sourcing.common.web import NonEmpty, RequestModel, ResponseModel
+from sourcing.common.models.enums import DeliveryStatus, MessageDirection, MessagePurpose
+from sourcing.common.statemachines import OutreachThreadStatus
+from sourcing.common.web import CursorPage, NonEmpty, RequestModel, ResponseModel
+from sourcing.outreach import service
 
 MessageBody = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)
@@ -70,3 +75,106 @@ class ScreeningAnswerRecorded(ResponseModel):
     # The status of the expert's screening as a whole (every row shows it).
     screening_status: str
     required_unanswered: int
+
+
+# --- threads and their messages (read side) -------------------------------------------------
+
+_THREAD_EXAMPLE: JsonDict = {
+    "id": "3c6e0a52-9b1f-4d8e-8f43-7a2d5c1f0e21",
+    "projectId": "9a1d3e7c-2b4f-4c6a-8e1d-5f7a9b3c2d10",
+    "expertId": "0b6f4a52-7d7e-4f8e-9a43-2d5c1f0e9b11",
+    "channel": "EMAIL",
+    "status": "OPEN",
+    "statusChangedAt": None,
+    "recipient": "jane.doe@example.com",
+    "externalThreadId": None,
+    "lastMessageAt": "2026-12-06T10:15:02Z",
+    "lastError": None,
+    "lastErrorAt": None,
+    "createdAt": "2026-12-06T10:15:00Z",
+    "updatedAt": "2026-12-06T10:15:02Z",
+}
+
+_MESSAGE_EXAMPLE: JsonDict = {
+    "id": "7e2b9c41-5d3a-4f1e-b8c7-1a9d0e6f2b33",
+    "direction": "OUTBOUND",
+    "purpose": "OUTREACH",
+    "recipient": "jane.doe@example.com",
+    "body": "Hi Jane, we would love to speak with you about payments.",
+    "deliveryStatus": "DELIVERED",
+    "provider": "sendgrid",
+    "providerMessageId": "sg-4f1e9a0c",
+    "attempts": 1,
+    "error": None,
+    "cooldownOverridden": False,
+    "correlationId": "c0a8012e-7d4b-4a7e-9f10-3b2a1c0d9e8f",
+    "sentAt": "2026-12-06T10:15:02Z",
+    "deliveredAt": "2026-12-06T10:15:40Z",
+    "failedAt": None,
+    "createdAt": "2026-12-06T10:15:00Z",
+}
+
+
+class OutreachThreadOut(ResponseModel):
+    """The conversation with one expert, for one project, on one channel."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_THREAD_EXAMPLE]})
+
+    id: uuid.UUID
+    project_id: uuid.UUID
+    expert_id: uuid.UUID
+    channel: str = Field(description="The channel's API name, e.g. `EMAIL`.")
+    status: OutreachThreadStatus
+    status_changed_at: datetime | None
+    recipient: str | None
+    external_thread_id: str | None
+    last_message_at: datetime | None
+    last_error: str | None = Field(description="The last delivery failure on this thread.")
+    last_error_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _api_channel(cls, value: str) -> str:
+        """Stored as the normalised key (``email``); the API speaks ``EMAIL``."""
+        return service.api_name(service.normalize_channel(value))
+
+
+class OutreachThreadPage(CursorPage):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_THREAD_EXAMPLE], "nextCursor": None}]}
+    )
+
+    items: list[OutreachThreadOut]
+
+
+class OutreachMessageOut(ResponseModel):
+    """One message of a thread, with its provider ids and delivery status."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_MESSAGE_EXAMPLE]})
+
+    id: uuid.UUID
+    direction: MessageDirection
+    purpose: MessagePurpose
+    recipient: str | None
+    body: str
+    delivery_status: DeliveryStatus
+    provider: str | None
+    provider_message_id: str | None
+    attempts: int = Field(description="Delivery attempts so far.")
+    error: str | None = Field(description="The last delivery error; cleared once a send succeeds.")
+    cooldown_overridden: bool
+    correlation_id: str | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    failed_at: datetime | None
+    created_at: datetime
+
+
+class OutreachThreadDetail(OutreachThreadOut):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**_THREAD_EXAMPLE, "messages": [_MESSAGE_EXAMPLE]}]}
+    )
+
+    messages: list[OutreachMessageOut] = Field(description="Oldest first.")

@@ -80,7 +80,7 @@ class OutreachThread(UUIDPrimaryKey, Timestamps, Base):
         back_populates="thread",
         lazy="raise",
         passive_deletes=True,
-        order_by="OutreachMessage.created_at",
+        order_by="[OutreachMessage.created_at, OutreachMessage.id]",
     )
 
 
