@@ -358,6 +358,18 @@ async def test_the_operators_day_from_project_to_sign_up(day: Day, with_task_id:
         return await day.task_status(task["id"]) == "COMPLETED"
 
     await wait_until(completed, timeout=SETTLE_SECONDS, interval=0.2, message="call validated")
+    # The operator finds the validated call on the read side, by task and by caller.
+    task_logs = await api.get(f"/api/v1/call-tasks/{task['id']}/call-logs", headers=staff)
+    assert task_logs.status_code == 200, task_logs.text
+    [call_log] = task_logs.json()["items"]
+    assert call_log["callerId"] == caller_id and call_log["expertId"] == str(jane)
+    assert call_log["status"] == "ENDED" and call_log["talkSeconds"] == 38
+    assert call_log["validatedAt"] is not None and call_log["fraudFlags"] == []
+    caller_logs = await api.get(
+        f"/api/v1/callers/{caller_id}/call-logs", headers=staff, params={"validated": "true"}
+    )
+    assert caller_logs.status_code == 200, caller_logs.text
+    assert [listed["id"] for listed in caller_logs.json()["items"]] == [call_log["id"]]
 
     async def dial_counted() -> bool:
         response = await api.get(f"/api/v1/callers/{caller_id}/performance/latest", headers=staff)

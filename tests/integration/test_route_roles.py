@@ -63,6 +63,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/v1/call-tasks/{task_id}/outcome"): frozenset({"caller"}),
     ("GET", "/api/v1/call-tasks/operator/tasks"): STAFF,
     ("POST", "/api/v1/call-tasks/operator/tasks/{task_id}/requeue"): STAFF,
+    # Call logs (read side)
+    ("GET", "/api/v1/call-tasks/{task_id}/call-logs"): STAFF,
+    ("GET", "/api/v1/callers/{caller_id}/call-logs"): STAFF,
     # Outreach and screening (issue 5)
     ("POST", "/api/v1/outreach/send"): STAFF,
     ("GET", "/api/v1/outreach/threads"): STAFF,

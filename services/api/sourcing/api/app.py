@@ -24,6 +24,7 @@ from sourcing.api.routers import (
     webhooks,
 )
 from sourcing.api.settings import GatewaySettings
+from sourcing.calls import endpoints as calls
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.web import reject_unknown_query_params
@@ -44,6 +45,7 @@ ROUTERS = (
     allocation.experts_router,
     ingestion.job_title_discovery_router,
     allocation.call_tasks_router,
+    calls.call_logs_router,
     outreach.outreach_router,
     outreach.screening_router,
     dead_letters.router,

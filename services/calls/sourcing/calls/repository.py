@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import and_, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from sourcing.common.models import (
 )
 from sourcing.common.models.enums import ContactType
 from sourcing.common.statemachines import CALL_TASK_ACTIVE_STATUSES
+from sourcing.common.web import Keyset
 
 YAY_SOURCE = "yay"
 
@@ -295,3 +296,45 @@ async def recent_dial_times(
         .limit(limit)
     )
     return [moment for moment in result.scalars() if moment is not None]
+
+
+# --- read side (the gateway's call-log endpoints) -----------------------------------------
+
+
+async def call_task_exists(session: AsyncSession, task_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(CallTask.id == task_id))))
+
+
+async def caller_exists(session: AsyncSession, caller_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(Caller.id == caller_id))))
+
+
+async def list_call_logs(
+    session: AsyncSession,
+    *,
+    call_task_id: uuid.UUID | None = None,
+    caller_id: uuid.UUID | None = None,
+    started_from: datetime | None = None,
+    started_to: datetime | None = None,
+    validated: bool | None = None,
+    limit: int,
+    after: Keyset | None,
+) -> list[CallLog]:
+    """Call logs ordered by ``(created_at, id)`` ascending (oldest first), after the cursor;
+    ``started_from`` is inclusive, ``started_to`` exclusive."""
+    query = select(CallLog)
+    if call_task_id is not None:
+        query = query.where(CallLog.call_task_id == call_task_id)
+    if caller_id is not None:
+        query = query.where(CallLog.caller_id == caller_id)
+    if started_from is not None:
+        query = query.where(CallLog.started_at >= started_from)
+    if started_to is not None:
+        query = query.where(CallLog.started_at < started_to)
+    if validated is not None:
+        validated_at = CallLog.validated_at
+        query = query.where(validated_at.is_not(None) if validated else validated_at.is_(None))
+    if after is not None:
+        query = query.where(tuple_(CallLog.created_at, CallLog.id) > tuple_(*after))
+    query = query.order_by(CallLog.created_at, CallLog.id).limit(limit)
+    return list((await session.scalars(query)).all())
