@@ -15,6 +15,9 @@ READ_SIDE = [
     ("/api/v1/callers", "CallerPage"),
     ("/api/v1/call-tasks/operator/tasks", "OperatorTaskList"),
     ("/api/v1/system-events", "SystemEventPage"),
+    ("/api/v1/outreach/threads", "OutreachThreadPage"),
+    ("/api/v1/call-tasks/{task_id}/call-logs", "CallLogPage"),
+    ("/api/v1/callers/{caller_id}/call-logs", "CallLogPage"),
 ]
 
 

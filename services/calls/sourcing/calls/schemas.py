@@ -70,7 +70,7 @@ class CallLogPage(CursorPage):
                             "updatedAt": "2026-01-15T14:02:24Z",
                         }
                     ],
-                    "nextCursor": None,
+                    "nextCursor": "MjAyNi0xMi0wNlQxMDowMDowMCswMDowMHw0ZjJhOWMxZQ",
                 }
             ]
         }

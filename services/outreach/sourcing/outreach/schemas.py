@@ -143,7 +143,14 @@ class OutreachThreadOut(ResponseModel):
 
 class OutreachThreadPage(CursorPage):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"items": [_THREAD_EXAMPLE], "nextCursor": None}]}
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [_THREAD_EXAMPLE],
+                    "nextCursor": "MjAyNi0xMi0wNlQxMDowMDowMCswMDowMHw0ZjJhOWMxZQ",
+                }
+            ]
+        }
     )
 
     items: list[OutreachThreadOut]
