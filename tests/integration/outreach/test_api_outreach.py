@@ -198,3 +198,42 @@ async def test_two_sends_at_once_cannot_both_pass_the_cooldown(
         assert len(enforced) == 3
         leads = (await session.execute(select(Lead).where(Lead.expert_id == expert.id))).scalars()
         assert [lead.status for lead in leads] == [LeadStatus.OUTREACH_PENDING.value]
+
+
+@pytest.mark.parametrize(
+    ("country", "recipient", "accepted"),
+    [
+        ("GB", "dana.smith@gmail.com", False),
+        ("DE", "dana@web.de", False),
+        ("CA", "dana@yahoo.ca", False),
+        ("GB", "dana.smith@acme-industries.co.uk", True),
+        ("US", "dana.smith@gmail.com", True),
+    ],
+)
+async def test_an_explicit_email_recipient_is_held_to_the_region_rule(
+    api: httpx.AsyncClient,
+    session: AsyncSession,
+    auth_headers: Headers,
+    country: str,
+    recipient: str,
+    accepted: bool,
+) -> None:
+    project = await create_project(session)
+    expert = await create_reachable_expert(session, country_iso=country)
+    response = await api.post(
+        "/api/v1/outreach/send",
+        headers=auth_headers("ops"),
+        json=_body(project.id, expert.id, recipient=recipient),
+    )
+    if accepted:
+        assert response.status_code == 202, response.text
+        return
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "recipient_refused"
+    assert "professional addresses only" in error["message"]
+    assert error["details"] == {"field": "recipient", "channel": "EMAIL", "countryIso": country}
+    queued = await session.scalars(
+        select(OutreachMessage).where(OutreachMessage.expert_id == expert.id)
+    )
+    assert list(queued) == []

@@ -56,6 +56,13 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class Unprocessable(AppError):
+    """Well-formed, but a rule refuses it (e.g. a recipient the region rule forbids)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class InvalidTransition(AppError):
     """A status change the entity's state machine (or its own rule) does not allow.
 

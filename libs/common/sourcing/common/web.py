@@ -108,6 +108,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "Entity not found",
         409: "Conflict or invalid state transition",
         413: "Body over the size limit",
+        422: "Refused by a contact rule (the reason is in the message and details)",
         429: "Rate limit exceeded",
         500: "Unexpected error or dependency down",
         503: "Broker unavailable; retry",

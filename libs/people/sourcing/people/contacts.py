@@ -149,6 +149,18 @@ def is_personal_email(address: str) -> bool:
     return domain is not None and is_personal_email_domain(domain)
 
 
+def region_refusal(country_iso: str | None, address: str) -> str | None:
+    """Why the region rule forbids emailing an expert in ``country_iso`` at ``address`` (a
+    personal mailbox where only professional addresses may be used), or None when it allows it.
+    """
+    if not requires_professional_email(country_iso) or not is_personal_email(address):
+        return None
+    return (
+        f"experts in {normalize_country(country_iso)} may be emailed at professional addresses "
+        f"only; {email_domain(address)} is a personal mailbox provider"
+    )
+
+
 def filter_emails_for_region(
     emails: Iterable[T],
     country_iso: str | None,

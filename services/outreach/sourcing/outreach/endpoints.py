@@ -30,7 +30,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 from fastapi.responses import JSONResponse
 
-from sourcing.common.errors import Conflict, InvalidPayload, NotFound
+from sourcing.common.errors import Conflict, InvalidPayload, NotFound, Unprocessable
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import OutreachSendRequested, SheetSyncRequested
@@ -84,6 +84,10 @@ class ThreadNotOpen(Conflict):
     code = "thread_closed"
 
 
+class RecipientRefused(Unprocessable):
+    code = "recipient_refused"
+
+
 async def load_project_and_expert(
     session: SessionDep, project_id: uuid.UUID, expert_id: uuid.UUID
 ) -> tuple[Project, Expert]:
@@ -105,7 +109,7 @@ async def load_project_and_expert(
     "/send",
     response_model=OutreachSendAccepted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(400, 401, 403, 404, 409, 413),
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422),
 )
 async def send_outreach(
     body: OutreachSendRequest,
@@ -117,6 +121,16 @@ async def send_outreach(
     channel = service.normalize_channel(body.channel)
     service.validate_recipient(channel, body.recipient)
     project, expert = await load_project_and_expert(session, body.project_id, body.expert_id)
+    refusal = service.recipient_refusal(expert, channel, body.recipient)
+    if refusal is not None:
+        raise RecipientRefused(
+            refusal,
+            details={
+                "field": "recipient",
+                "channel": service.api_name(channel),
+                "countryIso": expert.country_iso,
+            },
+        )
     correlation_id = correlation_id_var.get()
     try:
         queued = await service.queue_outreach(

@@ -92,6 +92,7 @@ from sourcing.common.statemachines import (
 )
 from sourcing.common.transitions import move
 from sourcing.outreach import repository
+from sourcing.people.contacts import region_refusal
 
 # --- channels -------------------------------------------------------------------------------
 
@@ -228,12 +229,21 @@ def _contact_type_for(channel: Channel) -> ContactType:
     return ContactType.HANDLE
 
 
+def recipient_refusal(expert: Expert, channel: Channel, address: str) -> str | None:
+    """Why ``address`` may not be used to reach ``expert`` on ``channel`` (the region rule
+    for email), or None: the one check of explicit recipients and of picked ones."""
+    if channel is not Channel.EMAIL:
+        return None
+    return region_refusal(expert.country_iso, address)
+
+
 def pick_recipient(
     expert: Expert, contacts: Sequence[ExpertContact], channel: Channel
 ) -> str | None:
     """The best address of ``expert`` on ``channel``: a contact tagged with the channel first,
     then one of the channel's contact type (primary, professional, most confident first),
-    then the expert's primary email/phone. None when the channel cannot reach them."""
+    then the expert's primary email/phone, never an email the region rule forbids. None when
+    the channel cannot reach them."""
     kind = _contact_type_for(channel)
 
     def rank(contact: ExpertContact) -> tuple[int, int, int, float]:
@@ -247,15 +257,19 @@ def pick_recipient(
     usable = [
         c
         for c in contacts
-        if c.channel == channel.value
-        or (c.type == kind.value and (kind is not ContactType.HANDLE or c.channel is None))
+        if (
+            c.channel == channel.value
+            or (c.type == kind.value and (kind is not ContactType.HANDLE or c.channel is None))
+        )
+        and recipient_refusal(expert, channel, c.value) is None
     ]
     if kind is ContactType.HANDLE:  # an untagged handle could be any messenger's
         usable = [c for c in usable if c.channel == channel.value]
     if usable:
         return sorted(usable, key=rank)[0].value
-    if kind is ContactType.EMAIL and expert.primary_email:
-        return expert.primary_email
+    primary_email = expert.primary_email
+    if kind is ContactType.EMAIL and primary_email:
+        return primary_email if recipient_refusal(expert, channel, primary_email) is None else None
     if kind is ContactType.PHONE and expert.primary_phone:
         return expert.primary_phone
     return None
