@@ -121,10 +121,10 @@ async def send_outreach(
     channel = service.normalize_channel(body.channel)
     service.validate_recipient(channel, body.recipient)
     project, expert = await load_project_and_expert(session, body.project_id, body.expert_id)
-    refusal = service.recipient_refusal(expert, channel, body.recipient)
-    if refusal is not None:
+    region_reason = service.recipient_refusal(expert, channel, body.recipient)
+    if region_reason is not None:
         raise RecipientRefused(
-            refusal,
+            region_reason,
             details={
                 "field": "recipient",
                 "channel": service.api_name(channel),
