@@ -12,9 +12,9 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from zoneinfo import available_timezones
 
 from fastapi import Depends, Query, Request
@@ -138,6 +138,23 @@ CursorQuery = Annotated[
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
     """The opaque cursor of a page's last row, by its ordering key ``(timestamp, id)``."""
     return base64.urlsafe_b64encode(f"{at.isoformat()}|{row_id}".encode()).decode().rstrip("=")
+
+
+class KeysetRow(Protocol):
+    """A row of a list ordered by ``(created_at, id)``."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def next_cursor(rows: Sequence[KeysetRow], limit: int) -> str | None:
+    """The cursor of the page after ``rows`` (a full page of ``limit``), None after the last."""
+    if not rows or len(rows) < limit:
+        return None
+    return encode_cursor(rows[-1].created_at, rows[-1].id)
 
 
 def decode_cursor(cursor: str | None) -> Keyset | None:

@@ -58,8 +58,8 @@ from sourcing.common.web import (
     SessionDep,
     StaffPrincipal,
     decode_cursor,
-    encode_cursor,
     error_responses,
+    next_cursor,
     settings_of,
 )
 from sourcing.people.callers import note_task_request
@@ -223,9 +223,9 @@ async def list_tasks(
         limit=limit,
         after=decode_cursor(cursor),
     )
-    last = tasks[-1] if len(tasks) == limit else None
-    next_cursor = encode_cursor(last.created_at, last.id) if last else None
-    return OperatorTaskList(items=[CallTaskOut.of(t) for t in tasks], next_cursor=next_cursor)
+    return OperatorTaskList(
+        items=[CallTaskOut.of(t) for t in tasks], next_cursor=next_cursor(tasks, limit)
+    )
 
 
 @call_tasks_router.post(
@@ -331,10 +331,9 @@ async def list_callers(
         limit=limit,
         after=decode_cursor(cursor),
     )
-    last = callers[-1] if len(callers) == limit else None
     return CallerPage(
         items=[CallerOut.model_validate(caller) for caller in callers],
-        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+        next_cursor=next_cursor(callers, limit),
     )
 
 

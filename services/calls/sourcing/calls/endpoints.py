@@ -22,8 +22,8 @@ from sourcing.common.web import (
     StaffPrincipal,
     UtcDatetime,
     decode_cursor,
-    encode_cursor,
     error_responses,
+    next_cursor,
 )
 
 call_logs_router = APIRouter(tags=["call logs"])
@@ -47,10 +47,9 @@ def _utc(value: datetime | None, *, name: str) -> datetime | None:
 
 
 def _page(logs: list[CallLog], limit: int) -> CallLogPage:
-    last = logs[-1] if len(logs) == limit else None
     return CallLogPage(
         items=[CallLogOut.model_validate(log) for log in logs],
-        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+        next_cursor=next_cursor(logs, limit),
     )
 
 

@@ -24,8 +24,8 @@ from sourcing.common.web import (
     SessionDep,
     StaffPrincipal,
     decode_cursor,
-    encode_cursor,
     error_responses,
+    next_cursor,
     settings_of,
 )
 from sourcing.ingestion import repository, service
@@ -105,10 +105,9 @@ async def list_projects(
         limit=limit,
         after=decode_cursor(cursor),
     )
-    last = projects[-1] if len(projects) == limit else None
     return ProjectPage(
         items=[ProjectOut.model_validate(project) for project in projects],
-        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+        next_cursor=next_cursor(projects, limit),
     )
 
 

@@ -44,8 +44,8 @@ from sourcing.common.web import (
     SessionDep,
     StaffPrincipal,
     decode_cursor,
-    encode_cursor,
     error_responses,
+    next_cursor,
     settings_of,
 )
 from sourcing.outreach import repository, service
@@ -201,10 +201,9 @@ async def list_threads(
         limit=limit,
         after=decode_cursor(cursor),
     )
-    last = threads[-1] if len(threads) == limit else None
     return OutreachThreadPage(
         items=[OutreachThreadOut.model_validate(thread) for thread in threads],
-        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+        next_cursor=next_cursor(threads, limit),
     )
 
 

@@ -16,8 +16,8 @@ from sourcing.common.web import (
     SessionDep,
     StaffPrincipal,
     decode_cursor,
-    encode_cursor,
     error_responses,
+    next_cursor,
 )
 
 router = APIRouter(prefix="/api/v1/system-events", tags=["system events"])
@@ -56,8 +56,7 @@ async def list_system_events(
         limit=limit,
         after=decode_cursor(cursor),
     )
-    last = events[-1] if len(events) == limit else None
     return SystemEventPage(
         items=[SystemEventOut.model_validate(event) for event in events],
-        next_cursor=encode_cursor(last.created_at, last.id) if last else None,
+        next_cursor=next_cursor(events, limit),
     )
