@@ -34,6 +34,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/v1/auth/token"): PUBLIC,  # open in development; see test_api_auth
     ("GET", "/api/v1/auth/me"): EVERYONE,
     ("GET", "/api/v1/admin/ping"): ADMIN,
+    ("POST", "/api/v1/suppressions"): STAFF,
+    ("GET", "/api/v1/suppressions"): STAFF,
+    ("GET", "/api/v1/suppressions/{suppression_id}"): STAFF,
+    ("DELETE", "/api/v1/suppressions/{suppression_id}"): ADMIN,
     ("POST", "/api/v1/projects"): STAFF,
     ("GET", "/api/v1/projects"): STAFF,
     ("GET", "/api/v1/projects/{project_id}"): STAFF,

@@ -43,6 +43,7 @@ EXPECTED_TABLES = {
     "enrichment_attempts",
     "expert_contacts",
     "expert_suppressions",
+    "contact_suppressions",
     "experts",
     "google_sheet_exports",
     "google_sheet_row_maps",

@@ -38,9 +38,10 @@ from sourcing.common.models import (
     Project,
     SystemEvent,
 )
-from sourcing.common.models.enums import ContactType, SuppressionReason
+from sourcing.common.models.enums import ContactType, SuppressedContactKind, SuppressionReason
 from sourcing.enrichment.service import handle_ranking_requested
 from sourcing.ingestion.handlers import handle_lead_received
+from sourcing.people.suppression import suppress_contact
 from tests.factories import (
     create_call_task,
     create_caller,
@@ -144,6 +145,28 @@ def request(
 ) -> tuple[Envelope, CallTaskRequested]:
     payload = CallTaskRequested(project_id=project.id, expert_id=expert.id, trigger=trigger)
     return envelope_of(payload), payload
+
+
+MANUAL = SuppressionReason.MANUAL
+OPT_OUT = SuppressionReason.OPT_OUT
+
+
+async def test_a_bounced_email_does_not_stop_the_person(
+    session: AsyncSession, handlers: AllocationHandlers
+) -> None:
+    """A hard bounce names a dead address, not an objection: the expert is still called."""
+    project = await create_project(session)
+    expert, _ = await callable_expert(session, project, primary_email="old@acme.example")
+    await suppress_contact(
+        session,
+        SuppressedContactKind.EMAIL,
+        "old@acme.example",
+        reason=SuppressionReason.BOUNCED,
+        actor="channel",
+    )
+    envelope, payload = request(project, expert)
+    await handlers.handle_call_task_requested(session, envelope, payload)
+    assert len(await tasks_of(session, expert.id)) == 1
 
 
 # --- triggers -------------------------------------------------------------------------------
@@ -346,7 +369,17 @@ async def test_the_open_task_index_is_the_last_guard(
 
 @pytest.mark.parametrize(
     "case",
-    ["suppressed", "never-contact-again", "opted-out", "converted", "signed-up", "disqualified"],
+    [
+        "suppressed",
+        "never-contact-again",
+        "opted-out",
+        "converted",
+        "signed-up",
+        "disqualified",
+        "linkedin-url-suppressed",
+        "email-opted-out",
+        "only-phone-suppressed",
+    ],
 )
 async def test_no_task_for_experts_who_may_not_be_called(
     session: AsyncSession, handlers: AllocationHandlers, case: str
@@ -363,6 +396,21 @@ async def test_no_task_for_experts_who_may_not_be_called(
         expert.suppressed_at = None  # the suppression row alone is enough
     elif case == "signed-up":
         expert.signed_up_at = NOW
+    elif case == "linkedin-url-suppressed":
+        url = expert.linkedin_url_normalized
+        assert url is not None
+        await suppress_contact(
+            session, SuppressedContactKind.LINKEDIN_URL, url, reason=MANUAL, actor="ops"
+        )
+    elif case == "email-opted-out":
+        expert.primary_email = "dana.doe@acme.example"
+        await suppress_contact(
+            session, SuppressedContactKind.EMAIL, "dana.doe@acme.example", reason=OPT_OUT, actor="t"
+        )
+    elif case == "only-phone-suppressed":
+        await suppress_contact(
+            session, SuppressedContactKind.PHONE, "+14155550100", reason=MANUAL, actor="ops"
+        )
     await session.flush()
 
     envelope, payload = request(project, expert)

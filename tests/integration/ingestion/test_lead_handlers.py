@@ -24,12 +24,14 @@ from sourcing.common.models import (
     OutboxMessage,
     SalesNavSearch,
 )
+from sourcing.common.models.enums import SuppressedContactKind, SuppressionReason
 from sourcing.ingestion.handlers import (
     SUPPRESSED_REASON,
     handle_lead_received,
     handle_sales_nav_leads,
 )
 from sourcing.people.identity import person_identity
+from sourcing.people.suppression import suppress_contact
 from tests.factories import (
     create_expert,
     create_project,
@@ -320,6 +322,44 @@ async def test_suppression_of_an_identity_also_stops_a_new_expert_row(
     lead = await session.scalar(select(Lead).where(Lead.email == email))
     assert lead is not None and lead.status == "DISQUALIFIED"
     assert await _outbox(session, "enrichment") == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason", "stopped"),
+    [
+        (SuppressedContactKind.LINKEDIN_URL, SuppressionReason.ERASED, True),
+        (SuppressedContactKind.EMAIL, SuppressionReason.OPT_OUT, True),
+        (SuppressedContactKind.EMAIL, SuppressionReason.BOUNCED, False),
+    ],
+)
+async def test_a_suppressed_address_of_a_new_lead_stops_the_person(
+    session: AsyncSession,
+    kind: SuppressedContactKind,
+    reason: SuppressionReason,
+    stopped: bool,
+) -> None:
+    """Matched by hash: an erased person (only hashes kept) or an opt-out is recognised when a
+    new lead brings their identity back; a bounce only names a dead address."""
+    project = await create_project(session)
+    search = await create_sales_nav_search(session, project=project)
+    handle = uuid.uuid4().hex[:8]
+    url, email = f"https://www.linkedin.com/in/back-{handle}", f"back.{handle}@acme.example"
+    await suppress_contact(
+        session,
+        kind,
+        url if kind is SuppressedContactKind.LINKEDIN_URL else email,
+        reason=reason,
+        actor="test",
+    )
+    await _ingest(
+        session,
+        project.id,
+        search.id,
+        sales_nav_lead(linkedinUrl=f"{url.upper()}/", email=email.upper()),
+    )
+    lead = await session.scalar(select(Lead).where(Lead.sales_nav_search_id == search.id))
+    assert lead is not None
+    assert (lead.status == "DISQUALIFIED") is stopped
 
 
 async def test_personal_email_of_a_european_expert_is_not_a_contact(

@@ -232,7 +232,12 @@ async def test_an_explicit_email_recipient_is_held_to_the_region_rule(
     error = response.json()["error"]
     assert error["code"] == "recipient_refused"
     assert "professional addresses only" in error["message"]
-    assert error["details"] == {"field": "recipient", "channel": "EMAIL", "countryIso": country}
+    assert error["details"] == {
+        "field": "recipient",
+        "channel": "EMAIL",
+        "reason": "REGION",
+        "countryIso": country,
+    }
     queued = await session.scalars(
         select(OutreachMessage).where(OutreachMessage.expert_id == expert.id)
     )

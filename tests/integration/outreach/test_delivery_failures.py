@@ -15,7 +15,7 @@ from sourcing.common.events import Envelope
 from sourcing.common.kafka.retry import is_transient
 from sourcing.common.messages.outreach import OutreachSendRequested
 from sourcing.common.models import OutreachMessage, OutreachThread
-from sourcing.common.models.enums import Channel
+from sourcing.common.models.enums import Channel, SuppressedContactKind, SuppressionReason
 from sourcing.outreach.channels import (
     ChannelNotConfigured,
     ChannelUnavailable,
@@ -26,6 +26,7 @@ from sourcing.outreach.channels import (
     build_channels,
 )
 from sourcing.outreach.handlers import OutreachHandlers
+from sourcing.people.suppression import suppress_contact
 from tests.factories import create_outreach_message, create_outreach_thread
 from tests.fixtures.settings import Settings
 
@@ -114,3 +115,40 @@ async def test_transient_failures_count_attempts_and_fail_on_the_last(
             assert message.delivery_status == ("FAILED" if last else "QUEUED")
             assert message.error and "429" in message.error
     await http.aclose()
+
+
+async def test_a_message_to_an_address_suppressed_while_queued_is_cancelled_not_sent(
+    api_settings: Settings, sessionmaker_committing: async_sessionmaker[AsyncSession]
+) -> None:
+    """The last check before a channel is called: FlakyEmail would raise if it were."""
+    handlers = OutreachHandlers(
+        settings=api_settings,
+        sessionmaker=sessionmaker_committing,
+        channels={
+            Channel.EMAIL: FlakyEmail(settings=api_settings, http=build_channel_http(api_settings))
+        },
+    )
+    message_id, payload = await _queued(sessionmaker_committing, Channel.EMAIL)
+    async with session_scope(sessionmaker_committing) as session:
+        message = await session.get(OutreachMessage, message_id)
+        assert message is not None
+        thread = await session.get(OutreachThread, message.thread_id)
+        recipient = message.recipient or (thread.recipient if thread else None)
+        assert recipient is not None
+        await suppress_contact(
+            session,
+            SuppressedContactKind.EMAIL,
+            recipient.lower(),
+            reason=SuppressionReason.OPT_OUT,
+            actor="test",
+        )
+    await _deliver(handlers, sessionmaker_committing, payload)
+    async with session_scope(sessionmaker_committing) as session:
+        message = await session.get(OutreachMessage, message_id)
+        assert message is not None
+        assert (message.delivery_status, message.attempts, message.sent_at) == (
+            "CANCELLED",
+            0,
+            None,
+        )
+        assert message.error is not None and "OPT_OUT" in message.error

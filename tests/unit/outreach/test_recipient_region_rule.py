@@ -7,7 +7,8 @@ import pytest
 
 from sourcing.common.models import Expert, ExpertContact
 from sourcing.common.models.enums import Channel, ContactType
-from sourcing.outreach.service import pick_recipient, recipient_refusal
+from sourcing.outreach.service import pick_recipient
+from sourcing.people.contacts import region_refusal
 
 
 def expert(country: str, primary_email: str | None = None) -> Expert:
@@ -47,11 +48,22 @@ def test_a_personal_contact_is_skipped_for_a_professional_one() -> None:
 
 @pytest.mark.parametrize("channel", [Channel.SMS, Channel.WHATSAPP, Channel.VOICEMAIL])
 def test_other_channels_are_not_email_and_not_held_to_it(channel: Channel) -> None:
-    assert recipient_refusal(expert("GB"), channel, "+447700900123") is None
     assert pick_recipient(expert("GB", "dana@gmail.com"), [], channel) == "+447700900123"
 
 
 def test_the_refusal_names_the_country_and_the_domain() -> None:
-    reason = recipient_refusal(expert("FR"), Channel.EMAIL, "dana@orange.fr")
+    reason = region_refusal("FR", "dana@orange.fr")
     assert reason is not None and "FR" in reason and "orange.fr" in reason
-    assert recipient_refusal(expert("FR"), Channel.EMAIL, "dana@totalenergies.com") is None
+    assert region_refusal("FR", "dana@totalenergies.com") is None
+
+
+def test_a_suppressed_address_is_never_picked() -> None:
+    contacts = [
+        email("dana.smith@acme.co.uk", professional=True, primary=True),
+        email("dana@acme-labs.co.uk", professional=True),
+    ]
+    suppressed = {"dana.smith@acme.co.uk"}
+    assert pick_recipient(expert("GB"), contacts, Channel.EMAIL, suppressed) == (
+        "dana@acme-labs.co.uk"
+    )
+    assert pick_recipient(expert("GB"), [], Channel.SMS, {"+447700900123"}) is None

@@ -59,7 +59,7 @@ from sourcing.common.statemachines import (
     ProjectStatus,
 )
 from sourcing.common.web import Keyset
-from sourcing.people.suppression import suppressed_expert
+from sourcing.people.suppression import suppressed_expert, suppressed_phone
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,7 @@ async def call_task_facts(
             ExpertContact.expert_id == Expert.id,
             ExpertContact.type == ContactType.PHONE.value,
             ExpertContact.is_dialable.is_(True),
+            ~suppressed_phone(ExpertContact.value_normalized),
         )
         .order_by(
             ExpertContact.is_primary.desc(),
@@ -478,7 +479,8 @@ def _assignment_statement() -> Any:
                 CallTask.language_code.is_(None),
                 func.lower(CallTask.language_code) == any_(_text_array("languages")),
             ),
-            Expert.suppressed_at.is_(None),
+            ~suppressed_expert(),
+            ~suppressed_phone(CallTask.phone_number),
             Project.status == ProjectStatus.ACTIVE.value,
             _window_clause(),
         )
@@ -631,7 +633,7 @@ async def signup_chase_candidates(
         .where(
             latest.c.outcome_at <= link_sent_before,
             Expert.signed_up_at.is_(None),
-            Expert.suppressed_at.is_(None),
+            ~suppressed_expert(),
             Project.status == ProjectStatus.ACTIVE.value,
             ~chased_today,
             ~open_task,

@@ -48,6 +48,7 @@ ROUTERS = (
     calls.call_logs_router,
     outreach.outreach_router,
     outreach.screening_router,
+    outreach.suppressions_router,
     dead_letters.router,
     documentation.router,
     system_events.router,

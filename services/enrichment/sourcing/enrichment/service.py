@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +34,12 @@ from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigg
 from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
 from sourcing.common.messages.outreach import AutoOutreachRequested, SheetSyncRequested
 from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
-from sourcing.common.models.enums import Channel, ContactSource, ContactType
+from sourcing.common.models.enums import (
+    Channel,
+    ContactSource,
+    ContactType,
+    SuppressedContactKind,
+)
 from sourcing.common.statemachines import LeadStatus
 from sourcing.common.transitions import move
 from sourcing.enrichment import repository
@@ -48,6 +53,7 @@ from sourcing.enrichment.waterfall import (
     run_waterfall,
 )
 from sourcing.people.phones import normalize_phone
+from sourcing.people.suppression import is_suppressed, suppressed_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +160,7 @@ async def prepare_enrichment(
         stats=await deps.provider_stats(session),
         correlation_id=correlation_id,
     )
-    if context.expert.suppressed_at is not None:
+    if await is_suppressed(session, context.expert.id):
         return plan  # apply_enrichment disqualifies without calling anyone
     await reuse_known_contacts(session, plan, deps)
     return plan
@@ -268,6 +274,22 @@ def _contact_rows(
     return rows
 
 
+_SUPPRESSED_KIND: Final = {
+    ContactType.EMAIL.value: SuppressedContactKind.EMAIL,
+    ContactType.PHONE.value: SuppressedContactKind.PHONE,
+}
+
+
+async def _unsuppressed(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The found contacts without those a suppression names: a suppressed (or bounced) address
+    is never stored again as a way to reach the expert."""
+    refused: set[str] = set()
+    for type_, kind in _SUPPRESSED_KIND.items():
+        values = [row["value_normalized"] for row in rows if row["type"] == type_]
+        refused.update(await suppressed_addresses(session, kind, values))
+    return [row for row in rows if row["value_normalized"] not in refused]
+
+
 async def apply_enrichment(
     session: AsyncSession,
     plan: EnrichmentPlan,
@@ -283,7 +305,7 @@ async def apply_enrichment(
     now = deps.now()
     enriched = False
     auto_outreach = False
-    if context.expert.suppressed_at is not None:
+    if await is_suppressed(session, context.expert.id):
         _settle(
             session,
             lead,
@@ -335,8 +357,11 @@ async def apply_enrichment(
             attempt_id = next(row.id for a, row in attempts if a is outcome.best)
             await repository.upsert_contacts(
                 session,
-                _contact_rows(
-                    outcome, plan.expert_id, attempt_id, country_iso=plan.person.country_iso
+                await _unsuppressed(
+                    session,
+                    _contact_rows(
+                        outcome, plan.expert_id, attempt_id, country_iso=plan.person.country_iso
+                    ),
                 ),
             )
             _settle(session, lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)

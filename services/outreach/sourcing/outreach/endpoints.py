@@ -28,16 +28,17 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from sourcing.common.errors import Conflict, InvalidPayload, NotFound, Unprocessable
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import OutreachSendRequested, SheetSyncRequested
-from sourcing.common.models import Expert, OutreachThread, Project
-from sourcing.common.models.enums import MessagePurpose
+from sourcing.common.models import ContactSuppression, Expert, OutreachThread, Project
+from sourcing.common.models.enums import MessagePurpose, SuppressedContactKind, SuppressionReason
 from sourcing.common.statemachines import OutreachThreadStatus
 from sourcing.common.web import (
+    AdminPrincipal,
     CursorQuery,
     LimitQuery,
     NowDep,
@@ -60,14 +61,18 @@ from sourcing.outreach.schemas import (
     ScreeningDispatchAccepted,
     ScreeningDispatchRequest,
     ScreeningResponseOut,
+    SuppressionCreate,
+    SuppressionOut,
+    SuppressionPage,
 )
 from sourcing.outreach.settings import (
     OutreachSettings as OutreachSettings,  # the gateway's settings build on it
 )
-from sourcing.people.suppression import is_suppressed
+from sourcing.people.suppression import suppression_reason
 
 outreach_router = APIRouter(prefix="/api/v1/outreach", tags=["outreach"])
 screening_router = APIRouter(prefix="/api/v1/screening", tags=["screening"])
+suppressions_router = APIRouter(prefix="/api/v1/suppressions", tags=["suppressions"])
 
 OutreachSettingsDep = Annotated[OutreachSettings, Depends(settings_of(OutreachSettings))]
 
@@ -88,6 +93,10 @@ class RecipientRefused(Unprocessable):
     code = "recipient_refused"
 
 
+class ContactSuppressed(Conflict):
+    code = "contact_suppressed"
+
+
 async def load_project_and_expert(
     session: SessionDep, project_id: uuid.UUID, expert_id: uuid.UUID
 ) -> tuple[Project, Expert]:
@@ -97,10 +106,11 @@ async def load_project_and_expert(
     expert = await repository.get_expert(session, expert_id)
     if expert is None:
         raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
-    if await is_suppressed(session, expert.id):
+    reason = await suppression_reason(session, expert.id)
+    if reason is not None:
         raise ExpertSuppressed(
-            f"expert {expert_id} must never be contacted again",
-            details={"expertId": str(expert_id)},
+            f"expert {expert_id} must never be contacted again ({reason})",
+            details={"expertId": str(expert_id), "reason": reason},
         )
     return project, expert
 
@@ -121,16 +131,17 @@ async def send_outreach(
     channel = service.normalize_channel(body.channel)
     service.validate_recipient(channel, body.recipient)
     project, expert = await load_project_and_expert(session, body.project_id, body.expert_id)
-    region_reason = service.recipient_refusal(expert, channel, body.recipient)
-    if region_reason is not None:
-        raise RecipientRefused(
-            region_reason,
-            details={
-                "field": "recipient",
-                "channel": service.api_name(channel),
-                "countryIso": expert.country_iso,
-            },
-        )
+    refused = await service.recipient_refusal(session, expert, channel, body.recipient)
+    if refused is not None:
+        details = {
+            "field": "recipient",
+            "channel": service.api_name(channel),
+            "reason": refused.reason,
+            "countryIso": expert.country_iso,
+        }
+        if refused.suppressed:
+            raise ContactSuppressed(refused.message, details=details)
+        raise RecipientRefused(refused.message, details=details)
     correlation_id = correlation_id_var.get()
     try:
         queued = await service.queue_outreach(
@@ -255,7 +266,7 @@ async def dispatch_screening(
             f"project {project.id} has no screening questions",
             details={"projectId": str(project.id)},
         )
-    recipient = service.best_recipient(expert, await repository.list_contacts(session, expert.id))
+    recipient = await service.choose_recipient(session, expert)
     if recipient is None:
         raise NoReachableChannel(
             f"expert {expert.id} has no contact any channel can reach",
@@ -381,3 +392,121 @@ async def record_screening_response(
         screening_status=answered.status,
         required_unanswered=remaining,
     )
+
+
+@suppressions_router.post(
+    "",
+    response_model=SuppressionOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": SuppressionOut, "description": "Already suppressed: the existing row."},
+        **error_responses(400, 401, 403, 413),
+    },
+    summary="Suppress an email, phone number, LinkedIn URL or email domain",
+    description=(
+        "Nothing is sent to the address again on any channel, a suppressed phone is not "
+        "dialled, and a suppressed LinkedIn URL or email stops its person (no outreach, no "
+        "call task; a new lead of theirs is DISQUALIFIED). Messages still queued to the "
+        "address are cancelled. Idempotent: suppressing the same value again answers 200 "
+        "with the existing row."
+    ),
+)
+async def create_suppression(
+    body: SuppressionCreate, session: SessionDep, principal: StaffPrincipal, now: NowDep
+) -> SuppressionOut | JSONResponse:
+    row, created = await service.add_suppression(
+        session,
+        kind=body.kind,
+        value=body.value,
+        reason=body.reason,
+        now=now,
+        actor=principal.user_id,
+        note=body.note,
+        expert_id=body.expert_id,
+        correlation_id=correlation_id_var.get(),
+    )
+    out = SuppressionOut.model_validate(row)
+    if created:
+        return out
+    return JSONResponse(
+        status_code=status.HTTP_200_OK, content=out.model_dump(mode="json", by_alias=True)
+    )
+
+
+@suppressions_router.get(
+    "",
+    response_model=SuppressionPage,
+    responses=error_responses(400, 401, 403),
+    summary="List suppressions (oldest first)",
+    description=(
+        "Filters: `kind`, `reason`, `expertId`, and `value` (with `kind`: matched the way the "
+        "rule matches, so `Dana@ACME.co.uk` finds `dana@acme.co.uk`, and an erased person's "
+        "hashed entry is still found). `limit` 1-100 (default 50); pass `nextCursor` back as "
+        "`cursor` for the next page."
+    ),
+)
+async def list_suppressions(
+    session: SessionDep,
+    _: StaffPrincipal,
+    kind: SuppressedContactKind | None = None,
+    reason: SuppressionReason | None = None,
+    expert_id: Annotated[uuid.UUID | None, Query(alias="expertId")] = None,
+    value: Annotated[str | None, Query(max_length=500)] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> SuppressionPage:
+    if value is not None and kind is None:
+        raise InvalidPayload(
+            "filtering by value needs the kind of the value", details={"field": "kind"}
+        )
+    rows = await repository.list_suppressions(
+        session,
+        kind=kind,
+        reason=reason,
+        expert_id=expert_id,
+        value_hash=service.suppression_hash(kind, value) if kind and value is not None else None,
+        limit=limit,
+        after=decode_cursor(cursor),
+    )
+    return SuppressionPage(
+        items=[SuppressionOut.model_validate(row) for row in rows],
+        next_cursor=next_cursor(rows, limit),
+    )
+
+
+@suppressions_router.get(
+    "/{suppression_id}",
+    response_model=SuppressionOut,
+    responses=error_responses(400, 401, 403, 404),
+    summary="One suppression",
+)
+async def get_suppression(
+    suppression_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
+) -> ContactSuppression:
+    row = await repository.get_suppression(session, suppression_id)
+    if row is None:
+        raise NotFound(
+            f"suppression {suppression_id} not found",
+            details={"suppressionId": str(suppression_id)},
+        )
+    return row
+
+
+@suppressions_router.delete(
+    "/{suppression_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(400, 401, 403, 404, 409),
+    summary="Lift a suppression (admin; audited)",
+    description=(
+        "Writes a `contact.unsuppressed` system event (kind, reason and the value's hash, not "
+        "the value). The hashed entries an erasure keeps cannot be lifted: 409 "
+        "`erased_person_suppression`."
+    ),
+)
+async def delete_suppression(
+    suppression_id: uuid.UUID, session: SessionDep, principal: AdminPrincipal
+) -> Response:
+    await service.remove_suppression(
+        session, suppression_id, actor=principal.user_id, correlation_id=correlation_id_var.get()
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

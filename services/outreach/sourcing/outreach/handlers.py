@@ -98,11 +98,24 @@ class OutreachHandlers:
             )
             return
         channel = Channel(thread.channel)
+        recipient = message.recipient or thread.recipient or ""
+        expert = await repository.get_expert(session, message.expert_id)
+        refusal = (
+            await service.delivery_refusal(session, expert, channel, recipient)
+            if expert is not None
+            else "the expert no longer exists"
+        )
+        if refusal is not None:
+            message.delivery_status = DeliveryStatus.CANCELLED.value
+            message.error = refusal
+            message.failed_at = self.clock()
+            logger.info("message %s cancelled, not sent: %s", message.id, refusal)
+            return
         async with session_scope(self.sessionmaker) as side:
             attempts = await repository.count_attempt(side, message.id)
         outbound = OutboundMessage(
             channel=channel,
-            recipient=message.recipient or thread.recipient or "",
+            recipient=recipient,
             body=message.body,
             idempotency_key=str(message.id),
             expert_id=message.expert_id,
@@ -178,8 +191,7 @@ class OutreachHandlers:
             logger.info("expert %s is suppressed; no auto outreach", expert.id)
             return
         channel = Channel(project.auto_outreach_channel)
-        contacts = await repository.list_contacts(session, expert.id)
-        recipient = service.pick_recipient(expert, contacts, channel)
+        recipient = await service.choose_recipient(session, expert, channel)
         if recipient is None:
             logger.warning(
                 "expert %s has no %s contact; auto outreach skipped", expert.id, channel.name
@@ -196,7 +208,7 @@ class OutreachHandlers:
                 project=project,
                 expert=expert,
                 channel=channel,
-                recipient=recipient,
+                recipient=recipient.address,
                 body=body,
                 now=self.clock(),
                 cooldown_days=self.settings.OUTREACH_COOLDOWN_DAYS,
@@ -325,9 +337,7 @@ class ScreeningHandlers:
             )
             if thread is not None and thread.status == "OPEN":
                 return thread
-        recipient = service.best_recipient(
-            expert, await repository.list_contacts(session, expert.id)
-        )
+        recipient = await service.choose_recipient(session, expert)
         if recipient is None:
             return None
         try:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from sourcing.common.models import (
     Base,
+    ContactSuppression,
     CooldownLog,
     Expert,
     ExpertContact,
@@ -33,6 +34,8 @@ from sourcing.common.models.enums import (
     DeliveryStatus,
     MessageDirection,
     MessagePurpose,
+    SuppressedContactKind,
+    SuppressionReason,
 )
 from sourcing.common.statemachines import (
     LeadStatus,
@@ -134,6 +137,79 @@ async def record_failure(
         .where(OutreachThread.id == thread_id)
         .values(last_error=error[:2000], last_error_at=now)
     )
+
+
+async def cancel_queued(
+    session: AsyncSession,
+    *,
+    reason: str,
+    now: datetime,
+    expert_id: uuid.UUID | None = None,
+    address: tuple[SuppressedContactKind, str] | None = None,
+) -> list[uuid.UUID]:
+    """CANCEL the outbound messages still QUEUED for an expert and/or to an address
+    (``(kind, normalised value)``; a domain names every address at it); returns their ids."""
+    conditions = [
+        OutreachMessage.delivery_status == DeliveryStatus.QUEUED.value,
+        OutreachMessage.sent_at.is_(None),
+        OutreachMessage.direction == MessageDirection.OUTBOUND.value,
+    ]
+    if expert_id is not None:
+        conditions.append(OutreachMessage.expert_id == expert_id)
+    if address is not None:
+        kind, value = address
+        recipient = func.lower(OutreachMessage.recipient)
+        conditions.append(
+            recipient.endswith(f"@{value}", autoescape=True)
+            if kind is SuppressedContactKind.DOMAIN
+            else recipient == value.lower()
+        )
+    result = await session.execute(
+        update(OutreachMessage)
+        .where(*conditions)
+        .values(delivery_status=DeliveryStatus.CANCELLED.value, error=reason[:2000], failed_at=now)
+        .returning(OutreachMessage.id)
+    )
+    return list(result.scalars())
+
+
+async def get_suppression(
+    session: AsyncSession, suppression_id: uuid.UUID
+) -> ContactSuppression | None:
+    return await session.get(ContactSuppression, suppression_id)
+
+
+async def list_suppressions(
+    session: AsyncSession,
+    *,
+    kind: SuppressedContactKind | None,
+    reason: SuppressionReason | None,
+    expert_id: uuid.UUID | None,
+    value_hash: str | None,
+    limit: int,
+    after: Keyset | None,
+) -> list[ContactSuppression]:
+    """Suppressions ordered by ``(created_at, id)`` ascending, after the cursor."""
+    query = select(ContactSuppression)
+    if kind is not None:
+        query = query.where(ContactSuppression.kind == kind.value)
+    if reason is not None:
+        query = query.where(ContactSuppression.reason == reason.value)
+    if expert_id is not None:
+        query = query.where(ContactSuppression.expert_id == expert_id)
+    if value_hash is not None:
+        query = query.where(ContactSuppression.value_hash == value_hash)
+    if after is not None:
+        query = query.where(
+            tuple_(ContactSuppression.created_at, ContactSuppression.id) > tuple_(*after)
+        )
+    query = query.order_by(ContactSuppression.created_at, ContactSuppression.id).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def delete_suppression(session: AsyncSession, suppression: ContactSuppression) -> None:
+    await session.delete(suppression)
+    await session.flush()
 
 
 async def leads_in_status(

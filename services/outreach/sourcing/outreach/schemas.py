@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 from pydantic.config import JsonDict
 
-from sourcing.common.models.enums import DeliveryStatus, MessageDirection, MessagePurpose
+from sourcing.common.models.enums import (
+    DeliveryStatus,
+    MessageDirection,
+    MessagePurpose,
+    SuppressedContactKind,
+    SuppressionReason,
+)
 from sourcing.common.statemachines import OutreachThreadStatus
 from sourcing.common.web import CursorPage, NonEmpty, RequestModel, ResponseModel
 from sourcing.outreach import service
@@ -185,3 +191,72 @@ class OutreachThreadDetail(OutreachThreadOut):
     )
 
     messages: list[OutreachMessageOut] = Field(description="Oldest first.")
+
+
+# --- suppressions ----------------------------------------------------------------------------
+
+_SUPPRESSION_EXAMPLE: JsonDict = {
+    "id": "7d0c8a52-3f4e-4a51-9d35-0b6f1a2e9c11",
+    "kind": "EMAIL",
+    "value": "dana.smith@acme.co.uk",
+    "valueHash": "5f2b0c6a3e1d4b7a9c8e2f1d0b3a4c5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c",
+    "reason": "OPT_OUT",
+    "note": "asked by phone not to be emailed again",
+    "expertId": "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+    "actor": "ops-1",
+    "createdAt": "2026-12-06T10:00:00Z",
+}
+
+
+class SuppressionCreate(RequestModel):
+    """An address an operator suppresses: an email, a phone number, a LinkedIn URL or an email
+    domain (every address at it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"kind": "EMAIL", "value": "Dana.Smith@acme.co.uk", "note": "asked by phone"},
+                {"kind": "DOMAIN", "value": "competitor.example", "reason": "MANUAL"},
+            ]
+        }
+    )
+
+    kind: SuppressedContactKind
+    value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    reason: Literal[
+        SuppressionReason.MANUAL, SuppressionReason.OPT_OUT, SuppressionReason.BOUNCED
+    ] = SuppressionReason.MANUAL
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
+    expert_id: uuid.UUID | None = None
+
+
+class SuppressionOut(ResponseModel):
+    """One suppressed address. ``value`` is null once its person was erased: the hash still
+    matches, the address is gone."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SUPPRESSION_EXAMPLE]})
+
+    id: uuid.UUID
+    kind: SuppressedContactKind
+    value: str | None
+    value_hash: str
+    reason: SuppressionReason
+    note: str | None
+    expert_id: uuid.UUID | None
+    actor: str | None
+    created_at: datetime
+
+
+class SuppressionPage(CursorPage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [_SUPPRESSION_EXAMPLE],
+                    "nextCursor": "MjAyNi0xMi0wNlQxMDowMDowMCswMDowMHw3ZDBjOGE1Mg",
+                }
+            ]
+        }
+    )
+
+    items: list[SuppressionOut]

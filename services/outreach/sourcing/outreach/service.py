@@ -52,14 +52,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.errors import InvalidPayload
+from sourcing.common.errors import Conflict, InvalidPayload, NotFound
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.outreach import (
@@ -67,6 +68,7 @@ from sourcing.common.messages.outreach import (
     ScreeningFollowUpRequested,
 )
 from sourcing.common.models import (
+    ContactSuppression,
     CooldownLog,
     Expert,
     ExpertContact,
@@ -75,6 +77,7 @@ from sourcing.common.models import (
     Project,
     ScreeningQuestion,
     ScreeningResponse,
+    SystemEvent,
 )
 from sourcing.common.models.enums import (
     Channel,
@@ -84,6 +87,8 @@ from sourcing.common.models.enums import (
     DeliveryStatus,
     MessageDirection,
     MessagePurpose,
+    SuppressedContactKind,
+    SuppressionReason,
 )
 from sourcing.common.statemachines import (
     LeadStatus,
@@ -93,6 +98,15 @@ from sourcing.common.statemachines import (
 from sourcing.common.transitions import move
 from sourcing.outreach import repository
 from sourcing.people.contacts import region_refusal
+from sourcing.people.suppression import (
+    AddressRefusal,
+    address_refusal,
+    normalize_suppressed_value,
+    suppress_contact,
+    suppressed_addresses,
+    suppression_reason,
+    value_hash,
+)
 
 # --- channels -------------------------------------------------------------------------------
 
@@ -229,22 +243,65 @@ def _contact_type_for(channel: Channel) -> ContactType:
     return ContactType.HANDLE
 
 
-def recipient_refusal(expert: Expert, channel: Channel, address: str) -> str | None:
-    """Why ``address`` may not be used to reach ``expert`` on ``channel`` (the region rule
-    for email), or None: the one check of explicit recipients and of picked ones."""
-    if channel is not Channel.EMAIL:
-        return None
-    return region_refusal(expert.country_iso, address)
+_SUPPRESSED_KIND: Final = {
+    ContactType.EMAIL: SuppressedContactKind.EMAIL,
+    ContactType.PHONE: SuppressedContactKind.PHONE,
+    ContactType.LINKEDIN: SuppressedContactKind.LINKEDIN_URL,
+}
+
+
+def suppressed_kind(channel: Channel) -> SuppressedContactKind | None:
+    """What kind of address ``channel`` sends to, as the suppression rule names it (None for a
+    messenger handle, which only the person rule covers)."""
+    return _SUPPRESSED_KIND.get(_contact_type_for(channel))
+
+
+async def recipient_refusal(
+    session: AsyncSession, expert: Expert, channel: Channel, address: str
+) -> AddressRefusal | None:
+    """Why ``address`` may not be used to reach ``expert`` on ``channel`` (the region rule for
+    email, a suppressed address), or None: the one check of explicit recipients."""
+    return await address_refusal(
+        session, country_iso=expert.country_iso, kind=suppressed_kind(channel), address=address
+    )
+
+
+async def suppressed_contacts(
+    session: AsyncSession, expert: Expert, contacts: Sequence[ExpertContact]
+) -> frozenset[str]:
+    """The expert's addresses (contacts, primary email and phone) a suppression names."""
+    by_kind: dict[SuppressedContactKind, set[str]] = {}
+    for contact in contacts:
+        kind = _SUPPRESSED_KIND.get(ContactType(contact.type))
+        if kind is not None:
+            by_kind.setdefault(kind, set()).add(contact.value)
+    if expert.primary_email:
+        by_kind.setdefault(SuppressedContactKind.EMAIL, set()).add(expert.primary_email)
+    if expert.primary_phone:
+        by_kind.setdefault(SuppressedContactKind.PHONE, set()).add(expert.primary_phone)
+    found: set[str] = set()
+    for kind, addresses in by_kind.items():
+        found.update(await suppressed_addresses(session, kind, addresses))
+    return frozenset(found)
 
 
 def pick_recipient(
-    expert: Expert, contacts: Sequence[ExpertContact], channel: Channel
+    expert: Expert,
+    contacts: Sequence[ExpertContact],
+    channel: Channel,
+    suppressed: Collection[str] = frozenset(),
 ) -> str | None:
     """The best address of ``expert`` on ``channel``: a contact tagged with the channel first,
     then one of the channel's contact type (primary, professional, most confident first),
-    then the expert's primary email/phone, never an email the region rule forbids. None when
-    the channel cannot reach them."""
+    then the expert's primary email/phone, never an email the region rule forbids nor an
+    address in ``suppressed`` (see :func:`suppressed_contacts`). None when the channel cannot
+    reach them."""
     kind = _contact_type_for(channel)
+
+    def usable(address: str) -> bool:
+        if address in suppressed:
+            return False
+        return kind is not ContactType.EMAIL or region_refusal(expert.country_iso, address) is None
 
     def rank(contact: ExpertContact) -> tuple[int, int, int, float]:
         return (
@@ -254,23 +311,22 @@ def pick_recipient(
             -(contact.confidence or 0.0),
         )
 
-    usable = [
+    candidates = [
         c
         for c in contacts
         if (
             c.channel == channel.value
             or (c.type == kind.value and (kind is not ContactType.HANDLE or c.channel is None))
         )
-        and recipient_refusal(expert, channel, c.value) is None
+        and usable(c.value)
     ]
     if kind is ContactType.HANDLE:  # an untagged handle could be any messenger's
-        usable = [c for c in usable if c.channel == channel.value]
-    if usable:
-        return sorted(usable, key=rank)[0].value
-    primary_email = expert.primary_email
-    if kind is ContactType.EMAIL and primary_email:
-        return primary_email if recipient_refusal(expert, channel, primary_email) is None else None
-    if kind is ContactType.PHONE and expert.primary_phone:
+        candidates = [c for c in candidates if c.channel == channel.value]
+    if candidates:
+        return sorted(candidates, key=rank)[0].value
+    if kind is ContactType.EMAIL and expert.primary_email and usable(expert.primary_email):
+        return expert.primary_email
+    if kind is ContactType.PHONE and expert.primary_phone and usable(expert.primary_phone):
         return expert.primary_phone
     return None
 
@@ -281,7 +337,9 @@ class Recipient:
     address: str
 
 
-def best_recipient(expert: Expert, contacts: Sequence[ExpertContact]) -> Recipient | None:
+def best_recipient(
+    expert: Expert, contacts: Sequence[ExpertContact], suppressed: Collection[str] = frozenset()
+) -> Recipient | None:
     """The expert's preferred channel when it reaches them, else the first of
     :data:`FALLBACK_ORDER` that does."""
     order: list[Channel] = []
@@ -289,10 +347,165 @@ def best_recipient(expert: Expert, contacts: Sequence[ExpertContact]) -> Recipie
         order.append(Channel(expert.preferred_channel))
     order.extend(channel for channel in FALLBACK_ORDER if channel not in order)
     for channel in order:
-        address = pick_recipient(expert, contacts, channel)
+        address = pick_recipient(expert, contacts, channel, suppressed)
         if address:
             return Recipient(channel=channel, address=address)
     return None
+
+
+async def choose_recipient(
+    session: AsyncSession, expert: Expert, channel: Channel | None = None
+) -> Recipient | None:
+    """Where to reach ``expert``: on ``channel``, or on the best channel that reaches them
+    (:func:`best_recipient`), never at a suppressed address or one the region rule forbids."""
+    contacts = await repository.list_contacts(session, expert.id)
+    suppressed = await suppressed_contacts(session, expert, contacts)
+    if channel is None:
+        return best_recipient(expert, contacts, suppressed)
+    address = pick_recipient(expert, contacts, channel, suppressed)
+    return Recipient(channel=channel, address=address) if address else None
+
+
+async def delivery_refusal(
+    session: AsyncSession, expert: Expert, channel: Channel, recipient: str
+) -> str | None:
+    """Why a queued message may no longer go out (the person or the address was suppressed
+    since it was queued), or None: the last check before a channel is called."""
+    reason = await suppression_reason(session, expert.id)
+    if reason is not None:
+        return f"expert suppressed ({reason})"
+    refusal = await recipient_refusal(session, expert, channel, recipient)
+    return refusal.message if refusal is not None else None
+
+
+async def cancel_queued_messages(
+    session: AsyncSession,
+    *,
+    reason: str,
+    now: datetime,
+    expert_id: uuid.UUID | None = None,
+    address: tuple[SuppressedContactKind, str] | None = None,
+) -> list[uuid.UUID]:
+    """Cancel what is still queued for a suppressed expert, or to a suppressed address
+    (``(kind, normalised value)``), so nothing already accepted goes out after the refusal."""
+    return await repository.cancel_queued(
+        session,
+        reason=reason,
+        now=now,
+        expert_id=expert_id,
+        address=address,
+    )
+
+
+# --- suppressions ---------------------------------------------------------------------------
+
+
+class ErasedPersonSuppression(Conflict):
+    code = "erased_person_suppression"
+
+
+async def add_suppression(
+    session: AsyncSession,
+    *,
+    kind: SuppressedContactKind,
+    value: str,
+    reason: SuppressionReason,
+    now: datetime,
+    actor: str,
+    note: str | None = None,
+    expert_id: uuid.UUID | None = None,
+    correlation_id: str | None = None,
+) -> tuple[ContactSuppression, bool]:
+    """Suppress an address (idempotent: an existing row is returned unchanged, with False).
+    A new suppression cancels the messages still queued to the address and is audited with the
+    address's hash, never the address."""
+    normalized = normalize_suppressed_value(kind, value)
+    if normalized is None:
+        raise InvalidPayload(
+            f"{value!r} is not a valid {kind.value.lower().replace('_', ' ')}",
+            details={"field": "value", "kind": kind.value},
+        )
+    row, created = await suppress_contact(
+        session,
+        kind,
+        normalized,
+        reason=reason,
+        actor=actor,
+        expert_id=expert_id,
+        note=note,
+        correlation_id=correlation_id,
+    )
+    if not created:
+        return row, False
+    cancelled = await cancel_queued_messages(
+        session,
+        reason=f"{kind.value.lower()} suppressed ({reason.value})",
+        now=now,
+        address=(kind, normalized),
+    )
+    await repository.add(
+        session,
+        SystemEvent(
+            type="contact.suppressed",
+            entity_type="contact_suppression",
+            entity_id=row.id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={
+                "kind": kind.value,
+                "reason": reason.value,
+                "valueHash": row.value_hash,
+                "expertId": str(expert_id) if expert_id else None,
+                "cancelledMessageIds": [str(message_id) for message_id in cancelled],
+            },
+        ),
+    )
+    return row, True
+
+
+async def remove_suppression(
+    session: AsyncSession,
+    suppression_id: uuid.UUID,
+    *,
+    actor: str,
+    correlation_id: str | None,
+) -> None:
+    """Lift a suppression (audited). The hashed identities an erasure keeps cannot be lifted:
+    they are what stops the erased person from being ingested again."""
+    row = await repository.get_suppression(session, suppression_id)
+    if row is None:
+        raise NotFound(
+            f"suppression {suppression_id} not found",
+            details={"suppressionId": str(suppression_id)},
+        )
+    if row.reason == SuppressionReason.ERASED.value:
+        raise ErasedPersonSuppression(
+            "this suppression records an erased person and cannot be lifted",
+            details={"suppressionId": str(suppression_id)},
+        )
+    await repository.add(
+        session,
+        SystemEvent(
+            type="contact.unsuppressed",
+            entity_type="contact_suppression",
+            entity_id=row.id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={"kind": row.kind, "reason": row.reason, "valueHash": row.value_hash},
+        ),
+    )
+    await repository.delete_suppression(session, row)
+
+
+def suppression_hash(kind: SuppressedContactKind, value: str) -> str:
+    """The hash a list filter by value matches (400 when the value is not one of ``kind``)."""
+    normalized = normalize_suppressed_value(kind, value)
+    if normalized is None:
+        raise InvalidPayload(
+            f"{value!r} is not a valid {kind.value.lower().replace('_', ' ')}",
+            details={"field": "value", "kind": kind.value},
+        )
+    return value_hash(normalized)
 
 
 # --- cooldown -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sourcing.common.models.calls import (
     SignupChase,
 )
 from sourcing.common.models.experts import (
+    ContactSuppression,
     EnrichmentAttempt,
     Expert,
     ExpertContact,
@@ -64,6 +65,7 @@ __all__ = [
     "CallerPerformanceMetric",
     "CallerStatusHistory",
     "Company",
+    "ContactSuppression",
     "CooldownLog",
     "DeadLetterJob",
     "DeadLetterReplay",

@@ -106,6 +106,8 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "DELIVERED"
     READ = "READ"
     FAILED = "FAILED"
+    BOUNCED = "BOUNCED"  # a hard bounce reported by the provider
+    CANCELLED = "CANCELLED"  # never sent: the address or expert was suppressed while queued
 
 
 class CooldownAction(StrEnum):
@@ -157,6 +159,17 @@ class SuppressionReason(StrEnum):
     NEVER_CONTACT_AGAIN = "NEVER_CONTACT_AGAIN"  # call outcome
     OPT_OUT = "OPT_OUT"  # the expert asked, on any channel
     MANUAL = "MANUAL"  # an operator
+    BOUNCED = "BOUNCED"  # a hard bounce: the address does not exist
+    ERASED = "ERASED"  # the person was erased; only hashes of their identities are kept
+
+
+class SuppressedContactKind(StrEnum):
+    """What a contact suppression names: an address, a number, a profile or a whole domain."""
+
+    EMAIL = "EMAIL"
+    PHONE = "PHONE"
+    LINKEDIN_URL = "LINKEDIN_URL"
+    DOMAIN = "DOMAIN"
 
 
 class SheetOperation(StrEnum):

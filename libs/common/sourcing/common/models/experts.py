@@ -35,6 +35,7 @@ from sourcing.common.models.enums import (
     ContactType,
     EnrichmentAttemptStatus,
     EnrichmentPhase,
+    SuppressedContactKind,
     SuppressionReason,
     values,
 )
@@ -169,6 +170,34 @@ class ExpertSuppression(UUIDPrimaryKey, CreatedAt, Base):
     correlation_id: Mapped[str | None] = mapped_column(String(200))
 
     expert: Mapped[Expert] = relationship(back_populates="suppression", lazy="raise")
+
+
+class ContactSuppression(UUIDPrimaryKey, CreatedAt, Base):
+    """Never use this email, phone, LinkedIn profile or email domain again, whoever it belongs to.
+
+    Matched by ``value_hash`` (SHA-256 of the normalised value), so the row still works once
+    ``value`` is cleared by an erasure: the person is recognised, their data is gone.
+    """
+
+    __tablename__ = "contact_suppressions"
+    __table_args__ = (
+        UniqueConstraint("kind", "value_hash"),
+        one_of("kind", values(SuppressedContactKind)),
+        one_of("reason", values(SuppressionReason)),
+        Index("ix_contact_suppressions_expert_id", "expert_id"),
+        Index("ix_contact_suppressions_created_at", "created_at"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(16))
+    value_hash: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str | None]
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None]
+    expert_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("experts.id", ondelete="SET NULL")
+    )
+    actor: Mapped[str | None]
+    correlation_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class Lead(UUIDPrimaryKey, Timestamps, Base):
