@@ -45,7 +45,8 @@ dispatch and automatic outreach: which contact of an expert a channel can addres
 Google Sheets
 -------------
 One tab per project (:func:`tab_title`), one row per expert (:func:`sheet_row`, columns
-:data:`SHEET_HEADER`); the adapter is :mod:`sourcing.outreach.sheets`.
+:data:`SHEET_HEADER`), without the emails the region rule forbids; the adapter is
+:mod:`sourcing.outreach.sheets`.
 """
 
 from __future__ import annotations
@@ -765,10 +766,17 @@ def screening_summary(rows: list[ScreeningResponse]) -> str:
 
 
 async def sheet_row(session: AsyncSession, project: Project, expert: Expert) -> list[str]:
-    """The expert's row in the project's tab, in :data:`SHEET_HEADER` order."""
+    """The expert's row in the project's tab, in :data:`SHEET_HEADER` order. An email the
+    region rule forbids (:func:`recipient_refusal`) is never written: whoever reads the sheet
+    could use it."""
     contacts = await repository.list_contacts(session, expert.id)
     by_type: dict[str, list[str]] = {}
     for contact in contacts:
+        if (
+            contact.type == ContactType.EMAIL.value
+            and recipient_refusal(expert, Channel.EMAIL, contact.value) is not None
+        ):
+            continue
         by_type.setdefault(contact.type, []).append(
             contact.value
             if contact.type != ContactType.HANDLE.value
