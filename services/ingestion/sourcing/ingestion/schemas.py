@@ -260,9 +260,6 @@ class ProjectExpertItem(ResponseModel):
     contacts: list[ContactOut]
 
 
-_EXPERT_ID = "8f0e4c1a-5b7d-4e2f-9a63-0c1d2e3f4a5b"
-
-
 class ProjectExpertPage(CursorPage):
     model_config = ConfigDict(
         json_schema_extra={
@@ -270,7 +267,7 @@ class ProjectExpertPage(CursorPage):
                 {
                     "items": [
                         {
-                            "expertId": _EXPERT_ID,
+                            "expertId": "8f0e4c1a-5b7d-4e2f-9a63-0c1d2e3f4a5b",
                             "fullName": "Jane Doe",
                             "title": "Head of Payments",
                             "companyName": "Wise",
