@@ -18,6 +18,7 @@ READ_SIDE = [
     ("/api/v1/outreach/threads", "OutreachThreadPage"),
     ("/api/v1/call-tasks/{task_id}/call-logs", "CallLogPage"),
     ("/api/v1/callers/{caller_id}/call-logs", "CallLogPage"),
+    ("/api/v1/projects/{project_id}/experts", "ProjectExpertPage"),
 ]
 
 
@@ -39,3 +40,4 @@ def test_each_list_pages_by_cursor_and_shows_an_example(
     assert {"items", "nextCursor"} <= set(page["properties"])
     example = page["examples"][0]
     assert set(example) == {"items", "nextCursor"} and example["items"]
+    assert example["nextCursor"], "the example shows a page with a next one"

@@ -21,7 +21,7 @@ from sourcing.outreach.service import tab_title
 from sourcing.outreach.sheets import GoogleSheetsClient
 from sourcing.sandbox.app import create_sandbox_app
 from sourcing.sandbox.sheets import SHEETS_STATE
-from tests.factories import create_project
+from tests.factories import create_expert_contact, create_project
 from tests.factories_outreach import create_reachable_expert, rsa_test_key
 from tests.fixtures.settings import Settings
 
@@ -122,3 +122,22 @@ async def test_unconfigured_sync_is_disabled_and_acknowledged(
     disabled = [r for r in caplog.records if "google sheets sync disabled" in r.getMessage()]
     assert len(disabled) == 1
     assert "GOOGLE_SHEETS_SPREADSHEET_ID" in disabled[0].getMessage()
+
+
+async def test_region_rule_keeps_personal_mailboxes_out_of_the_row(
+    session: AsyncSession, sheets_settings: Settings, sheets: GoogleSheetsClient
+) -> None:
+    handlers = SheetSyncHandlers(settings=sheets_settings, sheets=sheets)
+    project = await create_project(session)
+    gb = await create_reachable_expert(session, email="dana@acme-payments.co.uk", country_iso="GB")
+    us = await create_reachable_expert(session, email="fox@acme.com", country_iso="US")
+    for expert in (gb, us):
+        await create_expert_contact(
+            session, expert=expert, value="someone@gmail.com", value_normalized="someone@gmail.com",
+            is_professional=None, is_primary=True,
+        )  # fmt: skip
+        await _sync(handlers, session, project, expert)
+    rows = {row[0]: row for row in SHEETS_STATE["sheet-test-1"][tab_title(project)][1:]}
+    assert "gmail.com" not in rows[str(gb.id)][4]
+    assert rows[str(gb.id)][4] == "dana@acme-payments.co.uk"
+    assert "someone@gmail.com" in rows[str(us.id)][4]  # the rule is the region's only

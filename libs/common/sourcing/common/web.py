@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 from zoneinfo import available_timezones
@@ -162,13 +164,67 @@ def decode_cursor(cursor: str | None) -> Keyset | None:
     not hand out is a 400 naming the field."""
     if cursor is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, row_id = raw.split("|", 1)
+    with _refused_cursor():
+        moment, row_id = _cursor_parts(cursor)
         at = datetime.fromisoformat(moment)
         if at.tzinfo is None:
             raise ValueError("a cursor's timestamp carries its offset")
-        return at, uuid.UUID(row_id)
+        return at, row_id
+
+
+# Lists best first by a score: ordered by ``(score DESC NULLS LAST, id)``.
+ScoreKeyset = tuple[float | None, uuid.UUID]
+
+
+class ScoredRow(Protocol):
+    """A row of a list ordered by ``(score DESC NULLS LAST, id)``."""
+
+    @property
+    def score(self) -> float | None: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def encode_score_cursor(score: float | None, row_id: uuid.UUID) -> str:
+    """The opaque cursor of a page's last row, by its ordering key ``(score, id)``; ``repr``
+    round-trips a float exactly, so the next page starts at exactly this row."""
+    key = "" if score is None else repr(score)
+    return base64.urlsafe_b64encode(f"{key}|{row_id}".encode()).decode().rstrip("=")
+
+
+def next_score_cursor(rows: Sequence[ScoredRow], limit: int) -> str | None:
+    """The cursor of the page after ``rows`` (a full page of ``limit``), None after the last."""
+    if not rows or len(rows) < limit:
+        return None
+    return encode_score_cursor(rows[-1].score, rows[-1].id)
+
+
+def decode_score_cursor(cursor: str | None) -> ScoreKeyset | None:
+    """The ``(score, id)`` a score cursor carries (``None`` for the first page); anything this
+    API did not hand out is a 400 naming the field."""
+    if cursor is None:
+        return None
+    with _refused_cursor():
+        key, row_id = _cursor_parts(cursor)
+        if not key:
+            return None, row_id
+        score = float(key)
+        if not math.isfinite(score):
+            raise ValueError("a cursor's score is a finite number")
+        return score, row_id
+
+
+def _cursor_parts(cursor: str) -> tuple[str, uuid.UUID]:
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    key, row_id = raw.split("|", 1)
+    return key, uuid.UUID(row_id)
+
+
+@contextmanager
+def _refused_cursor() -> Iterator[None]:
+    try:
+        yield
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidPayload(
             "cursor is not one this endpoint returned", details={"field": "cursor"}

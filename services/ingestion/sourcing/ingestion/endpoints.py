@@ -24,8 +24,10 @@ from sourcing.common.web import (
     SessionDep,
     StaffPrincipal,
     decode_cursor,
+    decode_score_cursor,
     error_responses,
     next_cursor,
+    next_score_cursor,
     settings_of,
 )
 from sourcing.ingestion import repository, service
@@ -41,6 +43,7 @@ from sourcing.ingestion.schemas import (
     JobTitleDiscoveryTrigger,
     ProjectCreate,
     ProjectExpertItem,
+    ProjectExpertLead,
     ProjectExpertPage,
     ProjectOut,
     ProjectPage,
@@ -211,45 +214,52 @@ async def update_screening_question(
     response_model=ProjectExpertPage,
     responses=_READ_ERRORS,
     summary="A project's sourced experts, best ranked first",
-    description="One item per lead of the project, sorted by the latest ranking score "
-    "(unscored last, then by lead id), with the expert's contacts, the lead status and its "
-    "reason. Filter with `status` (a lead status); page with `limit` (1-100) and `offset`.",
+    description="One item per expert, however many of the project's leads brought them "
+    "(`leadCount`, and the leads best status first), with the expert's contacts and the "
+    "furthest of their leads' statuses (`bestLeadStatus`). Sorted by the latest ranking score, "
+    "unscored last, then by expert id. Filter with `status` (a lead status: experts whose best "
+    "lead is in it); `limit` 1-100 (default 50): pass `nextCursor` back as `cursor` for the "
+    "next page.",
 )
 async def list_project_experts(
     project_id: uuid.UUID,
     session: SessionDep,
     _: StaffPrincipal,
-    status: Annotated[LeadStatus | None, Query(description="Only leads in this status")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    status: Annotated[
+        LeadStatus | None, Query(description="Only experts whose best lead is in this status")
+    ] = None,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
 ) -> ProjectExpertPage:
-    await service.find_project(session, project_id)
-    rows, total = await repository.project_leads(
-        session,
-        project_id,
-        status=status.value if status is not None else None,
-        limit=limit,
-        offset=offset,
+    experts = await service.project_experts(
+        session, project_id, best_status=status, limit=limit, after=decode_score_cursor(cursor)
     )
-    contacts = await repository.contacts_of(session, [expert.id for _, expert in rows])
+    contacts = await repository.contacts_of(session, [row.id for row in experts])
     items = [
         ProjectExpertItem(
-            lead_id=lead.id,
-            expert_id=expert.id,
-            full_name=expert.full_name,
-            title=expert.title or lead.raw_title,
-            company_name=expert.company_name or lead.raw_company,
-            country_iso=expert.country_iso or lead.country_iso,
-            lead_status=lead.status,
-            status_reason=lead.status_reason,
-            ranking_score=lead.ranking_score,
-            sales_nav_search_id=lead.sales_nav_search_id,
-            enriched_at=lead.enriched_at,
-            contacts=[ContactOut.model_validate(c) for c in contacts.get(expert.id, [])],
+            expert_id=row.id,
+            full_name=row.expert.full_name,
+            title=row.expert.title or row.leads[0].raw_title,
+            company_name=row.expert.company_name or row.leads[0].raw_company,
+            country_iso=row.expert.country_iso or row.leads[0].country_iso,
+            ranking_score=row.score,
+            lead_count=row.lead_count,
+            best_lead_status=row.best_lead_status,
+            leads=[
+                ProjectExpertLead(
+                    lead_id=lead.id,
+                    sales_nav_search_id=lead.sales_nav_search_id,
+                    status=lead.status,
+                    status_reason=lead.status_reason,
+                    enriched_at=lead.enriched_at,
+                )
+                for lead in row.leads
+            ],
+            contacts=[ContactOut.model_validate(c) for c in contacts.get(row.id, [])],
         )
-        for lead, expert in rows
+        for row in experts
     ]
-    return ProjectExpertPage(items=items, total=total, limit=limit, offset=offset)
+    return ProjectExpertPage(items=items, next_cursor=next_score_cursor(experts, limit))
 
 
 @experts_router.get(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, tuple_, update
+from sqlalchemy import and_, case, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +31,7 @@ from sourcing.common.models import (
     SalesNavSearch,
     ScreeningQuestion,
 )
-from sourcing.common.web import Keyset
+from sourcing.common.web import Keyset, ScoreKeyset
 
 # --- projects, companies, searches, screening questions -----------------------------------------
 
@@ -356,31 +356,82 @@ async def upsert_job_titles(session: AsyncSession, rows: Sequence[dict[str, Any]
 # --- the read side: a project's experts, one expert in full, an operator's contacts -------------
 
 
-async def project_leads(
+@dataclass(frozen=True, slots=True)
+class ProjectExpertRow:
+    """One expert of a project: their best score there and how many of its leads are theirs."""
+
+    expert: Expert
+    score: float | None
+    lead_count: int
+    best_rank: int
+
+
+async def project_experts(
     session: AsyncSession,
     project_id: uuid.UUID,
     *,
-    status: str | None,
+    progress: Sequence[str],
+    best_status: str | None,
     limit: int,
-    offset: int,
-) -> tuple[list[tuple[Lead, Expert]], int]:
-    """A page of the project's leads with their experts, best latest score first (unscored
-    last), lead id breaking ties; and the total matching the filter."""
-    conditions: list[Any] = [Lead.project_id == project_id]
-    if status is not None:
-        conditions.append(Lead.status == status)
-    total = (
-        await session.execute(select(func.count()).select_from(Lead).where(*conditions))
-    ).scalar_one()
-    rows = await session.execute(
-        select(Lead, Expert)
-        .join(Expert, Expert.id == Lead.expert_id)
-        .where(*conditions)
-        .order_by(Lead.ranking_score.desc().nulls_last(), Lead.id)
-        .limit(limit)
-        .offset(offset)
+    after: ScoreKeyset | None,
+) -> list[ProjectExpertRow]:
+    """A page of the project's distinct experts, best latest score first (unscored last),
+    expert id breaking ties, after the cursor. ``progress`` ranks lead statuses worst to best;
+    ``best_rank`` is the index of the expert's best lead status in it, and ``best_status``
+    keeps only the experts whose best lead is in that status."""
+    rank = case({status: index for index, status in enumerate(progress)}, value=Lead.status)
+    per_expert = (
+        select(
+            Lead.expert_id.label("expert_id"),
+            func.max(Lead.ranking_score).label("score"),
+            func.count().label("lead_count"),
+            func.max(rank).label("best_rank"),
+        )
+        .where(Lead.project_id == project_id)
+        .group_by(Lead.expert_id)
+        .subquery()
     )
-    return [(lead, expert) for lead, expert in rows], int(total)
+    score, expert_id = per_expert.c.score, per_expert.c.expert_id
+    query = select(Expert, score, per_expert.c.lead_count, per_expert.c.best_rank).join(
+        per_expert, Expert.id == expert_id
+    )
+    if best_status is not None:
+        query = query.where(per_expert.c.best_rank == progress.index(best_status))
+    if after is not None:
+        after_score, after_id = after
+        if after_score is None:  # among the unscored, which come last
+            query = query.where(score.is_(None), expert_id > after_id)
+        else:
+            query = query.where(
+                or_(
+                    score < after_score,
+                    and_(score == after_score, expert_id > after_id),
+                    score.is_(None),
+                )
+            )
+    query = query.order_by(score.desc().nulls_last(), expert_id).limit(limit)
+    rows = await session.execute(query)
+    return [
+        ProjectExpertRow(expert=expert, score=row_score, lead_count=count, best_rank=best)
+        for expert, row_score, count, best in rows
+    ]
+
+
+async def project_leads_of(
+    session: AsyncSession, project_id: uuid.UUID, expert_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Lead]]:
+    """The project's leads of these experts, per expert, oldest first."""
+    by_expert: dict[uuid.UUID, list[Lead]] = defaultdict(list)
+    if not expert_ids:
+        return by_expert
+    rows = await session.scalars(
+        select(Lead)
+        .where(Lead.project_id == project_id, Lead.expert_id.in_(list(set(expert_ids))))
+        .order_by(Lead.created_at, Lead.id)
+    )
+    for lead in rows:
+        by_expert[lead.expert_id].append(lead)
+    return by_expert
 
 
 async def contacts_of(

@@ -231,28 +231,91 @@ class ContactOut(ResponseModel):
     enrichment_attempt_id: uuid.UUID | None
 
 
-class ProjectExpertItem(ResponseModel):
-    """One lead of the project with its expert, contacts and latest score."""
+class ProjectExpertLead(ResponseModel):
+    """One of the project's leads that brought the expert."""
 
     lead_id: uuid.UUID
+    sales_nav_search_id: uuid.UUID
+    status: str
+    status_reason: str | None
+    enriched_at: datetime | None
+
+
+class ProjectExpertItem(ResponseModel):
+    """One expert of the project, however many of its leads brought them."""
+
     expert_id: uuid.UUID
     full_name: str
     title: str | None
     company_name: str | None
     country_iso: str | None
-    lead_status: str
-    status_reason: str | None
-    ranking_score: float | None
-    sales_nav_search_id: uuid.UUID
-    enriched_at: datetime | None
+    ranking_score: float | None = Field(description="The expert's latest score in the project")
+    lead_count: int = Field(description="How many of the project's leads are this expert")
+    best_lead_status: str = Field(
+        description="The furthest of those leads' statuses (NEW → ENRICHING → ENRICHED → "
+        "OUTREACH_PENDING → CONTACTED → REPLIED → CONVERTED; ENRICHMENT_FAILED and "
+        "DISQUALIFIED count least)"
+    )
+    leads: list[ProjectExpertLead] = Field(description="Those leads, best status first")
     contacts: list[ContactOut]
 
 
-class ProjectExpertPage(ResponseModel):
+class ProjectExpertPage(CursorPage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "expertId": "8f0e4c1a-5b7d-4e2f-9a63-0c1d2e3f4a5b",
+                            "fullName": "Jane Doe",
+                            "title": "Head of Payments",
+                            "companyName": "Wise",
+                            "countryIso": "GB",
+                            "rankingScore": 87.5,
+                            "leadCount": 2,
+                            "bestLeadStatus": "CONTACTED",
+                            "leads": [
+                                {
+                                    "leadId": "1b2c3d4e-0000-4000-8000-000000000001",
+                                    "salesNavSearchId": "5a6b7c8d-0000-4000-8000-000000000002",
+                                    "status": "CONTACTED",
+                                    "statusReason": None,
+                                    "enrichedAt": "2026-12-01T09:05:00Z",
+                                },
+                                {
+                                    "leadId": "1b2c3d4e-0000-4000-8000-000000000003",
+                                    "salesNavSearchId": "5a6b7c8d-0000-4000-8000-000000000004",
+                                    "status": "ENRICHED",
+                                    "statusReason": None,
+                                    "enrichedAt": "2026-12-01T09:06:00Z",
+                                },
+                            ],
+                            "contacts": [
+                                {
+                                    "id": "9c8b7a6d-0000-4000-8000-000000000005",
+                                    "type": "EMAIL",
+                                    "channel": "email",
+                                    "value": "jane.doe@wise.com",
+                                    "valueNormalized": "jane.doe@wise.com",
+                                    "isPrimary": True,
+                                    "isProfessional": True,
+                                    "isDialable": None,
+                                    "source": "ENRICHMENT",
+                                    "provider": "prospeo",
+                                    "confidence": 0.92,
+                                    "enrichmentAttemptId": "2e3f4a5b-0000-4000-8000-000000000006",
+                                }
+                            ],
+                        }
+                    ],
+                    "nextCursor": "ODcuNXw4ZjBlNGMxYS01YjdkLTRlMmYtOWE2My0wYzFkMmUzZjRhNWI",
+                }
+            ]
+        }
+    )
+
     items: list[ProjectExpertItem]
-    total: int
-    limit: int
-    offset: int
 
 
 class AttemptSummary(ResponseModel):

@@ -1,5 +1,6 @@
 """The rules of the ingestion context, as plain async functions over a session: projects (their
-status and priority, companies, Sales Nav searches, screening questions), an operator's phone
+status and priority, companies, Sales Nav searches, screening questions), a project's distinct
+experts for the read side (an expert's best lead: :data:`LEAD_PROGRESS`), an operator's phone
 for an expert, job-title discovery requests, and the call-task request a dialable phone makes
 (shared by lead ingestion and the operator's phone).
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,12 +27,14 @@ from sourcing.common.models import (
     Expert,
     ExpertContact,
     JobTitleDiscoveryRun,
+    Lead,
     Project,
     ScreeningQuestion,
 )
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
-from sourcing.common.statemachines import PROJECT
+from sourcing.common.statemachines import PROJECT, LeadStatus
 from sourcing.common.transitions import move
+from sourcing.common.web import ScoreKeyset
 from sourcing.ingestion import repository
 from sourcing.people.phones import PhoneNumber, normalize_phone
 
@@ -174,6 +178,74 @@ async def find_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert:
     if expert is None:
         raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
     return expert
+
+
+# How far a lead has got, worst to best: the lead machine's chain from NEW to CONVERTED, with a
+# failed enrichment behind a lead still waiting for one and a disqualified lead out of the
+# running. An expert's best lead in a project is the furthest of theirs.
+LEAD_PROGRESS: Final = (
+    LeadStatus.DISQUALIFIED.value,
+    LeadStatus.ENRICHMENT_FAILED.value,
+    LeadStatus.NEW.value,
+    LeadStatus.ENRICHING.value,
+    LeadStatus.ENRICHED.value,
+    LeadStatus.OUTREACH_PENDING.value,
+    LeadStatus.CONTACTED.value,
+    LeadStatus.REPLIED.value,
+    LeadStatus.CONVERTED.value,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectExpert:
+    """One expert of a project on the read side: their score there, how many of the project's
+    leads are theirs, and those leads, best first (by :data:`LEAD_PROGRESS`)."""
+
+    expert: Expert
+    score: float | None
+    lead_count: int
+    best_lead_status: str
+    leads: list[Lead]
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.expert.id
+
+
+def _lead_progress(lead: Lead) -> int:
+    return LEAD_PROGRESS.index(lead.status)
+
+
+async def project_experts(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    *,
+    best_status: LeadStatus | None,
+    limit: int,
+    after: ScoreKeyset | None,
+) -> list[ProjectExpert]:
+    """A page of the project's distinct experts, best ranked first (unscored last, then by
+    expert id): one per expert however many of the project's leads brought them."""
+    await find_project(session, project_id)
+    rows = await repository.project_experts(
+        session,
+        project_id,
+        progress=LEAD_PROGRESS,
+        best_status=best_status.value if best_status is not None else None,
+        limit=limit,
+        after=after,
+    )
+    leads = await repository.project_leads_of(session, project_id, [row.expert.id for row in rows])
+    return [
+        ProjectExpert(
+            expert=row.expert,
+            score=row.score,
+            lead_count=row.lead_count,
+            best_lead_status=LEAD_PROGRESS[row.best_rank],
+            leads=sorted(leads[row.expert.id], key=_lead_progress, reverse=True),
+        )
+        for row in rows
+    ]
 
 
 def phone_contact(

@@ -45,7 +45,9 @@ dispatch and automatic outreach: which contact of an expert a channel can addres
 Google Sheets
 -------------
 One tab per project (:func:`tab_title`), one row per expert (:func:`sheet_row`, columns
-:data:`SHEET_HEADER`); the adapter is :mod:`sourcing.outreach.sheets`.
+:data:`SHEET_HEADER`), without the emails the region rule forbids nor suppressed
+addresses; the adapter is
+:mod:`sourcing.outreach.sheets`.
 """
 
 from __future__ import annotations
@@ -285,6 +287,16 @@ async def suppressed_contacts(
     return frozenset(found)
 
 
+def usable_address(
+    expert: Expert, kind: ContactType, address: str, suppressed: Collection[str]
+) -> bool:
+    """May ``address`` (of contact type ``kind``) be used for ``expert``: not in ``suppressed``
+    (see :func:`suppressed_contacts`) and, for an email, allowed by the region rule."""
+    if address in suppressed:
+        return False
+    return kind is not ContactType.EMAIL or region_refusal(expert.country_iso, address) is None
+
+
 def pick_recipient(
     expert: Expert,
     contacts: Sequence[ExpertContact],
@@ -299,9 +311,7 @@ def pick_recipient(
     kind = _contact_type_for(channel)
 
     def usable(address: str) -> bool:
-        if address in suppressed:
-            return False
-        return kind is not ContactType.EMAIL or region_refusal(expert.country_iso, address) is None
+        return usable_address(expert, kind, address, suppressed)
 
     def rank(contact: ExpertContact) -> tuple[int, int, int, float]:
         return (
@@ -978,10 +988,15 @@ def screening_summary(rows: list[ScreeningResponse]) -> str:
 
 
 async def sheet_row(session: AsyncSession, project: Project, expert: Expert) -> list[str]:
-    """The expert's row in the project's tab, in :data:`SHEET_HEADER` order."""
+    """The expert's row in the project's tab, in :data:`SHEET_HEADER` order. An email the
+    region rule forbids and a suppressed address (:func:`usable_address`) are never written:
+    whoever reads the sheet could use them."""
     contacts = await repository.list_contacts(session, expert.id)
+    suppressed = await suppressed_contacts(session, expert, contacts)
     by_type: dict[str, list[str]] = {}
     for contact in contacts:
+        if not usable_address(expert, ContactType(contact.type), contact.value, suppressed):
+            continue
         by_type.setdefault(contact.type, []).append(
             contact.value
             if contact.type != ContactType.HANDLE.value
