@@ -37,6 +37,7 @@ from sourcing.common.models.enums import (
 from sourcing.common.statemachines import (
     LeadStatus,
     OutreachThreadStatus,
+    ProjectStatus,
     ScreeningResponseStatus,
 )
 from sourcing.common.web import Keyset
@@ -134,6 +135,34 @@ async def record_failure(
         .where(OutreachThread.id == thread_id)
         .values(last_error=error[:2000], last_error_at=now)
     )
+
+
+async def queued_messages_of_project(
+    session: AsyncSession, project_id: uuid.UUID
+) -> Sequence[OutreachMessage]:
+    """The project's outbound messages still waiting for the outreach agent (QUEUED, never
+    handed to a vendor), locked, oldest first."""
+    stmt = (
+        select(OutreachMessage)
+        .join(OutreachThread, OutreachThread.id == OutreachMessage.thread_id)
+        .where(
+            OutreachThread.project_id == project_id,
+            OutreachMessage.direction == MessageDirection.OUTBOUND.value,
+            OutreachMessage.delivery_status == DeliveryStatus.QUEUED.value,
+            OutreachMessage.sent_at.is_(None),
+        )
+        .order_by(OutreachMessage.created_at, OutreachMessage.id)
+        .with_for_update(of=OutreachMessage)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def converted_experts(session: AsyncSession, project_id: uuid.UUID) -> int:
+    """How many experts have a CONVERTED lead in the project."""
+    stmt = select(func.count(func.distinct(Lead.expert_id))).where(
+        Lead.project_id == project_id, Lead.status == LeadStatus.CONVERTED.value
+    )
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def leads_in_status(
@@ -336,14 +365,16 @@ async def screening_rows(
 async def idle_screening_responses(
     session: AsyncSession, *, statuses: Sequence[str], cutoff: datetime, limit: int
 ) -> list[uuid.UUID]:
-    """One response id per screening (project + expert) whose rows in ``statuses`` were all
-    untouched since ``cutoff``: the first such question's in display order, oldest first."""
+    """One response id per screening (project + expert) of an ACTIVE project whose rows in
+    ``statuses`` were all untouched since ``cutoff``: the first such question's in display
+    order, oldest first (a paused or closed project's screenings send no reminder)."""
     sr = ScreeningResponse
     is_open = sr.status.in_(statuses)
     touched = func.max(sr.updated_at)
     groups = (
         select(sr.project_id, sr.expert_id, touched.label("touched"))
-        .where(is_open)
+        .join(Project, Project.id == sr.project_id)
+        .where(is_open, Project.status == ProjectStatus.ACTIVE.value)
         .group_by(sr.project_id, sr.expert_id)
         .having(touched <= cutoff)
         .order_by(touched)

@@ -42,6 +42,16 @@ is harmless.
 Recipient selection (:func:`pick_recipient`, :func:`best_recipient`) is shared by screening
 dispatch and automatic outreach: which contact of an expert a channel can address.
 
+Project status and target
+-------------------------
+Only an ACTIVE project takes outreach (:func:`project_refusal`): a PAUSED one holds every new
+message (operator sends, automatic outreach, screening dispatch and reminders) until it is
+ACTIVE again, a COMPLETED or ARCHIVED one is over, and its messages still queued are cancelled
+(:func:`cancel_queued_outreach`, on ``project.closed.v1``, and by the delivery itself if it
+comes first). New outreach (:func:`new_outreach_refusal`: an operator's send, automatic
+outreach) also stops once the project has its ``targetThreshold`` of converted experts (with a
+CONVERTED lead in it: they signed up). A message queued before a pause is delivered as usual.
+
 Google Sheets
 -------------
 One tab per project (:func:`tab_title`), one row per expert (:func:`sheet_row`, columns
@@ -59,9 +69,10 @@ from types import MappingProxyType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.errors import InvalidPayload
+from sourcing.common.errors import Conflict, InvalidPayload
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
+from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import (
     OutreachSendRequested,
     ScreeningFollowUpRequested,
@@ -75,6 +86,7 @@ from sourcing.common.models import (
     Project,
     ScreeningQuestion,
     ScreeningResponse,
+    SystemEvent,
 )
 from sourcing.common.models.enums import (
     Channel,
@@ -88,6 +100,7 @@ from sourcing.common.models.enums import (
 from sourcing.common.statemachines import (
     LeadStatus,
     OutreachThreadStatus,
+    ProjectStatus,
     ScreeningResponseStatus,
 )
 from sourcing.common.transitions import move
@@ -417,6 +430,92 @@ async def link_cooldown_log(
 # --- threads and messages -------------------------------------------------------------------
 
 
+# --- project status and target -------------------------------------------------------------
+
+
+class OutreachStopped(Conflict):
+    """The project takes no outreach now (409)."""
+
+
+class ProjectNotActive(OutreachStopped):
+    code = "project_not_active"
+
+
+class TargetThresholdReached(OutreachStopped):
+    code = "target_threshold_reached"
+
+
+def project_refusal(project: Project) -> ProjectNotActive | None:
+    """Outreach of any kind (sends, automatic outreach, screening and its reminders) only for
+    an ACTIVE project: a PAUSED one holds it until it resumes, a COMPLETED or ARCHIVED one is
+    over."""
+    if project.status == ProjectStatus.ACTIVE:
+        return None
+    return ProjectNotActive(
+        f"project {project.id} is {project.status}: no outreach until it is ACTIVE",
+        details={"projectId": str(project.id), "status": project.status},
+    )
+
+
+async def new_outreach_refusal(session: AsyncSession, project: Project) -> OutreachStopped | None:
+    """New outreach (an operator's send, automatic outreach): only for an ACTIVE project
+    (:func:`project_refusal`) that has fewer converted experts (a CONVERTED lead in it: they
+    signed up) than its ``targetThreshold``."""
+    refusal = project_refusal(project)
+    if refusal is not None:
+        return refusal
+    converted = await repository.converted_experts(session, project.id)
+    if converted < project.target_threshold:
+        return None
+    return TargetThresholdReached(
+        f"project {project.id} reached its target of {project.target_threshold} converted "
+        "experts: no new outreach",
+        details={
+            "projectId": str(project.id),
+            "targetThreshold": project.target_threshold,
+            "convertedExperts": converted,
+        },
+    )
+
+
+def cancel_messages(
+    session: AsyncSession,
+    messages: Sequence[OutreachMessage],
+    *,
+    project_id: uuid.UUID,
+    reason: str,
+    actor: str,
+) -> list[uuid.UUID]:
+    """Queued messages CANCELLED (never to be sent), each audited
+    (``outreach_message.cancelled``). Returns their ids."""
+    for message in messages:
+        message.delivery_status = DeliveryStatus.CANCELLED.value
+        session.add(
+            SystemEvent(
+                type="outreach_message.cancelled",
+                entity_type="outreach_message",
+                entity_id=message.id,
+                actor=actor,
+                correlation_id=correlation_id_var.get(),
+                data={"projectId": str(project_id), "reason": reason},
+            )
+        )
+    return [message.id for message in messages]
+
+
+async def cancel_queued_outreach(
+    session: AsyncSession, project_id: uuid.UUID, *, project_status: str, actor: str
+) -> list[uuid.UUID]:
+    """``project.closed.v1``: a COMPLETED or ARCHIVED project's messages still waiting for the
+    outreach agent are CANCELLED. Applying it twice changes nothing."""
+    messages = await repository.queued_messages_of_project(session, project_id)
+    cancelled = cancel_messages(
+        session, messages, project_id=project_id, reason=f"project {project_status}", actor=actor
+    )
+    await session.flush()
+    return cancelled
+
+
 class ThreadClosed(Exception):
     """The expert's thread for this project and channel is CLOSED or ARCHIVED."""
 
@@ -508,11 +607,15 @@ async def queue_outreach(
 ) -> OutreachQueued:
     """Queue one outreach message (manual §4.7), from the endpoint or automatic outreach.
 
-    Applies the cooldown (a refusal is logged and nothing is queued), opens the thread
-    (:class:`ThreadClosed` when it was closed), queues the message, marks the expert's leads
-    ``OUTREACH_PENDING`` and asks the outreach agent to deliver it. ``actor`` signs the
-    cooldown log and, unless ``lead_actor`` is given, the lead transitions.
+    Refuses new outreach the project does not take (:class:`OutreachStopped`, see
+    :func:`new_outreach_refusal`), applies the cooldown (a refusal is logged and nothing is
+    queued), opens the thread (:class:`ThreadClosed` when it was closed), queues the message,
+    marks the expert's leads ``OUTREACH_PENDING`` and asks the outreach agent to deliver it.
+    ``actor`` signs the cooldown log and, unless ``lead_actor`` is given, the lead transitions.
     """
+    refusal = await new_outreach_refusal(session, project)
+    if refusal is not None:
+        raise refusal
     decision = await apply_cooldown(
         session,
         project_id=project.id,
@@ -699,7 +802,8 @@ async def responses_due_follow_up(
     idle_minutes: int = 15,
     limit: int = 500,
 ) -> list[uuid.UUID]:
-    """One response id per open screening (project + expert) untouched for ``idle_minutes``.
+    """One response id per open screening (project + expert) of an ACTIVE project (see
+    :func:`project_refusal`) untouched for ``idle_minutes``.
 
     The id is the first open question's response in display order; oldest screenings first.
     """

@@ -106,6 +106,7 @@ class DeliveryStatus(StrEnum):
     DELIVERED = "DELIVERED"
     READ = "READ"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # never sent: its project was COMPLETED or ARCHIVED while queued
 
 
 class CooldownAction(StrEnum):
