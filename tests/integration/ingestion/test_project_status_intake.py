@@ -134,7 +134,7 @@ async def test_a_paused_project_holds_the_lead_and_processes_it_on_resume(
 
 @pytest.mark.parametrize("status", ["COMPLETED", "ARCHIVED"])
 async def test_a_closed_project_refuses_new_leads_with_a_recorded_reason(
-    session: AsyncSession, status: str
+    api: httpx.AsyncClient, session: AsyncSession, auth_headers: Headers, status: str
 ) -> None:
     project = await create_project(session, status=status)
     search = await create_sales_nav_search(session, project=project)
@@ -148,15 +148,15 @@ async def test_a_closed_project_refuses_new_leads_with_a_recorded_reason(
     assert await session.scalar(experts) == 0
     assert await _envelopes(session, "enrichment") == []
     assert await _envelopes(session, "call-allocation") == []
-    [refused] = (
-        await session.scalars(
-            select(SystemEvent).where(
-                SystemEvent.type == "lead.refused", SystemEvent.entity_id == project.id
-            )
-        )
-    ).all()
-    assert refused.entity_type == "project"
-    assert refused.data["reason"] == f"project is {status}: new leads are refused"
-    assert refused.data["projectStatus"] == status
-    assert refused.data["searchId"] == str(search.id)
-    assert refused.data["linkedinUrl"] == f"https://www.linkedin.com/in/{slug}"
+    # The operator reads why on the project's audit trail.
+    trail = await api.get(
+        "/api/v1/system-events",
+        params={"entityType": "project", "entityId": str(project.id), "type": "lead.refused"},
+        headers=auth_headers("ops"),
+    )
+    assert trail.status_code == 200, trail.text
+    [refused] = trail.json()["items"]
+    assert refused["data"]["reason"] == f"project is {status}: new leads are refused"
+    assert refused["data"]["projectStatus"] == status
+    assert refused["data"]["searchId"] == str(search.id)
+    assert refused["data"]["linkedinUrl"] == f"https://www.linkedin.com/in/{slug}"
