@@ -486,32 +486,53 @@ async def test_a_priority_change_reorders_the_projects_pending_tasks(
     assert current.json()["task"]["id"] == str(low_task.id)
 
 
-async def test_a_paused_projects_tasks_wait_until_it_is_active_again(
+async def test_a_paused_project_gets_no_task_and_hands_none_out_until_it_resumes(
     gateway: Gateway,
     session: AsyncSession,
     handlers: AllocationHandlers,
     auth_headers: Headers,
     caller_headers: Headers,
 ) -> None:
-    project = await create_project(session, status="PAUSED")
-    expert, _ = await callable_expert(session, project)
-    envelope, payload = request(project, expert)
-    await handlers.handle_call_task_requested(session, envelope, payload)
-    [task] = await tasks_of(session, expert.id)
-    assert task.status == "PENDING"
-    caller = await create_caller(session)
-
-    paused = await gateway.client.get("/api/v1/call-tasks/current", headers=caller_headers(caller))
+    project = await create_project(session)
+    earlier, _ = await callable_expert(session, project)
+    await handlers.handle_call_task_requested(session, *request(project, earlier))
+    [waiting] = await tasks_of(session, earlier.id)
+    paused = await gateway.client.patch(
+        f"/api/v1/projects/{project.id}", json={"status": "PAUSED"}, headers=auth_headers("ops")
+    )
     assert paused.status_code == 200, paused.text
-    assert paused.json()["task"] is None and paused.json()["reason"] == "NO_AVAILABLE_TASKS"
+    await deliver_project_changes(session, handlers)
+    # While paused: a request (ranking, an operator's phone, a lead's) creates no task, and
+    # the task created before the pause is not handed out.
+    expert, _ = await callable_expert(session, project, phone="+14155550101")
+    for trigger in (CallTaskTrigger.RANKING, CallTaskTrigger.OPERATOR_CONTACT):
+        await handlers.handle_call_task_requested(session, *request(project, expert, trigger))
+    assert await tasks_of(session, expert.id) == []
+    caller = await create_caller(session)
+    current = await gateway.client.get("/api/v1/call-tasks/current", headers=caller_headers(caller))
+    assert current.status_code == 200, current.text
+    assert current.json()["task"] is None and current.json()["reason"] == "NO_AVAILABLE_TASKS"
 
     resumed = await gateway.client.patch(
         f"/api/v1/projects/{project.id}", json={"status": "ACTIVE"}, headers=auth_headers("ops")
     )
     assert resumed.status_code == 200, resumed.text
+    [(_, staged_change)] = await staged(session, ProjectChanged.message_type)
     await deliver_project_changes(session, handlers)
+    for _ in range(2):  # redelivered, the change creates nothing more
+        [held_back] = await tasks_of(session, expert.id)
+        assert (held_back.status, held_back.kind) == ("PENDING", "INITIAL")
+        assert await tasks_of(session, earlier.id) == [waiting]
+        change = ProjectChanged.model_validate(staged_change.payload)
+        await handlers.handle_project_changed(session, staged_change, change)
+    created = await session.scalar(
+        select(SystemEvent).where(
+            SystemEvent.type == "call_task.created", SystemEvent.entity_id == held_back.id
+        )
+    )
+    assert created is not None and created.data["trigger"] == "project-resumed"
     active = await gateway.client.get("/api/v1/call-tasks/current", headers=caller_headers(caller))
-    assert active.json()["task"]["id"] == str(task.id)
+    assert active.json()["task"]["id"] in {str(waiting.id), str(held_back.id)}
 
 
 @pytest.mark.parametrize("status", ["COMPLETED", "ARCHIVED"])

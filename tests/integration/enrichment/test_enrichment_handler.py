@@ -196,6 +196,24 @@ async def test_redelivery_does_not_re_enrich(session: AsyncSession, deps: Enrich
     assert await _outbox(session, lead.project_id, lead.expert_id) == outbox
 
 
+@pytest.mark.parametrize("status", ["PAUSED", "COMPLETED", "ARCHIVED"])
+async def test_a_lead_of_a_project_not_active_is_not_enriched(
+    session: AsyncSession, deps: EnrichmentDeps, status: str
+) -> None:
+    project = await create_project(session, status=status)
+    lead = await _lead(session, "Robin Standard", project=project)
+    await _enrich(session, lead, deps)
+    # Left as it was (a PAUSED project's lead is asked for again when the project resumes).
+    assert lead.status == "ENRICHING"
+    assert await _attempts(session, lead) == []
+    assert await _contacts(session, lead) == []
+    assert await _outbox(session, lead.project_id, lead.expert_id) == []
+    if status == "PAUSED":
+        project.status = "ACTIVE"  # resumed: the ingestion service asks again
+        await _enrich(session, lead, deps)
+        assert lead.status == "ENRICHED" and await _attempts(session, lead)
+
+
 async def test_second_lead_of_an_enriched_expert_reuses_the_contacts(
     session: AsyncSession, deps: EnrichmentDeps
 ) -> None:

@@ -17,7 +17,8 @@ contact-adding endpoint) gives an expert their initial call task in a project
 as an ``expert.signup_unmatched`` system event and acknowledged: never a retry loop.
 
 ``project.changed.v1`` (keyed by project; sent by ``PATCH /projects/{id}``): the project's tasks
-follow its status and priority (:func:`sourcing.allocation.service.apply_project_change`).
+follow its status and priority, and a resumed project's experts get the initial tasks the
+pause held back (:func:`sourcing.allocation.service.apply_project_change`).
 
 The scheduler's ticks (manual §5.2), one per interval on the key "sweep":
 ``call-allocation.sweep-requested.v1`` marks idle callers offline, then asks for a task for
@@ -156,16 +157,15 @@ class AllocationHandlers:
     async def handle_project_changed(
         self, session: AsyncSession, envelope: Envelope, payload: ProjectChanged
     ) -> None:
-        cancelled, reprioritised = await service.apply_project_change(
-            session, payload, now=self.clock()
-        )
+        result = await service.apply_project_change(session, payload, now=self.clock())
         log.info(
-            "project %s (%s, priority %d): %d tasks cancelled, %d re-prioritised",
+            "project %s (%s, priority %d): %d tasks cancelled, %d created, %d re-prioritised",
             payload.project_id,
             payload.status,
             payload.priority,
-            len(cancelled),
-            reprioritised,
+            len(result.cancelled),
+            len(result.created),
+            result.reprioritised,
         )
 
     async def handle_call_allocation_sweep(

@@ -56,6 +56,7 @@ from sourcing.common.statemachines import (
     CALL_TASK_ACTIVE_STATUSES,
     CALL_TASK_OPEN_STATUSES,
     CallTaskStatus,
+    LeadStatus,
     ProjectStatus,
 )
 from sourcing.common.web import Keyset
@@ -141,6 +142,17 @@ async def leads_of(
         .order_by(Lead.created_at.desc(), Lead.id)
     )
     return [(lead_id, status) for lead_id, status in result]
+
+
+async def experts_of_project(session: AsyncSession, project_id: uuid.UUID) -> list[uuid.UUID]:
+    """The experts with a lead in the project that is not DISQUALIFIED, in id order."""
+    result = await session.scalars(
+        select(Lead.expert_id)
+        .where(Lead.project_id == project_id, Lead.status != LeadStatus.DISQUALIFIED.value)
+        .distinct()
+        .order_by(Lead.expert_id)
+    )
+    return list(result.all())
 
 
 async def refresh_pending_scores(

@@ -35,7 +35,8 @@ expired before they are given another.
 Tasks enter the pool from the sourcing pipeline (``call-task.requested.v1``: one initial task
 per callable expert and project, :func:`ensure_initial_call_task`), from retries and signup
 chases (below); a project's priority and closing move them (:func:`reprioritise_project_tasks`,
-:func:`cancel_project_tasks`, :func:`apply_project_change`).
+:func:`cancel_project_tasks`, :func:`apply_project_change`). Only an ACTIVE project gets new
+initial tasks: a PAUSED one's experts get theirs when it resumes (:func:`apply_project_change`).
 
 Caller presence, shifts and status moves are :mod:`sourcing.people.callers` (the calls service
 applies them too).
@@ -64,7 +65,7 @@ from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
-from sourcing.common.messages.allocation import CallTaskRequested, ProjectChanged
+from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger, ProjectChanged
 from sourcing.common.messages.outreach import SheetSyncRequested
 from sourcing.common.models import Caller, CallTask, Expert, SignupChase, SystemEvent
 from sourcing.common.models.enums import (
@@ -77,6 +78,7 @@ from sourcing.common.statemachines import (
     CALL_TASK,
     CALLER_ALLOCATION,
     LEAD,
+    PROJECT,
     CallerAllocationStatus,
     CallTaskStatus,
     LeadStatus,
@@ -92,9 +94,9 @@ OPEN_TASK_INDEX = "uq_call_tasks_open_project_id_expert_id"
 
 NO_AVAILABLE_TASKS = "NO_AVAILABLE_TASKS"
 
-# A project in one of these statuses has no call tasks to work: its open ones are cancelled,
-# no new ones are created.
-CLOSED_PROJECT_STATUSES = frozenset({ProjectStatus.COMPLETED.value, ProjectStatus.ARCHIVED.value})
+# A project in one of these statuses (the project machine's terminal ones, COMPLETED and
+# ARCHIVED) has no call tasks to work: its open ones are cancelled.
+CLOSED_PROJECT_STATUSES = PROJECT.terminal
 
 _S = CallTaskStatus
 _A = CallerAllocationStatus
@@ -987,22 +989,53 @@ async def cancel_project_tasks(
     return cancelled
 
 
+@dataclass(frozen=True, slots=True)
+class ProjectChangeResult:
+    """What one ``project.changed.v1`` did to the project's tasks."""
+
+    cancelled: list[uuid.UUID] = field(default_factory=list)
+    reprioritised: int = 0
+    created: list[uuid.UUID] = field(default_factory=list)
+
+
+async def create_held_back_tasks(
+    session: AsyncSession, project_id: uuid.UUID, *, now: datetime, actor: str
+) -> list[uuid.UUID]:
+    """A PAUSED project is ACTIVE again: each of its experts gets the initial call task the
+    pause held back (:func:`ensure_initial_call_task` decides, as for any request). Returns
+    the new tasks' ids."""
+    created: list[uuid.UUID] = []
+    for expert_id in await repository.experts_of_project(session, project_id):
+        request = CallTaskRequested(
+            project_id=project_id, expert_id=expert_id, trigger=CallTaskTrigger.PROJECT_RESUMED
+        )
+        decision = await ensure_initial_call_task(session, request, now=now, actor=actor)
+        if decision.created is not None:
+            created.append(decision.created)
+    return created
+
+
 async def apply_project_change(
     session: AsyncSession, change: ProjectChanged, *, now: datetime
-) -> tuple[list[uuid.UUID], int]:
+) -> ProjectChangeResult:
     """``project.changed.v1``: what ``PATCH /projects/{id}`` does to the project's tasks. A
     status change to COMPLETED or ARCHIVED cancels its open tasks (audited with the change's
-    actor); its PENDING tasks take its priority. Applying a change twice changes nothing.
-    Returns (cancelled task ids, re-prioritised count)."""
+    actor); back to ACTIVE, its experts get the initial tasks the pause held back; its PENDING
+    tasks take its priority. Applying a change twice changes nothing."""
     cancelled: list[uuid.UUID] = []
+    created: list[uuid.UUID] = []
     if change.status_changed and change.status in CLOSED_PROJECT_STATUSES:
         cancelled = await cancel_project_tasks(
             session, change.project_id, project_status=change.status, now=now, actor=change.actor
         )
+    elif change.status_changed and change.status == ProjectStatus.ACTIVE:
+        created = await create_held_back_tasks(
+            session, change.project_id, now=now, actor=change.actor
+        )
     reprioritised = await reprioritise_project_tasks(
         session, change.project_id, priority=change.priority
     )
-    return cancelled, reprioritised
+    return ProjectChangeResult(cancelled=cancelled, reprioritised=reprioritised, created=created)
 
 
 # --- sign-up --------------------------------------------------------------------------------
@@ -1184,22 +1217,23 @@ async def ensure_initial_call_task(
     """The expert's initial call task in the project, decided from the database, never from
     the message, so a replay or a late message changes nothing:
 
-    * no task when the project is gone, COMPLETED or ARCHIVED, the expert is suppressed (never
+    * no task when the project is gone or not ACTIVE (a PAUSED project's experts get theirs
+      when it resumes: :func:`create_held_back_tasks`), the expert is suppressed (never
       contact again), signed up or has a CONVERTED lead in the project, or all their leads in
       the project are DISQUALIFIED, or they have no dialable (E.164) phone;
     * an expert who has (or had) any call task in the project gets no new initial one: their
       PENDING tasks only take the latest ranking score;
     * otherwise one PENDING ``INITIAL`` task with the project's priority, the latest ranking
       score, the expert's country as region, their first language and the E.164 phone. A
-      PAUSED project's task waits in the pool (allocation hands out tasks of ACTIVE projects
-      only).
+      task created before its project was PAUSED waits in the pool (allocation hands out tasks
+      of ACTIVE projects only).
 
     The partial unique index on open tasks (``ON CONFLICT DO NOTHING``) is the final guard
     against two deliveries racing.
     """
     facts = await repository.call_task_facts(session, request.project_id, request.expert_id)
-    if facts is None or facts.project_status in CLOSED_PROJECT_STATUSES:
-        return CallTaskDecision(skipped="the project or expert is gone, or the project closed")
+    if facts is None or facts.project_status != ProjectStatus.ACTIVE:
+        return CallTaskDecision(skipped="the project or expert is gone, or the project not ACTIVE")
     if facts.suppressed:
         return CallTaskDecision(skipped="the expert must never be contacted again")
     leads = await repository.leads_of(session, request.project_id, request.expert_id)

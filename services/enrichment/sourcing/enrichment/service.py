@@ -40,7 +40,7 @@ from sourcing.common.models.enums import (
     ContactType,
     SuppressedContactKind,
 )
-from sourcing.common.statemachines import LeadStatus
+from sourcing.common.statemachines import LeadStatus, ProjectStatus
 from sourcing.common.transitions import move
 from sourcing.enrichment import repository
 from sourcing.enrichment.providers import EmailKind, EnrichmentProvider, PersonQuery
@@ -143,14 +143,23 @@ async def prepare_enrichment(
     correlation_id: str | None = None,
 ) -> EnrichmentPlan | None:
     """Read what the waterfall needs (no locks). None: nothing to do (lead gone or already
-    enriched). A suppressed expert still gets a plan: :func:`apply_enrichment` disqualifies
-    the lead without calling any provider."""
+    enriched, or its project not ACTIVE: a PAUSED project's lead waits, unchanged, for the
+    project to resume, when ingestion asks again). A suppressed expert still gets a plan:
+    :func:`apply_enrichment` disqualifies the lead without calling any provider."""
     context = await repository.get_lead_context(session, payload.lead_id)
     if context is None:
         logger.warning("enrichment requested for unknown lead %s; ignored", payload.lead_id)
         return None
     if context.lead.status not in ENRICHABLE:
         logger.info("lead %s is %s; not re-enriched", context.lead.id, context.lead.status)
+        return None
+    if context.project.status != ProjectStatus.ACTIVE:
+        logger.info(
+            "lead %s: project %s is %s; not enriched",
+            context.lead.id,
+            context.project.id,
+            context.project.status,
+        )
         return None
     plan = EnrichmentPlan(
         lead_id=context.lead.id,

@@ -4,7 +4,8 @@
   SalesNavSearch and fans out one ``lead-ingestion`` message per lead.
 * :func:`handle_lead_received` (``lead-ingestion``): one Expert per person, one Lead per
   (person, search), initial contacts, then ``enrichment`` (or DISQUALIFIED when suppressed);
-  a lead with a dialable phone also asks ``call-allocation`` for the expert's call task.
+  a lead with a dialable phone also asks ``call-allocation`` for the expert's call task. A
+  PAUSED project holds the lead NEW; a COMPLETED or ARCHIVED one refuses it.
 * :class:`JobTitleDiscovery` (``job-title-discovery``): plans a run (one message per company),
   then per company Apollo → OpenAI → JobTitle upserts in one transaction.
 
@@ -65,6 +66,8 @@ from sourcing.people.timezones import timezone_for_country
 logger = logging.getLogger(__name__)
 
 SUPPRESSED_REASON: Final = "suppressed: the expert must never be contacted again"
+# The actor of what the ingestion agents audit.
+INGESTION_ACTOR: Final = "lead-ingestion"
 # Lookup → insert rounds before giving up on a person (each lost round means another
 # transaction committed that person meanwhile; the next lookup sees it).
 _IDENTITY_ROUNDS: Final = 3
@@ -189,14 +192,37 @@ async def handle_lead_received(
     session: AsyncSession, envelope: Envelope, payload: LeadReceived, *, clock: Clock = utc_now
 ) -> None:
     """Lead + deduplicated Expert + initial contacts, then enrichment (lead NEW → ENRICHING),
-    or DISQUALIFIED with a reason when the person is suppressed. A redelivered lead (same
-    person, same search) changes nothing."""
+    or DISQUALIFIED with a reason when the person is suppressed. The project's status decides
+    first (:func:`sourcing.ingestion.service.lead_intake`): a PAUSED project holds the lead
+    NEW with its contacts (no enrichment, no call task until it is ACTIVE again), a COMPLETED
+    or ARCHIVED one refuses it (a ``lead.refused`` event, nothing else written). A redelivered
+    lead (same person, same search) changes nothing."""
     linkedin_url = normalize_linkedin_url(payload.linkedin_url)
     email = normalize_email(payload.email)
     if linkedin_url is None and email is None:
         raise PermanentError("the lead has neither a LinkedIn URL nor an email")
     if not await repository.search_exists(session, payload.search_id):
         raise PermanentError(f"sales nav search {payload.search_id} does not exist")
+    # Share-locked: a status change waits for this lead, or this lead for the change.
+    project_status = await repository.project_status_for_share(session, payload.project_id)
+    if project_status is None:
+        raise PermanentError(f"project {payload.project_id} does not exist")
+    intake = service.lead_intake(project_status)
+    if intake is service.LeadIntake.REFUSE:
+        refusal = service.refuse_lead(
+            session,
+            project_id=payload.project_id,
+            project_status=project_status,
+            search_id=payload.search_id,
+            name=payload.name,
+            linkedin_url=linkedin_url,
+            email=email,
+            actor=INGESTION_ACTOR,
+            correlation_id=envelope.correlation_id,
+        )
+        logger.info("lead refused", extra={"projectId": str(payload.project_id), "reason": refusal})
+        return
+    held = intake is service.LeadIntake.HOLD
     country = normalize_country(payload.country_iso)
     country = country if country and len(country) == 2 else None
     first_name, last_name = _split_name(payload.name)
@@ -213,8 +239,15 @@ async def handle_lead_received(
     expert_id = await resolve_expert(session, linkedin_url=linkedin_url, email=email, values=fields)
     await repository.fill_expert_blanks(session, expert_id, fields)
     suppressed = await is_suppressed(session, expert_id, linkedin_url=linkedin_url, email=email)
-    status = LeadStatus.DISQUALIFIED if suppressed else LeadStatus.ENRICHING
-    LEAD.assert_transition(LEAD.initial, status)
+    reason: str | None
+    if suppressed:
+        status, reason = LeadStatus.DISQUALIFIED, SUPPRESSED_REASON
+    elif held:
+        status, reason = LeadStatus.NEW, service.HELD_REASON
+    else:
+        status, reason = LeadStatus.ENRICHING, None
+    if status != LEAD.initial:
+        LEAD.assert_transition(LEAD.initial, status)
     now = clock()
     lead_id = await repository.insert_lead(
         session,
@@ -223,7 +256,7 @@ async def handle_lead_received(
             "sales_nav_search_id": payload.search_id,
             "expert_id": expert_id,
             "status": status.value,
-            "status_reason": SUPPRESSED_REASON if suppressed else None,
+            "status_reason": reason,
             "status_changed_at": now,
             "raw_name": payload.name,
             "raw_company": payload.company,
@@ -243,6 +276,10 @@ async def handle_lead_received(
     await repository.add_contacts(
         session, _initial_contacts(payload, expert_id, linkedin_url, email, phone, country)
     )
+    if held:
+        # Released on resume: enrichment by service.release_held_leads, the call task by the
+        # allocation service's reaction to project.changed.v1.
+        return
     if phone is not None and phone.dialable:
         await service.request_call_tasks(
             session,

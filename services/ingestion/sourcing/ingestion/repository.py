@@ -31,6 +31,7 @@ from sourcing.common.models import (
     SalesNavSearch,
     ScreeningQuestion,
 )
+from sourcing.common.statemachines import LeadStatus
 from sourcing.common.web import Keyset, ScoreKeyset
 
 # --- projects, companies, searches, screening questions -----------------------------------------
@@ -55,6 +56,14 @@ async def list_projects(
 
 async def get_project_for_update(session: AsyncSession, project_id: uuid.UUID) -> Project | None:
     return await session.get(Project, project_id, with_for_update=True)
+
+
+async def project_status_for_share(session: AsyncSession, project_id: uuid.UUID) -> str | None:
+    """The project's status, its row share-locked until the transaction ends: a status change
+    (which locks the row for update) waits for this transaction, and this one for it."""
+    return await session.scalar(
+        select(Project.status).where(Project.id == project_id).with_for_update(read=True)
+    )
 
 
 async def upsert_companies(
@@ -266,6 +275,20 @@ async def insert_lead(session: AsyncSession, values: dict[str, Any]) -> uuid.UUI
         .returning(Lead.id)
     )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def leads_awaiting_enrichment(session: AsyncSession, project_id: uuid.UUID) -> list[Lead]:
+    """The project's leads still NEW or ENRICHING, row-locked, oldest first."""
+    statement = (
+        select(Lead)
+        .where(
+            Lead.project_id == project_id,
+            Lead.status.in_([LeadStatus.NEW.value, LeadStatus.ENRICHING.value]),
+        )
+        .order_by(Lead.created_at, Lead.id)
+        .with_for_update()
+    )
+    return list((await session.scalars(statement)).all())
 
 
 # --- job-title discovery ------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The rules of the ingestion context, as plain async functions over a session: projects (their
-status and priority, companies, Sales Nav searches, screening questions), a project's distinct
-experts for the read side (an expert's best lead: :data:`LEAD_PROGRESS`), an operator's phone
-for an expert, job-title discovery requests, and the call-task request a dialable phone makes
-(shared by lead ingestion and the operator's phone).
+status and priority, companies, Sales Nav searches, screening questions), what a project's
+status does to its new leads (:func:`lead_intake`, :func:`release_held_leads`), a project's
+distinct experts for the read side (an expert's best lead: :data:`LEAD_PROGRESS`), an
+operator's phone for an expert, job-title discovery requests, and the call-task request a
+dialable phone makes (shared by lead ingestion and the operator's phone).
 
 Used by the context's endpoints (:mod:`sourcing.ingestion.endpoints`) and agents
 (:mod:`sourcing.ingestion.handlers`). Nothing here commits.
@@ -14,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +24,8 @@ from sourcing.common.errors import InvalidPayload, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger, ProjectChanged
+from sourcing.common.messages.enrichment import EnrichmentRequested
+from sourcing.common.messages.outreach import ProjectClosed
 from sourcing.common.messages.sourcing import JobTitleDiscoveryRequested
 from sourcing.common.models import (
     Expert,
@@ -30,9 +34,10 @@ from sourcing.common.models import (
     Lead,
     Project,
     ScreeningQuestion,
+    SystemEvent,
 )
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
-from sourcing.common.statemachines import PROJECT, LeadStatus
+from sourcing.common.statemachines import PROJECT, LeadStatus, ProjectStatus
 from sourcing.common.transitions import move
 from sourcing.common.web import ScoreKeyset
 from sourcing.ingestion import repository
@@ -78,14 +83,22 @@ async def update_project(
     """Apply ``changes``: a new ``status`` through the state machine; ``None`` leaves a field
     as it is, except the optional ones (:data:`CLEARABLE_PROJECT_FIELDS`), which it clears. A
     new status or priority is published as ``project.changed.v1`` in the same transaction: the
-    allocation service re-orders the project's PENDING tasks, and cancels its open ones
-    (audited) when it is COMPLETED or ARCHIVED."""
+    allocation service re-orders the project's PENDING tasks, cancels its open ones (audited)
+    when it is COMPLETED or ARCHIVED, and gives a resumed project's experts the call tasks the
+    pause held back. Back to ACTIVE, the leads the pause held are released
+    (:func:`release_held_leads`); COMPLETED or ARCHIVED, ``project.closed.v1`` asks the outreach
+    service to cancel the project's queued messages."""
     project = await find_project(session, project_id, lock=True)
     new_status = changes.pop("status", None)
     previous_priority = project.priority
     status_changed = new_status is not None and new_status != project.status
     if status_changed:
         move(session, project, new_status, actor=actor, reason=None, now=now)
+        if project.status == ProjectStatus.ACTIVE:
+            await release_held_leads(session, project.id, actor=actor, now=now)
+        elif project.status in PROJECT.terminal:
+            closed = ProjectClosed(project_id=project.id, status=project.status, actor=actor)
+            await publish(session, closed, occurred_at=now)
     for field, value in changes.items():
         if value is None and field not in CLEARABLE_PROJECT_FIELDS:
             continue
@@ -102,6 +115,83 @@ async def update_project(
     await session.flush()
     await session.refresh(project)
     return project
+
+
+# --- a project's status and its new leads ------------------------------------------------------
+
+HELD_REASON: Final = "held: the project is PAUSED; processed when it is ACTIVE again"
+RELEASED_REASON: Final = "released: the project is ACTIVE again"
+
+
+class LeadIntake(StrEnum):
+    """What a new lead becomes, by its project's status."""
+
+    ACCEPT = "accept"  # ACTIVE: enrichment, and a call task for a dialable phone, now
+    HOLD = "hold"  # PAUSED: kept NEW with its contacts; nothing downstream until ACTIVE again
+    REFUSE = "refuse"  # COMPLETED, ARCHIVED: no lead; a ``lead.refused`` event says why
+
+
+def lead_intake(project_status: str) -> LeadIntake:
+    """Only an ACTIVE project takes new leads on; a PAUSED one holds them; a closed one (the
+    project machine's terminal states, COMPLETED and ARCHIVED) refuses them."""
+    if project_status == ProjectStatus.ACTIVE:
+        return LeadIntake.ACCEPT
+    if project_status in PROJECT.terminal:
+        return LeadIntake.REFUSE
+    return LeadIntake.HOLD
+
+
+def refuse_lead(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    project_status: str,
+    search_id: uuid.UUID,
+    name: str,
+    linkedin_url: str | None,
+    email: str | None,
+    actor: str,
+    correlation_id: str | None,
+) -> str:
+    """Record a lead refused by its closed project (``lead.refused`` on the project, with the
+    person's identity): no expert, lead or contact is written. Returns the reason."""
+    reason = f"project is {project_status}: new leads are refused"
+    session.add(
+        SystemEvent(
+            type="lead.refused",
+            entity_type="project",
+            entity_id=project_id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={
+                "reason": reason,
+                "projectStatus": project_status,
+                "searchId": str(search_id),
+                "name": name,
+                "linkedinUrl": linkedin_url,
+                "email": email,
+            },
+        )
+    )
+    return reason
+
+
+async def release_held_leads(
+    session: AsyncSession, project_id: uuid.UUID, *, actor: str, now: datetime
+) -> int:
+    """A PAUSED project is ACTIVE again: its held leads (NEW) move to ENRICHING, audited, and
+    every lead of it still waiting for enrichment (those, and the ENRICHING ones the
+    enrichment agent left alone while the project was paused) asks for it again; enrichment
+    skips a lead it finished meanwhile. Returns how many leads asked."""
+    leads = await repository.leads_awaiting_enrichment(session, project_id)
+    for lead in leads:
+        if lead.status == LeadStatus.NEW:
+            move(session, lead, LeadStatus.ENRICHING, actor=actor, reason=RELEASED_REASON, now=now)
+        await publish(
+            session,
+            EnrichmentRequested(lead_id=lead.id, expert_id=lead.expert_id, project_id=project_id),
+        )
+    return len(leads)
 
 
 async def upsert_companies(

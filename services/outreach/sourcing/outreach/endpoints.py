@@ -3,7 +3,9 @@ screening (manual §4.8).
 
 Outreach queues a message to an expert on one of the 13 channels. Refusals: unknown channel →
 400 (listing the valid names); unknown project/expert → 404; suppressed (never-contact) expert
-→ 409 ``expert_suppressed``; expert in the 30-day cooldown → 409 ``cooldown_active`` with
+→ 409 ``expert_suppressed``; a project not ACTIVE → 409 ``project_not_active``; a project with
+its ``targetThreshold`` of converted experts → 409 ``target_threshold_reached``; expert in the
+30-day cooldown → 409 ``cooldown_active`` with
 ``details.cooldownEndsAt``, and the refusal is logged in ``cooldown_logs`` (the 409 is answered
 without rolling that row back).
 
@@ -14,7 +16,8 @@ required question answered). Dispatch is idempotent: questions that already have
 it, and the questions are only sent when a new row was created. Screening messages do not
 count toward, and are not blocked by, the outreach cooldown. Errors: unknown
 project/expert/question → 404; question of another project → 400; suppressed expert → 409
-``expert_suppressed``; project without questions → 409 ``no_screening_questions``; expert with
+``expert_suppressed``; project not ACTIVE (dispatch) → 409 ``project_not_active``; project
+without questions → 409 ``no_screening_questions``; expert with
 no reachable channel → 409 ``no_reachable_channel``; an answer before dispatch → 409
 ``screening_not_dispatched``.
 
@@ -260,6 +263,9 @@ async def dispatch_screening(
     body: ScreeningDispatchRequest, session: SessionDep, _: StaffPrincipal, now: NowDep
 ) -> ScreeningDispatchAccepted:
     project, expert = await load_project_and_expert(session, body.project_id, body.expert_id)
+    refusal = service.project_refusal(project)
+    if refusal is not None:
+        raise refusal
     questions = await repository.list_questions(session, project.id)
     if not questions:
         raise NoScreeningQuestions(

@@ -16,9 +16,11 @@ transaction. The reliability layer then retries transient errors (429/5xx) up to
 4xx) goes straight to dead-letter. The thread keeps status OPEN (its machine has no failed
 state) and carries ``last_error``/``last_error_at``.
 
-A message already handed to its vendor (``sent_at`` set) or FAILED is not sent again (a
-redelivered job is a no-op). ``delivery_status`` QUEUED means "waiting for this agent"; a
-vendor's own "queued"/"accepted" answer is stored as SENT with the vendor's message id.
+A message already handed to its vendor (``sent_at`` set), FAILED or CANCELLED is not sent again
+(a redelivered job is a no-op); one whose project is COMPLETED or ARCHIVED is cancelled instead
+of sent, whichever of the delivery and ``project.closed.v1`` comes first. ``delivery_status``
+QUEUED means "waiting for this agent"; a vendor's own "queued"/"accepted" answer is stored as
+SENT with the vendor's message id.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sourcing.common.messages.outreach import (
     SHEET_EXPERT_ENTITY,
     AutoOutreachRequested,
     OutreachSendRequested,
+    ProjectClosed,
     ScreeningFollowUpRequested,
     SheetSyncRequested,
 )
@@ -57,7 +60,7 @@ from sourcing.common.models.enums import (
     SheetExportStatus,
     SheetOperation,
 )
-from sourcing.common.statemachines import LeadStatus, ScreeningResponseStatus
+from sourcing.common.statemachines import PROJECT, LeadStatus, ScreeningResponseStatus
 from sourcing.outreach import repository, service
 from sourcing.outreach.channels import OutboundMessage, OutreachChannel
 from sourcing.outreach.settings import OutreachSettings
@@ -65,6 +68,9 @@ from sourcing.outreach.sheets import GoogleSheetsClient
 from sourcing.people.suppression import is_suppressed
 
 logger = logging.getLogger(__name__)
+
+# The actor of what the outreach agent audits on its own account.
+OUTREACH_ACTOR = "outreach"
 
 # --- outreach -------------------------------------------------------------------------------
 
@@ -97,6 +103,18 @@ class OutreachHandlers:
                 "message %s already %s; not sent again", message.id, message.delivery_status
             )
             return
+        project = await repository.get_project(session, thread.project_id)
+        if project is not None and project.status in PROJECT.terminal:
+            service.cancel_messages(
+                session,
+                [message],
+                reason=f"project {project.status}",
+                actor=OUTREACH_ACTOR,
+                now=self.clock(),
+            )
+            await session.flush()
+            logger.info("message %s cancelled: project %s", message.id, project.status)
+            return
         channel = Channel(thread.channel)
         recipient = message.recipient or thread.recipient or ""
         expert = await repository.get_expert(session, message.expert_id)
@@ -106,9 +124,10 @@ class OutreachHandlers:
             else "the expert no longer exists"
         )
         if refusal is not None:
-            message.delivery_status = DeliveryStatus.CANCELLED.value
-            message.error = refusal
-            message.failed_at = self.clock()
+            service.cancel_messages(
+                session, [message], reason=refusal, actor=OUTREACH_ACTOR, now=self.clock()
+            )
+            await session.flush()
             logger.info("message %s cancelled, not sent: %s", message.id, refusal)
             return
         async with session_scope(self.sessionmaker) as side:
@@ -223,6 +242,9 @@ class OutreachHandlers:
                 channel.name,
             )
             return
+        except service.OutreachStopped as stopped:
+            logger.info("auto outreach to expert %s skipped: %s", expert.id, stopped.message)
+            return
         if queued.message is None:
             logger.info(
                 "expert %s in cooldown until %s; auto outreach refused",
@@ -230,10 +252,28 @@ class OutreachHandlers:
                 queued.decision.ends_at,
             )
 
+    async def project_closed(
+        self, session: AsyncSession, envelope: Envelope, payload: ProjectClosed
+    ) -> None:
+        cancelled = await service.cancel_queued_outreach(
+            session,
+            payload.project_id,
+            project_status=payload.status,
+            actor=payload.actor,
+            now=self.clock(),
+        )
+        logger.info(
+            "project %s %s: %d queued messages cancelled",
+            payload.project_id,
+            payload.status,
+            len(cancelled),
+        )
+
     def handlers(self) -> dict[str, Any]:
         return {
             OutreachSendRequested.message_type: self.deliver,
             AutoOutreachRequested.message_type: self.auto,
+            ProjectClosed.message_type: self.project_closed,
         }
 
 
@@ -253,6 +293,9 @@ class ScreeningHandlers:
         response = await repository.get_response(session, payload.response_id)
         if response is None or response.status not in service.OPEN_STATUSES:
             return
+        project = await repository.get_project(session, response.project_id)
+        if project is None or service.project_refusal(project) is not None:
+            return  # paused or closed since the sweep picked it
         rows = await repository.screening_rows(
             session, project_id=response.project_id, expert_id=response.expert_id, lock=True
         )

@@ -40,6 +40,7 @@ from sourcing.common.models.enums import (
 from sourcing.common.statemachines import (
     LeadStatus,
     OutreachThreadStatus,
+    ProjectStatus,
     ScreeningResponseStatus,
 )
 from sourcing.common.web import Keyset
@@ -139,38 +140,40 @@ async def record_failure(
     )
 
 
-async def cancel_queued(
+async def queued_messages(
     session: AsyncSession,
     *,
-    reason: str,
-    now: datetime,
+    project_id: uuid.UUID | None = None,
     expert_id: uuid.UUID | None = None,
     address: tuple[SuppressedContactKind, str] | None = None,
-) -> list[uuid.UUID]:
-    """CANCEL the outbound messages still QUEUED for an expert and/or to an address
-    (``(kind, normalised value)``; a domain names every address at it); returns their ids."""
-    conditions = [
-        OutreachMessage.delivery_status == DeliveryStatus.QUEUED.value,
-        OutreachMessage.sent_at.is_(None),
-        OutreachMessage.direction == MessageDirection.OUTBOUND.value,
-    ]
+) -> Sequence[OutreachMessage]:
+    """Outbound messages still waiting for the outreach agent (QUEUED, never handed to a
+    vendor) of a project, an expert and/or to an address (``(kind, normalised value)``; a domain
+    names every address at it), locked, oldest first."""
+    stmt = (
+        select(OutreachMessage)
+        .join(OutreachThread, OutreachThread.id == OutreachMessage.thread_id)
+        .where(
+            OutreachMessage.direction == MessageDirection.OUTBOUND.value,
+            OutreachMessage.delivery_status == DeliveryStatus.QUEUED.value,
+            OutreachMessage.sent_at.is_(None),
+        )
+        .order_by(OutreachMessage.created_at, OutreachMessage.id)
+        .with_for_update(of=OutreachMessage)
+    )
+    if project_id is not None:
+        stmt = stmt.where(OutreachThread.project_id == project_id)
     if expert_id is not None:
-        conditions.append(OutreachMessage.expert_id == expert_id)
+        stmt = stmt.where(OutreachMessage.expert_id == expert_id)
     if address is not None:
         kind, value = address
-        recipient = func.lower(OutreachMessage.recipient)
-        conditions.append(
+        recipient = func.lower(func.coalesce(OutreachMessage.recipient, OutreachThread.recipient))
+        stmt = stmt.where(
             recipient.endswith(f"@{value}", autoescape=True)
             if kind is SuppressedContactKind.DOMAIN
             else recipient == value.lower()
         )
-    result = await session.execute(
-        update(OutreachMessage)
-        .where(*conditions)
-        .values(delivery_status=DeliveryStatus.CANCELLED.value, error=reason[:2000], failed_at=now)
-        .returning(OutreachMessage.id)
-    )
-    return list(result.scalars())
+    return (await session.execute(stmt)).scalars().all()
 
 
 async def get_suppression(
@@ -210,6 +213,14 @@ async def list_suppressions(
 async def delete_suppression(session: AsyncSession, suppression: ContactSuppression) -> None:
     await session.delete(suppression)
     await session.flush()
+
+
+async def converted_experts(session: AsyncSession, project_id: uuid.UUID) -> int:
+    """How many experts have a CONVERTED lead in the project."""
+    stmt = select(func.count(func.distinct(Lead.expert_id))).where(
+        Lead.project_id == project_id, Lead.status == LeadStatus.CONVERTED.value
+    )
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def leads_in_status(
@@ -412,14 +423,16 @@ async def screening_rows(
 async def idle_screening_responses(
     session: AsyncSession, *, statuses: Sequence[str], cutoff: datetime, limit: int
 ) -> list[uuid.UUID]:
-    """One response id per screening (project + expert) whose rows in ``statuses`` were all
-    untouched since ``cutoff``: the first such question's in display order, oldest first."""
+    """One response id per screening (project + expert) of an ACTIVE project whose rows in
+    ``statuses`` were all untouched since ``cutoff``: the first such question's in display
+    order, oldest first (a paused or closed project's screenings send no reminder)."""
     sr = ScreeningResponse
     is_open = sr.status.in_(statuses)
     touched = func.max(sr.updated_at)
     groups = (
         select(sr.project_id, sr.expert_id, touched.label("touched"))
-        .where(is_open)
+        .join(Project, Project.id == sr.project_id)
+        .where(is_open, Project.status == ProjectStatus.ACTIVE.value)
         .group_by(sr.project_id, sr.expert_id)
         .having(touched <= cutoff)
         .order_by(touched)

@@ -42,6 +42,16 @@ is harmless.
 Recipient selection (:func:`pick_recipient`, :func:`best_recipient`) is shared by screening
 dispatch and automatic outreach: which contact of an expert a channel can address.
 
+Project status and target
+-------------------------
+Only an ACTIVE project takes outreach (:func:`project_refusal`): a PAUSED one holds every new
+message (operator sends, automatic outreach, screening dispatch and reminders) until it is
+ACTIVE again, a COMPLETED or ARCHIVED one is over, and its messages still queued are cancelled
+(:func:`cancel_queued_outreach`, on ``project.closed.v1``, and by the delivery itself if it
+comes first). New outreach (:func:`new_outreach_refusal`: an operator's send, automatic
+outreach) also stops once the project has its ``targetThreshold`` of converted experts (with a
+CONVERTED lead in it: they signed up). A message queued before a pause is delivered as usual.
+
 Google Sheets
 -------------
 One tab per project (:func:`tab_title`), one row per expert (:func:`sheet_row`, columns
@@ -65,6 +75,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.common.errors import Conflict, InvalidPayload, NotFound
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
+from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.outreach import (
     OutreachSendRequested,
     ScreeningFollowUpRequested,
@@ -95,6 +106,7 @@ from sourcing.common.models.enums import (
 from sourcing.common.statemachines import (
     LeadStatus,
     OutreachThreadStatus,
+    ProjectStatus,
     ScreeningResponseStatus,
 )
 from sourcing.common.transitions import move
@@ -393,18 +405,14 @@ async def cancel_queued_messages(
     *,
     reason: str,
     now: datetime,
+    actor: str,
     expert_id: uuid.UUID | None = None,
     address: tuple[SuppressedContactKind, str] | None = None,
 ) -> list[uuid.UUID]:
     """Cancel what is still queued for a suppressed expert, or to a suppressed address
     (``(kind, normalised value)``), so nothing already accepted goes out after the refusal."""
-    return await repository.cancel_queued(
-        session,
-        reason=reason,
-        now=now,
-        expert_id=expert_id,
-        address=address,
-    )
+    messages = await repository.queued_messages(session, expert_id=expert_id, address=address)
+    return cancel_messages(session, messages, reason=reason, actor=actor, now=now)
 
 
 # --- suppressions ---------------------------------------------------------------------------
@@ -451,6 +459,7 @@ async def add_suppression(
         session,
         reason=f"{kind.value.lower()} suppressed ({reason.value})",
         now=now,
+        actor=actor,
         address=(kind, normalized),
     )
     await repository.add(
@@ -640,6 +649,99 @@ async def link_cooldown_log(
 # --- threads and messages -------------------------------------------------------------------
 
 
+# --- project status and target -------------------------------------------------------------
+
+
+class OutreachStopped(Conflict):
+    """The project takes no outreach now (409)."""
+
+
+class ProjectNotActive(OutreachStopped):
+    code = "project_not_active"
+
+
+class TargetThresholdReached(OutreachStopped):
+    code = "target_threshold_reached"
+
+
+def project_refusal(project: Project) -> ProjectNotActive | None:
+    """Outreach of any kind (sends, automatic outreach, screening and its reminders) only for
+    an ACTIVE project: a PAUSED one holds it until it resumes, a COMPLETED or ARCHIVED one is
+    over."""
+    if project.status == ProjectStatus.ACTIVE:
+        return None
+    return ProjectNotActive(
+        f"project {project.id} is {project.status}: no outreach until it is ACTIVE",
+        details={"projectId": str(project.id), "status": project.status},
+    )
+
+
+async def new_outreach_refusal(session: AsyncSession, project: Project) -> OutreachStopped | None:
+    """New outreach (an operator's send, automatic outreach): only for an ACTIVE project
+    (:func:`project_refusal`) that has fewer converted experts (a CONVERTED lead in it: they
+    signed up) than its ``targetThreshold``."""
+    refusal = project_refusal(project)
+    if refusal is not None:
+        return refusal
+    converted = await repository.converted_experts(session, project.id)
+    if converted < project.target_threshold:
+        return None
+    return TargetThresholdReached(
+        f"project {project.id} reached its target of {project.target_threshold} converted "
+        "experts: no new outreach",
+        details={
+            "projectId": str(project.id),
+            "targetThreshold": project.target_threshold,
+            "convertedExperts": converted,
+        },
+    )
+
+
+def cancel_messages(
+    session: AsyncSession,
+    messages: Sequence[OutreachMessage],
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """Queued messages CANCELLED (never to be sent; ``error`` says why), each audited
+    (``outreach_message.cancelled``). Returns their ids."""
+    for message in messages:
+        message.delivery_status = DeliveryStatus.CANCELLED.value
+        message.error = reason[:2000]
+        message.failed_at = now
+        session.add(
+            SystemEvent(
+                type="outreach_message.cancelled",
+                entity_type="outreach_message",
+                entity_id=message.id,
+                actor=actor,
+                correlation_id=correlation_id_var.get(),
+                data={"threadId": str(message.thread_id), "reason": reason},
+            )
+        )
+    return [message.id for message in messages]
+
+
+async def cancel_queued_outreach(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    *,
+    project_status: str,
+    actor: str,
+    now: datetime,
+) -> list[uuid.UUID]:
+    """``project.closed.v1``: a COMPLETED or ARCHIVED project's messages still waiting for the
+    outreach agent are CANCELLED. Applying it twice changes nothing."""
+    messages = await repository.queued_messages(session, project_id=project_id)
+    cancelled = cancel_messages(
+        session, messages, reason=f"project {project_status}", actor=actor, now=now
+    )
+    await session.flush()
+    return cancelled
+
+
 class ThreadClosed(Exception):
     """The expert's thread for this project and channel is CLOSED or ARCHIVED."""
 
@@ -731,11 +833,15 @@ async def queue_outreach(
 ) -> OutreachQueued:
     """Queue one outreach message (manual §4.7), from the endpoint or automatic outreach.
 
-    Applies the cooldown (a refusal is logged and nothing is queued), opens the thread
-    (:class:`ThreadClosed` when it was closed), queues the message, marks the expert's leads
-    ``OUTREACH_PENDING`` and asks the outreach agent to deliver it. ``actor`` signs the
-    cooldown log and, unless ``lead_actor`` is given, the lead transitions.
+    Refuses new outreach the project does not take (:class:`OutreachStopped`, see
+    :func:`new_outreach_refusal`), applies the cooldown (a refusal is logged and nothing is
+    queued), opens the thread (:class:`ThreadClosed` when it was closed), queues the message,
+    marks the expert's leads ``OUTREACH_PENDING`` and asks the outreach agent to deliver it.
+    ``actor`` signs the cooldown log and, unless ``lead_actor`` is given, the lead transitions.
     """
+    refusal = await new_outreach_refusal(session, project)
+    if refusal is not None:
+        raise refusal
     decision = await apply_cooldown(
         session,
         project_id=project.id,
@@ -922,7 +1028,8 @@ async def responses_due_follow_up(
     idle_minutes: int = 15,
     limit: int = 500,
 ) -> list[uuid.UUID]:
-    """One response id per open screening (project + expert) untouched for ``idle_minutes``.
+    """One response id per open screening (project + expert) of an ACTIVE project (see
+    :func:`project_refusal`) untouched for ``idle_minutes``.
 
     The id is the first open question's response in display order; oldest screenings first.
     """

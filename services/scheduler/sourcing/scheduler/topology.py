@@ -52,7 +52,9 @@ FLOWS: tuple[LaneFlow, ...] = (
             "signup-chase.sweep-requested.v1",
         ),
     ),
-    LaneFlow("outreach", ("api", "enrichment"), ("outreach",), ("outreach.auto.v1",)),
+    LaneFlow(
+        "outreach", ("api", "enrichment"), ("outreach",), ("outreach.auto.v1", "project.closed.v1")
+    ),
     LaneFlow("enrichment", ("ingestion",), ("enrichment",), ("enrichment.requested.v1",)),
     LaneFlow("sales-nav-ingestion", ("api",), ("ingestion",), ("sales-nav.leads-received.v1",)),
     LaneFlow("ranking", ("enrichment",), ("enrichment",), ("ranking.requested.v1",)),

@@ -17,6 +17,7 @@ class CallTaskTrigger(StrEnum):
     RANKING = "ranking"  # every enrichment result is ranked, then this
     SALES_NAV_LEAD = "sales-nav-lead"  # a lead delivered with a phone
     OPERATOR_CONTACT = "operator-contact"  # POST /api/v1/experts/{expertId}/contacts
+    PROJECT_RESUMED = "project-resumed"  # a PAUSED project is ACTIVE again
 
 
 @register_message("call-task.requested.v1", lane="call-allocation", key="expert_id")
@@ -72,8 +73,9 @@ class SignupChaseSweepRequested(SweepRequested):
 class ProjectChanged(MessagePayload):
     """An operator changed a project's status or priority (``PATCH /projects/{id}``): its
     call tasks follow. A new priority re-orders its PENDING tasks; COMPLETED or ARCHIVED
-    cancels its open tasks (audited with ``actor``); a PAUSED project's tasks stay in the pool
-    but are not handed out until it is ACTIVE again. Keyed by project id, so one project's
+    cancels its open tasks (audited with ``actor``); a PAUSED project gets no new task and its
+    tasks stay in the pool, not handed out, until it is ACTIVE again, when each of its experts
+    is given the initial task the pause held back. Keyed by project id, so one project's
     changes apply in order; applying one twice changes nothing."""
 
     project_id: uuid.UUID

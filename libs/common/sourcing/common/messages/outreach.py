@@ -66,6 +66,17 @@ class OutreachSendRequested(MessagePayload):
     subject: str | None = Field(default=None, max_length=500)
 
 
+@register_message("project.closed.v1", lane="outreach", key="project_id")
+class ProjectClosed(MessagePayload):
+    """An operator moved a project to COMPLETED or ARCHIVED (``PATCH /projects/{id}``): the
+    outreach service cancels its queued, never sent messages (audited with ``actor``). Applying
+    it twice changes nothing."""
+
+    project_id: uuid.UUID
+    status: str
+    actor: str
+
+
 @register_message("screening.follow-up-sweep.v1", lane="screening", key="sweep")
 class ScreeningFollowUpSweepRequested(SweepRequested):
     """Scheduler step 4: a reminder for every screening response left untouched for

@@ -107,7 +107,7 @@ class DeliveryStatus(StrEnum):
     READ = "READ"
     FAILED = "FAILED"
     BOUNCED = "BOUNCED"  # a hard bounce reported by the provider
-    CANCELLED = "CANCELLED"  # never sent: the address or expert was suppressed while queued
+    CANCELLED = "CANCELLED"  # never sent: suppressed, or its project closed, while queued
 
 
 class CooldownAction(StrEnum):
