@@ -47,6 +47,7 @@ EXPECTED_TABLES = {
     "experts",
     "google_sheet_exports",
     "google_sheet_row_maps",
+    "idempotency_keys",
     "job_title_discovery_runs",
     "job_titles",
     "leads",

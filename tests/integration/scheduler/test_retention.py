@@ -15,6 +15,7 @@ from sourcing.common.db import session_scope
 from sourcing.common.models import (
     CallerPerformanceMetric,
     CallLogRaw,
+    IdempotencyKey,
     ProcessedEvent,
     ProcessedWebhookEvent,
     SystemEvent,
@@ -108,6 +109,13 @@ async def seed(session: AsyncSession) -> dict[str, Any]:
             for event_id, at in (("old", days_ago(91)), ("kept", days_ago(89)))
         ],
     )
+    await session.execute(
+        insert(IdempotencyKey),
+        [
+            {"owner": "ops-1", "key": key, "fingerprint": "f", "created_at": NOW - age}
+            for key, age in (("old", timedelta(hours=25)), ("kept", timedelta(hours=23)))
+        ],
+    )
     await session.flush()
     return {"snapshots": ids, "raw": raw}
 
@@ -124,8 +132,8 @@ async def test_each_table_keeps_what_its_setting_keeps(
 
     pruned = await prune_expired_rows(session, context(database_settings))
 
-    # processed_events 1, webhooks 1, snapshots 2, audit 1, raw payloads 1
-    assert pruned == 6
+    # processed_events 1, webhooks 1, snapshots 2, audit 1, raw payloads 1, idempotency keys 1
+    assert pruned == 7
     assert await names(session, ProcessedEvent.event_id) == {"kept"}
     assert await names(session, ProcessedWebhookEvent.event_id) == {"kept"}
     assert await names(session, SystemEvent.type) == {"kept"}
@@ -135,6 +143,7 @@ async def test_each_table_keeps_what_its_setting_keeps(
     payloads = {event_id: payload for event_id, payload in rows}
     # The old event's row and id stay (it still deduplicates); only its payload is gone.
     assert payloads == {"old": {}, "kept": seeded["raw"]}
+    assert await names(session, IdempotencyKey.key) == {"kept"}
     # A second run finds nothing more.
     assert await prune_expired_rows(session, context(database_settings)) == 0
 
@@ -165,7 +174,7 @@ async def test_the_clock_decides_what_is_old(
     assert await prune_expired_rows(session, context(database_settings, days_ago(365))) == 0
     # Shorter settings prune more of the same rows.
     shorter = context(database_settings, SYSTEM_EVENT_RETENTION_DAYS=30)
-    assert await prune_expired_rows(session, shorter) == 7
+    assert await prune_expired_rows(session, shorter) == 8
     assert await names(session, SystemEvent.type) == set()
 
 

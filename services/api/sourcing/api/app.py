@@ -13,6 +13,7 @@ from sqlalchemy.orm import configure_mappers
 
 from sourcing.allocation import endpoints as allocation
 from sourcing.api.errors import register_error_handlers
+from sourcing.api.idempotency import IdempotencyMiddleware
 from sourcing.api.middleware import EdgeMiddleware
 from sourcing.api.openapi import openapi_builder
 from sourcing.api.routers import (
@@ -107,6 +108,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     register_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(EdgeMiddleware, settings=settings)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        abandoned_after_seconds=settings.IDEMPOTENCY_ABANDONED_AFTER_SECONDS,
+    )
+    app.add_middleware(EdgeMiddleware, settings=settings)  # outermost: runs first
     app.openapi = openapi_builder(app)  # type: ignore[method-assign]
     return app

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,14 +35,19 @@ _VALID_CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _UNLIMITED_PREFIXES = ("/api/v1/system/", "/metrics", "/webhooks/")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
+def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of header ``name`` (lower-case bytes) in ASGI ``headers``."""
+    for key, value in headers:
         if key == name:
             return str(value.decode("latin-1"))
     return None
 
 
-def _error_response(error: AppError, correlation_id: str) -> tuple[Message, Message]:
+def _header(scope: Scope, name: bytes) -> str | None:
+    return header_value(scope["headers"], name)
+
+
+def error_response(error: AppError, correlation_id: str) -> tuple[Message, Message]:
     body = json.dumps(error.envelope()).encode()
     headers = [
         (b"content-type", b"application/json"),
@@ -93,7 +99,7 @@ class EdgeMiddleware:
             if rejection is None:
                 rejection, receive = await self._buffer_body(scope, receive)
             if rejection is not None:
-                for message in _error_response(rejection, correlation_id):
+                for message in error_response(rejection, correlation_id):
                     await send_with_correlation(message)
             else:
                 await self.app(scope, receive, send_with_correlation)

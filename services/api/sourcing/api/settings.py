@@ -7,6 +7,8 @@ loads and validates their settings too; each context's endpoints read their own 
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from sourcing.allocation.endpoints import AllocationSettings
 from sourcing.ingestion.endpoints import IngestionSettings
 from sourcing.outreach.endpoints import OutreachSettings
@@ -14,3 +16,7 @@ from sourcing.outreach.endpoints import OutreachSettings
 
 class GatewaySettings(AllocationSettings, IngestionSettings, OutreachSettings):
     """What the gateway process reads (and validates at start-up)."""
+
+    # A first request holding an Idempotency-Key this long without answering (its process
+    # died) no longer blocks a retry with the same key.
+    IDEMPOTENCY_ABANDONED_AFTER_SECONDS: float = Field(default=60.0, gt=0, le=3600)

@@ -174,9 +174,10 @@ async def request_signup_chase_sweep(session: AsyncSession, context: CycleContex
 
 
 async def prune_expired_rows(session: AsyncSession, context: CycleContext) -> int:
-    """Retention: dedup rows, performance snapshots (each caller's latest kept), audit events
-    and raw webhook payloads older than their settings, at most ``RETENTION_BATCH_SIZE`` rows
-    of each per cycle. Idempotent: a second run finds fewer rows, never others."""
+    """Retention: dedup rows, performance snapshots (each caller's latest kept), audit events,
+    raw webhook payloads and idempotency keys older than their settings, at most
+    ``RETENTION_BATCH_SIZE`` rows of each per cycle. Idempotent: a second run finds fewer rows,
+    never others."""
     settings = context.settings
     limit = settings.RETENTION_BATCH_SIZE
 
@@ -199,6 +200,11 @@ async def prune_expired_rows(session: AsyncSession, context: CycleContext) -> in
             await repository.clear_raw_webhook_payloads(
                 session,
                 older_than=before(settings.RAW_WEBHOOK_PAYLOAD_RETENTION_DAYS),
+                limit=limit,
+            ),
+            await repository.prune_idempotency_keys(
+                session,
+                older_than=context.now - timedelta(hours=settings.IDEMPOTENCY_KEY_RETENTION_HOURS),
                 limit=limit,
             ),
         ]

@@ -17,6 +17,7 @@ from sourcing.common.models import (
     CallLogRaw,
     DeadLetterJob,
     DocumentationJob,
+    IdempotencyKey,
     ProcessedEvent,
     ProcessedWebhookEvent,
     SchedulerCycle,
@@ -140,6 +141,23 @@ async def prune_system_events(session: AsyncSession, *, older_than: datetime, li
         .limit(limit)
     )
     return _rowcount(await session.execute(delete(SystemEvent).where(SystemEvent.id.in_(batch))))
+
+
+async def prune_idempotency_keys(session: AsyncSession, *, older_than: datetime, limit: int) -> int:
+    """Idempotency keys claimed before ``older_than`` (answered or abandoned)."""
+    batch = (
+        select(IdempotencyKey.owner, IdempotencyKey.key)
+        .where(IdempotencyKey.created_at < older_than)
+        .order_by(IdempotencyKey.created_at)
+        .limit(limit)
+    )
+    return _rowcount(
+        await session.execute(
+            delete(IdempotencyKey).where(
+                tuple_(IdempotencyKey.owner, IdempotencyKey.key).in_(batch)
+            )
+        )
+    )
 
 
 async def prune_performance_snapshots(

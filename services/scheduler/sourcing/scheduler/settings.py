@@ -32,6 +32,8 @@ class SchedulerSettings(Settings):
     # Raw Yay webhook payloads (call_logs_raw) older than this are cleared; the row, its event id
     # and its call log stay.
     RAW_WEBHOOK_PAYLOAD_RETENTION_DAYS: int = Field(default=90, ge=1)
+    # Idempotency keys (the first answer a POST retry replays) older than this are pruned.
+    IDEMPOTENCY_KEY_RETENTION_HOURS: int = Field(default=24, ge=1)
     # Most rows of each table one cycle prunes (a backlog drains over the next cycles).
     RETENTION_BATCH_SIZE: int = Field(default=5_000, ge=1, le=100_000)
     # The .env.example whose comments describe each variable in the environment checklist.

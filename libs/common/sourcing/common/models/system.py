@@ -13,6 +13,7 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
     String,
     UniqueConstraint,
@@ -64,6 +65,30 @@ class ProcessedEvent(Base):
     consumer: Mapped[str] = mapped_column(String(200))
     event_id: Mapped[str] = mapped_column(String(200))
     processed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IdempotencyKey(Base):
+    """The first answer to a POST that carried an ``Idempotency-Key``, replayed to its retries.
+
+    One row per (client, key). ``status_code`` is null while the first request runs; a
+    request fingerprint (method, path, query, body) tells a retry from a different request
+    reusing the key.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        PrimaryKeyConstraint("owner", "key"),
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
+
+    owner: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    completed_at: Mapped[datetime | None]
 
 
 class OutboxMessage(UUIDPrimaryKey, Base):
