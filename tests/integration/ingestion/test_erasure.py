@@ -41,7 +41,9 @@ from sourcing.common.models import (
     SystemEvent,
 )
 from sourcing.common.models.enums import ContactType, SuppressedContactKind, SuppressionReason
+from sourcing.ingestion import repository
 from sourcing.ingestion.handlers import SUPPRESSED_REASON, handle_lead_received
+from sourcing.ingestion.service import erase_expert
 from sourcing.people.suppression import suppress_contact, value_hash
 from tests.factories import (
     create_call_log,
@@ -564,4 +566,22 @@ async def test_the_erased_person_coming_back_is_disqualified_and_stored_nowhere(
     assert (lead.status, lead.status_reason) == ("DISQUALIFIED", SUPPRESSED_REASON)
     assert lead.expert_id == expert.id
     assert await _rows(session, Expert) == experts
+    assert await traces_of(session, person) == {}
+
+
+async def test_a_lead_racing_the_erasure_fills_nothing_back_into_the_tombstone(
+    session: AsyncSession,
+) -> None:
+    """A lead that found the expert by identity before the erasure committed waits for the
+    erasure's row lock, then writes none of the person's fields back."""
+    person = Person(uuid.uuid4().hex[:8])
+    expert = await seed_person(session, person)
+    await erase_expert(session, expert.id, actor="admin:user-1", now=datetime.now(UTC))
+
+    await repository.fill_expert_blanks(
+        session, expert.id, {"title": person.title, "company_name": person.company}
+    )
+    await repository.attach_linkedin(session, expert.id, person.linkedin)
+    await repository.attach_email(session, expert.id, person.work_email)
+
     assert await traces_of(session, person) == {}

@@ -249,7 +249,11 @@ async def attach_linkedin(session: AsyncSession, expert_id: uuid.UUID, linkedin_
     """Give an email-only expert the LinkedIn identity a later lead revealed."""
     await session.execute(
         update(Expert)
-        .where(Expert.id == expert_id, Expert.linkedin_url_normalized.is_(None))
+        .where(
+            Expert.id == expert_id,
+            Expert.linkedin_url_normalized.is_(None),
+            Expert.erased_at.is_(None),
+        )
         .values(linkedin_url_normalized=linkedin_url, updated_at=func.now())
     )
 
@@ -259,7 +263,12 @@ async def attach_email(session: AsyncSession, expert_id: uuid.UUID, email: str) 
     other = select(Expert.id).where(Expert.primary_email == email).exists()
     await session.execute(
         update(Expert)
-        .where(Expert.id == expert_id, Expert.primary_email.is_(None), ~other)
+        .where(
+            Expert.id == expert_id,
+            Expert.primary_email.is_(None),
+            Expert.erased_at.is_(None),
+            ~other,
+        )
         .values(primary_email=email, updated_at=func.now())
     )
 
@@ -268,14 +277,17 @@ async def fill_expert_blanks(
     session: AsyncSession, expert_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     """Set the given attributes where the expert has none yet (first delivery wins, so a
-    redelivery changes nothing)."""
+    redelivery changes nothing); never on an erased expert (a lead racing the erasure waits
+    for its lock, then finds the tombstone)."""
     changes = {
         getattr(Expert, name): func.coalesce(getattr(Expert, name), value)
         for name, value in values.items()
         if value is not None
     }
     if changes:
-        await session.execute(update(Expert).where(Expert.id == expert_id).values(changes))
+        await session.execute(
+            update(Expert).where(Expert.id == expert_id, Expert.erased_at.is_(None)).values(changes)
+        )
 
 
 async def add_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
