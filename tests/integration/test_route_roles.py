@@ -61,6 +61,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/experts/{expert_id}"): STAFF,
     ("POST", "/api/v1/experts/{expert_id}/signup"): STAFF,
     ("POST", "/api/v1/experts/{expert_id}/contacts"): STAFF,  # issue 13
+    ("POST", "/api/v1/experts/{expert_id}/erasure"): ADMIN,  # issue 16: GDPR / CCPA erasure
     ("POST", "/api/v1/job-title-discovery/trigger"): STAFF,
     # Call tasks (issue 4)
     ("GET", "/api/v1/call-tasks/current"): frozenset({"caller"}),

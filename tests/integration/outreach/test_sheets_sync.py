@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,9 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.events import Envelope
 from sourcing.common.messages.outreach import SheetSyncRequested
-from sourcing.common.models import Expert, GoogleSheetExport, GoogleSheetRowMap, Project
+from sourcing.common.models import (
+    Expert,
+    GoogleSheetExport,
+    GoogleSheetRowMap,
+    OutboxMessage,
+    Project,
+)
+from sourcing.ingestion.service import erase_expert
 from sourcing.outreach.handlers import SheetSyncHandlers
-from sourcing.outreach.service import tab_title
+from sourcing.outreach.service import SHEET_HEADER, tab_title
 from sourcing.outreach.sheets import GoogleSheetsClient
 from sourcing.sandbox.app import create_sandbox_app
 from sourcing.sandbox.sheets import SHEETS_STATE
@@ -141,3 +149,38 @@ async def test_region_rule_keeps_personal_mailboxes_out_of_the_row(
     assert "gmail.com" not in rows[str(gb.id)][4]
     assert rows[str(gb.id)][4] == "dana@acme-payments.co.uk"
     assert "someone@gmail.com" in rows[str(us.id)][4]  # the rule is the region's only
+
+
+async def test_an_erased_expert_row_is_blanked_and_never_added(
+    session: AsyncSession, sheets_settings: Settings, sheets: GoogleSheetsClient
+) -> None:
+    handlers = SheetSyncHandlers(settings=sheets_settings, sheets=sheets)
+    project = await create_project(session)
+    dana = await create_reachable_expert(session, full_name="Dana Scully", title="CFO")
+    fox = await create_reachable_expert(session, email="fox@example.com", full_name="Fox Mulder")
+    await _sync(handlers, session, project, dana)
+    tab = tab_title(project)
+    await erase_expert(session, dana.id, actor="admin:user-1", now=datetime.now(UTC))
+    await erase_expert(session, fox.id, actor="admin:user-1", now=datetime.now(UTC))
+    queued = (
+        await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.topic == "google-sheets-sync")
+        )
+    ).all()
+    assert [row.envelope["payload"]["entityId"] for row in queued] == [str(dana.id)]
+
+    await session.refresh(dana)
+    await session.refresh(fox)
+    await _sync(handlers, session, project, dana)  # the queued clear
+    await _sync(handlers, session, project, fox)  # a late sync of an erased expert
+
+    rows = SHEETS_STATE["sheet-test-1"][tab]
+    assert len(rows) == 2
+    assert rows[1] == [""] * len(SHEET_HEADER)
+    exports = (
+        await session.scalars(select(GoogleSheetExport).order_by(GoogleSheetExport.created_at))
+    ).all()
+    assert [(e.operation, e.status, e.row_values) for e in exports] == [
+        ("APPEND", "SUCCEEDED", {}),
+        ("UPDATE", "SUCCEEDED", dict.fromkeys(SHEET_HEADER, "")),
+    ]

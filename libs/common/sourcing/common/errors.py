@@ -56,6 +56,13 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class Gone(AppError):
+    """The entity existed and was removed for good (an erased expert)."""
+
+    status = 410
+    code = "gone"
+
+
 class Unprocessable(AppError):
     """Well-formed, but a rule refuses it (e.g. a recipient the region rule forbids)."""
 

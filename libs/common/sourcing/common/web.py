@@ -109,6 +109,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "Role lacks permission",
         404: "Entity not found",
         409: "Conflict or invalid state transition",
+        410: "The entity's personal data was erased",
         413: "Body over the size limit",
         422: "Refused by a contact rule (the reason is in the message and details)",
         429: "Rate limit exceeded",

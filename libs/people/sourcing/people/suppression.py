@@ -158,6 +158,30 @@ async def is_suppressed(
     )
 
 
+async def erased_expert_id(
+    session: AsyncSession, *, linkedin_url: str | None, email: str | None
+) -> uuid.UUID | None:
+    """The erased expert (a tombstone) these identities belonged to, or None. An erasure keeps
+    the hash of each identity in a contact suppression pointing at the tombstone."""
+    named = [
+        and_(ContactSuppression.kind == kind.value, ContactSuppression.value_hash == hashed)
+        for kind, value in (
+            (SuppressedContactKind.LINKEDIN_URL, linkedin_url),
+            (SuppressedContactKind.EMAIL, email),
+        )
+        if (hashed := _hash_of(kind, value)) is not None
+    ]
+    if not named:
+        return None
+    return await session.scalar(
+        select(Expert.id)
+        .join(ContactSuppression, ContactSuppression.expert_id == Expert.id)
+        .where(Expert.erased_at.is_not(None), or_(*named))
+        .order_by(Expert.erased_at, Expert.id)
+        .limit(1)
+    )
+
+
 async def suppression_reason(session: AsyncSession, expert_id: uuid.UUID) -> str | None:
     """Why the expert must never be contacted again (a ``SuppressionReason`` value), or None."""
     reason = await session.scalar(

@@ -1,8 +1,9 @@
 """The ingestion context's HTTP endpoints, mounted by the gateway: projects with their
 companies, Sales Nav searches and screening questions (§4.3); the read side of the sourcing
 pipeline for operators (what a project sourced, everything known about one expert, without a
-database client) with an operator's phone and sign-up for an expert; and the job-title
-discovery trigger (§4.6), which records a run and queues it through the outbox.
+database client) with an operator's phone and sign-up for an expert; an admin's erasure of a
+person (GDPR / CCPA); and the job-title discovery trigger (§4.6), which records a run and
+queues it through the outbox.
 
 Three routers, so the gateway keeps its route order: :data:`projects_router`,
 :data:`experts_router` and :data:`job_title_discovery_router`.
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, status
 from sourcing.common.models import Project, ScreeningQuestion
 from sourcing.common.statemachines import LeadStatus, ProjectStatus
 from sourcing.common.web import (
+    AdminPrincipal,
     CursorQuery,
     LimitQuery,
     NowDep,
@@ -37,6 +39,7 @@ from sourcing.ingestion.schemas import (
     CompaniesUpserted,
     ContactCreate,
     ContactOut,
+    ErasureOut,
     ExpertDetail,
     ExpertLead,
     JobTitleDiscoveryAccepted,
@@ -66,8 +69,9 @@ job_title_discovery_router = APIRouter(
 )
 
 _READ_ERRORS = error_responses(400, 401, 403, 404)
+_EXPERT_READ_ERRORS = error_responses(400, 401, 403, 404, 410)
 _WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413)
-_EXPERT_WRITE_ERRORS = error_responses(400, 401, 403, 404, 413)
+_EXPERT_WRITE_ERRORS = error_responses(400, 401, 403, 404, 410, 413)
 
 IngestionSettingsDep = Annotated[IngestionSettings, Depends(settings_of(IngestionSettings))]
 
@@ -265,8 +269,9 @@ async def list_project_experts(
 @experts_router.get(
     "/experts/{expert_id}",
     response_model=ExpertDetail,
-    responses=_READ_ERRORS,
+    responses=_EXPERT_READ_ERRORS,
     summary="One expert: contacts with provenance, enrichment attempts, leads per project",
+    description="An erased expert answers 410 `gone`.",
 )
 async def get_expert(expert_id: uuid.UUID, session: SessionDep, _: StaffPrincipal) -> ExpertDetail:
     expert = await service.find_expert(session, expert_id)
@@ -318,6 +323,38 @@ async def add_contact(
 ) -> ContactOut:
     contact = await service.add_phone(session, expert_id, body.value, is_primary=body.is_primary)
     return ContactOut.model_validate(contact)
+
+
+@experts_router.post(
+    "/experts/{expert_id}/erasure",
+    response_model=ErasureOut,
+    responses=error_responses(400, 401, 403, 404),
+    summary="Erase a person's data (GDPR Art. 17, CCPA deletion); admin only",
+    description="Deletes or clears everything the platform holds of the person, in every "
+    "table, in one transaction: contacts, leads' raw data, outreach threads and messages, "
+    "screening answers, call tasks' numbers and notes, call logs' numbers and recordings, raw "
+    "Yay payloads, enrichment payloads, sheet exports, dead letters and outbox messages "
+    "mentioning them; audit events are redacted. Their LinkedIn URL, emails and phones are "
+    "kept as hashes only (contact suppressions `ERASED`), so a new lead bringing them back is "
+    "DISQUALIFIED and stores nothing. The expert row stays as a suppressed tombstone (ids of "
+    "call tasks and callers' statistics unchanged; `GET /experts/{id}` answers 410) and each "
+    "Google Sheet row of theirs is queued for blanking. The answer comes once the data is "
+    "gone; the audit event `expert.erased` names counts, never the person. Repeating the call "
+    "answers the same summary and changes nothing.",
+)
+async def erase_expert(
+    expert_id: uuid.UUID, session: SessionDep, principal: AdminPrincipal, now: NowDep
+) -> ErasureOut:
+    erasure = await service.erase_expert(
+        session, expert_id, actor=f"{principal.role.value}:{principal.user_id}", now=now
+    )
+    return ErasureOut(
+        expert_id=erasure.expert_id,
+        erased_at=erasure.erased_at,
+        tables=erasure.tables,
+        suppressions=erasure.suppressions,
+        sheet_rows_cleared=erasure.sheet_rows_cleared,
+    )
 
 
 # --- job-title discovery ------------------------------------------------------------------------

@@ -5,7 +5,9 @@
 * :func:`handle_lead_received` (``lead-ingestion``): one Expert per person, one Lead per
   (person, search), initial contacts, then ``enrichment`` (or DISQUALIFIED when suppressed);
   a lead with a dialable phone also asks ``call-allocation`` for the expert's call task. A
-  PAUSED project holds the lead NEW; a COMPLETED or ARCHIVED one refuses it.
+  PAUSED project holds the lead NEW; a COMPLETED or ARCHIVED one refuses it. A lead of an
+  erased person is DISQUALIFIED on their tombstone (refused by a closed project) and stores
+  nothing of them.
 * :class:`JobTitleDiscovery` (``job-title-discovery``): plans a run (one message per company),
   then per company Apollo → OpenAI → JobTitle upserts in one transaction.
 
@@ -60,7 +62,7 @@ from sourcing.people.identity import (
     person_identity,
 )
 from sourcing.people.phones import PhoneNumber, normalize_phone
-from sourcing.people.suppression import is_suppressed
+from sourcing.people.suppression import erased_expert_id, is_suppressed
 from sourcing.people.timezones import timezone_for_country
 
 logger = logging.getLogger(__name__)
@@ -208,6 +210,11 @@ async def handle_lead_received(
     if project_status is None:
         raise PermanentError(f"project {payload.project_id} does not exist")
     intake = service.lead_intake(project_status)
+    erased = await erased_expert_id(session, linkedin_url=linkedin_url, email=email)
+    if erased is not None:
+        if intake is not service.LeadIntake.REFUSE:
+            await _record_erased_lead(session, envelope, payload, erased, now=clock())
+        return
     if intake is service.LeadIntake.REFUSE:
         refusal = service.refuse_lead(
             session,
@@ -291,6 +298,31 @@ async def handle_lead_received(
     await publish(
         session,
         EnrichmentRequested(lead_id=lead_id, expert_id=expert_id, project_id=payload.project_id),
+    )
+
+
+async def _record_erased_lead(
+    session: AsyncSession,
+    envelope: Envelope,
+    payload: LeadReceived,
+    expert_id: uuid.UUID,
+    *,
+    now: datetime,
+) -> None:
+    """A lead of an erased person: DISQUALIFIED on their tombstone, and nothing of the person
+    stored again (no expert row, no contact, no raw lead)."""
+    LEAD.assert_transition(LEAD.initial, LeadStatus.DISQUALIFIED)
+    await repository.erased_lead(
+        session,
+        {
+            "project_id": payload.project_id,
+            "sales_nav_search_id": payload.search_id,
+            "expert_id": expert_id,
+            "status": LeadStatus.DISQUALIFIED.value,
+            "status_reason": SUPPRESSED_REASON,
+            "status_changed_at": now,
+            "correlation_id": envelope.correlation_id,
+        },
     )
 
 

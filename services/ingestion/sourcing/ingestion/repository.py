@@ -15,22 +15,53 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    and_,
+    case,
+    cast,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from sourcing.common.models import (
+    CallLog,
+    CallLogRaw,
+    CallTask,
     Company,
+    ContactSuppression,
+    CooldownLog,
+    DeadLetterJob,
     EnrichmentAttempt,
     Expert,
     ExpertContact,
+    ExpertSuppression,
+    GoogleSheetExport,
+    GoogleSheetRowMap,
     JobTitle,
     JobTitleDiscoveryRun,
     Lead,
+    OutboxMessage,
+    OutreachMessage,
+    OutreachThread,
     Project,
     SalesNavSearch,
     ScreeningQuestion,
+    ScreeningResponse,
+    SystemEvent,
 )
+from sourcing.common.models.enums import ContactType
 from sourcing.common.statemachines import LeadStatus
 from sourcing.common.web import Keyset, ScoreKeyset
 
@@ -218,7 +249,11 @@ async def attach_linkedin(session: AsyncSession, expert_id: uuid.UUID, linkedin_
     """Give an email-only expert the LinkedIn identity a later lead revealed."""
     await session.execute(
         update(Expert)
-        .where(Expert.id == expert_id, Expert.linkedin_url_normalized.is_(None))
+        .where(
+            Expert.id == expert_id,
+            Expert.linkedin_url_normalized.is_(None),
+            Expert.erased_at.is_(None),
+        )
         .values(linkedin_url_normalized=linkedin_url, updated_at=func.now())
     )
 
@@ -228,7 +263,12 @@ async def attach_email(session: AsyncSession, expert_id: uuid.UUID, email: str) 
     other = select(Expert.id).where(Expert.primary_email == email).exists()
     await session.execute(
         update(Expert)
-        .where(Expert.id == expert_id, Expert.primary_email.is_(None), ~other)
+        .where(
+            Expert.id == expert_id,
+            Expert.primary_email.is_(None),
+            Expert.erased_at.is_(None),
+            ~other,
+        )
         .values(primary_email=email, updated_at=func.now())
     )
 
@@ -237,14 +277,17 @@ async def fill_expert_blanks(
     session: AsyncSession, expert_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
     """Set the given attributes where the expert has none yet (first delivery wins, so a
-    redelivery changes nothing)."""
+    redelivery changes nothing); never on an erased expert (a lead racing the erasure waits
+    for its lock, then finds the tombstone)."""
     changes = {
         getattr(Expert, name): func.coalesce(getattr(Expert, name), value)
         for name, value in values.items()
         if value is not None
     }
     if changes:
-        await session.execute(update(Expert).where(Expert.id == expert_id).values(changes))
+        await session.execute(
+            update(Expert).where(Expert.id == expert_id, Expert.erased_at.is_(None)).values(changes)
+        )
 
 
 async def add_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -598,3 +641,347 @@ async def attempt_summary(session: AsyncSession, expert_id: uuid.UUID) -> list[P
         )
         for provider, attempts, successes, best, latency, status, created_at in rows
     ]
+
+
+# --- erasure ------------------------------------------------------------------------------------
+# An erasure spans the tables of every context that holds something of the person: it is one
+# transaction, so the answer "erased" is true when it commits (docs/architecture.md).
+
+ERASED_TEXT = "[erased]"
+
+
+def like_patterns(needles: Iterable[str]) -> list[str]:
+    """``ILIKE`` patterns finding any of ``needles`` inside a text (wildcards escaped)."""
+    escaped = (n.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for n in needles)
+    return [f"%{needle}%" for needle in escaped]
+
+
+def mentions(column: Any, patterns: Sequence[str]) -> ColumnElement[bool]:
+    """The column's text (JSON included) contains one of the patterns, case-insensitively."""
+    text_of = cast(column, Text)
+    return or_(false(), *(text_of.ilike(pattern, escape="\\") for pattern in patterns))
+
+
+def scrubbed(column: Any, patterns: Sequence[str]) -> Any:
+    """A kept free-text column: replaced by ``[erased]`` when it mentions the person."""
+    return case((mentions(column, patterns), literal(ERASED_TEXT)), else_=column)
+
+
+async def lock_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
+    return await session.get(Expert, expert_id, with_for_update=True, populate_existing=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonTraces:
+    """Every identity of the person the database holds: what is suppressed, then erased."""
+
+    names: set[str]
+    linkedin_urls: set[str]
+    emails: set[str]
+    phones: set[str]
+    handles: set[str]
+    lead_ids: list[uuid.UUID]
+    call_task_ids: list[uuid.UUID]
+    call_log_ids: list[uuid.UUID]
+    yay_call_ids: list[str]
+    sheet_project_ids: list[uuid.UUID]
+
+
+def _present(values: Iterable[str | None]) -> set[str]:
+    return {value for value in values if value and value.strip()}
+
+
+async def person_traces(session: AsyncSession, expert: Expert) -> PersonTraces:
+    names: set[str | None] = {expert.full_name}
+    linkedin_urls: set[str | None] = {expert.linkedin_url_normalized}
+    emails: set[str | None] = {expert.primary_email}
+    phones: set[str | None] = {expert.primary_phone}
+    handles: set[str | None] = set()
+    contacts = await session.execute(
+        select(ExpertContact.type, ExpertContact.value, ExpertContact.value_normalized).where(
+            ExpertContact.expert_id == expert.id
+        )
+    )
+    by_type = {
+        ContactType.LINKEDIN.value: linkedin_urls,
+        ContactType.EMAIL.value: emails,
+        ContactType.PHONE.value: phones,
+    }
+    for kind, value, normalized in contacts:
+        by_type.get(kind, handles).update((value, normalized))
+    leads = (await session.scalars(select(Lead).where(Lead.expert_id == expert.id))).all()
+    for lead in leads:
+        names.add(lead.raw_name)
+        linkedin_urls.add(lead.linkedin_url)
+        emails.add(lead.email)
+        phones.add(lead.phone)
+    tasks = (
+        await session.execute(
+            select(CallTask.id, CallTask.phone_number).where(CallTask.expert_id == expert.id)
+        )
+    ).all()
+    phones.update(phone for _, phone in tasks)
+    recipients = await session.scalars(
+        select(OutreachThread.recipient).where(OutreachThread.expert_id == expert.id)
+    )
+    for recipient in recipients:
+        (emails if recipient and "@" in recipient else phones).add(recipient)
+    task_ids = [task_id for task_id, _ in tasks]
+    logs = (
+        await session.execute(
+            select(CallLog.id, CallLog.yay_call_id).where(
+                or_(CallLog.expert_id == expert.id, CallLog.call_task_id.in_(task_ids))
+            )
+        )
+    ).all()
+    sheet_projects = await session.scalars(
+        select(GoogleSheetRowMap.project_id)
+        .where(GoogleSheetRowMap.entity_id == expert.id)
+        .order_by(GoogleSheetRowMap.project_id)
+    )
+    return PersonTraces(
+        names=_present(names),
+        linkedin_urls=_present(linkedin_urls),
+        emails=_present(emails),
+        phones=_present(phones),
+        handles=_present(handles),
+        lead_ids=[lead.id for lead in leads],
+        call_task_ids=task_ids,
+        call_log_ids=[log_id for log_id, _ in logs],
+        yay_call_ids=[yay_call_id for _, yay_call_id in logs],
+        sheet_project_ids=list(sheet_projects),
+    )
+
+
+async def _count(session: AsyncSession, statement: Any) -> int:
+    result = await session.execute(statement.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def erase_person_rows(
+    session: AsyncSession,
+    expert_id: uuid.UUID,
+    traces: PersonTraces,
+    *,
+    patterns: Sequence[str],
+    identifier_patterns: Sequence[str],
+    suppression_hashes: Sequence[str],
+) -> dict[str, int]:
+    """Delete or blank what each table holds of the person; rows changed per table.
+
+    Rows that carry other people's history (leads, call tasks and logs, threads, attempts) are
+    kept with their personal columns cleared; the person's own contacts go; dead letters and
+    outbox messages that mention them go; JSON kept for its structure is redacted by the
+    service. ``patterns`` find any mention (names included), ``identifier_patterns`` only
+    what names this person alone.
+    """
+    counts: dict[str, int] = {}
+
+    async def run(table: str, statement: Any) -> None:
+        counts[table] = counts.get(table, 0) + await _count(session, statement)
+
+    await run("expert_contacts", delete(ExpertContact).where(ExpertContact.expert_id == expert_id))
+    await run(
+        "leads",
+        update(Lead)
+        .where(Lead.expert_id == expert_id)
+        .values(
+            raw_name=ERASED_TEXT,
+            raw_company=ERASED_TEXT,
+            raw_title=None,
+            linkedin_url=None,
+            email=None,
+            phone=None,
+            company_domain=None,
+            country_iso=None,
+            payload={},
+            status_reason=scrubbed(Lead.status_reason, patterns),
+        ),
+    )
+    await run(
+        "enrichment_attempts",
+        update(EnrichmentAttempt)
+        .where(EnrichmentAttempt.expert_id == expert_id)
+        .values(response_payload=None, error=scrubbed(EnrichmentAttempt.error, patterns)),
+    )
+    await run(
+        "outreach_threads",
+        update(OutreachThread)
+        .where(OutreachThread.expert_id == expert_id)
+        .values(
+            recipient=None,
+            external_thread_id=None,
+            last_error=scrubbed(OutreachThread.last_error, patterns),
+        ),
+    )
+    await run(
+        "outreach_messages",
+        update(OutreachMessage)
+        .where(OutreachMessage.expert_id == expert_id)
+        .values(
+            recipient=None,
+            body=ERASED_TEXT,
+            provider_message_id=None,
+            error=scrubbed(OutreachMessage.error, patterns),
+        ),
+    )
+    await run(
+        "screening_responses",
+        update(ScreeningResponse)
+        .where(ScreeningResponse.expert_id == expert_id)
+        .values(response_text=None),
+    )
+    await run(
+        "cooldown_logs",
+        update(CooldownLog)
+        .where(CooldownLog.expert_id == expert_id, mentions(CooldownLog.reason, patterns))
+        .values(reason=ERASED_TEXT),
+    )
+    await run(
+        "call_tasks",
+        update(CallTask)
+        .where(CallTask.expert_id == expert_id)
+        .values(
+            phone_number=None,
+            outcome_notes=None,
+            status_reason=scrubbed(CallTask.status_reason, patterns),
+        ),
+    )
+    await run(
+        "call_logs",
+        update(CallLog)
+        .where(CallLog.id.in_(traces.call_log_ids))
+        .values(
+            from_number=None,
+            to_number=None,
+            recording_url=None,
+            metadata_={},
+            failure_reason=scrubbed(CallLog.failure_reason, patterns),
+        ),
+    )
+    await run(
+        "call_logs_raw",
+        update(CallLogRaw)
+        .where(
+            or_(
+                CallLogRaw.call_log_id.in_(traces.call_log_ids),
+                CallLogRaw.yay_call_id.in_(traces.yay_call_ids),
+                mentions(CallLogRaw.payload, patterns),
+            )
+        )
+        .values(payload={}),
+    )
+    await run(
+        "google_sheet_row_maps",
+        update(GoogleSheetRowMap)
+        .where(GoogleSheetRowMap.entity_id == expert_id)
+        .values(row_hash=None),
+    )
+    await run(
+        "google_sheet_exports",
+        update(GoogleSheetExport)
+        .where(GoogleSheetExport.entity_id == expert_id)
+        .values(row_values={}, error=scrubbed(GoogleSheetExport.error, patterns)),
+    )
+    await run(
+        "expert_suppressions",
+        update(ExpertSuppression)
+        .where(ExpertSuppression.expert_id == expert_id)
+        .values(
+            linkedin_url_normalized=None,
+            email=None,
+            note=scrubbed(ExpertSuppression.note, patterns),
+        ),
+    )
+    await run(
+        "contact_suppressions",
+        update(ContactSuppression)
+        .where(
+            or_(
+                ContactSuppression.expert_id == expert_id,
+                ContactSuppression.value_hash.in_(suppression_hashes),
+            )
+        )
+        .values(
+            value=None,
+            note=scrubbed(ContactSuppression.note, patterns),
+            expert_id=func.coalesce(ContactSuppression.expert_id, expert_id),
+        ),
+    )
+    # Deleting goes by what names only this person (an address, a number, a profile, their
+    # expert id), never by a name another person may share: mentions of a name are redacted.
+    referenced = [*identifier_patterns, *like_patterns([str(expert_id)])]
+    dead_letter_text = (DeadLetterJob.raw_value, DeadLetterJob.error, DeadLetterJob.stack)
+    await run(
+        "dead_letter_jobs",
+        delete(DeadLetterJob).where(
+            or_(
+                *(
+                    mentions(column, referenced)
+                    for column in (
+                        DeadLetterJob.payload,
+                        DeadLetterJob.message_key,
+                        DeadLetterJob.headers,
+                        *dead_letter_text,
+                    )
+                )
+            )
+        ),
+    )
+    await run(
+        "dead_letter_jobs",
+        update(DeadLetterJob)
+        .where(or_(*(mentions(column, patterns) for column in dead_letter_text)))
+        .values({column: scrubbed(column, patterns) for column in dead_letter_text}),
+    )
+    await run(
+        "outbox",
+        delete(OutboxMessage).where(
+            or_(
+                *(
+                    and_(OutboxMessage.published_at.is_(None), mentions(column, referenced))
+                    for column in (OutboxMessage.envelope, OutboxMessage.key)
+                ),
+                *(
+                    and_(OutboxMessage.published_at.is_not(None), mentions(column, patterns))
+                    for column in (
+                        OutboxMessage.envelope,
+                        OutboxMessage.key,
+                        OutboxMessage.last_error,
+                    )
+                ),
+            )
+        ),
+    )
+    return {table: count for table, count in counts.items() if count}
+
+
+async def rows_mentioning(
+    session: AsyncSession, column: InstrumentedAttribute[Any], patterns: Sequence[str]
+) -> list[Any]:
+    """The rows whose ``column`` (JSON) mentions the person, to be redacted in place."""
+    model = column.class_
+    return list((await session.scalars(select(model).where(mentions(column, patterns)))).all())
+
+
+async def audit_event(
+    session: AsyncSession, event_type: str, expert_id: uuid.UUID
+) -> SystemEvent | None:
+    """The expert's first audit event of this type."""
+    return await session.scalar(
+        select(SystemEvent)
+        .where(
+            SystemEvent.type == event_type,
+            SystemEvent.entity_type == "expert",
+            SystemEvent.entity_id == expert_id,
+        )
+        .order_by(SystemEvent.created_at)
+        .limit(1)
+    )
+
+
+async def erased_lead(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
+    """A lead of an erased person: its search and status only, nothing of the person."""
+    return await insert_lead(
+        session, {**values, "raw_name": ERASED_TEXT, "raw_company": ERASED_TEXT, "payload": {}}
+    )

@@ -356,6 +356,35 @@ class ExpertDetail(ResponseModel):
     leads: list[ExpertLead]
 
 
+class ErasureOut(ResponseModel):
+    """What an erasure did (the same answer for a repeated erasure of the expert)."""
+
+    expert_id: uuid.UUID
+    status: Literal["ERASED"] = "ERASED"
+    erased_at: datetime
+    tables: dict[str, int] = Field(
+        description="Rows deleted or cleared per table (the expert row itself included)."
+    )
+    suppressions: int = Field(
+        description="The person's LinkedIn URLs, emails and phones kept as hashes only, so "
+        "a new lead bringing one back is DISQUALIFIED."
+    )
+    sheet_rows_cleared: int = Field(description="Google Sheet rows queued for blanking.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "expertId": "5f0c1e7a-9d1b-4c55-9a37-0c2e6b1f4d21",
+                "status": "ERASED",
+                "erasedAt": "2026-12-06T21:30:00Z",
+                "tables": {"experts": 1, "expert_contacts": 3, "leads": 2, "outreach_messages": 1},
+                "suppressions": 4,
+                "sheetRowsCleared": 1,
+            }
+        }
+    )
+
+
 # Job-title discovery
 
 CompanyName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]

@@ -3,7 +3,8 @@ status and priority, companies, Sales Nav searches, screening questions), what a
 status does to its new leads (:func:`lead_intake`, :func:`release_held_leads`), a project's
 distinct experts for the read side (an expert's best lead: :data:`LEAD_PROGRESS`), an
 operator's phone for an expert, job-title discovery requests, and the call-task request a
-dialable phone makes (shared by lead ingestion and the operator's phone).
+dialable phone makes (shared by lead ingestion and the operator's phone), and the erasure
+of a person.
 
 Used by the context's endpoints (:mod:`sourcing.ingestion.endpoints`) and agents
 (:mod:`sourcing.ingestion.handlers`). Nothing here commits.
@@ -20,14 +21,16 @@ from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.common.errors import InvalidPayload, NotFound
+from sourcing.common.errors import Gone, InvalidPayload, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger, ProjectChanged
 from sourcing.common.messages.enrichment import EnrichmentRequested
-from sourcing.common.messages.outreach import ProjectClosed
+from sourcing.common.messages.outreach import ProjectClosed, SheetSyncRequested
 from sourcing.common.messages.sourcing import JobTitleDiscoveryRequested
 from sourcing.common.models import (
+    CallLog,
+    DeadLetterJob,
     Expert,
     ExpertContact,
     JobTitleDiscoveryRun,
@@ -36,12 +39,20 @@ from sourcing.common.models import (
     ScreeningQuestion,
     SystemEvent,
 )
-from sourcing.common.models.enums import Channel, ContactSource, ContactType
+from sourcing.common.models.enums import (
+    Channel,
+    ContactSource,
+    ContactType,
+    SuppressedContactKind,
+    SuppressionReason,
+)
 from sourcing.common.statemachines import PROJECT, LeadStatus, ProjectStatus
 from sourcing.common.transitions import move
 from sourcing.common.web import ScoreKeyset
 from sourcing.ingestion import repository
+from sourcing.people.identity import CANONICAL_ORIGIN, normalize_linkedin_url
 from sourcing.people.phones import PhoneNumber, normalize_phone
+from sourcing.people.suppression import normalize_suppressed_value, suppress_contact
 
 # --- projects -----------------------------------------------------------------------------------
 
@@ -263,10 +274,15 @@ async def update_screening_question(
 
 
 async def find_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert:
-    """The expert; NotFound when there is none."""
+    """The expert; NotFound when there is none, Gone when their data was erased."""
     expert = await repository.get_expert(session, expert_id)
     if expert is None:
         raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    if expert.erased_at is not None:
+        raise Gone(
+            f"expert {expert_id} was erased",
+            details={"expertId": str(expert_id), "erasedAt": expert.erased_at.isoformat()},
+        )
     return expert
 
 
@@ -436,3 +452,181 @@ async def request_job_title_discovery(
     )
     await publish(session, JobTitleDiscoveryRequested(run_id=run.id, project_id=project.id))
     return run
+
+
+# --- erasure (GDPR Art. 17, CCPA deletion) ------------------------------------------------------
+
+ERASURE_EVENT: Final = "expert.erased"
+# JSON kept for its structure (audit trail, fraud flags, a dead letter naming the person only
+# by name), its mentions of the person redacted.
+_REDACTED_JSON: Final = (SystemEvent.data, CallLog.fraud_flags, DeadLetterJob.payload)
+_SUPPRESSED_KINDS: Final = (
+    (SuppressedContactKind.LINKEDIN_URL, "linkedin_urls"),
+    (SuppressedContactKind.EMAIL, "emails"),
+    (SuppressedContactKind.PHONE, "phones"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What an erasure did: rows changed per table, identities kept hashed, sheet rows queued
+    for blanking. A repeated erasure answers the first one's summary."""
+
+    expert_id: uuid.UUID
+    erased_at: datetime
+    tables: dict[str, int]
+    suppressions: int
+    sheet_rows_cleared: int
+
+
+def redact(value: Any, needles: Iterable[str]) -> Any:
+    """``value`` (JSON) with every string that mentions one of ``needles`` replaced."""
+    lowered = [needle.lower() for needle in needles]
+    if isinstance(value, str):
+        text = value.lower()
+        return repository.ERASED_TEXT if any(needle in text for needle in lowered) else value
+    if isinstance(value, dict):
+        return {key: redact(item, lowered) for key, item in value.items()}
+    if isinstance(value, list):
+        return [redact(item, lowered) for item in value]
+    return value
+
+
+def _identifiers(traces: repository.PersonTraces) -> set[str]:
+    """What names this person alone in free text: addresses, numbers, handles, profiles (a
+    LinkedIn URL also without its scheme and host, so any spelling of the host matches)."""
+    found = {*traces.emails, *traces.phones, *traces.handles}
+    for url in traces.linkedin_urls:
+        found.add(url)
+        canonical = normalize_linkedin_url(url)
+        if canonical is not None:
+            found.add(canonical.removeprefix(CANONICAL_ORIGIN).lstrip("/"))
+    return _searchable(found)
+
+
+def _searchable(values: Iterable[str]) -> set[str]:
+    return {value.strip() for value in values if len(value.strip()) >= 3}
+
+
+def _erasure_of(expert: Expert, data: dict[str, Any]) -> Erasure:
+    assert expert.erased_at is not None  # noqa: S101 - narrows the type: the expert is erased
+    return Erasure(
+        expert_id=expert.id,
+        erased_at=expert.erased_at,
+        tables={str(table): int(count) for table, count in data.get("tables", {}).items()},
+        suppressions=int(data.get("suppressions", 0)),
+        sheet_rows_cleared=int(data.get("sheetRowsCleared", 0)),
+    )
+
+
+def _tombstone(expert: Expert, *, now: datetime) -> None:
+    """Every personal field cleared; the id, sign-up and creation time stay (callers' tasks,
+    statistics and a project's conversions keep pointing at it)."""
+    expert.full_name = repository.ERASED_TEXT
+    for field in (
+        "first_name",
+        "last_name",
+        "linkedin_url_normalized",
+        "primary_email",
+        "primary_phone",
+        "title",
+        "company_name",
+        "company_domain",
+        "seniority",
+        "country_iso",
+        "timezone",
+        "preferred_channel",
+    ):
+        setattr(expert, field, None)
+    expert.language_codes = []
+    expert.metadata_ = {}
+    expert.erased_at = now
+    expert.suppressed_at = expert.suppressed_at or now
+
+
+async def erase_expert(
+    session: AsyncSession, expert_id: uuid.UUID, *, actor: str, now: datetime
+) -> Erasure:
+    """Erase a person (GDPR Art. 17 / CCPA deletion) in one transaction, across every table
+    that holds something of them, whichever context owns it.
+
+    First their LinkedIn URL, emails and phones become ERASED contact suppressions (hash
+    only: a new lead bringing them back is DISQUALIFIED and stores nothing of them). Then each
+    table drops (contacts, dead letters, outbox messages mentioning them) or clears (leads,
+    threads and messages, call tasks and logs, raw Yay payloads, enrichment payloads,
+    screening answers, sheet exports, suppressions' plain values) what it holds of them, audit
+    events are redacted, the expert row becomes a suppressed tombstone and each Google Sheet
+    row of theirs is queued for blanking. The audit event names counts, never the person.
+    Idempotent: an erased expert answers the first erasure's summary.
+    """
+    expert = await repository.lock_expert(session, expert_id)
+    if expert is None:
+        raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
+    if expert.erased_at is not None:
+        event = await repository.audit_event(session, ERASURE_EVENT, expert.id)
+        return _erasure_of(expert, event.data if event is not None else {})
+    correlation_id = correlation_id_var.get()
+    traces = await repository.person_traces(session, expert)
+    hashes: list[str] = []
+    for kind, attribute in _SUPPRESSED_KINDS:
+        values: set[str] = getattr(traces, attribute)
+        normalized = {normalize_suppressed_value(kind, value) for value in values} - {None}
+        for value in sorted(v for v in normalized if v is not None):
+            row, _ = await suppress_contact(
+                session,
+                kind,
+                value,
+                reason=SuppressionReason.ERASED,
+                actor=actor,
+                expert_id=expert.id,
+                correlation_id=correlation_id,
+            )
+            hashes.append(row.value_hash)
+    identifiers = _identifiers(traces)
+    needles = identifiers | _searchable(traces.names)
+    patterns = repository.like_patterns(needles)
+    tables = await repository.erase_person_rows(
+        session,
+        expert.id,
+        traces,
+        patterns=patterns,
+        identifier_patterns=repository.like_patterns(identifiers),
+        suppression_hashes=hashes,
+    )
+    for column in _REDACTED_JSON:
+        rows = await repository.rows_mentioning(session, column, patterns)
+        for row in rows:
+            setattr(row, column.key, redact(getattr(row, column.key), needles))
+        if rows:
+            table = column.class_.__tablename__
+            tables[table] = max(tables.get(table, 0), len(rows))
+    _tombstone(expert, now=now)
+    tables["experts"] = 1
+    for project_id in traces.sheet_project_ids:
+        await publish(
+            session, SheetSyncRequested.for_expert(project_id=project_id, expert_id=expert.id)
+        )
+    erasure = Erasure(
+        expert_id=expert.id,
+        erased_at=now,
+        tables=dict(sorted(tables.items())),
+        suppressions=len(hashes),
+        sheet_rows_cleared=len(traces.sheet_project_ids),
+    )
+    session.add(
+        SystemEvent(
+            type=ERASURE_EVENT,
+            entity_type="expert",
+            entity_id=expert.id,
+            actor=actor,
+            correlation_id=correlation_id,
+            data={
+                "erasedAt": now.isoformat(),
+                "tables": erasure.tables,
+                "suppressions": erasure.suppressions,
+                "sheetRowsCleared": erasure.sheet_rows_cleared,
+            },
+        )
+    )
+    await session.flush()
+    return erasure

@@ -399,7 +399,8 @@ class ScreeningHandlers:
 
 
 class SheetSyncHandlers:
-    """``google-sheets-sync.requested.v1``: push the expert's row to the project's tab."""
+    """``google-sheets-sync.requested.v1``: push the expert's row to the project's tab (an
+    erased expert's existing row is overwritten with blanks)."""
 
     def __init__(
         self, *, settings: OutreachSettings, sheets: GoogleSheetsClient, clock: Clock = utc_now
@@ -427,11 +428,13 @@ class SheetSyncHandlers:
         expert = await repository.get_expert(session, payload.entity_id)
         if project is None or expert is None:
             return
-        values = await service.sheet_row(session, project, expert)
-        digest = hashlib.sha256(json.dumps(values).encode()).hexdigest()
         mapping = await repository.row_map(
             session, project_id=project.id, entity_type=SHEET_EXPERT_ENTITY, entity_id=expert.id
         )
+        if mapping is None and expert.erased_at is not None:
+            return  # an erased expert's row is only ever blanked, never added
+        values = await service.sheet_row(session, project, expert)
+        digest = hashlib.sha256(json.dumps(values).encode()).hexdigest()
         spreadsheet_id = self.sheets.spreadsheet_id or ""
         export = GoogleSheetExport(
             project_id=project.id,

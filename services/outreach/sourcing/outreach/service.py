@@ -1097,7 +1097,10 @@ def screening_summary(rows: list[ScreeningResponse]) -> str:
 async def sheet_row(session: AsyncSession, project: Project, expert: Expert) -> list[str]:
     """The expert's row in the project's tab, in :data:`SHEET_HEADER` order. An email the
     region rule forbids and a suppressed address (:func:`usable_address`) are never written:
-    whoever reads the sheet could use them."""
+    whoever reads the sheet could use them. An erased expert's row is blank (their row is
+    cleared, nothing of them is written again)."""
+    if expert.erased_at is not None:
+        return [""] * len(SHEET_HEADER)
     contacts = await repository.list_contacts(session, expert.id)
     suppressed = await suppressed_contacts(session, expert, contacts)
     by_type: dict[str, list[str]] = {}

@@ -55,8 +55,11 @@ class Expert(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "experts"
     __table_args__ = (
         one_of("preferred_channel", values(Channel)),
+        # An erased expert (a tombstone) has no identity left.
         CheckConstraint(
-            "linkedin_url_normalized IS NOT NULL OR primary_email IS NOT NULL", name="has_identity"
+            "linkedin_url_normalized IS NOT NULL OR primary_email IS NOT NULL"
+            " OR erased_at IS NOT NULL",
+            name="has_identity",
         ),
         CheckConstraint("primary_email = lower(primary_email)", name="primary_email_lowercase"),
         CheckConstraint("country_iso IS NULL OR length(country_iso) = 2", name="country_iso_len"),
@@ -92,6 +95,9 @@ class Expert(UUIDPrimaryKey, Timestamps, Base):
     preferred_channel: Mapped[str | None] = mapped_column(String(32))
     # Denormalised from expert_suppressions so every hot query can filter without a join.
     suppressed_at: Mapped[datetime | None]
+    # When the person's data was erased (GDPR Art. 17 / CCPA): the row is a tombstone, its
+    # personal fields cleared, kept so call tasks and callers' statistics keep their ids.
+    erased_at: Mapped[datetime | None]
     # When the expert completed the signup the callers' link points to (stops signup chases).
     signed_up_at: Mapped[datetime | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column(
