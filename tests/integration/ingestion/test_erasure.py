@@ -32,6 +32,7 @@ from sourcing.common.models import (
     Expert,
     GoogleSheetExport,
     GoogleSheetRowMap,
+    IdempotencyKey,
     JobTitleDiscoveryRun,
     Lead,
     OutboxMessage,
@@ -376,6 +377,16 @@ async def seed_person(session: AsyncSession, person: Person) -> Expert:
         entity_id=expert.id,
         data={"value": person.phone_as_given, "by": "ops:user-2", "count": 1},
     )
+    session.add(
+        IdempotencyKey(
+            owner="ops-1",
+            key=f"add-contact-{person.handle}",
+            fingerprint="f",
+            status_code=201,
+            content_type="application/json",
+            response_body=json.dumps({"expertId": str(expert.id), "value": person.work_email}),
+        )
+    )
     session.add(DocumentationJob(status="SUCCEEDED"))
     session.add(SchedulerCycle(slot_started_at=now, holder="scheduler-1:42"))
     await session.flush()
@@ -400,6 +411,7 @@ EXPECTED_BEFORE = {
     "dead_letter_jobs",
     "outbox",
     "system_events",
+    "idempotency_keys",
 }
 
 

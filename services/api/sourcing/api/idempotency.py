@@ -164,17 +164,15 @@ class IdempotencyMiddleware:
                         key=key,
                         status_code=status,
                         content_type=content_type,
-                        body=b"".join(chunks),
+                        body=b"".join(chunks).decode("utf-8", errors="replace"),
                         now=utc_now(),
                     )
                 else:
                     await repository.release(session, owner=owner, key=key)
 
     @staticmethod
-    async def _replay(
-        send: Send, status: int, content_type: str | None, body: bytes | None
-    ) -> None:
-        payload = body or b""
+    async def _replay(send: Send, status: int, content_type: str | None, body: str | None) -> None:
+        payload = (body or "").encode()
         headers = [(b"content-length", str(len(payload)).encode()), (REPLAYED_HEADER, b"true")]
         if content_type:
             headers.append((b"content-type", content_type.encode("latin-1")))

@@ -49,6 +49,7 @@ from sourcing.common.models import (
     ExpertSuppression,
     GoogleSheetExport,
     GoogleSheetRowMap,
+    IdempotencyKey,
     JobTitle,
     JobTitleDiscoveryRun,
     Lead,
@@ -952,6 +953,11 @@ async def erase_person_rows(
                 ),
             )
         ),
+    )
+    # A kept answer to a retried POST (an expert's contacts, say) is only a convenience: gone.
+    await run(
+        "idempotency_keys",
+        delete(IdempotencyKey).where(mentions(IdempotencyKey.response_body, patterns)),
     )
     return {table: count for table, count in counts.items() if count}
 

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Identity,
     Index,
     Integer,
-    LargeBinary,
     PrimaryKeyConstraint,
     String,
     UniqueConstraint,
@@ -86,7 +85,7 @@ class IdempotencyKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
     content_type: Mapped[str | None] = mapped_column(String(200))
-    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_body: Mapped[str | None]  # JSON text: the erasure finds a person in it
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     completed_at: Mapped[datetime | None]
 

@@ -56,7 +56,7 @@ async def complete(
     key: str,
     status_code: int,
     content_type: str | None,
-    body: bytes,
+    body: str,
     now: datetime,
 ) -> None:
     await session.execute(

@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("status_code", sa.Integer(), nullable=True),
         sa.Column("content_type", sa.String(length=200), nullable=True),
-        sa.Column("response_body", sa.LargeBinary(), nullable=True),
+        sa.Column("response_body", sa.Text(), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),

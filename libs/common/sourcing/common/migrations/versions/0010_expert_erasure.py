@@ -1,7 +1,7 @@
 """Erased experts: ``experts.erased_at`` and an identity rule that lets a tombstone go without one.
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-06
 
 An erasure (``POST /experts/{id}/erasure``) keeps the expert's row as a tombstone, so call
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0006"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
