@@ -16,6 +16,7 @@ from sourcing.api.errors import register_error_handlers
 from sourcing.api.middleware import EdgeMiddleware
 from sourcing.api.openapi import openapi_builder
 from sourcing.api.routers import (
+    asyncapi,
     auth,
     dead_letters,
     documentation,
@@ -52,6 +53,7 @@ ROUTERS = (
     dead_letters.router,
     documentation.router,
     system_events.router,
+    asyncapi.router,
 )
 
 NO_TELEMETRY: TelemetryConfig = {
