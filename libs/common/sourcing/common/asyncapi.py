@@ -199,18 +199,18 @@ def _message(
                     "correlation_id": EXAMPLE_CORRELATION_ID,
                     "occurred_at": EXAMPLE_TIME,
                     "attempt": 1,
-                    "payload": example_of(schemas[model.__name__], schemas),
+                    "payload": _example(schemas[model.__name__], schemas),
                 },
             }
         ],
     }
 
 
-def example_of(schema: dict[str, Any], schemas: dict[str, Any], name: str = "") -> Any:
+def _example(schema: dict[str, Any], schemas: dict[str, Any], name: str = "") -> Any:
     """A value valid against ``schema`` (``$ref`` into ``schemas``), built from its types:
     a declared example first, else every property with a sample of its type."""
     if "$ref" in schema:
-        return example_of(schemas[schema["$ref"].rsplit("/", 1)[1]], schemas, name)
+        return _example(schemas[schema["$ref"].rsplit("/", 1)[1]], schemas, name)
     if schema.get("examples"):
         return schema["examples"][0]
     if "const" in schema:
@@ -220,14 +220,14 @@ def example_of(schema: dict[str, Any], schemas: dict[str, Any], name: str = "") 
     for combined in ("anyOf", "oneOf"):
         if combined in schema:
             options = [s for s in schema[combined] if s.get("type") != "null"]
-            return example_of(options[0], schemas, name)
+            return _example(options[0], schemas, name)
     kind = schema.get("type")
     if kind == "object":
         properties: dict[str, Any] = schema.get("properties", {})
-        return {key: example_of(value, schemas, key) for key, value in properties.items()}
+        return {key: _example(value, schemas, key) for key, value in properties.items()}
     if kind == "array":
         items = schema.get("items")
-        return [example_of(items, schemas, name)] if items else []
+        return [_example(items, schemas, name)] if items else []
     if kind == "integer":
         return int(schema.get("minimum", 1))
     if kind == "number":
