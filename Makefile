@@ -7,7 +7,7 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: install dev test lint fmt typecheck migrate bench clean
+.PHONY: install dev test lint fmt typecheck migrate bench message-schemas clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ migrate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Rewrite the payload-schema snapshots of every message type (on purpose only: see README,
+# "The event contract (AsyncAPI)").
+message-schemas: $(STAMP)
+	$(BIN)/python -m tests.message_schemas
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -11,7 +11,7 @@ import pytest
 
 from sourcing.common.events import MESSAGE_TYPES
 from sourcing.common.statemachines import MACHINES
-from sourcing.common.topics import LANES
+from sourcing.common.topics import EVERY_AGENT, LANES
 from sourcing.scheduler.app import build_app
 from sourcing.scheduler.cycle import slot_start
 from sourcing.scheduler.documentation import (
@@ -23,7 +23,7 @@ from sourcing.scheduler.documentation import (
     write_documents,
 )
 from sourcing.scheduler.handlers import STEPS
-from sourcing.scheduler.topology import FLOWS, FLOWS_BY_LANE, SERVICES
+from sourcing.scheduler.topology import SERVICES
 from tests.fixtures.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[3]
@@ -121,26 +121,22 @@ def test_architecture_has_every_lane_with_partitions_key_producers_consumers(
     document = render_documents(settings, env_example=ENV_EXAMPLE)[ARCHITECTURE]
     topics = document.split("## Topics", 1)[1]
     for lane in LANES:
-        flow = FLOWS_BY_LANE[lane.name]
         row = next(line for line in topics.splitlines() if line.startswith(f"| `{lane.name}`"))
         cells = [cell.strip() for cell in row.strip("|").split(" | ")]
         assert cells[1:5] == [
             str(lane.partitions),
             lane.key,
             str(lane.retention_days),
-            ", ".join(flow.producers),
+            ", ".join(lane.producers),
         ]
-        assert cells[5] == ", ".join(flow.consumers)
+        assert cells[5] == ", ".join(lane.consumers)
 
 
-def test_topology_table_covers_exactly_the_lanes_and_registered_types() -> None:
-    assert [flow.lane for flow in FLOWS] == [lane.name for lane in LANES]
+def test_every_lane_is_produced_and_consumed_by_listed_services() -> None:
     services = set(SERVICES)
-    for flow in FLOWS:
-        assert flow.consumers and set(flow.consumers) <= services, flow
-        assert set(flow.producers) <= services | {"every agent"}, flow
-        for message_type in flow.message_types:
-            assert message_type in MESSAGE_TYPES, message_type
+    for lane in LANES:
+        assert lane.consumers and set(lane.consumers) <= services, lane
+        assert lane.producers and set(lane.producers) <= services | {EVERY_AGENT}, lane
 
 
 @pytest.mark.parametrize(
@@ -160,7 +156,7 @@ def test_topology_matches_what_the_scheduler_really_consumes_and_produces(
 ) -> None:
     app = build_app(settings, web_enabled=False, datadir=tmp_path / "faust")
     consumed = {consumer.lane for consumer in app.runtime.consumers.values()}
-    assert consumed == {flow.lane for flow in FLOWS if "scheduler" in flow.consumers}
+    assert consumed == {lane.name for lane in LANES if "scheduler" in lane.consumers}
     # The lanes the cycle's steps write to: those of the messages their source builds.
     produced = {
         model.lane
@@ -168,4 +164,4 @@ def test_topology_matches_what_the_scheduler_really_consumes_and_produces(
         for model in MESSAGE_TYPES.values()
         if re.search(rf"\b{model.__name__}\(", inspect.getsource(step))
     }
-    assert produced == {flow.lane for flow in FLOWS if "scheduler" in flow.producers}
+    assert produced == {lane.name for lane in LANES if "scheduler" in lane.producers}

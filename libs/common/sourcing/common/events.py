@@ -214,6 +214,11 @@ def route(message: MessagePayload) -> Route:
     return Route(lane=message.lane, key=None if value is None else str(value))
 
 
+def message_types_on(lane: str) -> list[str]:
+    """The registered message types that travel on ``lane``, sorted."""
+    return sorted(t for t, model in MESSAGE_TYPES.items() if model.lane == lane)
+
+
 def payload_model_for(message_type: str) -> type[MessagePayload]:
     try:
         return MESSAGE_TYPES[message_type]
@@ -284,6 +289,7 @@ __all__ = [
     "PerformanceRecalculate",
     "Route",
     "UnknownMessageType",
+    "message_types_on",
     "payload_model_for",
     "register_message",
     "route",

@@ -2,6 +2,9 @@
 
 A lane's partition count is the manual's worker concurrency: the ceiling on parallel
 consumers of that topic. The key says which messages must be processed in order.
+Producers and consumers are service names (``api`` is the gateway, which also runs the
+contexts' endpoints; ``every agent`` stands for the reliability layer's dead-letter path):
+the one table the documentation generator and the AsyncAPI document read them from.
 """
 
 from __future__ import annotations
@@ -15,29 +18,128 @@ class Lane:
     partitions: int
     key: str
     purpose: str
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
     retention_days: int = 7
 
 
+EVERY_AGENT = "every agent"
+
+
 LANES: tuple[Lane, ...] = (
-    Lane("yay-call-events", 20, "caller id", "Forward Yay events to call validation"),
-    Lane("call-validation", 15, "caller id", "Validate calls, detect fraud"),
-    Lane("lead-ingestion", 10, "normalised person identity", "Deduplicate leads, create experts"),
-    Lane("screening", 10, "expert id", "Send screening follow-up reminders"),
+    Lane(
+        "yay-call-events",
+        20,
+        "caller id",
+        "Forward Yay events to call validation",
+        producers=("api",),
+        consumers=("calls",),
+    ),
+    Lane(
+        "call-validation",
+        15,
+        "caller id",
+        "Validate calls, detect fraud",
+        producers=("calls",),
+        consumers=("calls",),
+    ),
+    Lane(
+        "lead-ingestion",
+        10,
+        "normalised person identity",
+        "Deduplicate leads, create experts",
+        producers=("ingestion",),
+        consumers=("ingestion",),
+    ),
+    Lane(
+        "screening",
+        10,
+        "expert id",
+        "Send screening follow-up reminders",
+        producers=("scheduler", "outreach"),
+        consumers=("outreach",),
+    ),
     Lane(
         "call-allocation",
         10,
         "caller id (call-task requests: expert id)",
         "Assign call tasks to callers",
+        producers=("api", "calls", "scheduler", "ingestion", "enrichment", "allocation"),
+        consumers=("allocation",),
     ),
-    Lane("outreach", 8, "expert id", "Deliver messages via channel providers"),
-    Lane("enrichment", 6, "expert id", "Enrich leads with contact data"),
-    Lane("sales-nav-ingestion", 5, "project id", "Process Sales Nav webhook payloads"),
-    Lane("ranking", 5, "project id", "Compute expert priority scores"),
-    Lane("performance", 5, "caller id", "Recalculate caller performance metrics"),
-    Lane("job-title-discovery", 5, "project id", "Apollo + OpenAI title discovery"),
-    Lane("google-sheets-sync", 4, "project id", "Sync data to Google Sheets"),
-    Lane("documentation", 2, "job id", "Generate documentation artifacts"),
-    Lane("dead-letter", 2, "origin topic", "Persist failed jobs for analysis", retention_days=30),
+    Lane(
+        "outreach",
+        8,
+        "expert id",
+        "Deliver messages via channel providers",
+        producers=("api", "enrichment", "outreach"),
+        consumers=("outreach",),
+    ),
+    Lane(
+        "enrichment",
+        6,
+        "expert id",
+        "Enrich leads with contact data",
+        producers=("api", "ingestion"),
+        consumers=("enrichment",),
+    ),
+    Lane(
+        "sales-nav-ingestion",
+        5,
+        "project id",
+        "Process Sales Nav webhook payloads",
+        producers=("api",),
+        consumers=("ingestion",),
+    ),
+    Lane(
+        "ranking",
+        5,
+        "project id",
+        "Compute expert priority scores",
+        producers=("enrichment",),
+        consumers=("enrichment",),
+    ),
+    Lane(
+        "performance",
+        5,
+        "caller id",
+        "Recalculate caller performance metrics",
+        producers=("calls", "scheduler"),
+        consumers=("calls",),
+    ),
+    Lane(
+        "job-title-discovery",
+        5,
+        "project id",
+        "Apollo + OpenAI title discovery",
+        producers=("api", "ingestion"),
+        consumers=("ingestion",),
+    ),
+    Lane(
+        "google-sheets-sync",
+        4,
+        "project id",
+        "Sync data to Google Sheets",
+        producers=("api", "enrichment", "outreach", "allocation"),
+        consumers=("outreach",),
+    ),
+    Lane(
+        "documentation",
+        2,
+        "job id",
+        "Generate documentation artifacts",
+        producers=("api",),
+        consumers=("scheduler",),
+    ),
+    Lane(
+        "dead-letter",
+        2,
+        "origin topic",
+        "Persist failed jobs for analysis",
+        producers=(EVERY_AGENT,),
+        consumers=("scheduler",),
+        retention_days=30,
+    ),
 )
 
 LANES_BY_NAME: dict[str, Lane] = {lane.name: lane for lane in LANES}

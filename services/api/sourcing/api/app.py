@@ -17,6 +17,7 @@ from sourcing.api.idempotency import IdempotencyMiddleware
 from sourcing.api.middleware import EdgeMiddleware
 from sourcing.api.openapi import openapi_builder
 from sourcing.api.routers import (
+    asyncapi,
     auth,
     dead_letters,
     documentation,
@@ -53,6 +54,7 @@ ROUTERS = (
     dead_letters.router,
     documentation.router,
     system_events.router,
+    asyncapi.router,
 )
 
 NO_TELEMETRY: TelemetryConfig = {

@@ -20,12 +20,13 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+import sourcing.common.messages  # noqa: F401  (registers every message type)
 from sourcing.common import config
-from sourcing.common.events import MESSAGE_TYPES
+from sourcing.common.events import MESSAGE_TYPES, message_types_on
 from sourcing.common.statemachines import MACHINES, StateMachine, to_mermaid
-from sourcing.common.topics import LANES
+from sourcing.common.topics import EVERY_AGENT, LANES
 from sourcing.scheduler.settings import SchedulerSettings
-from sourcing.scheduler.topology import EVERY_AGENT, FLOWS_BY_LANE, REPLAY_NOTE, SERVICES
+from sourcing.scheduler.topology import REPLAY_NOTE, SERVICES
 
 ARCHITECTURE = "architecture.md"
 RUNBOOKS = "runbooks.md"
@@ -69,16 +70,15 @@ def render_architecture() -> str:
     ]
     rows = []
     for lane in LANES:
-        flow = FLOWS_BY_LANE[lane.name]
         rows.append(
             (
                 f"`{lane.name}`",
                 str(lane.partitions),
                 lane.key,
                 str(lane.retention_days),
-                ", ".join(flow.producers),
-                ", ".join(flow.consumers),
-                ", ".join(f"`{t}`" for t in flow.message_types) or "-",
+                ", ".join(lane.producers),
+                ", ".join(lane.consumers),
+                ", ".join(f"`{t}`" for t in message_types_on(lane.name)) or "-",
                 lane.purpose,
             )
         )
@@ -97,13 +97,12 @@ def render_architecture() -> str:
     )
     body += ["", REPLAY_NOTE, "", "## Message flow", "", "```mermaid", "flowchart LR"]
     for lane in LANES:
-        flow = FLOWS_BY_LANE[lane.name]
         node = "lane_" + lane.name.replace("-", "_")
         body.append(f"    {node}[/{lane.name}/]")
-        for producer in flow.producers:
+        for producer in lane.producers:
             source = "every_agent" if producer == EVERY_AGENT else producer
             body.append(f"    {source} --> {node}")
-        body.extend(f"    {node} --> {consumer}" for consumer in flow.consumers)
+        body.extend(f"    {node} --> {consumer}" for consumer in lane.consumers)
     body += [
         "```",
         "",
