@@ -30,6 +30,7 @@ ROLES = ("admin", "ops", "caller")
 EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/system/health"): PUBLIC,
     ("GET", "/api/v1/system/ready"): PUBLIC,
+    ("GET", "/api/v1/system/consumer-lag"): ADMIN,  # the operator CLI's `sourcing lag`
     ("GET", "/metrics"): PUBLIC,
     ("GET", "/api/v1/asyncapi.json"): PUBLIC,  # the event contract, public like OpenAPI
     ("GET", "/asyncapi.json"): PUBLIC,
@@ -81,6 +82,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/api/v1/screening/response"): STAFF,
     # Dead letters and documentation (issue 6)
     ("GET", "/api/v1/dead-letters"): STAFF,
+    ("GET", "/api/v1/dead-letters/{dead_letter_id}"): STAFF,
     ("POST", "/api/v1/dead-letters/{dead_letter_id}/replay"): ADMIN,
     ("POST", "/api/v1/documentation/generate"): STAFF,
     # Webhooks carry their own verification (HMAC signature, shared secret), not JWTs.

@@ -51,6 +51,40 @@ class MeResponse(ResponseModel):
     role: Role
 
 
+class PartitionLagOut(ResponseModel):
+    group: str
+    topic: str
+    partition: int
+    committed_offset: int
+    end_offset: int
+    lag: int
+
+
+class ConsumerLagResponse(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "partitions": [
+                        {
+                            "group": "expert-sourcing-allocation",
+                            "topic": "call-allocation",
+                            "partition": 0,
+                            "committedOffset": 1200,
+                            "endOffset": 1212,
+                            "lag": 12,
+                        }
+                    ],
+                    "totalLag": 12,
+                }
+            ]
+        }
+    )
+
+    partitions: list[PartitionLagOut]
+    total_lag: int
+
+
 # Webhooks
 
 

@@ -83,6 +83,12 @@ def _out(row: DeadLetterJob) -> DeadLetterOut:
     )
 
 
+def _not_found(dead_letter_id: uuid.UUID) -> NotFound:
+    return NotFound(
+        f"dead letter {dead_letter_id} not found", details={"deadLetterId": str(dead_letter_id)}
+    )
+
+
 def _lane_of(origin_topic: str, settings: Settings) -> str | None:
     """The lane of a topic of this environment (``KAFKA_TOPIC_PREFIX`` + lane name)."""
     prefix = settings.KAFKA_TOPIC_PREFIX
@@ -152,6 +158,21 @@ async def list_dead_letters(
     )
 
 
+@router.get(
+    "/{dead_letter_id}",
+    response_model=DeadLetterOut,
+    responses=error_responses(400, 401, 403, 404),
+    summary="One dead letter: its original envelope, error and replay count",
+)
+async def get_dead_letter(
+    dead_letter_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
+) -> DeadLetterOut:
+    row = await repository.get_dead_letter(session, dead_letter_id)
+    if row is None:
+        raise _not_found(dead_letter_id)
+    return _out(row)
+
+
 @router.post(
     "/{dead_letter_id}/replay",
     response_model=ReplayAccepted,
@@ -169,10 +190,7 @@ async def replay_dead_letter(
 ) -> ReplayAccepted:
     row = await repository.get_dead_letter(session, dead_letter_id, for_update=True)
     if row is None:
-        raise NotFound(
-            f"dead letter {dead_letter_id} not found",
-            details={"deadLetterId": str(dead_letter_id)},
-        )
+        raise _not_found(dead_letter_id)
     if row.payload is None:
         raise Conflict(
             "this dead letter cannot be replayed: its original message was not a decodable "

@@ -1,4 +1,4 @@
-"""Liveness, readiness (PostgreSQL and the broker really pinged), metrics."""
+"""Liveness, readiness (PostgreSQL and the broker really pinged), consumer lag, metrics."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 
-from sourcing.api.schemas import StatusResponse
-from sourcing.common.errors import NotReady
+from sourcing.api.schemas import ConsumerLagResponse, PartitionLagOut, StatusResponse
+from sourcing.common.errors import NotReady, ServiceUnavailable
+from sourcing.common.kafka.lag import consumer_lag
+from sourcing.common.kafka.producer import BrokerUnavailable
 from sourcing.common.metrics import render_metrics
-from sourcing.common.web import error_responses
+from sourcing.common.web import AdminPrincipal, SettingsDep, error_responses
 
 log = logging.getLogger("sourcing.api.ready")
 
@@ -55,6 +57,41 @@ async def ready(request: Request) -> StatusResponse:
             details={name: {"status": "down", "error": err} for name, err in failures.items()},
         )
     return StatusResponse(status="ready")
+
+
+@router.get(
+    "/api/v1/system/consumer-lag",
+    response_model=ConsumerLagResponse,
+    responses=error_responses(400, 401, 403, 503),
+    summary="Messages each consumer group has yet to process, per lane partition",
+    description=(
+        "The broker's committed offset of each of this environment's consumer groups against "
+        "the partition's end offset, for every lane partition a group has committed on. "
+        "Bounded by `READINESS_TIMEOUT_SECONDS`: **503** "
+        "`service_unavailable` when the broker does not answer in time."
+    ),
+)
+async def consumer_lag_report(settings: SettingsDep, _: AdminPrincipal) -> ConsumerLagResponse:
+    try:
+        rows = await consumer_lag(settings, timeout=settings.READINESS_TIMEOUT_SECONDS)
+    except BrokerUnavailable as exc:
+        log.warning("consumer lag unavailable", exc_info=exc)
+        raise ServiceUnavailable(
+            "the broker did not report consumer offsets in time; retry later",
+            headers={"Retry-After": "5"},
+        ) from exc
+    partitions = [
+        PartitionLagOut(
+            group=row.group,
+            topic=row.topic,
+            partition=row.partition,
+            committed_offset=row.committed_offset,
+            end_offset=row.end_offset,
+            lag=row.lag,
+        )
+        for row in rows
+    ]
+    return ConsumerLagResponse(partitions=partitions, total_lag=sum(row.lag for row in partitions))
 
 
 @router.get("/metrics", include_in_schema=False)
