@@ -1,4 +1,4 @@
-"""Serving the sandbox inside a running event loop (tests and benchmarks)."""
+"""Serving the sandbox (or any ASGI app) inside a running event loop (tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from sourcing.sandbox.app import create_sandbox_app
 
@@ -26,10 +27,20 @@ async def serve_sandbox(
     *, latency_seconds: float = 0.0, slow_seconds: float = 30.0
 ) -> AsyncIterator[str]:
     """``async with serve_sandbox() as url:`` the sandbox answers at ``url`` meanwhile."""
+    async with serve_on_free_port(
+        create_sandbox_app(latency_seconds, slow_seconds=slow_seconds), name="the sandbox"
+    ) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serve_on_free_port(app: FastAPI, *, name: str) -> AsyncIterator[str]:
+    """``async with serve_on_free_port(app, name=...) as url:`` any ASGI app (its lifespan
+    run by uvicorn) answers at ``url`` meanwhile."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_sandbox_app(latency_seconds, slow_seconds=slow_seconds),
+            app,
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -44,7 +55,7 @@ async def serve_sandbox(
                 break
             await asyncio.sleep(0.02)
         if not server.started:
-            raise RuntimeError(f"the sandbox did not start on port {port}")
+            raise RuntimeError(f"{name} did not start on port {port}")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
