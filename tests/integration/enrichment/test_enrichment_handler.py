@@ -360,7 +360,7 @@ async def test_batch_handler_runs_waterfalls_together(
     leads = [await _lead(session, name) for name in ("Alex Standard", "Kim Nomatch")]
     items = [_envelope(lead) for lead in leads]
     items.append(items[0])  # the same request twice in one batch
-    await handle_enrichment_batch(session, items, deps=deps)
+    await handle_enrichment_batch(session, items, deps=deps, others={})
     for lead in leads:
         await session.refresh(lead)
     assert [lead.status for lead in leads] == ["ENRICHED", "ENRICHMENT_FAILED"]

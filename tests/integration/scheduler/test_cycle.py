@@ -90,8 +90,8 @@ async def test_one_cycle_runs_every_step_in_order(
 
     assert result.outcome == "ran"
     assert [step["step"] for step in result.steps] == [name for name, _ in STEPS]
-    # Retention (step 6) finds nothing old enough in a fresh database.
-    assert [step["affected"] for step in result.steps] == [1, 4, 1, 1, 1, 0]
+    # Retention (step 6, last) finds nothing old enough in a fresh database.
+    assert [step["affected"] for step in result.steps] == [1, 4, 1, 1, 1, 1, 0]
     assert all(step["error"] is None for step in result.steps)
     # 1. archival: only the dead letter older than 30 days.
     async with session_scope(sm) as session:
@@ -104,13 +104,19 @@ async def test_one_cycle_runs_every_step_in_order(
     assert payload_ids(performance, "callerId") == Counter(str(caller.id) for caller in active)
     assert {row.envelope["type"] for row in performance} == {"performance.recalculate.v1"}
     assert all(row.key == row.envelope["payload"]["callerId"] for row in performance)
-    # 3. to 5.: one tick each to the context that owns the work, as of the cycle's clock, on
-    # the key "sweep"; no domain work here (the gone caller is still marked online).
-    ticks = await outbox(sm, "call-allocation") + await outbox(sm, "screening")
+    # 3. to 5. and the callback timeouts: one tick each to the context that owns the work, as
+    # of the cycle's clock, on the key "sweep"; no domain work here (the gone caller is still
+    # marked online).
+    ticks = (
+        await outbox(sm, "call-allocation")
+        + await outbox(sm, "screening")
+        + await outbox(sm, "enrichment")
+    )
     assert [(row.topic, row.envelope["type"]) for row in ticks] == [
         ("call-allocation", "call-allocation.sweep-requested.v1"),
         ("call-allocation", "signup-chase.sweep-requested.v1"),
         ("screening", "screening.follow-up-sweep.v1"),
+        ("enrichment", "enrichment.callback-sweep.v1"),
     ]
     assert {row.key for row in ticks} == {"sweep"}
     assert {row.envelope["payload"]["requestedAt"] for row in ticks} == {

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from sourcing.common.models.enums import EnrichmentPhase
 from sourcing.enrichment.providers import FoundPhone, ProviderResult, ResultStatus
 from sourcing.enrichment.service import _contact_rows
-from sourcing.enrichment.waterfall import Attempt, WaterfallOutcome
 
 
 def test_vendor_phones_are_stored_in_e164_read_in_the_experts_country() -> None:
@@ -21,10 +19,7 @@ def test_vendor_phones_are_stored_in_e164_read_in_the_experts_country() -> None:
         ],
         confidence=0.8,
     )
-    best = Attempt(phase=EnrichmentPhase.PARALLEL, result=result)
-    outcome = WaterfallOutcome(attempts=[best], best=best)
-
-    rows = _contact_rows(outcome, uuid.uuid4(), uuid.uuid4(), country_iso="US")
+    rows = _contact_rows(result, uuid.uuid4(), uuid.uuid4(), country_iso="US")
 
     assert [(r["value"], r["value_normalized"], r["is_dialable"]) for r in rows] == [
         ("(415) 555-0100", "+14155550100", True),

@@ -42,6 +42,7 @@ DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105 
 DEV_YAY_WEBHOOK_SECRET = "dev-only-yay-webhook-secret"  # noqa: S105 - refused outside development
 DEV_SALES_NAV_WEBHOOK_SECRET = "dev-only-sales-nav-webhook-secret"  # noqa: S105 - refused outside development
 DEV_SIGNUP_WEBHOOK_SECRET = "dev-only-signup-webhook-secret"  # noqa: S105 - refused outside development
+DEV_ZELIQ_CALLBACK_SECRET = "dev-only-zeliq-callback-secret"  # noqa: S105 - refused outside development
 # Secrets required outside development, with the defaults development fills in.
 DEV_DEFAULT_SECRETS = {
     "JWT_SECRET": DEV_JWT_SECRET,
@@ -49,6 +50,9 @@ DEV_DEFAULT_SECRETS = {
     "SALES_NAV_WEBHOOK_SECRET": DEV_SALES_NAV_WEBHOOK_SECRET,
     "SIGNUP_WEBHOOK_SECRET": DEV_SIGNUP_WEBHOOK_SECRET,
 }
+# Development fills these too, but they stay optional outside it (the feature is off unset).
+DEV_OPTIONAL_SECRETS = {"ZELIQ_CALLBACK_SECRET": DEV_ZELIQ_CALLBACK_SECRET}
+DEV_SECRET_VALUES = frozenset({*DEV_DEFAULT_SECRETS.values(), *DEV_OPTIONAL_SECRETS.values()})
 MIN_JWT_SECRET_LENGTH = 32
 # Secrets this platform issues itself (not a vendor's): held to MIN_JWT_SECRET_LENGTH outside
 # development, like JWT_SECRET (AUTH_BOOTSTRAP_SECRET mints admin tokens).
@@ -65,7 +69,7 @@ DEFAULT_PASSWORDS = frozenset({"postgres", "password", "admin", "root", "secret"
 MAX_JWT_ACCESS_TOKEN_TTL_SECONDS = 86_400
 # Secrets that may be rotated: <NAME>_SECRET signs and verifies, <NAME>_PREVIOUS_SECRET (while
 # set) still verifies what was signed before the rotation.
-ROTATABLE_SECRETS = ("JWT", "YAY_WEBHOOK", "SALES_NAV_WEBHOOK", "SIGNUP_WEBHOOK")
+ROTATABLE_SECRETS = ("JWT", "YAY_WEBHOOK", "SALES_NAV_WEBHOOK", "SIGNUP_WEBHOOK", "ZELIQ_CALLBACK")
 
 
 class ConfigurationError(RuntimeError):
@@ -164,6 +168,10 @@ class Settings(ProviderSettings, DeploySettings, BaseSettings):
     # HMAC key of the sign-up site's webhook (same timestamp window as Yay's).
     SIGNUP_WEBHOOK_SECRET: SecretStr | None = None
     SIGNUP_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
+    # HMAC key of the signatures in the callback URLs we give Zeliq (enrichment signs, the
+    # gateway verifies); Zeliq is unavailable without it (and without ZELIQ_CALLBACK_URL).
+    ZELIQ_CALLBACK_SECRET: SecretStr | None = None
+    ZELIQ_CALLBACK_PREVIOUS_SECRET: SecretStr | None = None
     GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON: SecretStr | None = None
     GOOGLE_SHEETS_SPREADSHEET_ID: str | None = None
 
@@ -215,7 +223,7 @@ class Settings(ProviderSettings, DeploySettings, BaseSettings):
     @model_validator(mode="after")
     def _secrets(self) -> Settings:
         if self.is_development:
-            for name, value in DEV_DEFAULT_SECRETS.items():
+            for name, value in (DEV_DEFAULT_SECRETS | DEV_OPTIONAL_SECRETS).items():
                 if getattr(self, name) is None:
                     setattr(self, name, SecretStr(value))
             for name in ("JWT_SECRET", "JWT_PREVIOUS_SECRET"):
@@ -278,6 +286,8 @@ def unsafe_settings(settings: Settings) -> list[str]:
     ]
     if settings.SANDBOX_PROVIDERS:
         problems.append("SANDBOX_PROVIDERS must be off outside development")
+    if settings.ZELIQ_CALLBACK_URL and settings.ZELIQ_CALLBACK_SECRET is None:
+        problems.append("ZELIQ_CALLBACK_SECRET is required when ZELIQ_CALLBACK_URL is set")
     return problems
 
 
@@ -290,7 +300,7 @@ def _unsafe_value(name: str, value: object) -> str | None:
     text = secret if secret is not None else value
     if not isinstance(text, str):
         return None
-    if text in DEV_DEFAULT_SECRETS.values():
+    if text in DEV_SECRET_VALUES:
         return f"{name} is a development default"
     if _is_placeholder(text):
         return f"{name} is a placeholder value"

@@ -54,8 +54,9 @@ class ProviderSettings(BaseSettings):
     FORAGER_ACCOUNT_ID: str | None = None
     # Zeliq contact enrichment (the help centre also shows https://app.zeliq.com/api).
     ZELIQ_BASE_URL: str = DEFAULT_BASE_URLS["zeliq"]
-    # Public URL Zeliq posts its results to; Zeliq answers only by callback, so it is
-    # unavailable while this is unset.
+    # Public URL of the gateway's Zeliq receiver (`https://<public host>/webhooks/zeliq`); each
+    # request appends `/<requestId>/<email|phone>?signature=...`. Zeliq answers only by
+    # callback, so it is unavailable while this (or ZELIQ_CALLBACK_SECRET) is unset.
     ZELIQ_CALLBACK_URL: str | None = None
     # ContactOut people lookup.
     CONTACTOUT_BASE_URL: str = DEFAULT_BASE_URLS["contactout"]

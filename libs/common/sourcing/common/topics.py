@@ -79,8 +79,8 @@ LANES: tuple[Lane, ...] = (
         "enrichment",
         6,
         "expert id",
-        "Enrich leads with contact data",
-        producers=("api", "ingestion"),
+        "Enrich leads with contact data; Zeliq's callbacks and their timeout sweep",
+        producers=("api", "ingestion", "scheduler"),
         consumers=("enrichment",),
     ),
     Lane(

@@ -101,6 +101,8 @@ async def _stop(children: Sequence[asyncio.subprocess.Process]) -> None:
 
 async def run_platform(stack: Stack, port: int, *, sandbox: bool) -> int:
     env = dict(os.environ) | stack.env | {"SANDBOX_PROVIDERS": "1" if sandbox else "0"}
+    if sandbox:  # the sandbox's Zeliq calls the local gateway back
+        env.setdefault("ZELIQ_CALLBACK_URL", f"http://localhost:{port}/webhooks/zeliq")
     processes = available_processes(sandbox=sandbox)
     children = [
         await asyncio.create_subprocess_exec(

@@ -13,8 +13,10 @@ is ``{SANDBOX_URL}/<vendor><real base path>`` sends its normal requests:
   /wiza/api/individual_reveals/{id}`` answers ``scraping`` once, then ``finished``; Bearer;
 - forager: ``POST /forager/api/{account}/datastorage/person_contacts_lookup/{work_emails|
   personal_emails|phone_numbers}/``; ``X-API-KEY``;
-- zeliq: ``POST /zeliq/api/contact/enrich/{email|phone}`` answers 202 ``{jobId}`` (no callback
-  is sent); ``x-api-key``; ``callbackUrl`` required;
+- zeliq: ``POST /zeliq/api/contact/enrich/{email|phone}`` answers 202 ``{jobId}``, then posts
+  the job's result to its ``callbackUrl`` (``{jobId, contact:{most_probable_email,
+  most_probable_email_status}}`` or ``{jobId, contact:{most_probable_phone}}``) after
+  ``ZELIQ_CALLBACK_DELAY_SECONDS``; ``x-api-key``; ``callbackUrl`` required;
 - contactout: ``GET /contactout/v1/people/linkedin``, ``POST /contactout/v1/people/enrich``;
   header ``token``;
 - datagm: ``GET /datagm/api/ingress/v6/findEmail``, ``GET /datagm/api/ingress/v1/search``;
@@ -26,11 +28,14 @@ Who gets what is decided by :mod:`sourcing.sandbox.personas` (deterministic per 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -56,6 +61,8 @@ from sourcing.sandbox.state import (
     require_bearer,
     require_header,
 )
+
+logger = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
 
@@ -603,13 +610,44 @@ async def forager_lookup(account_id: str, lookup: str, request: Request) -> list
 zeliq = APIRouter(prefix="/zeliq/api", tags=["sandbox: Zeliq"])
 
 
+# How long after accepting a job the sandbox calls its callback URL back.
+ZELIQ_CALLBACK_DELAY_SECONDS = 0.3
+ZELIQ_CALLBACK_TIMEOUT_SECONDS = 5.0
+ZELIQ_EMAIL_STATUS = {Outcome.HIT: "valid", Outcome.PERSONAL: "valid", Outcome.LOW: "unknown"}
+
+
+def zeliq_callback_body(job_id: str, kind: str, who: Subject, outcome: Outcome) -> JSONDict:
+    """What Zeliq posts back for a job: the most probable email or phone, or an empty contact."""
+    contact: JSONDict = {}
+    if kind == "email" and outcome in ZELIQ_EMAIL_STATUS:
+        address = who.personal_email if outcome is Outcome.PERSONAL else who.work_email
+        contact = {
+            "most_probable_email": address,
+            "most_probable_email_status": ZELIQ_EMAIL_STATUS[outcome],
+        }
+    elif kind == "phone" and outcome is Outcome.HIT:
+        contact = {"most_probable_phone": who.e164}
+    return {"jobId": job_id, "contact": contact}
+
+
+async def _call_back(url: str, body: JSONDict) -> None:
+    await asyncio.sleep(ZELIQ_CALLBACK_DELAY_SECONDS)
+    try:
+        async with httpx.AsyncClient(timeout=ZELIQ_CALLBACK_TIMEOUT_SECONDS) as client:
+            response = await client.post(url, json=body)
+        logger.info("Zeliq callback to %s answered %s", url.split("?", 1)[0], response.status_code)
+    except httpx.HTTPError as exc:
+        logger.warning("Zeliq callback to %s failed: %r", url.split("?", 1)[0], exc)
+
+
 @zeliq.post("/contact/enrich/{kind}", status_code=202)
 async def zeliq_enrich(kind: str, request: Request) -> JSONDict:
     require_header(request, "x-api-key", {"message": "Unauthorized"})
     if kind not in ("email", "phone"):
         raise VendorError(404, {"message": "Not found"})
     body = await json_body(request)
-    if not body.get("callbackUrl"):
+    callback_url = body.get("callbackUrl")
+    if not isinstance(callback_url, str) or not callback_url:
         raise VendorError(400, {"message": "callbackUrl is required"})
     if not (body.get("linkedin_url") or (body.get("first_name") and body.get("last_name"))):
         raise VendorError(400, {"message": "linkedin_url or first_name and last_name are required"})
@@ -620,13 +658,16 @@ async def zeliq_enrich(kind: str, request: Request) -> JSONDict:
         domain=body.get("domain"),
         company=body.get("company"),
     )
-    await apply_outcome(
-        get_state(request),
+    state = get_state(request)
+    outcome = await apply_outcome(
+        state,
         outcome_for("zeliq", who.key),
         rate_limited={"message": "Too many requests"},
         server_error={"message": "Internal server error"},
     )
-    return {"jobId": str(uuid.UUID(int=digest("zeliq", kind, who.key)))}
+    job_id = str(uuid.UUID(int=digest("zeliq", kind, who.key)))
+    state.start(_call_back(callback_url, zeliq_callback_body(job_id, kind, who, outcome)))
+    return {"jobId": job_id}
 
 
 # --- ContactOut ---------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ personal, flaky, standard); otherwise the key's hash bucket ``sha256(key) % 20``
 - ``flaky`` (``flaky``, buckets 18-19, 10 %): LeadMagic and DataGM answer 429 with
   ``Retry-After: 1``, Prospeo and Forager 500; the rest behave as for ``standard``.
 
-Zeliq always accepts the job (202 ``{jobId}``); its results would arrive by callback, which the
-sandbox does not send. :func:`outcome_for` / :func:`expected_outcome` give the table to tests.
+Zeliq accepts the job (202 ``{jobId}``) and posts its result to the job's callback URL shortly
+after (:func:`sourcing.sandbox.enrichment.zeliq_callback_body`). :func:`outcome_for` /
+:func:`expected_outcome` give the table to tests.
 
 **Outcomes** (what the adapters then report): ``hit`` is a verified work email (confidence
 >= 0.9) plus a phone from vendors that return phones; ``low`` one email with confidence < 0.7

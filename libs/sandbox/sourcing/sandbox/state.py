@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,13 @@ class SandboxState:
     latency_seconds: float = 0.0
     slow_seconds: float = 30.0
     jobs: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    # Work started after an answer (Zeliq's callbacks), kept referenced until it finishes.
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     def remember(self, job_id: str, job: dict[str, Any]) -> None:
         self.jobs[job_id] = job

@@ -29,13 +29,10 @@ Time comes from the injected ``clock`` (a callable returning an aware datetime).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,15 +70,12 @@ from sourcing.common.statemachines import (
     CallTaskStatus,
 )
 from sourcing.common.transitions import move
+from sourcing.common.webhook_events import body_sha256, claim_webhook_event
 from sourcing.people.callers import note_call_activity, set_caller_status, shift_start_for_dial
 from sourcing.people.phones import to_e164
 from sourcing.people.timezones import expert_timezone
 
 logger = logging.getLogger(__name__)
-
-
-def _sha256(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class CallHandlers:
@@ -126,11 +120,12 @@ class CallHandlers:
         self, session: AsyncSession, envelope: Envelope, payload: YayCallEventReceived
     ) -> None:
         now = self.now()
-        fresh = await repository.claim_webhook_event(
+        fresh = await claim_webhook_event(
             session,
+            source=repository.YAY_SOURCE,
             event_id=payload.event_id,
             event_type=payload.event_type,
-            payload_sha256=_sha256(payload.body),
+            payload_sha256=body_sha256(payload.body),
             received_at=payload.received_at,
             correlation_id=envelope.correlation_id,
         )

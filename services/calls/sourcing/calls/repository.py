@@ -20,7 +20,6 @@ from sourcing.common.models import (
     CallTask,
     Expert,
     ExpertContact,
-    ProcessedWebhookEvent,
 )
 from sourcing.common.models.enums import ContactType
 from sourcing.common.statemachines import CALL_TASK_ACTIVE_STATUSES
@@ -29,34 +28,7 @@ from sourcing.common.web import Keyset
 YAY_SOURCE = "yay"
 
 
-# --- webhook deduplication and raw events ---------------------------------------------------
-
-
-async def claim_webhook_event(
-    session: AsyncSession,
-    *,
-    event_id: str,
-    event_type: str,
-    payload_sha256: str,
-    received_at: datetime,
-    correlation_id: str | None,
-) -> bool:
-    """Record a Yay delivery id; False when it was seen before (a replay)."""
-    result = await session.execute(
-        pg_insert(ProcessedWebhookEvent)
-        .values(
-            id=uuid.uuid4(),
-            source=YAY_SOURCE,
-            event_id=event_id,
-            event_type=event_type[:64],
-            payload_sha256=payload_sha256,
-            received_at=received_at,
-            correlation_id=correlation_id,
-        )
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(ProcessedWebhookEvent.id)
-    )
-    return result.scalar_one_or_none() is not None
+# --- raw webhook events ---------------------------------------------------------------------
 
 
 async def insert_raw_event(

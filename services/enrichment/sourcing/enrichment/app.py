@@ -1,6 +1,6 @@
 """The enrichment service's Faust app: the `enrichment` and `ranking` agents (thin; the work is
 in :mod:`sourcing.enrichment.handlers` for a waterfall, :mod:`sourcing.enrichment.service` for a
-ranking).
+ranking, a Zeliq callback and the callback timeout sweep, which share the `enrichment` lane).
 
 ``enrichment`` takes batches of up to ``ENRICHMENT_BATCH_SIZE`` messages and runs their
 waterfalls concurrently in one transaction (falling back to one message at a time when a batch
@@ -19,9 +19,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.common.events import Envelope
 from sourcing.common.http import ExternalHttp
 from sourcing.common.kafka.app import SourcingApp, create_app, reliable_agent
-from sourcing.enrichment.handlers import handle_enrichment_batch, handle_enrichment_requested
+from sourcing.common.messages.enrichment import (
+    EnrichmentCallbackSweepRequested,
+    EnrichmentRequested,
+    ZeliqCallbackReceived,
+)
+from sourcing.enrichment.handlers import (
+    Handler,
+    handle_enrichment_batch,
+    handle_enrichment_requested,
+)
 from sourcing.enrichment.providers import build_providers
-from sourcing.enrichment.service import EnrichmentDeps, handle_ranking_requested
+from sourcing.enrichment.service import (
+    EnrichmentDeps,
+    handle_ranking_requested,
+    record_zeliq_callback,
+    time_out_callbacks,
+)
 from sourcing.enrichment.settings import EnrichmentSettings
 
 SERVICE_NAME = "enrichment"
@@ -50,16 +64,21 @@ def build_app(
     client = http or build_http(settings)
     deps = deps or EnrichmentDeps(settings=settings, providers=build_providers(settings, client))
 
-    handle_one: Callable[[AsyncSession, Envelope, Any], Awaitable[None]] = partial(
-        handle_enrichment_requested, deps=deps
-    )
+    others: dict[str, Handler] = {
+        ZeliqCallbackReceived.message_type: partial(record_zeliq_callback, deps=deps),
+        EnrichmentCallbackSweepRequested.message_type: partial(time_out_callbacks, deps=deps),
+    }
+    handlers: dict[str, Handler] = {
+        EnrichmentRequested.message_type: partial(handle_enrichment_requested, deps=deps),
+        **others,
+    }
     handle_batch: Callable[[AsyncSession, Sequence[tuple[Envelope, Any]]], Awaitable[None]] = (
-        partial(handle_enrichment_batch, deps=deps)
+        partial(handle_enrichment_batch, deps=deps, others=others)
     )
     reliable_agent(
         app,
         ENRICHMENT_LANE,
-        handle_one,
+        handlers,
         consumer_name=ENRICHMENT_CONSUMER,
         batch=True,
         batch_handler=handle_batch,

@@ -1,14 +1,15 @@
 """The enrichment messages that need several service calls (:mod:`sourcing.enrichment.service`).
 
 ``enrichment.requested.v1`` prepares, runs and applies one lead's waterfall; a batch of them
-runs its waterfalls concurrently in the batch's one transaction.
+runs its waterfalls concurrently in the batch's one transaction. The lane's other messages
+(a Zeliq callback, the callback timeout sweep) are handled after them, one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,8 @@ from sourcing.enrichment.service import (
     reuse_known_contacts,
     run_enrichment,
 )
+
+Handler = Callable[[AsyncSession, Envelope, Any], Awaitable[None]]
 
 
 async def handle_enrichment_requested(
@@ -45,10 +48,25 @@ async def handle_enrichment_batch(
     items: Sequence[tuple[Envelope, Any]],
     *,
     deps: EnrichmentDeps,
+    others: Mapping[str, Handler],
 ) -> None:
     """Several ``enrichment.requested.v1`` in one transaction: reads one after the other, the
     waterfalls concurrently, the writes one after the other (same effect as one by one; a
-    second request for a lead of the same batch finds it enriched and does nothing)."""
+    second request for a lead of the same batch finds it enriched and does nothing). The
+    lane's other messages follow, through ``others`` (message type → handler)."""
+    requests = [(e, p) for e, p in items if isinstance(p, EnrichmentRequested)]
+    await _handle_requests(session, requests, deps=deps)
+    for envelope, payload in items:
+        if not isinstance(payload, EnrichmentRequested):
+            await others[envelope.type](session, envelope, payload)
+
+
+async def _handle_requests(
+    session: AsyncSession,
+    items: Sequence[tuple[Envelope, EnrichmentRequested]],
+    *,
+    deps: EnrichmentDeps,
+) -> None:
     plans: list[EnrichmentPlan] = []
     seen: set[uuid.UUID] = set()
     for envelope, payload in items:

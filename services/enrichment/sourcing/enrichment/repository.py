@@ -94,6 +94,63 @@ def add_attempts(session: AsyncSession, attempts: Sequence[EnrichmentAttempt]) -
     session.add_all(attempts)
 
 
+async def has_pending_attempt(session: AsyncSession, lead_id: uuid.UUID) -> bool:
+    """Whether one of the lead's attempts still waits for a callback."""
+    found = await session.execute(
+        select(EnrichmentAttempt.id)
+        .where(
+            EnrichmentAttempt.lead_id == lead_id,
+            EnrichmentAttempt.status == EnrichmentAttemptStatus.PENDING,
+        )
+        .limit(1)
+    )
+    return found.scalar_one_or_none() is not None
+
+
+async def run_attempts(session: AsyncSession, run_id: uuid.UUID) -> list[EnrichmentAttempt]:
+    """One waterfall run's attempts, in the order they were written."""
+    rows = await session.execute(
+        select(EnrichmentAttempt)
+        .where(EnrichmentAttempt.run_id == run_id)
+        .order_by(EnrichmentAttempt.created_at, EnrichmentAttempt.id)
+    )
+    return list(rows.scalars().all())
+
+
+async def lock_callback_attempt(
+    session: AsyncSession, request_id: uuid.UUID
+) -> EnrichmentAttempt | None:
+    """The attempt of a callback request id, row-locked (its two callbacks never interleave)."""
+    attempt: EnrichmentAttempt | None = (
+        await session.execute(
+            select(EnrichmentAttempt)
+            .where(EnrichmentAttempt.callback_request_id == request_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    return attempt
+
+
+async def lock_pending_attempts(
+    session: AsyncSession, *, created_before: datetime, limit: int
+) -> list[EnrichmentAttempt]:
+    """PENDING attempts placed before ``created_before``, oldest first, row-locked (a callback
+    being recorded right now keeps its row: skipped, it settles by itself)."""
+    rows = await session.execute(
+        select(EnrichmentAttempt)
+        .where(
+            EnrichmentAttempt.status == EnrichmentAttemptStatus.PENDING,
+            EnrichmentAttempt.created_at < created_before,
+        )
+        .order_by(EnrichmentAttempt.created_at, EnrichmentAttempt.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.scalars().all())
+
+
 async def upsert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert contacts; an existing (expert, type, value) keeps the more confident provenance."""
     if not rows:

@@ -10,6 +10,11 @@ only the dedup row, during the lookups; a batch of messages runs its waterfalls 
 (:func:`sourcing.enrichment.handlers.handle_enrichment_batch`), which bounds how many
 connections sit idle that way.
 
+A provider answering by callback (Zeliq) leaves its attempt PENDING. Without a confident answer
+meanwhile the lead stays ENRICHING: :func:`record_zeliq_callback` (``zeliq.callback-received.v1``)
+or the timeout sweep :func:`time_out_callbacks` (``enrichment.callback-sweep.v1``) settles the
+attempt, stores its contacts and :func:`complete_run` settles the lead and sends the follow-ups.
+
 Ranking (``ranking.requested.v1``) recomputes one expert's score in a project
 (:mod:`sourcing.enrichment.ranking`), writes a RankingSnapshot and the leads' score, and
 asks the allocation service for the expert's call task (``call-task.requested.v1``).
@@ -31,27 +36,45 @@ from sourcing.common.clock import utc_now
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
-from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
+from sourcing.common.messages.enrichment import (
+    EnrichmentCallbackSweepRequested,
+    EnrichmentRequested,
+    RankingRequested,
+    ZeliqCallbackReceived,
+)
 from sourcing.common.messages.outreach import AutoOutreachRequested, SheetSyncRequested
 from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
 from sourcing.common.models.enums import (
     Channel,
     ContactSource,
     ContactType,
+    EnrichmentAttemptStatus,
+    EnrichmentPhase,
     SuppressedContactKind,
 )
 from sourcing.common.statemachines import LeadStatus, ProjectStatus
 from sourcing.common.transitions import move
+from sourcing.common.webhook_events import body_sha256, claim_webhook_event
 from sourcing.enrichment import repository
-from sourcing.enrichment.providers import EmailKind, EnrichmentProvider, PersonQuery
+from sourcing.enrichment.providers import (
+    EmailKind,
+    EnrichmentProvider,
+    PersonQuery,
+    ProviderResult,
+    ResultStatus,
+)
 from sourcing.enrichment.ranking import ContactSignal, RankingInput, score_expert
 from sourcing.enrichment.settings import EnrichmentSettings
 from sourcing.enrichment.waterfall import (
+    Attempt,
     Clock,
     ProviderStats,
     WaterfallOutcome,
+    attempt_status,
+    best_attempt,
     run_waterfall,
 )
+from sourcing.people.contacts import normalize_country
 from sourcing.people.phones import normalize_phone
 from sourcing.people.suppression import is_suppressed, suppressed_addresses
 
@@ -64,6 +87,12 @@ DB_RESERVE_FRACTION = 0.2
 DB_RESERVE_MIN_SECONDS = 2.0
 MIN_WATERFALL_SECONDS = 0.1
 STATS_TTL_SECONDS = 30.0
+# Where an attempt's response_payload keeps the callbacks received, by kind.
+CALLBACKS_KEY = "callbacks"
+# processed_webhook_events.source of Zeliq's callbacks.
+ZELIQ_SOURCE = "zeliq"
+# Timed-out attempts settled per sweep tick (the next tick takes the rest).
+CALLBACK_SWEEP_BATCH = 500
 
 
 @dataclass
@@ -161,6 +190,9 @@ async def prepare_enrichment(
             context.project.status,
         )
         return None
+    if await repository.has_pending_attempt(session, context.lead.id):
+        logger.info("lead %s waits for a callback; not re-enriched meanwhile", context.lead.id)
+        return None
     plan = EnrichmentPlan(
         lead_id=context.lead.id,
         expert_id=context.expert.id,
@@ -230,16 +262,15 @@ def _settle(
 
 
 def _contact_rows(
-    outcome: WaterfallOutcome,
+    result: ProviderResult,
     expert_id: uuid.UUID,
     attempt_id: uuid.UUID,
     *,
     country_iso: str | None,
 ) -> list[dict[str, Any]]:
-    """The best result's contacts; phones in E.164 (national formats read in the expert's
-    country), a number that cannot be read kept as given and not dialable."""
-    assert outcome.best is not None  # noqa: S101 - narrows the type: called only with a found contact
-    result = outcome.best.result
+    """A result's contacts (region rule already applied); phones in E.164 (national formats
+    read in the expert's country), a number that cannot be read kept as given and not
+    dialable."""
     rows: list[dict[str, Any]] = []
     for email in result.emails:
         rows.append(
@@ -299,20 +330,119 @@ async def _unsuppressed(session: AsyncSession, rows: list[dict[str, Any]]) -> li
     return [row for row in rows if row["value_normalized"] not in refused]
 
 
+async def _store_contacts(
+    session: AsyncSession,
+    result: ProviderResult,
+    *,
+    expert_id: uuid.UUID,
+    attempt_id: uuid.UUID,
+    country_iso: str | None,
+) -> None:
+    """A result's contacts (region rule applied), without any a suppression names."""
+    rows = _contact_rows(result, expert_id, attempt_id, country_iso=country_iso)
+    await repository.upsert_contacts(session, await _unsuppressed(session, rows))
+
+
+def _result_payload(result: ProviderResult) -> dict[str, Any]:
+    """An attempt's ``response_payload``: the result (region rule applied) and the vendor's
+    answers under ``response``."""
+    payload = result.model_dump(mode="json", exclude={"raw"})
+    payload["response"] = result.raw
+    return payload
+
+
+def _attempt_row(plan: EnrichmentPlan, run_id: uuid.UUID, attempt: Attempt) -> EnrichmentAttempt:
+    result = attempt.result
+    return EnrichmentAttempt(
+        id=attempt.attempt_id,
+        expert_id=plan.expert_id,
+        lead_id=plan.lead_id,
+        run_id=run_id,
+        provider=result.provider,
+        phase=attempt.phase.value,
+        status=attempt.status.value,
+        confidence=result.confidence,
+        latency_ms=max(result.latency_ms, 0),
+        http_status=result.http_status,
+        error=result.error,
+        response_payload=_result_payload(result),
+        correlation_id=plan.correlation_id,
+        callback_request_id=result.callback_request_id,
+        callback_jobs=result.callback_jobs or None,
+    )
+
+
+async def _conclude(
+    session: AsyncSession,
+    lead: Lead,
+    outcome: WaterfallOutcome,
+    *,
+    expert_id: uuid.UUID,
+    country_iso: str | None,
+    now: datetime,
+) -> tuple[bool, bool]:
+    """Settle the lead from a complete run: ENRICHED with the best answer's contacts, else
+    ENRICHMENT_FAILED. Returns (enriched, confident enough for auto outreach)."""
+    if outcome.best is None:
+        _settle(session, lead, LeadStatus.ENRICHMENT_FAILED, reason=outcome.failure_reason, now=now)
+        return False, False
+    await _store_contacts(
+        session,
+        outcome.best.result,
+        expert_id=expert_id,
+        attempt_id=outcome.best.attempt_id,
+        country_iso=country_iso,
+    )
+    _settle(session, lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)
+    lead.enriched_at = now
+    # A contact below the confidence target is kept, but not written to automatically.
+    return True, outcome.met_threshold
+
+
+async def _publish_follow_ups(
+    session: AsyncSession,
+    context: repository.LeadContext,
+    *,
+    auto_outreach: bool,
+    correlation_id: str | None,
+) -> None:
+    """Ranking, auto outreach (when asked for and the project wants it) and the sheet row."""
+    project_id, expert_id = context.project.id, context.expert.id
+    await publish(
+        session,
+        RankingRequested(project_id=project_id, expert_id=expert_id),
+        correlation_id=correlation_id,
+    )
+    if auto_outreach and context.project.auto_outreach_channel:
+        await publish(
+            session,
+            AutoOutreachRequested(
+                project_id=project_id, expert_id=expert_id, lead_id=context.lead.id
+            ),
+            correlation_id=correlation_id,
+        )
+    await publish(
+        session, SheetSyncRequested.for_expert(project_id=project_id, expert_id=expert_id)
+    )
+
+
 async def apply_enrichment(
     session: AsyncSession,
     plan: EnrichmentPlan,
     outcome: WaterfallOutcome | None,
     deps: EnrichmentDeps,
 ) -> None:
-    """Lock the lead, re-check, write attempts/contacts/status and the follow-up messages."""
+    """Lock the lead, re-check, write attempts/contacts/status and the follow-up messages.
+
+    A run still waiting for a callback (:attr:`WaterfallOutcome.waiting`) keeps the lead
+    ENRICHING, stores what it found so far and sends nothing yet: :func:`complete_run` does
+    when the last provider answers or times out."""
     lead = await repository.lock_lead(session, plan.lead_id)
     if lead is None or lead.status not in ENRICHABLE:
         return  # finished meanwhile by another delivery
     context = await repository.get_lead_context(session, plan.lead_id)
     assert context is not None  # noqa: S101 - narrows the type: the lead row was just read
     now = deps.now()
-    enriched = False
     auto_outreach = False
     if await is_suppressed(session, context.expert.id):
         _settle(
@@ -331,76 +461,195 @@ async def apply_enrichment(
             now=now,
         )
         lead.enriched_at = now
-        enriched = True
         auto_outreach = True
     else:
         run_id = uuid.uuid4()
-        attempts: list[tuple[Any, EnrichmentAttempt]] = []
-        for attempt in outcome.attempts:
-            result = attempt.result
-            payload = result.model_dump(mode="json", exclude={"raw"})
-            payload["response"] = result.raw
-            attempts.append(
-                (
-                    attempt,
-                    EnrichmentAttempt(
-                        id=uuid.uuid4(),
-                        expert_id=plan.expert_id,
-                        lead_id=plan.lead_id,
-                        run_id=run_id,
-                        provider=result.provider,
-                        phase=attempt.phase.value,
-                        status=attempt.status.value,
-                        confidence=result.confidence,
-                        latency_ms=max(result.latency_ms, 0),
-                        http_status=result.http_status,
-                        error=result.error,
-                        response_payload=payload,
-                        correlation_id=plan.correlation_id,
-                    ),
-                )
-            )
-        repository.add_attempts(session, [row for _, row in attempts])
+        repository.add_attempts(session, [_attempt_row(plan, run_id, a) for a in outcome.attempts])
         await session.flush()
-        if outcome.best is not None:
-            attempt_id = next(row.id for a, row in attempts if a is outcome.best)
-            await repository.upsert_contacts(
-                session,
-                await _unsuppressed(
+        country = plan.person.country_iso
+        if outcome.waiting:
+            if outcome.best is not None:
+                await _store_contacts(
                     session,
-                    _contact_rows(
-                        outcome, plan.expert_id, attempt_id, country_iso=plan.person.country_iso
-                    ),
-                ),
-            )
-            _settle(session, lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)
-            lead.enriched_at = now
-            enriched = True
-            # A contact below the confidence target is kept, but not written to automatically.
-            auto_outreach = outcome.met_threshold
-        else:
-            _settle(
-                session, lead, LeadStatus.ENRICHMENT_FAILED, reason=outcome.failure_reason, now=now
-            )
-    await session.flush()
-
-    correlation_id = plan.correlation_id
-    await publish(
-        session,
-        RankingRequested(project_id=plan.project_id, expert_id=plan.expert_id),
-        correlation_id=correlation_id,
-    )
-    if enriched and auto_outreach and context.project.auto_outreach_channel:
-        await publish(
-            session,
-            AutoOutreachRequested(
-                project_id=plan.project_id, expert_id=plan.expert_id, lead_id=plan.lead_id
-            ),
-            correlation_id=correlation_id,
+                    outcome.best.result,
+                    expert_id=plan.expert_id,
+                    attempt_id=outcome.best.attempt_id,
+                    country_iso=country,
+                )
+            _settle(session, lead, LeadStatus.ENRICHING, reason=outcome.waiting_reason, now=now)
+            await session.flush()
+            return
+        _, auto_outreach = await _conclude(
+            session, lead, outcome, expert_id=plan.expert_id, country_iso=country, now=now
         )
-    await publish(
-        session, SheetSyncRequested.for_expert(project_id=plan.project_id, expert_id=plan.expert_id)
+    await session.flush()
+    await _publish_follow_ups(
+        session, context, auto_outreach=auto_outreach, correlation_id=plan.correlation_id
     )
+
+
+# --- callbacks (Zeliq) --------------------------------------------------------------------------
+
+
+def _stored_result(row: EnrichmentAttempt) -> ProviderResult:
+    """The region-filtered result an attempt row was written with."""
+    payload = row.response_payload or {}
+    fields = {name: value for name, value in payload.items() if name in ProviderResult.model_fields}
+    fields.setdefault("provider", row.provider)
+    fields.setdefault("status", ResultStatus.ERROR.value)
+    return ProviderResult.model_validate(fields)
+
+
+def _run_outcome(
+    rows: list[EnrichmentAttempt], *, threshold: float, country_iso: str | None
+) -> WaterfallOutcome:
+    """A finished run's outcome, rebuilt from its attempt rows."""
+    attempts = [
+        Attempt(EnrichmentPhase(row.phase), _stored_result(row), attempt_id=row.id) for row in rows
+    ]
+    return WaterfallOutcome(
+        attempts=attempts,
+        best=best_attempt(attempts),
+        threshold=threshold,
+        available=len(attempts),
+        country_iso=normalize_country(country_iso),
+    )
+
+
+async def complete_run(session: AsyncSession, run_id: uuid.UUID, deps: EnrichmentDeps) -> bool:
+    """Complete a waterfall that waited for a callback, once no attempt of it is PENDING: the
+    lead settles from the run's best answer and the follow-ups go out. True when it did."""
+    rows = await repository.run_attempts(session, run_id)
+    if not rows or any(row.status == EnrichmentAttemptStatus.PENDING for row in rows):
+        return False
+    lead_id = rows[0].lead_id
+    lead = await repository.lock_lead(session, lead_id) if lead_id else None
+    if lead is None or lead.status != LeadStatus.ENRICHING:
+        return False  # the run did not wait (a confident answer), or the lead moved on
+    context = await repository.get_lead_context(session, lead.id)
+    assert context is not None  # noqa: S101 - narrows the type: the lead row was just read
+    now = deps.now()
+    auto_outreach = False
+    if await is_suppressed(session, context.expert.id):
+        _settle(session, lead, LeadStatus.DISQUALIFIED, reason="expert is suppressed", now=now)
+    else:
+        country = lead.country_iso or context.expert.country_iso
+        outcome = _run_outcome(
+            rows, threshold=deps.settings.ENRICHMENT_CONFIDENCE_THRESHOLD, country_iso=country
+        )
+        _, auto_outreach = await _conclude(
+            session, lead, outcome, expert_id=context.expert.id, country_iso=country, now=now
+        )
+    await session.flush()
+    await _publish_follow_ups(
+        session, context, auto_outreach=auto_outreach, correlation_id=rows[0].correlation_id
+    )
+    return True
+
+
+async def _answer_attempt(
+    session: AsyncSession, attempt: EnrichmentAttempt, deps: EnrichmentDeps, *, answered_all: bool
+) -> None:
+    """Settle a PENDING attempt from the callbacks it received (``answered_all`` False: the
+    rest timed out): its status and result, and its contacts through the region rule."""
+    context = (
+        await repository.get_lead_context(session, attempt.lead_id) if attempt.lead_id else None
+    )
+    expert = context.expert if context else await repository.get_expert(session, attempt.expert_id)
+    person = _person(context) if context else None
+    country = person.country_iso if person else (expert.country_iso if expert else None)
+    payload = dict(attempt.response_payload or {})
+    callbacks: dict[str, Any] = payload.get(CALLBACKS_KEY) or {}
+    now = deps.now()
+    result = (
+        deps.providers[attempt.provider]
+        .callback_result(
+            callbacks.values(),
+            person,
+            answered_all=answered_all,
+            latency_ms=max(0, round((now - attempt.created_at).total_seconds() * 1000)),
+        )
+        .for_region(country)
+    )
+    attempt.status = attempt_status(result).value
+    attempt.confidence = result.confidence
+    attempt.latency_ms = result.latency_ms
+    attempt.error = result.error
+    attempt.answered_at = now
+    attempt.response_payload = {
+        **_result_payload(result),
+        "response": payload.get("response"),
+        CALLBACKS_KEY: callbacks,
+    }
+    await session.flush()
+    if result.has_contacts:
+        await _store_contacts(
+            session, result, expert_id=attempt.expert_id, attempt_id=attempt.id, country_iso=country
+        )
+
+
+async def record_zeliq_callback(
+    session: AsyncSession,
+    envelope: Envelope,
+    payload: ZeliqCallbackReceived,
+    *,
+    deps: EnrichmentDeps,
+) -> None:
+    """``zeliq.callback-received.v1``: keep the callback on its attempt; once every job of the
+    attempt answered, settle it (its contacts stored) and complete the expert's waterfall if
+    it waited. A replayed callback changes nothing; one for an attempt that timed out meanwhile
+    is kept on it, unread."""
+    fresh = await claim_webhook_event(
+        session,
+        source=ZELIQ_SOURCE,
+        event_id=payload.event_id,
+        event_type=f"enrich.{payload.kind}",
+        payload_sha256=body_sha256(payload.body),
+        received_at=payload.received_at,
+        correlation_id=envelope.correlation_id,
+    )
+    if not fresh:
+        logger.info("Zeliq callback %s replayed: ignored", payload.event_id)
+        return
+    attempt = await repository.lock_callback_attempt(session, payload.request_id)
+    if attempt is None:
+        logger.warning("Zeliq callback for unknown request %s: ignored", payload.request_id)
+        return
+    stored = dict(attempt.response_payload or {})
+    stored[CALLBACKS_KEY] = {**(stored.get(CALLBACKS_KEY) or {}), payload.kind: payload.body}
+    attempt.response_payload = stored
+    if attempt.status != EnrichmentAttemptStatus.PENDING:
+        logger.info("Zeliq callback %s after the attempt settled: kept", payload.event_id)
+        return
+    if not set(attempt.callback_jobs or {payload.kind: None}) <= set(stored[CALLBACKS_KEY]):
+        return  # the attempt's other job has not answered yet
+    await _answer_attempt(session, attempt, deps, answered_all=True)
+    await complete_run(session, attempt.run_id, deps)
+
+
+async def time_out_callbacks(
+    session: AsyncSession,
+    envelope: Envelope,
+    payload: EnrichmentCallbackSweepRequested,
+    *,
+    deps: EnrichmentDeps,
+) -> None:
+    """``enrichment.callback-sweep.v1`` (the scheduler's callback-timeout tick): attempts
+    PENDING for longer than ``ZELIQ_CALLBACK_TIMEOUT_SECONDS`` settle with what arrived
+    (TIMEOUT when nothing did), and the waterfalls they held open complete."""
+    cutoff = payload.requested_at - timedelta(seconds=deps.settings.ZELIQ_CALLBACK_TIMEOUT_SECONDS)
+    attempts = await repository.lock_pending_attempts(
+        session, created_before=cutoff, limit=CALLBACK_SWEEP_BATCH
+    )
+    for attempt in attempts:
+        await _answer_attempt(session, attempt, deps, answered_all=False)
+    completed = 0
+    for run_id in dict.fromkeys(attempt.run_id for attempt in attempts):
+        completed += await complete_run(session, run_id, deps)
+    if attempts:
+        logger.info(
+            "%d callback attempt(s) timed out, %d run(s) completed", len(attempts), completed
+        )
 
 
 # --- ranking ------------------------------------------------------------------------------------

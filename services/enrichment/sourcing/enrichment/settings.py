@@ -35,3 +35,6 @@ class EnrichmentSettings(Settings):
     ENRICHMENT_HISTORY_DAYS: int = Field(default=30, ge=1)
     # Enrichment messages handled together: their waterfalls run concurrently, one transaction.
     ENRICHMENT_BATCH_SIZE: int = Field(default=16, ge=1, le=200)
+    # How long a Zeliq attempt waits for its callbacks before the scheduler's sweep times it
+    # out (the expert's waterfall then completes with what the other providers found).
+    ZELIQ_CALLBACK_TIMEOUT_SECONDS: float = Field(default=900.0, gt=0)

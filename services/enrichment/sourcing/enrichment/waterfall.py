@@ -13,13 +13,16 @@
    (a hanging or rate-limited provider ends as a TIMEOUT/RATE_LIMITED attempt, not a stall).
 
 The best answer overall (even below the threshold) is the run's result; none with contacts
-means the run failed, and :attr:`WaterfallOutcome.failure_reason` says why.
+means the run failed, and :attr:`WaterfallOutcome.failure_reason` says why. A provider that
+answers by callback (Zeliq) is PENDING, not failed: without a confident answer the run waits
+for it (:attr:`WaterfallOutcome.waiting`) and completes when the callback lands or times out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -47,6 +50,7 @@ _STATUS: dict[ResultStatus, EnrichmentAttemptStatus] = {
     ResultStatus.TIMEOUT: EnrichmentAttemptStatus.TIMEOUT,
     ResultStatus.RATE_LIMITED: EnrichmentAttemptStatus.RATE_LIMITED,
     ResultStatus.UNAVAILABLE: EnrichmentAttemptStatus.UNAVAILABLE,
+    ResultStatus.PENDING: EnrichmentAttemptStatus.PENDING,
 }
 
 
@@ -92,6 +96,8 @@ class Attempt:
 
     phase: EnrichmentPhase
     result: ProviderResult
+    # The EnrichmentAttempt row's id (drawn here so the run's best answer names its row).
+    attempt_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     @property
     def status(self) -> EnrichmentAttemptStatus:
@@ -118,6 +124,26 @@ class WaterfallOutcome:
             and self.best.result.confidence is not None
             and self.best.result.confidence >= self.threshold
         )
+
+    @property
+    def pending(self) -> list[Attempt]:
+        """Attempts whose answer comes later by callback."""
+        return [a for a in self.attempts if a.status is EnrichmentAttemptStatus.PENDING]
+
+    @property
+    def waiting(self) -> bool:
+        """No confident answer yet and a provider still to answer: the run stays open."""
+        return bool(self.pending) and not self.met_threshold
+
+    @property
+    def waiting_reason(self) -> str:
+        names = ", ".join(sorted({a.result.provider for a in self.pending}))
+        found = (
+            f"best so far {self.best.result.provider} at {self.best.result.confidence or 0.0:.2f}"
+            if self.best is not None
+            else "nothing found so far"
+        )
+        return f"waiting for the callback of {names} ({found})"
 
     @property
     def failure_reason(self) -> str | None:
@@ -224,7 +250,7 @@ async def run_waterfall(
             *(_ask(p, person, budget=budget, country=country) for p in first)
         )
         outcome.attempts.extend(Attempt(EnrichmentPhase.PARALLEL, r) for r in results)
-    outcome.best = _best(outcome.attempts)
+    outcome.best = best_attempt(outcome.attempts)
     for provider in rest:
         if outcome.met_threshold:
             break
@@ -234,11 +260,12 @@ async def run_waterfall(
             break
         result = await _ask(provider, person, budget=budget, country=country)
         outcome.attempts.append(Attempt(EnrichmentPhase.FALLBACK, result))
-        outcome.best = _best(outcome.attempts)
+        outcome.best = best_attempt(outcome.attempts)
     return outcome
 
 
-def _best(attempts: Sequence[Attempt]) -> Attempt | None:
+def best_attempt(attempts: Sequence[Attempt]) -> Attempt | None:
+    """The most confident attempt with usable contacts, if any."""
     usable = [a for a in attempts if a.usable]
     if not usable:
         return None

@@ -1,5 +1,5 @@
-"""The maintenance cycle (manual §5.2): its five steps, then retention, in order, once per
-interval, whatever the number of scheduler replicas.
+"""The maintenance cycle (manual §5.2): its five steps, then callback timeouts and retention, in
+order, once per interval, whatever the number of scheduler replicas.
 
 Exactly one cycle per interval, never two at once:
 

@@ -1,11 +1,11 @@
 """The scheduler service's work, as plain async functions (testable without Kafka).
 
-* the five maintenance steps of manual §5.2 and a sixth, retention, each
-  ``async def step(session, context) -> int`` run in its own transaction by
+* the five maintenance steps of manual §5.2, then callback timeouts and, last, retention (step
+  6), each ``async def step(session, context) -> int`` run in its own transaction by
   :mod:`sourcing.scheduler.cycle`, returning how many rows or messages it touched; steps 3 to
-  5 only publish a tick (:func:`publish_sweep`) to the context owning the work (call
-  allocation and sign-up chases: the allocation service; screening follow-ups: the outreach
-  service);
+  5 and the callback timeouts only publish a tick (:func:`publish_sweep`) to the context owning
+  the work (call allocation and sign-up chases: the allocation service; screening follow-ups:
+  the outreach service; Zeliq callbacks that never came: the enrichment service);
 * :func:`handle_dead_letter`, the dead-letter sink;
 * :func:`documentation_handler`, the documentation generator's handler.
 
@@ -41,6 +41,7 @@ from sourcing.common.messages.allocation import (
     CallAllocationSweepRequested,
     SignupChaseSweepRequested,
 )
+from sourcing.common.messages.enrichment import EnrichmentCallbackSweepRequested
 from sourcing.common.messages.outreach import ScreeningFollowUpSweepRequested
 from sourcing.common.messages.scheduler import DEAD_LETTER_CONSUMER_HEADER, SweepRequested
 from sourcing.common.models.enums import JobStatus
@@ -170,6 +171,20 @@ async def request_signup_chase_sweep(session: AsyncSession, context: CycleContex
     )
 
 
+# --- callback timeouts (not in the manual; before retention) ---------------------------------
+
+
+async def request_callback_timeout_sweep(session: AsyncSession, context: CycleContext) -> int:
+    """The enrichment service's callback sweep: Zeliq attempts still waiting past
+    ``ZELIQ_CALLBACK_TIMEOUT_SECONDS`` time out and complete their experts' waterfalls."""
+    return await publish_sweep(
+        session,
+        context,
+        EnrichmentCallbackSweepRequested(requested_at=context.now),
+        step="enrichment_callback_timeouts",
+    )
+
+
 # --- step 6 (not in the manual) -------------------------------------------------------------
 
 
@@ -217,6 +232,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("call_allocation", request_call_allocation_sweep),
     ("screening_follow_ups", request_screening_follow_up_sweep),
     ("signup_chase", request_signup_chase_sweep),
+    ("enrichment_callback_timeouts", request_callback_timeout_sweep),
     ("retention_pruning", prune_expired_rows),
 )
 

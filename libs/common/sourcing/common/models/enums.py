@@ -72,6 +72,7 @@ class EnrichmentAttemptStatus(StrEnum):
     TIMEOUT = "TIMEOUT"
     RATE_LIMITED = "RATE_LIMITED"
     UNAVAILABLE = "UNAVAILABLE"  # no API key configured
+    PENDING = "PENDING"  # accepted; the answer comes by callback (Zeliq) or the attempt times out
 
 
 class JobTitleSource(StrEnum):

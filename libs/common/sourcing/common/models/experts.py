@@ -266,6 +266,13 @@ class EnrichmentAttempt(UUIDPrimaryKey, CreatedAt, Base):
         Index("ix_enrichment_attempts_provider_created_at", "provider", "created_at"),
         Index("ix_enrichment_attempts_expert_id_created_at", "expert_id", "created_at"),
         Index("ix_enrichment_attempts_lead_id", "lead_id"),
+        Index("ix_enrichment_attempts_run_id", "run_id"),
+        UniqueConstraint("callback_request_id"),
+        Index(
+            "ix_enrichment_attempts_pending_created_at",
+            "created_at",
+            postgresql_where=text(f"status = '{EnrichmentAttemptStatus.PENDING.value}'"),
+        ),
     )
 
     expert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("experts.id", ondelete="CASCADE"))
@@ -282,6 +289,11 @@ class EnrichmentAttempt(UUIDPrimaryKey, CreatedAt, Base):
     error: Mapped[str | None]
     response_payload: Mapped[dict[str, Any] | None]
     correlation_id: Mapped[str | None] = mapped_column(String(200))
+    # An asynchronous provider's request (Zeliq): our id in the callback URL, the vendor's job
+    # id per callback kind ({"email": jobId, "phone": jobId}), and when the last one landed.
+    callback_request_id: Mapped[uuid.UUID | None]
+    callback_jobs: Mapped[dict[str, Any] | None]
+    answered_at: Mapped[datetime | None]
 
 
 class RankingSnapshot(UUIDPrimaryKey, CreatedAt, Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
@@ -16,19 +17,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.types import Receive, Scope, Send
 
 from sourcing.api.repositories import webhooks as repository
 from sourcing.api.schemas import SalesNavWebhook, SignupWebhook, WebhookAccepted, YayWebhook
+from sourcing.common.callbacks import SIGNATURE_PARAM, callback_signature_valid
 from sourcing.common.config import Settings
 from sourcing.common.errors import InvalidPayload, NotFound, ServiceUnavailable, Unauthorized
 from sourcing.common.events import Envelope, MessagePayload
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.messages.allocation import ExpertSignedUp
 from sourcing.common.messages.calls import YayCallEventReceived
+from sourcing.common.messages.enrichment import CallbackKind, ZeliqCallbackReceived
 from sourcing.common.messages.sourcing import SalesNavLeadsReceived
 from sourcing.common.web import (
     NowDep,
@@ -43,6 +46,8 @@ log = logging.getLogger("sourcing.api.webhooks")
 M = TypeVar("M", bound=BaseModel)
 # UUIDv5 namespace of sign-up envelope ids: one id per delivery id, so replays are deduplicated.
 SIGNUP_EVENT_NAMESPACE = uuid.UUID("0c9f5a3e-51f1-4d8e-9a11-5b1e2f7c9d20")
+# UUIDv5 namespace of Zeliq callback envelope ids: one id per request and kind.
+ZELIQ_EVENT_NAMESPACE = uuid.UUID("7d2e4b1a-93c5-4f0e-8b6d-2a9c1e5f3b70")
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 SIGNATURE_PREFIX = "sha256="
@@ -358,4 +363,72 @@ router.add_api_route(
     description=SIGNUP_DESCRIPTION,
     openapi_extra=SIGNUP_HEADERS.openapi(SignupWebhook),
     route_class_override=LeanRoute,
+)
+
+
+ZELIQ_DESCRIPTION = """Zeliq's enrichment callbacks. Zeliq answers only by calling back the
+`callbackUrl` given with each job and signs nothing, so the URL carries our signature: the
+enrichment service places each job with `<ZELIQ_CALLBACK_URL>/<requestId>/<email|phone>
+?signature=<hex>`, where `signature` = lowercase hex HMAC-SHA256 of `"<requestId>:<kind>"` keyed
+with `ZELIQ_CALLBACK_SECRET` (or, during a rotation, `ZELIQ_CALLBACK_PREVIOUS_SECRET`); a
+missing or wrong signature is 401. `requestId` names the enrichment attempt (404 when no
+attempt has it). Body: Zeliq's JSON object (`{contact:{most_probable_email,
+most_probable_email_status, ...}}`), kept as received. One callback per request and kind: a
+second delivery is answered 202 and changes nothing."""
+
+
+async def zeliq_callback(
+    request_id: Annotated[uuid.UUID, Path(alias="requestId")],
+    kind: CallbackKind,
+    request: Request,
+    producer: ProducerDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+    signature: Annotated[str | None, Query(alias=SIGNATURE_PARAM, max_length=200)] = None,
+) -> WebhookAccepted:
+    secrets = (
+        settings.accepted_secrets("ZELIQ_CALLBACK")
+        if settings.ZELIQ_CALLBACK_SECRET is not None
+        else ()
+    )
+    if not callback_signature_valid(signature, request_id, kind, secrets=secrets):
+        raise Unauthorized(f"invalid or missing {SIGNATURE_PARAM} of the Zeliq callback URL")
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise InvalidPayload("the Zeliq callback is not JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidPayload("the Zeliq callback must be a JSON object")
+    expert_id = await repository.callback_request_expert(session, request_id)
+    if expert_id is None:
+        raise NotFound(
+            f"no enrichment attempt has the Zeliq request id {request_id}",
+            details={"requestId": str(request_id)},
+        )
+    payload = ZeliqCallbackReceived(
+        request_id=request_id, kind=kind, expert_id=expert_id, received_at=now, body=body
+    )
+    await _publish(
+        producer,
+        payload,
+        envelope_id=str(uuid.uuid5(ZELIQ_EVENT_NAMESPACE, payload.event_id)),
+    )
+    return WebhookAccepted(accepted=True, event_id=payload.event_id)
+
+
+router.add_api_route(
+    "/zeliq/{requestId}/{kind}",
+    zeliq_callback,
+    methods=["POST"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WebhookAccepted,
+    responses=error_responses(400, 401, 404, 413, 503),
+    description=ZELIQ_DESCRIPTION,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
 )

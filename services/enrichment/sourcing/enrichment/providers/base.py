@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class ResultStatus(StrEnum):
     TIMEOUT = "timeout"  # no answer within the timeout / time budget / polling limit
     RATE_LIMITED = "rate_limited"  # 429 after the bounded retries
     UNAVAILABLE = "unavailable"  # not configured (no credential), nothing was sent
+    PENDING = "pending"  # accepted: the answer comes later by callback (Zeliq)
 
 
 class EmailKind(StrEnum):
@@ -147,8 +149,10 @@ class ProviderResult(BaseModel):
     error: str | None = None
     # For errors: would the same call succeed later (5xx, 429, timeouts)?
     transient: bool = False
-    # Asynchronous vendors answering by callback (Zeliq): the vendor's job ids.
-    pending_job_ids: list[str] = Field(default_factory=list)
+    # Asynchronous vendors answering by callback (Zeliq): our request id in the callback URL
+    # and the vendor's job id per callback kind ({"email": jobId, "phone": jobId}).
+    callback_request_id: uuid.UUID | None = None
+    callback_jobs: dict[str, str] = Field(default_factory=dict)
     # Emails removed by :meth:`for_region` (kept for the attempt's payload and diagnostics).
     filtered_emails: list[FoundEmail] = Field(default_factory=list)
 
@@ -312,7 +316,8 @@ class Found:
     # Override the status derived from the contacts (e.g. MISS for "not enough input").
     status: ResultStatus | None = None
     note: str | None = None
-    pending_job_ids: list[str] = field(default_factory=list)
+    callback_request_id: uuid.UUID | None = None
+    callback_jobs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -441,8 +446,21 @@ class EnrichmentProvider(ABC):
             http_status=call.http_status,
             latency_ms=_elapsed_ms(started),
             error=self._scrub(found.note) if found.note else None,
-            pending_job_ids=found.pending_job_ids,
+            callback_request_id=found.callback_request_id,
+            callback_jobs=found.callback_jobs,
         )
+
+    def callback_result(
+        self,
+        bodies: Iterable[Any],
+        person: PersonQuery | None,
+        *,
+        answered_all: bool,
+        latency_ms: int,
+    ) -> ProviderResult:
+        """A PENDING attempt's result from the callbacks received (providers answering by
+        callback override this; ``answered_all`` False: the rest timed out)."""
+        raise NotImplementedError(f"{self.display_name} does not answer by callback")
 
     @abstractmethod
     async def _fetch(self, person: PersonQuery, call: ProviderCall) -> Found:
