@@ -89,6 +89,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/webhooks/yay"): PUBLIC,
     ("POST", "/webhooks/sales-nav"): PUBLIC,
     ("POST", "/webhooks/signup"): PUBLIC,
+    ("POST", "/webhooks/zeliq/{requestId}/{kind}"): PUBLIC,  # signed callback URL
 }
 
 

@@ -618,6 +618,7 @@ async def record_zeliq_callback(
     stored = dict(attempt.response_payload or {})
     stored[CALLBACKS_KEY] = {**(stored.get(CALLBACKS_KEY) or {}), payload.kind: payload.body}
     attempt.response_payload = stored
+    await session.flush()  # the next callback re-reads the row (populate_existing)
     if attempt.status != EnrichmentAttemptStatus.PENDING:
         logger.info("Zeliq callback %s after the attempt settled: kept", payload.event_id)
         return
