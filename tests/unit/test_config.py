@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from sourcing.common.config import DEV_DEFAULT_SECRETS, DEV_JWT_SECRET, ConfigurationError
+from sourcing.common.config import (
+    DEV_DEFAULT_SECRETS,
+    DEV_JWT_SECRET,
+    DEV_ZELIQ_CALLBACK_SECRET,
+    ConfigurationError,
+)
 from tests.fixtures.settings import Settings, load_settings
 
 PRODUCTION_SECRETS = {
@@ -113,6 +118,8 @@ UNSAFE = [
     ("OPENAI_API_KEY", "sk-REPLACE_ME", "OPENAI_API_KEY is a placeholder"),
     ("TWILIO_ACCOUNT_SID", "replace-me", "TWILIO_ACCOUNT_SID is a placeholder"),
     ("SANDBOX_PROVIDERS", True, "SANDBOX_PROVIDERS must be off"),
+    ("ZELIQ_CALLBACK_URL", "https://api.example.com/webhooks/zeliq", "ZELIQ_CALLBACK_SECRET is"),
+    ("ZELIQ_CALLBACK_SECRET", DEV_ZELIQ_CALLBACK_SECRET, "ZELIQ_CALLBACK_SECRET is a development"),
     ("DATABASE_URL", "postgresql://postgres:postgres@db:5432/x", "DATABASE_URL has a default"),
     ("DATABASE_URL", "postgresql://sourcing:Password@db/x", "DATABASE_URL has a default"),
     ("DATABASE_URL", "postgresql://sourcing:REPLACE_ME@db/x", "DATABASE_URL is a placeholder"),
@@ -224,3 +231,16 @@ def test_env_example_documents_every_setting() -> None:
         re.findall(r"^([A-Z][A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.MULTILINE)
     )
     assert documented == set(Settings.model_fields)
+
+
+def test_the_zeliq_callback_secret_is_optional_until_zeliq_calls_back() -> None:
+    assert load_settings(APP_ENV="production", **SAFE_PRODUCTION).ZELIQ_CALLBACK_SECRET is None
+    settings = load_settings(
+        APP_ENV="production",
+        **SAFE_PRODUCTION,
+        ZELIQ_CALLBACK_URL="https://api.example.com/webhooks/zeliq",
+        ZELIQ_CALLBACK_SECRET="zeliq-callback-production",
+    )
+    assert settings.accepted_secrets("ZELIQ_CALLBACK") == ("zeliq-callback-production",)
+    development = load_settings(APP_ENV="development")
+    assert development.accepted_secrets("ZELIQ_CALLBACK") == (DEV_ZELIQ_CALLBACK_SECRET,)
