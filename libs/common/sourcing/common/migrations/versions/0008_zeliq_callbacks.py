@@ -1,7 +1,7 @@
 """Asynchronous enrichment attempts (Zeliq's callbacks): PENDING attempts and their request ids.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0010
 Create Date: 2026-12-06
 
 An attempt placed with a provider that answers by callback is PENDING until the callback lands
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0008"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
