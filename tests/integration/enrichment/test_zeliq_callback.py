@@ -32,6 +32,7 @@ from sourcing.common.messages.enrichment import (
 )
 from sourcing.common.models import (
     EnrichmentAttempt,
+    Expert,
     ExpertContact,
     Lead,
     OutboxMessage,
@@ -44,7 +45,7 @@ from sourcing.enrichment.service import (
     record_zeliq_callback,
     time_out_callbacks,
 )
-from tests.factories import create_expert, create_lead, create_project
+from tests.factories import create_expert, create_lead, create_project, create_suppression
 from tests.fixtures.kafka import read_topic
 from tests.fixtures.settings import Settings
 from tests.unit.enrichment.support import make_http
@@ -459,3 +460,26 @@ async def test_the_region_rule_applies_to_a_callback(
         .where(ExpertContact.expert_id == lead.expert_id)
     )
     assert stored == 0
+
+
+async def test_an_expert_suppressed_while_waiting_is_disqualified_when_the_callback_lands(
+    session: AsyncSession,
+    gateway: httpx.AsyncClient,
+    settings: Settings,
+    deps: EnrichmentDeps,
+    vendors: respx.MockRouter,
+) -> None:
+    lead = await _lead(session)
+    await _enrich(session, lead, deps)
+    assert lead.status == "ENRICHING"
+    expert = await session.get(Expert, lead.expert_id)
+    await create_suppression(session, expert=expert)
+    paths = _callback_paths(vendors)
+    for kind, body in (("email", EMAIL), ("phone", PHONE)):
+        assert (await _deliver(gateway, paths[kind], body)).status_code == 202
+    await _consume(session, settings, deps, count=2)
+
+    await session.refresh(lead)
+    assert lead.status == "DISQUALIFIED"
+    assert lead.status_reason == "expert is suppressed (never contact)"
+    assert "outreach.auto.v1" not in await _outbox_types(session)

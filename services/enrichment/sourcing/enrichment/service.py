@@ -87,6 +87,7 @@ DB_RESERVE_FRACTION = 0.2
 DB_RESERVE_MIN_SECONDS = 2.0
 MIN_WATERFALL_SECONDS = 0.1
 STATS_TTL_SECONDS = 30.0
+SUPPRESSED_REASON = "expert is suppressed (never contact)"
 # Where an attempt's response_payload keeps the callbacks received, by kind.
 CALLBACKS_KEY = "callbacks"
 # processed_webhook_events.source of Zeliq's callbacks.
@@ -449,7 +450,7 @@ async def apply_enrichment(
             session,
             lead,
             LeadStatus.DISQUALIFIED,
-            reason="expert is suppressed (never contact)",
+            reason=SUPPRESSED_REASON,
             now=now,
         )
     elif outcome is None:
@@ -531,7 +532,7 @@ async def complete_run(session: AsyncSession, run_id: uuid.UUID, deps: Enrichmen
     now = deps.now()
     auto_outreach = False
     if await is_suppressed(session, context.expert.id):
-        _settle(session, lead, LeadStatus.DISQUALIFIED, reason="expert is suppressed", now=now)
+        _settle(session, lead, LeadStatus.DISQUALIFIED, reason=SUPPRESSED_REASON, now=now)
     else:
         country = lead.country_iso or context.expert.country_iso
         outcome = _run_outcome(
