@@ -108,13 +108,18 @@ def tracer_provider() -> TracerProvider | None:
 
 
 def provider_call_span(provider: str, method: str, url: str) -> AbstractContextManager[Span | None]:
-    """A client span for one HTTP request to a provider, child of the current span."""
+    """A client span for one HTTP request to a provider, child of the current span (the URL
+    without its query: a vendor may take a credential there)."""
     if not ENABLED:
         return NOTHING
     return _tracer.start_as_current_span(
         f"{provider} {method}",
         kind=SpanKind.CLIENT,
-        attributes={"http.request.method": method, "url.full": url, "sourcing.provider": provider},
+        attributes={
+            "http.request.method": method,
+            "url.full": url.split("?", 1)[0],
+            "sourcing.provider": provider,
+        },
     )
 
 
