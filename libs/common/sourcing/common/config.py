@@ -189,6 +189,13 @@ class Settings(ProviderSettings, DeploySettings, BaseSettings):
     OUTBOX_RELAY_INTERVAL_SECONDS: float = Field(default=0.2, gt=0)
     OUTBOX_RELAY_BATCH_SIZE: int = Field(default=500, ge=1)
     METRICS_PORT: int = Field(default=9100, ge=0, le=65535)
+    # --- Tracing (sourcing.common.tracing): off unless the collector's endpoint is set ---
+    # OTLP/HTTP collector base URL (spans go to `<endpoint>/v1/traces`); unset: no tracing at all.
+    OTEL_EXPORTER_OTLP_ENDPOINT: str | None = None
+    # Service name on this process's spans; unset: the process's own name (api, ingestion, ...).
+    OTEL_SERVICE_NAME: str | None = None
+    # Share of new traces kept (a trace started upstream keeps its upstream decision).
+    OTEL_TRACES_SAMPLER_RATIO: float = Field(default=1.0, ge=0, le=1)
     # --- Kafka reliability layer (sourcing.common.kafka) ---
     # Idempotent producer needs InitProducerId, which Tansu lacks: enable it on Apache Kafka.
     KAFKA_IDEMPOTENT_PRODUCER: bool = False

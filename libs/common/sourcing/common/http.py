@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from prometheus_client import Counter, Histogram
 
+from sourcing.common import tracing
 from sourcing.common.kafka.retry import TRANSIENT_HTTP_STATUSES, backoff_delay
 
 PROVIDER_REQUESTS = Counter(
@@ -129,16 +130,19 @@ class ExternalHttp:
         for attempt in range(1, self.retry.attempts + 1):
             started = time.perf_counter()
             try:
-                response = await self._client(provider).request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json,
-                    params=params,
-                    data=data,
-                    files=files,
-                    auth=auth,
-                )
+                with tracing.provider_call_span(provider, method, url) as span:
+                    response = await self._client(provider).request(
+                        method,
+                        url,
+                        headers=headers,
+                        json=json,
+                        params=params,
+                        data=data,
+                        files=files,
+                        auth=auth,
+                    )
+                    if span is not None:
+                        span.set_attribute("http.response.status_code", response.status_code)
             except httpx.TransportError as exc:
                 PROVIDER_LATENCY.labels(provider).observe(time.perf_counter() - started)
                 outcome = (

@@ -9,12 +9,14 @@ from sourcing.api.settings import GatewaySettings
 from sourcing.common.config import settings_or_exit
 from sourcing.common.logging import configure_logging
 from sourcing.common.process import freeze_startup_heap, refuse_unsafe_start
+from sourcing.common.tracing import setup_tracing
 
 
 def main() -> None:
     settings = settings_or_exit("api", GatewaySettings)
     configure_logging(service="api", level=settings.log_level_number)
     refuse_unsafe_start("api", settings)
+    setup_tracing(settings, "api")  # before create_app: the app reads whether tracing is on
     app = create_app(settings)
     freeze_startup_heap()
     uvicorn.run(

@@ -27,6 +27,7 @@ from sourcing.api.routers import (
 )
 from sourcing.api.settings import GatewaySettings
 from sourcing.calls import endpoints as calls
+from sourcing.common import tracing
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.web import reject_unknown_query_params
@@ -57,12 +58,22 @@ ROUTERS = (
     asyncapi.router,
 )
 
-NO_TELEMETRY: TelemetryConfig = {
-    "tracing": False,
-    "metrics": False,
-    "logs": False,
-    "operation_spans": False,
-}
+
+def telemetry() -> TelemetryConfig:
+    """FastAPI's built-in OpenTelemetry hooks: only its request span (the root of the trace,
+    parented by an incoming ``traceparent``), and only when this process traces.
+
+    Metrics are Prometheus (`/metrics`); the other hooks (and the request span when tracing is
+    off) would only cost a provider lookup and a span per request and dependency.
+    """
+    return {
+        "tracing": tracing.ENABLED,
+        "tracer_provider": tracing.tracer_provider(),
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+    }
+
 
 API_TITLE = "Expert Sourcing Platform API"
 API_VERSION = "1.0.0"
@@ -101,9 +112,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query_params)],
-        # Metrics are Prometheus (`/metrics`); FastAPI's built-in OpenTelemetry hooks would
-        # only cost a provider lookup and a span per request and dependency.
-        telemetry=NO_TELEMETRY,
+        telemetry=telemetry(),
     )
     app.state.settings = settings
     app.state.clock = time.time

@@ -388,10 +388,12 @@ def run_worker(app: SourcingApp) -> None:
     from sourcing.common.health import HealthServer
     from sourcing.common.logging import configure_logging
     from sourcing.common.process import freeze_startup_heap, refuse_unsafe_start
+    from sourcing.common.tracing import setup_tracing
 
     settings = app.runtime.settings
     configure_logging(service=app.runtime.service_name, level=settings.log_level_number)
     refuse_unsafe_start(app.runtime.service_name, settings)
+    setup_tracing(settings, app.runtime.service_name)
     services = [HealthServer(app)] if settings.METRICS_PORT else []
     worker = faust.Worker(
         app,

@@ -19,7 +19,7 @@ import time
 import traceback
 import zlib
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
 import sourcing.common.messages  # noqa: F401  (importing it registers every message type)
+from sourcing.common import tracing
 from sourcing.common.config import Settings
 from sourcing.common.db import database_answers, session_scope
 from sourcing.common.events import (
@@ -383,14 +384,31 @@ class ReliableConsumer:
                 todo.append(item)
         if as_batch and self.batch_handler is not None:
             if todo:
-                await self.batch_handler(session, [(i.envelope, i.payload) for i in todo])
+                with tracing.batch_span(
+                    self.lane, [item.message for item in todo], consumer=self.consumer_name
+                ):
+                    await self.batch_handler(session, [(i.envelope, i.payload) for i in todo])
         else:
             if as_batch and self.lock_batch is not None and len(todo) > 1:
                 await self.lock_batch(session, [item.payload for item in todo])
             for item in todo:
-                with correlation_scope(item.envelope.correlation_id):
+                # A message handled alone runs inside its attempt's span already.
+                with (
+                    correlation_scope(item.envelope.correlation_id),
+                    self._span(item) if as_batch else tracing.NOTHING,
+                ):
                     await item.handler(session, item.envelope, item.payload)
         return len(items) - len(todo)
+
+    def _span(self, item: _Decoded) -> AbstractContextManager[object]:
+        """The message's consumer span: a child of the span that published it."""
+        return tracing.consumer_span(
+            self.lane,
+            item.message.headers,
+            consumer=self.consumer_name,
+            message_id=item.envelope.id,
+            message_type=item.envelope.type,
+        )
 
     def _shards(self, items: Sequence[_Decoded]) -> list[list[_Decoded]]:
         """``items`` split by message key into at most ``batch_concurrency`` shards.
@@ -458,10 +476,11 @@ class ReliableConsumer:
         while True:
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(self.attempt_timeout):
-                    async with session_scope(self.sessionmaker) as session:
-                        duplicates = await self._run_handlers(session, [item])
-                        staged = OUTBOX_STAGED in session.info
+                with self._span(item):
+                    async with asyncio.timeout(self.attempt_timeout):
+                        async with session_scope(self.sessionmaker) as session:
+                            duplicates = await self._run_handlers(session, [item])
+                            staged = OUTBOX_STAGED in session.info
             except Exception as exc:
                 transient = is_transient(exc)
                 metrics.MESSAGES_FAILED.labels(

@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, ProducerClosed, ProducerFenced
 
+from sourcing.common import tracing
 from sourcing.common.config import Settings
 from sourcing.common.events import Envelope, MessagePayload, route
 from sourcing.common.kafka import metrics
@@ -64,10 +65,14 @@ def bootstrap_servers(settings: Settings) -> list[str]:
 
 
 def envelope_headers(envelope: Envelope) -> list[tuple[str, bytes]]:
+    """The headers an envelope travels with; with tracing on, the current span's
+    ``traceparent`` too (the outbox stores them with the row, so the relay sends the
+    context of the span that wrote it)."""
     return [
         (HEADER_MESSAGE_ID, envelope.id.encode()),
         (HEADER_MESSAGE_TYPE, envelope.type.encode()),
         (HEADER_CORRELATION_ID, envelope.correlation_id.encode()),
+        *tracing.trace_headers(),
     ]
 
 
