@@ -180,6 +180,12 @@ async def test_minting_outside_development_needs_admin_or_bootstrap_secret(
         YAY_WEBHOOK_SECRET="yay-production-secret",
         SALES_NAV_WEBHOOK_SECRET="sales-nav-production-secret",
         SIGNUP_WEBHOOK_SECRET="signup-production-secret-of-32-chars",
+        EMAIL_WEBHOOK_PUBLIC_KEY="sendgrid-production-verification-key",
+        TWILIO_WEBHOOK_SECRET="twilio-production-auth-token",
+        WHATSAPP_WEBHOOK_SECRET="whatsapp-production-app-secret",
+        LINKEDIN_WEBHOOK_SECRET="linkedin-production-unipile-auth",
+        TELEGRAM_WEBHOOK_SECRET="telegram-production-secret-token",
+        MESSENGER_WEBHOOK_SECRET="messenger-production-hmac-key",
         AUTH_BOOTSTRAP_SECRET="bootstrap-production-secret-of-32-chars",
     )
     body = {"userId": "first-admin", "role": "admin"}

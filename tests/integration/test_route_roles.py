@@ -90,6 +90,12 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/webhooks/sales-nav"): PUBLIC,
     ("POST", "/webhooks/signup"): PUBLIC,
     ("POST", "/webhooks/zeliq/{requestId}/{kind}"): PUBLIC,  # signed callback URL
+    ("POST", "/webhooks/inbound/email"): PUBLIC,
+    ("POST", "/webhooks/inbound/twilio"): PUBLIC,
+    ("POST", "/webhooks/inbound/whatsapp"): PUBLIC,
+    ("POST", "/webhooks/inbound/linkedin"): PUBLIC,
+    ("POST", "/webhooks/inbound/telegram"): PUBLIC,
+    ("POST", "/webhooks/inbound/messengers"): PUBLIC,
 }
 
 

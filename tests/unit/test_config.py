@@ -21,6 +21,7 @@ PRODUCTION_SECRETS = {
     "YAY_WEBHOOK_SECRET": "yay-production",
     "SALES_NAV_WEBHOOK_SECRET": "sales-nav-production",
     "SIGNUP_WEBHOOK_SECRET": "signup-production",
+    "EMAIL_WEBHOOK_PUBLIC_KEY": "sendgrid-verification-key-production",
 }
 # Everything a production deployment needs to start (webhook secrets of any later field too).
 SAFE_PRODUCTION: dict[str, object] = {

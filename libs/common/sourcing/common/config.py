@@ -43,12 +43,29 @@ DEV_YAY_WEBHOOK_SECRET = "dev-only-yay-webhook-secret"  # noqa: S105 - refused o
 DEV_SALES_NAV_WEBHOOK_SECRET = "dev-only-sales-nav-webhook-secret"  # noqa: S105 - refused outside development
 DEV_SIGNUP_WEBHOOK_SECRET = "dev-only-signup-webhook-secret"  # noqa: S105 - refused outside development
 DEV_ZELIQ_CALLBACK_SECRET = "dev-only-zeliq-callback-secret"  # noqa: S105 - refused outside development
+# Inbound channel events (one webhook per provider family). The email key is the public half
+# of a development-only P-256 pair whose private half signs the sandbox's SendGrid events.
+DEV_EMAIL_WEBHOOK_PUBLIC_KEY = (
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEpu1nsVMCwR0KLJCakv/SxfPQqBtMIMW9vX+Acta3gjdsoF/vDHKLDwV3"
+    "zDZuNW8bBDJa2xXrsAYqGNFk019QmA=="
+)
+DEV_TWILIO_WEBHOOK_SECRET = "dev-only-twilio-webhook-secret"  # noqa: S105 - refused outside development
+DEV_WHATSAPP_WEBHOOK_SECRET = "dev-only-whatsapp-webhook-secret"  # noqa: S105 - refused outside development
+DEV_LINKEDIN_WEBHOOK_SECRET = "dev-only-linkedin-webhook-secret"  # noqa: S105 - refused outside development
+DEV_TELEGRAM_WEBHOOK_SECRET = "dev-only-telegram-webhook-secret"  # noqa: S105 - refused outside development
+DEV_MESSENGER_WEBHOOK_SECRET = "dev-only-messenger-webhook-secret"  # noqa: S105 - refused outside development
 # Secrets required outside development, with the defaults development fills in.
 DEV_DEFAULT_SECRETS = {
     "JWT_SECRET": DEV_JWT_SECRET,
     "YAY_WEBHOOK_SECRET": DEV_YAY_WEBHOOK_SECRET,
     "SALES_NAV_WEBHOOK_SECRET": DEV_SALES_NAV_WEBHOOK_SECRET,
     "SIGNUP_WEBHOOK_SECRET": DEV_SIGNUP_WEBHOOK_SECRET,
+    "EMAIL_WEBHOOK_PUBLIC_KEY": DEV_EMAIL_WEBHOOK_PUBLIC_KEY,
+    "TWILIO_WEBHOOK_SECRET": DEV_TWILIO_WEBHOOK_SECRET,
+    "WHATSAPP_WEBHOOK_SECRET": DEV_WHATSAPP_WEBHOOK_SECRET,
+    "LINKEDIN_WEBHOOK_SECRET": DEV_LINKEDIN_WEBHOOK_SECRET,
+    "TELEGRAM_WEBHOOK_SECRET": DEV_TELEGRAM_WEBHOOK_SECRET,
+    "MESSENGER_WEBHOOK_SECRET": DEV_MESSENGER_WEBHOOK_SECRET,
 }
 # Development fills these too, but they stay optional outside it (the feature is off unset).
 DEV_OPTIONAL_SECRETS = {"ZELIQ_CALLBACK_SECRET": DEV_ZELIQ_CALLBACK_SECRET}
@@ -69,7 +86,18 @@ DEFAULT_PASSWORDS = frozenset({"postgres", "password", "admin", "root", "secret"
 MAX_JWT_ACCESS_TOKEN_TTL_SECONDS = 86_400
 # Secrets that may be rotated: <NAME>_SECRET signs and verifies, <NAME>_PREVIOUS_SECRET (while
 # set) still verifies what was signed before the rotation.
-ROTATABLE_SECRETS = ("JWT", "YAY_WEBHOOK", "SALES_NAV_WEBHOOK", "SIGNUP_WEBHOOK", "ZELIQ_CALLBACK")
+ROTATABLE_SECRETS = (
+    "JWT",
+    "YAY_WEBHOOK",
+    "SALES_NAV_WEBHOOK",
+    "SIGNUP_WEBHOOK",
+    "ZELIQ_CALLBACK",
+    "TWILIO_WEBHOOK",
+    "WHATSAPP_WEBHOOK",
+    "LINKEDIN_WEBHOOK",
+    "TELEGRAM_WEBHOOK",
+    "MESSENGER_WEBHOOK",
+)
 
 
 class ConfigurationError(RuntimeError):
@@ -172,6 +200,27 @@ class Settings(ProviderSettings, DeploySettings, BaseSettings):
     # gateway verifies); Zeliq is unavailable without it (and without ZELIQ_CALLBACK_URL).
     ZELIQ_CALLBACK_SECRET: SecretStr | None = None
     ZELIQ_CALLBACK_PREVIOUS_SECRET: SecretStr | None = None
+    # Inbound channel events (replies, delivery, bounces, opt-outs), one webhook per provider
+    # family; each verifies with its provider's own scheme (README "Inbound events").
+    # SendGrid Event Webhook verification key (base64 DER public key, ECDSA P-256): public,
+    # but required and checked outside development like the webhook secrets.
+    EMAIL_WEBHOOK_PUBLIC_KEY: SecretStr | None = None
+    # The Twilio auth token the account signs callbacks with (X-Twilio-Signature).
+    TWILIO_WEBHOOK_SECRET: SecretStr | None = None
+    TWILIO_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
+    # The WhatsApp (Meta) app secret of X-Hub-Signature-256.
+    WHATSAPP_WEBHOOK_SECRET: SecretStr | None = None
+    WHATSAPP_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
+    # The value of the Unipile-Auth header set when the Unipile webhook was created.
+    LINKEDIN_WEBHOOK_SECRET: SecretStr | None = None
+    LINKEDIN_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
+    # The secret_token given to Telegram's setWebhook (X-Telegram-Bot-Api-Secret-Token).
+    TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None
+    TELEGRAM_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
+    # HMAC key of our own contract for the other messengers (LINE, Viber, WeChat, KakaoTalk,
+    # Respond.io, iMessage, voicemail), signed like the Yay webhook.
+    MESSENGER_WEBHOOK_SECRET: SecretStr | None = None
+    MESSENGER_WEBHOOK_PREVIOUS_SECRET: SecretStr | None = None
     GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON: SecretStr | None = None
     GOOGLE_SHEETS_SPREADSHEET_ID: str | None = None
 

@@ -86,6 +86,11 @@ class ProviderSettings(BaseSettings):
     SANDBOX_LATENCY_SECONDS: float = Field(default=0.0, ge=0)
     # How long the sandbox's "slow" answers take (must exceed PROVIDER_TIMEOUT_SECONDS).
     SANDBOX_SLOW_SECONDS: float = Field(default=30.0, ge=0)
+    # The gateway the sandbox posts its fake providers' inbound events to (delivered, replies,
+    # opt-outs, bounces); empty: the local gateway, http://127.0.0.1:$PORT.
+    SANDBOX_WEBHOOK_URL: str | None = None
+    # Seconds between a sandbox send and each inbound event it posts back.
+    SANDBOX_INBOUND_DELAY_SECONDS: float = Field(default=1.0, ge=0)
 
 
 def sandbox_enabled(settings: object) -> bool:

@@ -35,7 +35,10 @@ def main() -> int:
         return 2
     provider = settings if isinstance(settings, ProviderSettings) else ProviderSettings()
     app = create_sandbox_app(
-        provider.SANDBOX_LATENCY_SECONDS, slow_seconds=provider.SANDBOX_SLOW_SECONDS
+        provider.SANDBOX_LATENCY_SECONDS,
+        slow_seconds=provider.SANDBOX_SLOW_SECONDS,
+        webhook_url=provider.SANDBOX_WEBHOOK_URL or f"http://127.0.0.1:{settings.PORT}",
+        inbound_delay_seconds=provider.SANDBOX_INBOUND_DELAY_SECONDS,
     )
     logger.info("provider sandbox listening on http://127.0.0.1:%d", provider.SANDBOX_PORT)
     uvicorn.run(app, host="127.0.0.1", port=provider.SANDBOX_PORT, log_level="warning")

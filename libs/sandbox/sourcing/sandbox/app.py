@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from sourcing.sandbox import apollo, channels, enrichment, openai_chat
 from sourcing.sandbox import sheets as google_sheets
+from sourcing.sandbox.inbound import InboundPoster
 from sourcing.sandbox.state import (
     SandboxState,
     VendorError,
@@ -32,15 +33,22 @@ DEFAULT_SLOW_SECONDS = 30.0
 
 
 def create_sandbox_app(
-    latency_seconds: float = 0.0, *, slow_seconds: float = DEFAULT_SLOW_SECONDS
+    latency_seconds: float = 0.0,
+    *,
+    slow_seconds: float = DEFAULT_SLOW_SECONDS,
+    webhook_url: str | None = None,
+    inbound_delay_seconds: float = 1.0,
 ) -> FastAPI:
-    """The sandbox app; `latency_seconds` delays every answer, `slow_seconds` the slow ones."""
+    """The sandbox app; `latency_seconds` delays every answer, `slow_seconds` the slow ones.
+    With `webhook_url` (the gateway), sends are followed by the provider's signed events
+    (:mod:`sourcing.sandbox.inbound`)."""
     app = FastAPI(
         title="Provider sandbox",
         description="Deterministic stand-ins for third-party providers (development only).",
         dependencies=[Depends(simulate_latency)],
     )
     app.state.sandbox = SandboxState(latency_seconds=latency_seconds, slow_seconds=slow_seconds)
+    app.state.inbound = InboundPoster(webhook_url, inbound_delay_seconds)
     app.add_exception_handler(VendorError, vendor_error_response)
     for router in ROUTERS:
         app.include_router(router)

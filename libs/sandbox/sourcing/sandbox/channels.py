@@ -7,7 +7,9 @@ deterministic message id (a digest of recipient and text).
 
 - twilio: ``POST /twilio/2010-04-01/Accounts/{sid}/Messages.json`` and ``.../Calls.json``
   (HTTP Basic, form);
-- sendgrid: ``POST /sendgrid/v3/mail/send`` (Bearer, JSON; 202 + ``X-Message-Id``);
+- sendgrid: ``POST /sendgrid/v3/mail/send`` (Bearer, JSON; 202 + ``X-Message-Id``), followed
+  by the signed Event Webhook deliveries of :mod:`sourcing.sandbox.inbound` when the sandbox
+  knows the gateway;
 - unipile: ``POST /unipile/api/v1/chats`` and ``/unipile/api/v1/chats/{chat_id}/messages``
   (``X-API-KEY``, multipart only: anything else is 415);
 - 2chat: ``POST /2chat/open/whatsapp/send-message`` (``X-User-API-Key``, JSON);
@@ -263,6 +265,7 @@ async def sendgrid_mail_send(request: Request) -> Response:
     message_id = base64.urlsafe_b64encode(
         bytes.fromhex(_digest("sendgrid", to, content[0]["value"])[:32])
     ).decode()[:22]
+    request.app.state.inbound.after_email(to, message_id)
     return Response(status_code=202, headers={"X-Message-Id": message_id})
 
 

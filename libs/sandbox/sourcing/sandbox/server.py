@@ -24,12 +24,21 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def serve_sandbox(
-    *, latency_seconds: float = 0.0, slow_seconds: float = 30.0
+    *,
+    latency_seconds: float = 0.0,
+    slow_seconds: float = 30.0,
+    webhook_url: str | None = None,
+    inbound_delay_seconds: float = 1.0,
 ) -> AsyncIterator[str]:
-    """``async with serve_sandbox() as url:`` the sandbox answers at ``url`` meanwhile."""
-    async with serve_on_free_port(
-        create_sandbox_app(latency_seconds, slow_seconds=slow_seconds), name="the sandbox"
-    ) as url:
+    """``async with serve_sandbox() as url:`` the sandbox answers at ``url`` meanwhile (and
+    posts provider events to the gateway at ``webhook_url``, when given)."""
+    app = create_sandbox_app(
+        latency_seconds,
+        slow_seconds=slow_seconds,
+        webhook_url=webhook_url,
+        inbound_delay_seconds=inbound_delay_seconds,
+    )
+    async with serve_on_free_port(app, name="the sandbox") as url:
         yield url
 
 

@@ -1,7 +1,8 @@
 """The call-allocation service: one thin agent over :mod:`sourcing.allocation.handlers`.
 
 * ``call-allocation`` (consumer ``call-allocation``): ``call-allocation.assign-current.v1``,
-  ``call-task.requested.v1``, ``expert.signed-up.v1``, ``project.changed.v1`` and the
+  ``call-task.requested.v1``, ``expert.signed-up.v1``, ``expert.suppression-requested.v1``,
+  ``project.changed.v1`` and the
   scheduler's ``call-allocation.sweep-requested.v1`` and ``signup-chase.sweep-requested.v1``.
 """
 
@@ -18,6 +19,7 @@ from sourcing.common.messages.allocation import (
     CallAllocationSweepRequested,
     CallTaskRequested,
     ExpertSignedUp,
+    ExpertSuppressionRequested,
     ProjectChanged,
     SignupChaseSweepRequested,
 )
@@ -41,6 +43,7 @@ def build_app(
             CallTaskRequested.message_type: handlers.handle_call_task_requested,
             ExpertSignedUp.message_type: handlers.handle_expert_signed_up,
             ProjectChanged.message_type: handlers.handle_project_changed,
+            ExpertSuppressionRequested.message_type: handlers.handle_suppression_requested,
             CallAllocationSweepRequested.message_type: handlers.handle_call_allocation_sweep,
             SignupChaseSweepRequested.message_type: handlers.handle_signup_chase_sweep,
         },

@@ -16,6 +16,11 @@ contact-adding endpoint) gives an expert their initial call task in a project
 (:func:`sourcing.allocation.service.record_signup`). A sign-up naming no known expert is stored
 as an ``expert.signup_unmatched`` system event and acknowledged: never a retry loop.
 
+``expert.suppression-requested.v1`` (keyed by expert; sent by outreach when an expert opts out
+on a channel) suppresses the person like a never-contact-again outcome
+(:func:`sourcing.allocation.service.suppress_expert`: open call tasks CANCELLED, leads
+DISQUALIFIED). An expert gone meanwhile (erased) is logged and acknowledged.
+
 ``project.changed.v1`` (keyed by project; sent by ``PATCH /projects/{id}``): the project's tasks
 follow its status and priority, and a resumed project's experts get the initial tasks the
 pause held back (:func:`sourcing.allocation.service.apply_project_change`).
@@ -39,6 +44,7 @@ from sourcing.allocation import repository, service
 from sourcing.allocation.service import Allocation
 from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.clock import Clock, utc_now
+from sourcing.common.errors import NotFound
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
@@ -46,6 +52,7 @@ from sourcing.common.messages.allocation import (
     CallAllocationSweepRequested,
     CallTaskRequested,
     ExpertSignedUp,
+    ExpertSuppressionRequested,
     ProjectChanged,
     SignupChaseSweepRequested,
 )
@@ -152,6 +159,29 @@ class AllocationHandlers:
             result.expert_id,
             result.converted_leads,
             len(result.cancelled_task_ids),
+        )
+
+    async def handle_suppression_requested(
+        self, session: AsyncSession, envelope: Envelope, payload: ExpertSuppressionRequested
+    ) -> None:
+        try:
+            cancelled, disqualified = await service.suppress_expert(
+                session,
+                payload.expert_id,
+                reason=payload.reason,
+                now=self.clock(),
+                actor=payload.actor,
+                note=payload.note,
+            )
+        except NotFound:
+            log.warning("suppression of unknown expert %s ignored", payload.expert_id)
+            return
+        log.info(
+            "expert %s suppressed (%s): %d call tasks cancelled, %d leads disqualified",
+            payload.expert_id,
+            payload.reason.value,
+            len(cancelled),
+            disqualified,
         )
 
     async def handle_project_changed(

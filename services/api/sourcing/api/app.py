@@ -21,6 +21,7 @@ from sourcing.api.routers import (
     auth,
     dead_letters,
     documentation,
+    inbound,
     system,
     system_events,
     webhooks,
@@ -40,6 +41,7 @@ log = logging.getLogger("sourcing.api")
 # matched in this order: the webhooks (the hottest paths) come first.
 ROUTERS = (
     webhooks.router,
+    inbound.router,
     system.router,
     auth.router,
     ingestion.projects_router,

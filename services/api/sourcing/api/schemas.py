@@ -94,6 +94,14 @@ class WebhookAccepted(ResponseModel):
     leads: int | None = None
 
 
+class InboundAccepted(ResponseModel):
+    """A verified inbound channel delivery: how many events in it were queued for outreach
+    (opens, clicks and other events outreach does not track are dropped)."""
+
+    accepted: bool
+    events: int
+
+
 # A pattern, not EmailStr: full address validation was a tenth of the Yay webhook's CPU, and the
 # address only has to match a caller's.
 AgentEmail = Annotated[

@@ -1,8 +1,9 @@
 """The outreach service's Faust app: three thin agents over the handlers and the service.
 
 * ``outreach`` lane: ``outreach.send.v1`` (deliver a queued message through its channel
-  adapter), ``outreach.auto.v1`` (enrichment asks for outreach on the project's channel) and
-  ``project.closed.v1`` (a COMPLETED or ARCHIVED project's queued messages are cancelled);
+  adapter), ``outreach.auto.v1`` (enrichment asks for outreach on the project's channel),
+  ``project.closed.v1`` (a COMPLETED or ARCHIVED project's queued messages are cancelled) and
+  ``outreach.inbound.v1`` (a reply, delivery report, bounce or opt-out from a webhook);
 * ``screening`` lane: ``screening.follow-up-sweep.v1`` (the scheduler's tick: one follow-up
   per screening due) and ``screening.follow-up.v1`` (reminder, or escalation);
 * ``google-sheets-sync`` lane: ``google-sheets-sync.requested.v1`` (one row per expert).

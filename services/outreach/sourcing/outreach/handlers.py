@@ -41,6 +41,7 @@ from sourcing.common.kafka.retry import PermanentError, is_transient
 from sourcing.common.messages.outreach import (
     SHEET_EXPERT_ENTITY,
     AutoOutreachRequested,
+    InboundChannelEvent,
     OutreachSendRequested,
     ProjectClosed,
     ScreeningFollowUpRequested,
@@ -76,7 +77,8 @@ OUTREACH_ACTOR = "outreach"
 
 
 class OutreachHandlers:
-    """``outreach.send.v1`` (deliver a queued message) and ``outreach.auto.v1``."""
+    """``outreach.send.v1`` (deliver a queued message), ``outreach.auto.v1`` and
+    ``outreach.inbound.v1`` (a provider's reply, delivery report, bounce or opt-out)."""
 
     def __init__(
         self,
@@ -90,6 +92,7 @@ class OutreachHandlers:
         self.sessionmaker = sessionmaker
         self.channels = channels
         self.clock = clock
+        self.stop_phrases = service.stop_phrase_pattern(settings.inbound_stop_phrases)
 
     async def deliver(
         self, session: AsyncSession, envelope: Envelope, payload: OutreachSendRequested
@@ -269,11 +272,30 @@ class OutreachHandlers:
             len(cancelled),
         )
 
+    async def inbound(
+        self, session: AsyncSession, envelope: Envelope, payload: InboundChannelEvent
+    ) -> None:
+        outcome = await service.record_inbound(
+            session,
+            payload,
+            now=self.clock(),
+            stop_phrases=self.stop_phrases,
+            correlation_id=envelope.correlation_id,
+        )
+        logger.info(
+            "inbound %s event %s (%s): %s",
+            payload.provider,
+            payload.event_id,
+            payload.kind.value,
+            outcome,
+        )
+
     def handlers(self) -> dict[str, Any]:
         return {
             OutreachSendRequested.message_type: self.deliver,
             AutoOutreachRequested.message_type: self.auto,
             ProjectClosed.message_type: self.project_closed,
+            InboundChannelEvent.message_type: self.inbound,
         }
 
 

@@ -23,6 +23,7 @@ from sourcing.common.models import (
     Lead,
     OutreachMessage,
     OutreachThread,
+    ProcessedWebhookEvent,
     Project,
     RankingSnapshot,
     ScreeningQuestion,
@@ -539,3 +540,109 @@ async def row_map(
 async def add_export(session: AsyncSession, export: GoogleSheetExport) -> None:
     session.add(export)
     await session.flush()
+
+
+# --- inbound channel events -----------------------------------------------------------------
+
+
+async def claim_inbound_event(
+    session: AsyncSession,
+    *,
+    source: str,
+    event_id: str,
+    event_type: str,
+    received_at: datetime,
+    correlation_id: str | None,
+) -> bool:
+    """Record a provider's event id; False when it was seen before (a replay)."""
+    result = await session.execute(
+        insert(ProcessedWebhookEvent)
+        .values(
+            id=uuid.uuid4(),
+            source=source[:32],
+            event_id=event_id,
+            event_type=event_type[:64],
+            received_at=received_at,
+            correlation_id=correlation_id,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "event_id"])
+        .returning(ProcessedWebhookEvent.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+async def outbound_message_by_provider_id(
+    session: AsyncSession, provider_message_id: str
+) -> tuple[OutreachMessage, OutreachThread] | None:
+    """The outbound message a provider knows by ``provider_message_id``, with its thread, locked."""
+    stmt = (
+        select(OutreachMessage, OutreachThread)
+        .join(OutreachThread, OutreachThread.id == OutreachMessage.thread_id)
+        .where(
+            OutreachMessage.provider_message_id == provider_message_id,
+            OutreachMessage.direction == MessageDirection.OUTBOUND.value,
+        )
+        .order_by(OutreachMessage.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def thread_by_external_id(
+    session: AsyncSession, external_thread_id: str, channels: Sequence[Channel]
+) -> OutreachThread | None:
+    stmt = (
+        select(OutreachThread)
+        .where(
+            OutreachThread.external_thread_id == external_thread_id,
+            OutreachThread.channel.in_([channel.value for channel in channels]),
+        )
+        .order_by(OutreachThread.last_message_at.desc().nulls_last(), OutreachThread.id)
+        .limit(1)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+_NOT_DIGITS = "[^0-9]"
+
+
+async def thread_by_recipient(
+    session: AsyncSession, address: str, channels: Sequence[Channel], *, phone: bool
+) -> OutreachThread | None:
+    """The most recently active thread on ``channels`` whose recipient is ``address`` (emails
+    and handles case-insensitively, phone numbers by their digits)."""
+    if phone:
+        digits = "".join(ch for ch in address if ch.isdigit())
+        matches = func.regexp_replace(OutreachThread.recipient, _NOT_DIGITS, "", "g") == digits
+    else:
+        matches = func.lower(OutreachThread.recipient) == address.strip().lower()
+    stmt = (
+        select(OutreachThread)
+        .where(matches, OutreachThread.channel.in_([channel.value for channel in channels]))
+        .order_by(OutreachThread.last_message_at.desc().nulls_last(), OutreachThread.id)
+        .limit(1)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def latest_outbound_message(
+    session: AsyncSession, thread_id: uuid.UUID
+) -> OutreachMessage | None:
+    """The thread's last outbound message that left (what a delivery report without an id is
+    about)."""
+    stmt = (
+        select(OutreachMessage)
+        .where(
+            OutreachMessage.thread_id == thread_id,
+            OutreachMessage.direction == MessageDirection.OUTBOUND.value,
+            OutreachMessage.sent_at.is_not(None),
+        )
+        .order_by(OutreachMessage.sent_at.desc(), OutreachMessage.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

@@ -58,6 +58,16 @@ One tab per project (:func:`tab_title`), one row per expert (:func:`sheet_row`, 
 :data:`SHEET_HEADER`), without the emails the region rule forbids nor suppressed
 addresses; the adapter is
 :mod:`sourcing.outreach.sheets`.
+
+Inbound events
+--------------
+The gateway's webhooks verify each provider family's signature and normalise replies,
+delivery reports, bounces and opt-outs into ``outreach.inbound.v1``;
+:func:`record_inbound` matches one to its thread and applies it once (deduplicated on the
+provider's event id in ``processed_webhook_events``). A reply stores an INBOUND message and
+moves the leads to REPLIED but leaves the thread OPEN (the conversation goes on); an opt-out,
+or a reply with a stop phrase (:func:`stop_phrase_pattern`), suppresses the address and the
+person and CLOSES the thread; a hard bounce suppresses the address only.
 """
 
 from __future__ import annotations
@@ -76,7 +86,10 @@ from sourcing.common.errors import Conflict, InvalidPayload, NotFound
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
+from sourcing.common.messages.allocation import ExpertSuppressionRequested
 from sourcing.common.messages.outreach import (
+    InboundChannelEvent,
+    InboundKind,
     OutreachSendRequested,
     ScreeningFollowUpRequested,
 )
@@ -911,6 +924,7 @@ def render_template(template: str, *, expert: Expert, project: Project) -> str:
 LEAD_REASONS = {
     LeadStatus.OUTREACH_PENDING: "outreach message queued",
     LeadStatus.CONTACTED: "outreach message sent",
+    LeadStatus.REPLIED: "the expert replied",
 }
 
 
@@ -1135,3 +1149,343 @@ async def sheet_row(session: AsyncSession, project: Project, expert: Expert) -> 
         "" if ranking is None else f"{ranking:.4f}",
         screening_summary(screening),
     ]
+
+
+# --- inbound channel events -----------------------------------------------------------------
+
+# Phrases that make a reply an opt-out (whole words, any case, any spacing between words);
+# ``INBOUND_STOP_PHRASES`` adds more. A plain word list: no attempt at reading intent.
+STOP_PHRASES: Final = (
+    "stop",
+    "stopp",
+    "unsubscribe",
+    "remove me",
+    "do not contact",
+    "don't contact",
+    "opt out",
+    "opt-out",
+    "optout",
+    # French, Spanish, German, Italian, Portuguese, Dutch.
+    "désabonner",
+    "ne plus me contacter",
+    "darme de baja",
+    "no me contacten",
+    "abmelden",
+    "nicht mehr kontaktieren",
+    "cancellami",
+    "non contattarmi",
+    "descadastrar",
+    "afmelden",
+)
+
+
+def stop_phrase_pattern(extra: Sequence[str] = ()) -> re.Pattern[str]:
+    """One case-insensitive, word-bounded pattern over :data:`STOP_PHRASES` and ``extra``."""
+    phrases = {phrase.strip().lower() for phrase in (*STOP_PHRASES, *extra) if phrase.strip()}
+    alternatives = sorted(
+        (r"\s+".join(re.escape(word) for word in phrase.split()) for phrase in phrases),
+        key=len,
+        reverse=True,
+    )
+    return re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)", re.IGNORECASE)
+
+
+def is_stop_request(text: str | None, pattern: re.Pattern[str]) -> bool:
+    """Whether a reply asks not to be contacted again (see :func:`stop_phrase_pattern`)."""
+    return bool(text) and pattern.search(text or "") is not None
+
+
+INBOUND_ACTOR_PREFIX = "inbound:"
+# Which threads an event of a provider family may be about, when it names no channel.
+PROVIDER_CHANNELS: Final = MappingProxyType(
+    {
+        "sendgrid": (Channel.EMAIL,),
+        "twilio": (Channel.SMS, Channel.PHONE),
+        "whatsapp": (Channel.WHATSAPP,),
+        "unipile": (Channel.LINKEDIN,),
+        "telegram": (Channel.TELEGRAM,),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMatch:
+    """The thread an inbound event is about and, when it names one, the outbound message."""
+
+    thread: OutreachThread
+    message: OutreachMessage | None
+
+
+async def match_inbound(session: AsyncSession, event: InboundChannelEvent) -> InboundMatch | None:
+    """The thread (and message) an event is about: the outbound message by its provider id,
+    else the thread by the provider's conversation id, else the most recently active thread
+    whose recipient is the event's address. None when nothing matches."""
+    if event.provider_message_id:
+        found = await repository.outbound_message_by_provider_id(session, event.provider_message_id)
+        if found is not None:
+            return InboundMatch(thread=found[1], message=found[0])
+    channels = (event.channel,) if event.channel else PROVIDER_CHANNELS.get(event.provider, ())
+    if not channels:
+        return None
+    thread = None
+    if event.external_thread_id:
+        thread = await repository.thread_by_external_id(session, event.external_thread_id, channels)
+    if thread is None and event.address:
+        phone = all(channel in _PHONE_CHANNELS for channel in channels)
+        thread = await repository.thread_by_recipient(session, event.address, channels, phone=phone)
+    if thread is None:
+        return None
+    message = None
+    if event.kind in (InboundKind.DELIVERED, InboundKind.BOUNCED):
+        message = await repository.latest_outbound_message(session, thread.id)
+    return InboundMatch(thread=thread, message=message)
+
+
+async def record_inbound(
+    session: AsyncSession,
+    event: InboundChannelEvent,
+    *,
+    now: datetime,
+    stop_phrases: re.Pattern[str],
+    correlation_id: str | None = None,
+) -> str:
+    """Apply one inbound channel event once (a replayed provider event id changes nothing);
+    returns what was done, for the log.
+
+    * ``REPLY``: an INBOUND message on the thread, the expert's leads of the project
+      ``CONTACTED → REPLIED`` (``OUTREACH_PENDING`` passes through ``CONTACTED``: the reply
+      proves the message arrived). The thread stays as it is: an OPEN thread is the
+      conversation that goes on (screening, reminders), a closed one is not reopened. A reply
+      containing a stop phrase is also an opt-out.
+    * ``DELIVERED``: the outbound message DELIVERED (``delivered_at``).
+    * ``BOUNCED``: hard, the message BOUNCED and the address suppressed (BOUNCED); soft, only
+      recorded on the message and audited.
+    * ``OPT_OUT``: :func:`record_opt_out`.
+
+    An event that matches no thread is audited (``outreach.inbound_unmatched``); an opt-out or
+    hard bounce naming an address still suppresses that address.
+    """
+    claimed = await repository.claim_inbound_event(
+        session,
+        source=f"{event.provider}-inbound",
+        event_id=event.event_id,
+        event_type=event.kind.value,
+        received_at=event.received_at,
+        correlation_id=correlation_id,
+    )
+    if not claimed:
+        return "replay"
+    actor = f"{INBOUND_ACTOR_PREFIX}{event.provider}"
+    match = await match_inbound(session, event)
+    if match is None:
+        await _record_unmatched(session, event, now=now, actor=actor)
+        return "unmatched"
+    thread, message = match.thread, match.message
+    if event.kind is InboundKind.REPLY:
+        await record_reply(session, thread, event, now=now, actor=actor)
+        if is_stop_request(event.text, stop_phrases):
+            await record_opt_out(session, thread, event, now=now, actor=actor)
+            return "reply with a stop phrase: opted out"
+        return "reply"
+    if event.kind is InboundKind.DELIVERED:
+        if message is not None and message.delivery_status in _DELIVERABLE:
+            message.delivery_status = DeliveryStatus.DELIVERED.value
+            message.delivered_at = event.occurred_at
+        return "delivered"
+    if event.kind is InboundKind.BOUNCED:
+        await record_bounce(session, thread, message, event, now=now, actor=actor)
+        return "hard bounce" if event.hard_bounce else "soft bounce"
+    await record_opt_out(session, thread, event, now=now, actor=actor)
+    return "opted out"
+
+
+# A delivery report moves only a message that left and has no later news.
+_DELIVERABLE: Final = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENT.value)
+
+
+async def record_reply(
+    session: AsyncSession,
+    thread: OutreachThread,
+    event: InboundChannelEvent,
+    *,
+    now: datetime,
+    actor: str,
+) -> OutreachMessage:
+    """The expert's reply as an INBOUND message on ``thread``, and their leads REPLIED."""
+    message = OutreachMessage(
+        id=uuid.uuid4(),
+        thread_id=thread.id,
+        expert_id=thread.expert_id,
+        job_id=f"{event.provider}:{event.event_id}"[:200],
+        direction=MessageDirection.INBOUND.value,
+        purpose=MessagePurpose.OUTREACH.value,
+        recipient=event.address or thread.recipient,
+        body=event.text or "",
+        delivery_status=DeliveryStatus.DELIVERED.value,
+        provider=event.provider,
+        attempts=0,
+        sent_at=event.occurred_at,
+        delivered_at=event.received_at,
+    )
+    await repository.add(session, message)
+    thread.last_message_at = max(thread.last_message_at or event.occurred_at, event.occurred_at)
+    if event.external_thread_id and not thread.external_thread_id:
+        thread.external_thread_id = event.external_thread_id
+    for from_status, to_status in (
+        (LeadStatus.OUTREACH_PENDING, LeadStatus.CONTACTED),
+        (LeadStatus.CONTACTED, LeadStatus.REPLIED),
+    ):
+        await mark_leads(
+            session,
+            project_id=thread.project_id,
+            expert_id=thread.expert_id,
+            from_status=from_status,
+            to_status=to_status,
+            now=now,
+            actor=actor,
+        )
+    return message
+
+
+def _suppressible(
+    channel: Channel, address: str | None
+) -> tuple[SuppressedContactKind, str] | None:
+    """The address an event names as a suppression of its kind, when the channel's addresses
+    can be suppressed (a messenger handle cannot: only the person rule covers it)."""
+    kind = suppressed_kind(channel)
+    if kind is None or not address or normalize_suppressed_value(kind, address) is None:
+        return None
+    return kind, address
+
+
+async def record_bounce(
+    session: AsyncSession,
+    thread: OutreachThread,
+    message: OutreachMessage | None,
+    event: InboundChannelEvent,
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    """A hard bounce marks the message BOUNCED and suppresses the address (BOUNCED: the address
+    is dead, the person is not suppressed); a soft bounce is only recorded."""
+    detail = event.detail or ("hard bounce" if event.hard_bounce else "soft bounce")
+    if message is not None:
+        message.error = detail[:2000]
+        if event.hard_bounce:
+            message.delivery_status = DeliveryStatus.BOUNCED.value
+            message.failed_at = event.occurred_at
+    thread.last_error, thread.last_error_at = detail[:2000], event.occurred_at
+    address = event.address or (message.recipient if message else None) or thread.recipient
+    target = _suppressible(Channel(thread.channel), address)
+    if event.hard_bounce and target is not None:
+        await add_suppression(
+            session,
+            kind=target[0],
+            value=target[1],
+            reason=SuppressionReason.BOUNCED,
+            now=now,
+            actor=actor,
+            note=detail[:500],
+            expert_id=thread.expert_id,
+        )
+        return
+    await repository.add(
+        session,
+        SystemEvent(
+            type="outreach.bounced",
+            entity_type="outreach_message" if message else "outreach_thread",
+            entity_id=message.id if message else thread.id,
+            actor=actor,
+            data={"hard": event.hard_bounce, "detail": detail, "eventId": event.event_id},
+        ),
+    )
+
+
+async def record_opt_out(
+    session: AsyncSession,
+    thread: OutreachThread,
+    event: InboundChannelEvent,
+    *,
+    now: datetime,
+    actor: str,
+) -> None:
+    """The expert opted out: their address suppressed (OPT_OUT, naming the expert, so the
+    person rule holds at once), what is queued for them cancelled, the thread CLOSED, and the
+    allocation context asked to suppress the person (open call tasks cancelled)."""
+    note = f"opt-out reported by {event.provider} (event {event.event_id})"
+    target = _suppressible(Channel(thread.channel), event.address or thread.recipient)
+    if target is not None:
+        await add_suppression(
+            session,
+            kind=target[0],
+            value=target[1],
+            reason=SuppressionReason.OPT_OUT,
+            now=now,
+            actor=actor,
+            note=note,
+            expert_id=thread.expert_id,
+        )
+    await cancel_queued_messages(
+        session, reason="the expert opted out", now=now, actor=actor, expert_id=thread.expert_id
+    )
+    if thread.status == OutreachThreadStatus.OPEN.value:
+        move(
+            session,
+            thread,
+            OutreachThreadStatus.CLOSED,
+            actor=actor,
+            reason="the expert opted out",
+            now=now,
+        )
+    await publish(
+        session,
+        ExpertSuppressionRequested(
+            expert_id=thread.expert_id, reason=SuppressionReason.OPT_OUT, actor=actor, note=note
+        ),
+        envelope_id=str(uuid.uuid5(OPT_OUT_NAMESPACE, f"{event.provider}:{event.event_id}")),
+    )
+
+
+# UUIDv5 namespace of the suppression requests an opt-out publishes (one per provider event).
+OPT_OUT_NAMESPACE = uuid.UUID("5d0f3c1e-8a47-4b6e-a2d9-3f1c7e5b9a60")
+
+
+async def _record_unmatched(
+    session: AsyncSession, event: InboundChannelEvent, *, now: datetime, actor: str
+) -> None:
+    suppress = event.kind is InboundKind.OPT_OUT or (
+        event.kind is InboundKind.BOUNCED and event.hard_bounce
+    )
+    channels = (event.channel,) if event.channel else PROVIDER_CHANNELS.get(event.provider, ())
+    target = _suppressible(channels[0], event.address) if channels else None
+    if suppress and target is not None:
+        await add_suppression(
+            session,
+            kind=target[0],
+            value=target[1],
+            reason=(
+                SuppressionReason.OPT_OUT
+                if event.kind is InboundKind.OPT_OUT
+                else SuppressionReason.BOUNCED
+            ),
+            now=now,
+            actor=actor,
+            note=f"reported by {event.provider} (event {event.event_id}); no thread matched",
+        )
+    await repository.add(
+        session,
+        SystemEvent(
+            type="outreach.inbound_unmatched",
+            entity_type="outreach_thread",
+            actor=actor,
+            data={
+                "provider": event.provider,
+                "eventId": event.event_id,
+                "kind": event.kind.value,
+                "channel": event.channel.value if event.channel else None,
+                "providerMessageId": event.provider_message_id,
+                "externalThreadId": event.external_thread_id,
+            },
+        ),
+    )

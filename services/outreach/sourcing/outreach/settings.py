@@ -29,3 +29,12 @@ class OutreachSettings(ChannelSettings):
     GOOGLE_SHEETS_TIMEOUT_SECONDS: float = Field(default=15.0, gt=0)
     # Most screening follow-ups one sweep enqueues (the rest wait for the next tick).
     SCREENING_FOLLOW_UP_BATCH_SIZE: int = Field(default=500, ge=1, le=10_000)
+    # Extra stop phrases (comma-separated) that make a reply an opt-out, beside the built-in
+    # ones (sourcing.outreach.service.STOP_PHRASES); matched as whole words, any case.
+    INBOUND_STOP_PHRASES: str = ""
+
+    @property
+    def inbound_stop_phrases(self) -> tuple[str, ...]:
+        return tuple(
+            phrase.strip() for phrase in self.INBOUND_STOP_PHRASES.split(",") if phrase.strip()
+        )

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field
 
 from sourcing.common.events import MessagePayload, register_message
 from sourcing.common.messages.scheduler import SweepRequested
+from sourcing.common.models.enums import SuppressionReason
 
 
 class CallTaskTrigger(StrEnum):
@@ -83,3 +84,16 @@ class ProjectChanged(MessagePayload):
     priority: int
     status_changed: bool
     actor: str
+
+
+@register_message("expert.suppression-requested.v1", lane="call-allocation", key="expert_id")
+class ExpertSuppressionRequested(MessagePayload):
+    """Another context learnt that an expert must never be contacted again (an opt-out on a
+    channel): the allocation service suppresses them the way a never-contact-again outcome does
+    (``suppress_expert``: the person's suppression, open call tasks CANCELLED, leads
+    DISQUALIFIED). Applying it twice changes nothing."""
+
+    expert_id: uuid.UUID
+    reason: SuppressionReason
+    actor: str = Field(min_length=1, max_length=200)
+    note: str | None = Field(default=None, max_length=1000)

@@ -1,13 +1,16 @@
-"""Messages of the outreach, screening and google-sheets-sync lanes."""
+"""Messages of the outreach, screening and google-sheets-sync lanes, and the inbound channel
+events the gateway's webhooks normalise for the outreach context."""
 
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from sourcing.common.events import MessagePayload, register_message
 from sourcing.common.messages.scheduler import SweepRequested
+from sourcing.common.models.enums import Channel
 
 
 @register_message("outreach.auto.v1", lane="outreach", key="expert_id")
@@ -81,3 +84,42 @@ class ProjectClosed(MessagePayload):
 class ScreeningFollowUpSweepRequested(SweepRequested):
     """Scheduler step 4: a reminder for every screening response left untouched for
     ``SCREENING_FOLLOW_UP_IDLE_MINUTES``."""
+
+
+class InboundKind(StrEnum):
+    """What a channel reported back (every provider family is normalised onto these)."""
+
+    REPLY = "REPLY"  # the expert wrote back
+    DELIVERED = "DELIVERED"  # an outbound message reached the expert
+    BOUNCED = "BOUNCED"  # an outbound message could not be delivered (see ``hard_bounce``)
+    OPT_OUT = "OPT_OUT"  # the expert unsubscribed, texted STOP, blocked the bot
+
+
+@register_message("outreach.inbound.v1", lane="outreach", key="routing_key")
+class InboundChannelEvent(MessagePayload):
+    """One verified event from a channel provider's webhook, in the providers' common shape.
+
+    ``provider`` + ``event_id`` is the provider's own event id (the consumer's dedup key in
+    ``processed_webhook_events``). The event names the outbound message it is about
+    (``provider_message_id``), the conversation (``external_thread_id``) and/or the expert's
+    address on the channel (``address``: the email, phone, chat id the reply came from or the
+    bounce went to); the outreach context matches it to a thread. Keyed by the address (else the
+    thread, else the message), so one person's events are handled in order.
+    """
+
+    provider: str = Field(min_length=1, max_length=24)
+    event_id: str = Field(min_length=1, max_length=200)
+    kind: InboundKind
+    channel: Channel | None = None
+    provider_message_id: str | None = Field(default=None, max_length=500)
+    external_thread_id: str | None = Field(default=None, max_length=500)
+    address: str | None = Field(default=None, max_length=500)
+    text: str | None = Field(default=None, max_length=20_000)
+    hard_bounce: bool = False
+    detail: str | None = Field(default=None, max_length=1000)
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime
+
+    @property
+    def routing_key(self) -> str:
+        return self.address or self.external_thread_id or self.provider_message_id or self.event_id
