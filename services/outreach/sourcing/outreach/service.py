@@ -1195,7 +1195,6 @@ def is_stop_request(text: str | None, pattern: re.Pattern[str]) -> bool:
     return bool(text) and pattern.search(text or "") is not None
 
 
-INBOUND_ACTOR_PREFIX = "inbound:"
 # Which threads an event of a provider family may be about, when it names no channel.
 PROVIDER_CHANNELS: Final = MappingProxyType(
     {
@@ -1275,7 +1274,21 @@ async def record_inbound(
     )
     if not claimed:
         return "replay"
-    actor = f"{INBOUND_ACTOR_PREFIX}{event.provider}"
+    outcome = await _apply_inbound(
+        session, event, now=now, stop_phrases=stop_phrases, actor=f"inbound:{event.provider}"
+    )
+    await session.flush()
+    return outcome
+
+
+async def _apply_inbound(
+    session: AsyncSession,
+    event: InboundChannelEvent,
+    *,
+    now: datetime,
+    stop_phrases: re.Pattern[str],
+    actor: str,
+) -> str:
     match = await match_inbound(session, event)
     if match is None:
         await _record_unmatched(session, event, now=now, actor=actor)

@@ -163,11 +163,12 @@ SENDGRID_OPT_OUTS = frozenset({"unsubscribe", "group_unsubscribe", "spamreport"}
 def verify_sendgrid(body: bytes, signature: str | None, timestamp: str | None, key: str) -> bool:
     """SendGrid's signed Event Webhook: the base64 ECDSA (P-256, SHA-256) signature of the
     timestamp header followed by the raw body, under the account's verification key (base64
-    DER)."""
+    DER as the console shows it, or PEM)."""
     if not signature or not timestamp:
         return False
+    der = "".join(line for line in key.strip().splitlines() if not line.startswith("-----"))
     try:
-        public_key = load_der_public_key(base64.b64decode(key))
+        public_key = load_der_public_key(base64.b64decode(der))
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             return False
         public_key.verify(
