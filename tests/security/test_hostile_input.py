@@ -154,7 +154,9 @@ def _operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 def _body_schema(operation: dict[str, Any]) -> dict[str, Any] | None:
     content = operation.get("requestBody", {}).get("content", {})
-    schema = content.get("application/json", {}).get("schema")
+    schema = (
+        content.get("application/json") or content.get("application/x-www-form-urlencoded") or {}
+    ).get("schema")
     return schema if isinstance(schema, dict) else None
 
 
@@ -278,6 +280,7 @@ def _request(
         headers["content-type"] = "application/json"
     signed = {"/webhooks/yay": ("yay", settings.YAY_WEBHOOK_SECRET)}
     signed["/webhooks/signup"] = ("signup", settings.SIGNUP_WEBHOOK_SECRET)
+    signed["/webhooks/inbound/messengers"] = ("inbound", settings.MESSENGER_WEBHOOK_SECRET)
     if case.path in signed and body is not None:
         name, configured = signed[case.path]
         assert configured is not None

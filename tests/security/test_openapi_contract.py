@@ -64,6 +64,8 @@ def _transport_kwargs(case: schemathesis.Case[Any], headers: dict[str, str]) -> 
     }
     if "json" in kwargs:
         request["json"] = kwargs["json"]
+    elif isinstance(kwargs.get("data"), dict):  # a form body (the Twilio webhook)
+        request["data"] = kwargs["data"]
     elif kwargs.get("data") is not None:
         data = kwargs["data"]
         request["content"] = data.encode() if isinstance(data, str) else data
