@@ -33,7 +33,7 @@ from sourcing.common.models import CallTask, ContactSuppression, Expert, Lead, S
 from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.ingestion.app import build_app as build_ingestion_app
 from sourcing.outreach.app import build_app as build_outreach_app
-from sourcing.sandbox.server import serve_asgi, serve_sandbox
+from sourcing.sandbox.server import serve_on_free_port, serve_sandbox
 from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
 from tests.fixtures.settings import Settings
 
@@ -137,7 +137,7 @@ async def loop(
     )
     # The gateway listens first: the sandbox posts its provider events to it.
     async with (
-        serve_asgi(create_gateway(settings)) as gateway_url,
+        serve_on_free_port(create_gateway(settings), name="the gateway") as gateway_url,
         serve_sandbox(
             slow_seconds=1.0, webhook_url=gateway_url, inbound_delay_seconds=0.5
         ) as sandbox_url,
