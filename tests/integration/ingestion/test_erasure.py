@@ -497,6 +497,17 @@ async def test_an_erased_person_leaves_nothing_readable_in_any_table(
         )
     ]
 
+    [suppression] = (
+        await session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.topic == "call-allocation",
+                OutboxMessage.envelope["type"].astext == "expert.suppression-requested.v1",
+            )
+        )
+    ).all()
+    assert suppression.envelope["payload"]["expertId"] == str(expert.id)
+    assert suppression.envelope["payload"]["reason"] == "ERASED"
+
     gone = await api.get(f"/api/v1/experts/{expert.id}", headers=auth_headers("ops"))
     assert gone.status_code == 410
     assert gone.json()["error"]["code"] == "gone"

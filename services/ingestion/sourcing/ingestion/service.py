@@ -24,7 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.common.errors import Gone, InvalidPayload, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
-from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger, ProjectChanged
+from sourcing.common.messages.allocation import (
+    CallTaskRequested,
+    CallTaskTrigger,
+    ExpertSuppressionRequested,
+    ProjectChanged,
+)
 from sourcing.common.messages.enrichment import EnrichmentRequested
 from sourcing.common.messages.outreach import ProjectClosed, SheetSyncRequested
 from sourcing.common.messages.sourcing import JobTitleDiscoveryRequested
@@ -606,6 +611,14 @@ async def erase_expert(
         await publish(
             session, SheetSyncRequested.for_expert(project_id=project_id, expert_id=expert.id)
         )
+    # Allocation owns call tasks and the person's suppression: it cancels the open tasks and
+    # disqualifies the leads, as for any never-contact-again.
+    await publish(
+        session,
+        ExpertSuppressionRequested(
+            expert_id=expert.id, reason=SuppressionReason.ERASED, actor=actor, note="erasure"
+        ),
+    )
     erasure = Erasure(
         expert_id=expert.id,
         erased_at=now,

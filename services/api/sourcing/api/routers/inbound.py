@@ -43,10 +43,10 @@ from sourcing.api.routers.webhooks import (
     EVENT_ID_MAX_LENGTH,
     LeanRoute,
     SignedWebhook,
-    _header_parameter,
-    _parse,
-    _publish,
-    _secret_matches,
+    header_parameter,
+    parse,
+    publish,
+    secret_matches,
     verify_delivery,
     verify_signature,
 )
@@ -87,7 +87,7 @@ def _headers_doc(
     *headers: tuple[str, str], content_type: str = "application/json"
 ) -> dict[str, Any]:
     return {
-        "parameters": [_header_parameter(name, text, {"type": "string"}) for name, text in headers],
+        "parameters": [header_parameter(name, text, {"type": "string"}) for name, text in headers],
         "requestBody": {
             "required": True,
             "content": {content_type: {"schema": {"type": "object"}}},
@@ -98,7 +98,7 @@ def _headers_doc(
 async def _publish_all(request: Request, events: list[InboundChannelEvent]) -> Response:
     for event in events:
         envelope_id = uuid.uuid5(INBOUND_EVENT_NAMESPACE, f"{event.provider}:{event.event_id}")
-        await _publish(request.app.state.broker, event, envelope_id=str(envelope_id))
+        await publish(request.app.state.broker, event, envelope_id=str(envelope_id))
     accepted = InboundAccepted(accepted=True, events=len(events))
     return Response(
         accepted.model_dump_json(by_alias=True),
@@ -242,7 +242,7 @@ async def email_webhook(request: Request) -> Response:
         key.get_secret_value(),
     ):
         raise Unauthorized(f"invalid or missing {SENDGRID_SIGNATURE}")
-    batch = _parse(SendGridEvents, body, "SendGrid events")
+    batch = parse(SendGridEvents, body, "SendGrid events")
     now = await get_now(request)
     return await _publish_all(request, list(_sendgrid_events(batch, now)))
 
@@ -350,7 +350,7 @@ async def twilio_webhook(request: Request) -> Response:
     signature = request.headers.get(TWILIO_SIGNATURE)
     url = str(request.url)
     if not any(
-        _secret_matches(signature, twilio_signature(url, params, secret))
+        secret_matches(signature, twilio_signature(url, params, secret))
         for secret in _settings(request).accepted_secrets("TWILIO_WEBHOOK")
     ):
         raise Unauthorized(f"invalid or missing {TWILIO_SIGNATURE}")
@@ -526,11 +526,11 @@ async def linkedin_webhook(request: Request) -> Response:
     await reject_unknown_query_params(request)
     provided = request.headers.get(UNIPILE_AUTH)
     if not any(
-        _secret_matches(provided, secret)
+        secret_matches(provided, secret)
         for secret in _settings(request).accepted_secrets("LINKEDIN_WEBHOOK")
     ):
         raise Unauthorized(f"invalid or missing {UNIPILE_AUTH}")
-    event = _parse(UnipileEvent, await request.body(), "Unipile event")
+    event = parse(UnipileEvent, await request.body(), "Unipile event")
     now = await get_now(request)
     return await _publish_all(request, list(_unipile_events(event, now)))
 
@@ -589,7 +589,7 @@ async def telegram_webhook(request: Request) -> Response:
     await reject_unknown_query_params(request)
     provided = request.headers.get(TELEGRAM_SECRET)
     if not any(
-        _secret_matches(provided, secret)
+        secret_matches(provided, secret)
         for secret in _settings(request).accepted_secrets("TELEGRAM_WEBHOOK")
     ):
         raise Unauthorized(f"invalid or missing {TELEGRAM_SECRET}")
@@ -647,7 +647,7 @@ on the channel), `text`, `hardBounce`, `detail`, `occurredAt`."""
 
 async def messenger_webhook(request: Request) -> Response:
     delivery = await verify_delivery(request, MESSENGER_HEADERS, "MESSENGER_WEBHOOK")
-    body = _parse(MessengerEvent, delivery.body, "messenger event")
+    body = parse(MessengerEvent, delivery.body, "messenger event")
     now = delivery.received_at
     event = _event(
         "messenger",

@@ -61,7 +61,7 @@ async def get_producer(request: Request) -> EnvelopeProducer:
 ProducerDep = Annotated[EnvelopeProducer, Depends(get_producer)]
 
 
-async def _publish(
+async def publish(
     producer: EnvelopeProducer, message: MessagePayload, *, envelope_id: str | None = None
 ) -> Envelope:
     try:
@@ -75,7 +75,7 @@ async def _publish(
         ) from exc
 
 
-def _secret_matches(provided: str | None, expected: str) -> bool:
+def secret_matches(provided: str | None, expected: str) -> bool:
     return provided is not None and hmac.compare_digest(provided.encode(), expected.encode())
 
 
@@ -87,7 +87,7 @@ def verify_signature(body: bytes, signature: str | None, secret: str) -> bool:
     if candidate.lower().startswith(SIGNATURE_PREFIX):
         candidate = candidate[len(SIGNATURE_PREFIX) :]
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return _secret_matches(candidate.lower(), expected)
+    return secret_matches(candidate.lower(), expected)
 
 
 def _signature_time(
@@ -120,7 +120,7 @@ call.ended, call.failed, call.recording_ready; others are stored and ignored."""
 EVENT_ID_MAX_LENGTH = 200
 
 
-def _header_parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+def header_parameter(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": name,
         "in": "header",
@@ -173,13 +173,13 @@ class SignedWebhook:
         """The lean route's ``openapi_extra``: its headers and JSON body."""
         return {
             "parameters": [
-                _header_parameter(
+                header_parameter(
                     self.signature,
                     "HMAC-SHA256 of the raw body, lowercase hex (`sha256=` prefix accepted)",
                     {"type": "string"},
                 ),
-                _header_parameter(self.timestamp, "Unix seconds of signing", {"type": "string"}),
-                _header_parameter(
+                header_parameter(self.timestamp, "Unix seconds of signing", {"type": "string"}),
+                header_parameter(
                     self.event_id,
                     "unique delivery id",
                     {"type": "string", "maxLength": EVENT_ID_MAX_LENGTH},
@@ -230,7 +230,7 @@ async def verify_delivery(
     return SignedDelivery(body, event_id, signed_at, now)
 
 
-def _parse(model: type[M], body: bytes, what: str) -> M:
+def parse(model: type[M], body: bytes, what: str) -> M:
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
@@ -256,7 +256,7 @@ def _accepted(event_id: str) -> Response:
 
 async def yay_webhook(request: Request) -> Response:
     delivery = await verify_delivery(request, YAY_HEADERS, "YAY_WEBHOOK")
-    event = _parse(YayWebhook, delivery.body, "Yay event")
+    event = parse(YayWebhook, delivery.body, "Yay event")
     event_id, signed_at, now = delivery.event_id, delivery.signed_at, delivery.received_at
     payload = YayCallEventReceived(
         event_id=event_id,
@@ -267,7 +267,7 @@ async def yay_webhook(request: Request) -> Response:
         received_at=now,
         body=event.model_dump(mode="json", by_alias=True, exclude_unset=True),
     )
-    await _publish(request.app.state.broker, payload)
+    await publish(request.app.state.broker, payload)
     return _accepted(payload.event_id)
 
 
@@ -289,7 +289,7 @@ async def require_sales_nav_secret(
 ) -> None:
     """Checked as a dependency, so an unauthenticated caller learns nothing about the body."""
     if not any(
-        _secret_matches(x_sales_nav_secret, secret)
+        secret_matches(x_sales_nav_secret, secret)
         for secret in settings.accepted_secrets("SALES_NAV_WEBHOOK")
     ):
         raise Unauthorized("invalid or missing x-sales-nav-secret")
@@ -320,7 +320,7 @@ async def sales_nav_webhook(
         leads=[lead.model_dump(mode="json", by_alias=True) for lead in body.leads],
         received_at=now,
     )
-    envelope = await _publish(producer, payload)
+    envelope = await publish(producer, payload)
     return WebhookAccepted(accepted=True, event_id=envelope.id, leads=len(body.leads))
 
 
@@ -337,7 +337,7 @@ known expert is stored and ignored."""
 
 async def signup_webhook(request: Request) -> Response:
     delivery = await verify_delivery(request, SIGNUP_HEADERS, "SIGNUP_WEBHOOK")
-    event = _parse(SignupWebhook, delivery.body, "sign-up event")
+    event = parse(SignupWebhook, delivery.body, "sign-up event")
     payload = ExpertSignedUp(
         event_id=delivery.event_id,
         expert_id=event.expert_id,
@@ -345,7 +345,7 @@ async def signup_webhook(request: Request) -> Response:
         signed_up_at=event.signed_up_at or delivery.received_at,
         received_at=delivery.received_at,
     )
-    await _publish(
+    await publish(
         request.app.state.broker,
         payload,
         envelope_id=str(uuid.uuid5(SIGNUP_EVENT_NAMESPACE, delivery.event_id)),
@@ -409,7 +409,7 @@ async def zeliq_callback(
     payload = ZeliqCallbackReceived(
         request_id=request_id, kind=kind, expert_id=expert_id, received_at=now, body=body
     )
-    await _publish(
+    await publish(
         producer,
         payload,
         envelope_id=str(uuid.uuid5(ZELIQ_EVENT_NAMESPACE, payload.event_id)),
