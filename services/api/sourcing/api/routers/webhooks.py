@@ -254,7 +254,7 @@ def _accepted(event_id: str) -> Response:
     )
 
 
-async def yay_webhook(request: Request) -> Response:
+async def receive_yay_webhook(request: Request) -> Response:
     delivery = await verify_delivery(request, YAY_HEADERS, "YAY_WEBHOOK")
     event = _parse(YayWebhook, delivery.body, "Yay event")
     event_id, signed_at, now = delivery.event_id, delivery.signed_at, delivery.received_at
@@ -273,7 +273,8 @@ async def yay_webhook(request: Request) -> Response:
 
 router.add_api_route(
     "/yay",
-    yay_webhook,
+    receive_yay_webhook,
+    summary="Receive a Yay call event (signed webhook)",
     methods=["POST"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
@@ -302,8 +303,9 @@ async def require_sales_nav_secret(
     responses=error_responses(400, 401, 404, 413, 503),
     description="LinkedIn Sales Navigator leads for a project. Header `x-sales-nav-secret` must "
     "equal `SALES_NAV_WEBHOOK_SECRET`. Unknown extra fields on leads are kept.",
+    summary="Receive Sales Navigator search results (signed webhook)",
 )
-async def sales_nav_webhook(
+async def receive_sales_nav_webhook(
     _: Annotated[None, Depends(require_sales_nav_secret)],
     body: SalesNavWebhook,
     producer: ProducerDep,
@@ -335,7 +337,7 @@ their leads, cancels their open signup-chase tasks and stops new ones; a sign-up
 known expert is stored and ignored."""
 
 
-async def signup_webhook(request: Request) -> Response:
+async def receive_signup_webhook(request: Request) -> Response:
     delivery = await verify_delivery(request, SIGNUP_HEADERS, "SIGNUP_WEBHOOK")
     event = _parse(SignupWebhook, delivery.body, "sign-up event")
     payload = ExpertSignedUp(
@@ -355,7 +357,8 @@ async def signup_webhook(request: Request) -> Response:
 
 router.add_api_route(
     "/signup",
-    signup_webhook,
+    receive_signup_webhook,
+    summary="Receive an expert sign-up (signed webhook)",
     methods=["POST"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
