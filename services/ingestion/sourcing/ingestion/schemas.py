@@ -132,9 +132,11 @@ class ProjectOut(ResponseModel):
     priority: int
     override_cooldown: bool
     region_config: JsonObject
-    auto_outreach_channel: str | None = Field(
-        default=None, json_schema_extra={"enum": [channel.name for channel in Channel]}
-    )
+    # The enum belongs to the string branch: null (no auto outreach) stays valid.
+    auto_outreach_channel: (
+        Annotated[str, Field(json_schema_extra={"enum": [channel.name for channel in Channel]})]
+        | None
+    ) = None
     auto_outreach_template: str | None = None
     status: str
     created_at: datetime
