@@ -380,7 +380,7 @@ most_probable_email_status, ...}}`), kept as received. One callback per request 
 second delivery is answered 202 and changes nothing."""
 
 
-async def zeliq_callback(
+async def receive_zeliq_callback(
     request_id: Annotated[uuid.UUID, Path(alias="requestId")],
     kind: CallbackKind,
     request: Request,
@@ -422,7 +422,8 @@ async def zeliq_callback(
 
 router.add_api_route(
     "/zeliq/{requestId}/{kind}",
-    zeliq_callback,
+    receive_zeliq_callback,
+    summary="Receive a Zeliq enrichment result (signed callback URL)",
     methods=["POST"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
@@ -431,7 +432,17 @@ router.add_api_route(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "contact": {
+                            "most_probable_email": "kenji.sato@rakuten.co.jp",
+                            "most_probable_email_status": "valid",
+                        }
+                    },
+                }
+            },
         }
     },
 )
