@@ -11,10 +11,17 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 install: $(STAMP)
 
+# The first run downloads every dependency: say what happens, how big and how long it took.
 $(STAMP): uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv sync --frozen --all-packages --quiet
+	@set -e; started=$$(date +%s); \
+	if ! test -x $(BIN)/python; then \
+		echo "make: creating the virtualenv $(VENV)…"; $(PYTHON) -m venv $(VENV); fi; \
+	if ! test -x $(BIN)/uv; then \
+		echo "make: installing uv $(UV_VERSION)…"; \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION); fi; \
+	echo "make: installing the locked dependencies (uv sync --frozen)…"; \
+	$(BIN)/uv sync --frozen --all-packages --quiet; \
+	echo "make: $(VENV) ready ($$(du -sm $(VENV) | cut -f1) MB) in $$(( $$(date +%s) - started )) s"
 	@touch $@
 
 dev: $(STAMP)

@@ -1,9 +1,11 @@
 """`make dev`'s runner end to end: embedded stack, migrations, topics, every service process,
-the ready line, the manual's §4.1 to §4.4 requests, and a clean stop on Ctrl-C (SIGINT)."""
+the first-run progress, the ready banner, the manual's §4.1 to §4.4 requests, and a clean stop
+on Ctrl-C (SIGINT)."""
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import socket
@@ -65,9 +67,25 @@ def test_dev_runner_serves_the_manual_examples_and_stops_cleanly(tmp_path: Path)
     )
     try:
         started = time.monotonic()
-        output = _read_until(process, b"platform ready", started + READY_WITHIN_SECONDS)
-        assert f"http://localhost:{port}".encode() in output
+        output = _read_until(process, b"sourcing login", started + READY_WITHIN_SECONDS)
         base = f"http://localhost:{port}"
+        text = output.decode()
+        # The slow first step says what it does, then how big it came out and how long it took.
+        assert "initialising a PostgreSQL cluster" in text
+        assert re.search(r"PostgreSQL cluster initialised \(\d+ MB\) in \d+ s", text)
+        banner = text[text.index("platform ready") :]
+        for url in (
+            base,
+            f"{base}/api/v1/docs",
+            f"{base}/api/v1/openapi.json",
+            f"{base}/asyncapi.json",
+            f"{base}/metrics",
+            f"http://127.0.0.1:{sandbox_port}",
+            f"curl -s -X POST {base}/api/v1/auth/token",
+            f"sourcing login dev --api-url {base}",
+        ):
+            assert url in banner, f"{url} missing from the banner:\n{banner}"
+        assert "sandbox       on at" in banner and "Apollo" in banner, banner
         with httpx.Client(base_url=base, timeout=10) as client:
             assert client.get("/api/v1/system/health").json() == {"status": "ok"}
             assert client.get("/api/v1/system/ready").json() == {"status": "ready"}

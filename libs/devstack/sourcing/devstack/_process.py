@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,27 @@ logger = logging.getLogger("sourcing.devstack")
 
 LOOPBACK = "127.0.0.1"
 _T = TypeVar("_T")
+
+
+def say(line: str) -> None:
+    """One progress line on stderr, whatever logging is set up (first runs are slow)."""
+    sys.stderr.write(f"devstack: {line}\n")
+    sys.stderr.flush()
+
+
+def megabytes(path: Path) -> str:
+    """The size of everything under `path`, as people read it (`118 MB`)."""
+    total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    return f"{total / 1_000_000:.0f} MB"
+
+
+@contextlib.contextmanager
+def progress(doing: str, done: Callable[[], str]) -> Iterator[None]:
+    """Announce a slow step (`doing…`), then `done()` and the time it took."""
+    say(f"{doing}…")
+    started = time.monotonic()
+    yield
+    say(f"{done()} in {time.monotonic() - started:.0f} s")
 
 
 class DevstackError(RuntimeError):

@@ -2,8 +2,9 @@
 
 Starts the embedded PostgreSQL and broker (unless DATABASE_URL / KAFKA_BROKER_URL are set in
 the environment), migrates, creates the lane topics, then runs the gateway and every service
-process that exists as child processes with prefixed logs. Prints the API URL and a ready line
-once /api/v1/system/ready answers; Ctrl-C (or SIGTERM) stops the children, then the servers.
+process that exists as child processes with prefixed logs. Prints a ready banner (URLs, the
+sandbox state, how to get a token) once /api/v1/system/ready answers; Ctrl-C (or SIGTERM)
+stops the children, then the servers.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ PROCESSES: tuple[tuple[str, str], ...] = (
 )
 # Seven Python processes importing at once on a small, busy machine can take over a minute.
 READY_TIMEOUT_SECONDS = 180.0
+# The sandbox tags each vendor's routes `sandbox: <provider>`.
+SANDBOX_TAG = "sandbox: "
 STOP_GRACE_SECONDS = 25.0
 
 
@@ -86,6 +89,62 @@ async def _wait_ready(url: str, children: Sequence[asyncio.subprocess.Process]) 
     raise DevstackError(f"{url} did not answer 200 within {READY_TIMEOUT_SECONDS:.0f} s")
 
 
+async def _sandbox_providers(sandbox_url: str) -> list[str]:
+    """The providers the running sandbox fakes: its routers' `sandbox: <provider>` tags."""
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            document = (await client.get(f"{sandbox_url}/openapi.json")).json()
+        return sorted(
+            {
+                tag.removeprefix(SANDBOX_TAG)
+                for operations in document.get("paths", {}).values()
+                for operation in operations.values()
+                for tag in operation.get("tags", [])
+                if tag.startswith(SANDBOX_TAG)
+            },
+            key=str.lower,
+        )
+    return []
+
+
+def ready_banner(
+    api: str,
+    *,
+    processes: Sequence[tuple[str, str]],
+    sandbox_url: str | None,
+    fakes: Sequence[str],
+) -> str:
+    """What a developer needs once everything answers: where things are and how to get in."""
+    if sandbox_url is None:
+        sandbox_line = "off: adapters call the real providers (SANDBOX_PROVIDERS=0)"
+    else:
+        faked = ", ".join(fakes) if fakes else "(provider list unavailable)"
+        sandbox_line = f"on at {sandbox_url}, faking {faked}"
+    agent_ports = [
+        FIRST_METRICS_PORT + index
+        for index, (name, _) in enumerate(processes)
+        if name not in ("sandbox", "api")
+    ]
+    mint_request = '{"userId": "dev", "role": "admin"}'
+    rule = "=" * 78
+    lines = [
+        rule,
+        f"platform ready: {', '.join(n for n, _ in processes)} running; Ctrl-C stops",
+        f"  gateway       {api}",
+        f"  OpenAPI docs  {api}/api/v1/docs  (document: {api}/api/v1/openapi.json)",
+        f"  AsyncAPI      {api}/asyncapi.json",
+        f"  metrics       {api}/metrics"
+        + (f"  (services: ports {agent_ports[0]}-{agent_ports[-1]})" if agent_ports else ""),
+        f"  sandbox       {sandbox_line}",
+        "  get a token:",
+        f"    curl -s -X POST {api}/api/v1/auth/token -H 'Content-Type: application/json' \\",
+        f"      -d '{mint_request}'",
+        f"    or: sourcing login dev --api-url {api}",
+        rule,
+    ]
+    return "\n".join(lines)
+
+
 async def _stop(children: Sequence[asyncio.subprocess.Process]) -> None:
     for child in children:
         if child.returncode is None:
@@ -99,7 +158,7 @@ async def _stop(children: Sequence[asyncio.subprocess.Process]) -> None:
             await child.wait()
 
 
-async def run_platform(stack: Stack, port: int, *, sandbox: bool) -> int:
+async def run_platform(stack: Stack, port: int, *, sandbox: bool, sandbox_url: str) -> int:
     env = dict(os.environ) | stack.env | {"SANDBOX_PROVIDERS": "1" if sandbox else "0"}
     if sandbox:  # the sandbox's Zeliq calls the local gateway back
         env.setdefault("ZELIQ_CALLBACK_URL", f"http://localhost:{port}/webhooks/zeliq")
@@ -132,9 +191,14 @@ async def run_platform(stack: Stack, port: int, *, sandbox: bool) -> int:
         await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if ready.done():
             ready.result()
-            print(f"API: {api}  (OpenAPI: {api}/api/v1/openapi.json)", flush=True)
+            fakes = await _sandbox_providers(sandbox_url) if sandbox else []
             print(
-                f"platform ready: {', '.join(n for n, _ in processes)} running; Ctrl-C stops",
+                ready_banner(
+                    api,
+                    processes=processes,
+                    sandbox_url=sandbox_url if sandbox else None,
+                    fakes=fakes,
+                ),
                 flush=True,
             )
             exits = [asyncio.create_task(child.wait()) for child in children]
@@ -176,7 +240,9 @@ def main() -> int:
         sandbox = settings.is_development and (
             settings.SANDBOX_PROVIDERS or "SANDBOX_PROVIDERS" not in settings.model_fields_set
         )
-        return asyncio.run(run_platform(stack, settings.PORT, sandbox=sandbox))
+        return asyncio.run(
+            run_platform(stack, settings.PORT, sandbox=sandbox, sandbox_url=settings.SANDBOX_URL)
+        )
     except DevstackError as exc:
         logger.error("%s", exc)
         return 1

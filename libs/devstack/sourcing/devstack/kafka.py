@@ -37,8 +37,10 @@ from sourcing.devstack._process import (
     EmbeddedBroker,
     free_port,
     logger,
+    megabytes,
     port_accepts,
     port_is_free,
+    progress,
     run_sync,
     wait_until,
 )
@@ -166,9 +168,13 @@ def ensure_kafka_libs(
         raise DevstackError("Apache Kafka needs `java` (17+) and `mvn` on PATH")
     dist_dir = lib_dir.parent
     dist_dir.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    logger.info("downloading Apache Kafka %s with Maven into %s", version, dist_dir)
-    with tempfile.TemporaryDirectory(dir=dist_dir.parent, prefix=f".kafka-{version}-") as tmp:
+    with (
+        progress(
+            f"downloading Apache Kafka {version} with Maven into {dist_dir} (first run only)",
+            lambda: f"Apache Kafka {version} downloaded ({megabytes(lib_dir)})",
+        ),
+        tempfile.TemporaryDirectory(dir=dist_dir.parent, prefix=f".kafka-{version}-") as tmp,
+    ):
         work = Path(tmp)
         staged = work / "dist"
         (work / "pom.xml").write_text(_pom(version))
@@ -210,7 +216,6 @@ def ensure_kafka_libs(
             if not _is_complete(lib_dir, version):
                 raise
             # Another process finished the same download first; theirs is as good as ours.
-    logger.info("Apache Kafka %s class path ready in %.1f s", version, time.monotonic() - started)
     return lib_dir
 
 

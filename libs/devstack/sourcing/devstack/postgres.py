@@ -37,8 +37,10 @@ from sourcing.devstack._process import (
     RunAs,
     free_port,
     logger,
+    megabytes,
     port_accepts,
     port_is_free,
+    progress,
     wait_until,
 )
 
@@ -200,23 +202,28 @@ class EmbeddedPostgres(EmbeddedServer):
         if self._owns_data:
             argv.append("--no-sync")
         run_as = self._run_as
-        result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
-            argv,
-            capture_output=True,
-            text=True,
-            env=_server_env(),
-            cwd=self.pgdata,
-            timeout=300,
-            check=False,
-            user=run_as.uid if run_as else None,
-            group=run_as.gid if run_as else None,
-            extra_groups=[] if run_as else None,
-        )
-        if result.returncode != 0:
-            shutil.rmtree(self.pgdata, ignore_errors=True)
-            raise DevstackError(
-                f"initdb failed with code {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        with progress(
+            f"initialising a PostgreSQL cluster in {self.pgdata}",
+            lambda: f"PostgreSQL cluster initialised ({megabytes(self.pgdata)})",
+        ):
+            result = subprocess.run(  # noqa: S603 - an argv list of our own binaries and paths, no shell
+                argv,
+                capture_output=True,
+                text=True,
+                env=_server_env(),
+                cwd=self.pgdata,
+                timeout=300,
+                check=False,
+                user=run_as.uid if run_as else None,
+                group=run_as.gid if run_as else None,
+                extra_groups=[] if run_as else None,
             )
+            if result.returncode != 0:
+                shutil.rmtree(self.pgdata, ignore_errors=True)
+                raise DevstackError(
+                    f"initdb failed with code {result.returncode}:\n"
+                    f"{result.stdout}\n{result.stderr}"
+                )
 
     def _choose_port(self) -> int:
         if self._port is not None:

@@ -119,7 +119,7 @@ async def _view(session: AsyncSession, task_id: uuid.UUID) -> CallTaskOut:
         "and `howToResume`."
     ),
 )
-async def current_task(
+async def get_current_call_task(
     request: Request,
     session: SessionDep,
     principal: CallerPrincipal,
@@ -169,7 +169,7 @@ async def current_task(
         "CANCELLED, RESTRICTED or EXPIRED, is **409** `invalid_transition`."
     ),
 )
-async def submit_outcome(
+async def submit_call_outcome(
     task_id: uuid.UUID,
     body: OutcomeRequest,
     session: SessionDep,
@@ -208,7 +208,7 @@ async def submit_outcome(
         "the next page."
     ),
 )
-async def list_tasks(
+async def list_call_tasks(
     session: SessionDep,
     _: StaffPrincipal,
     status: Annotated[CallTaskStatus | None, Query()] = None,
@@ -239,7 +239,7 @@ async def list_tasks(
         "`call_task.requeued` system event."
     ),
 )
-async def requeue_task(
+async def requeue_call_task(
     task_id: uuid.UUID,
     body: RequeueRequest,
     session: SessionDep,
@@ -287,6 +287,7 @@ async def _flush_unique_email(session: SessionDep, email: str) -> None:
     response_model=CallerOut,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 401, 403, 409, 413),
+    summary="Register a caller",
 )
 async def create_caller(body: CallerCreate, session: SessionDep, _: StaffPrincipal) -> Caller:
     email = str(body.email).lower()
@@ -338,7 +339,10 @@ async def list_callers(
 
 
 @callers_router.get(
-    "/{caller_id}", response_model=CallerOut, responses=error_responses(400, 401, 403, 404)
+    "/{caller_id}",
+    response_model=CallerOut,
+    responses=error_responses(400, 401, 403, 404),
+    summary="Get one caller",
 )
 async def get_caller(caller_id: uuid.UUID, session: SessionDep, _: StaffPrincipal) -> Caller:
     return await _caller(session, caller_id)
@@ -348,6 +352,7 @@ async def get_caller(caller_id: uuid.UUID, session: SessionDep, _: StaffPrincipa
     "/{caller_id}",
     response_model=CallerOut,
     responses=error_responses(400, 401, 403, 404, 409, 413),
+    summary="Update a caller's name, timezone, languages or regions",
 )
 async def update_caller(
     caller_id: uuid.UUID, body: CallerUpdate, session: SessionDep, _: StaffPrincipal
@@ -371,8 +376,9 @@ async def update_caller(
     "/{caller_id}/performance/latest",
     response_model=PerformanceOut,
     responses=error_responses(400, 401, 403, 404),
+    summary="A caller's latest performance metrics",
 )
-async def latest_performance(
+async def get_latest_caller_performance(
     caller_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
 ) -> CallerPerformanceMetric:
     await _caller(session, caller_id)
@@ -409,7 +415,7 @@ undialled (ASSIGNED) task to the pool (`releasedTaskIds`)."""
     summary="Pause, resume, review, suspend, reactivate or deactivate a caller",
     description=STATUS_DESCRIPTION,
 )
-async def change_status(
+async def change_caller_status(
     caller_id: uuid.UUID,
     body: CallerStatusRequest,
     session: SessionDep,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -43,7 +43,34 @@ class ExpertSummary(ResponseModel):
     language_codes: list[str]
 
 
+_TASK_EXAMPLE: dict[str, Any] = {
+    "id": "0e943653-3f9e-4a1d-8788-f74ce049c91c",
+    "status": "PENDING",
+    "kind": "INITIAL",
+    "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+    "projectName": "Japan payments experts",
+    "expert": {
+        "id": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+        "name": "Kenji Sato",
+        "title": "Head of Payments",
+        "company": "Rakuten Pay",
+        "phone": "+81312345678",
+        "timezone": "Asia/Tokyo",
+        "countryIso": "JP",
+        "languageCodes": ["ja", "en"],
+    },
+    "priority": 3,
+    "rankingScore": 72.12,
+    "regionIso": "JP",
+    "requeueCount": 0,
+    "createdAt": "2026-12-06T10:00:00Z",
+    "updatedAt": "2026-12-06T10:00:00Z",
+}
+
+
 class CallTaskOut(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_TASK_EXAMPLE]})
+
     id: uuid.UUID
     status: CallTaskStatus
     status_reason: str | None
@@ -115,6 +142,26 @@ class CallTaskOut(ResponseModel):
 class CurrentTaskResponse(ResponseModel):
     """``task`` is the caller's task, or null with ``reason: NO_AVAILABLE_TASKS``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task": {
+                        **_TASK_EXAMPLE,
+                        "status": "ASSIGNED",
+                        "callerId": "7b3f6a2e-1c4d-4e8f-9a0b-2c3d4e5f6a7b",
+                        "assignedAt": "2026-12-06T14:10:00Z",
+                        "expiresAt": "2026-12-06T14:25:00Z",
+                    },
+                    "newlyAssigned": True,
+                    "reason": None,
+                    "message": None,
+                    "allocationStatus": "ACTIVE",
+                }
+            ]
+        }
+    )
+
     task: CallTaskOut | None
     newly_assigned: bool = Field(description="True when the task was assigned by this request.")
     reason: str | None = Field(
@@ -125,11 +172,43 @@ class CurrentTaskResponse(ResponseModel):
 
 
 class OutcomeRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "outcome": "INTERESTED_SIGNUP_LINK_SENT",
+                    "notes": "Sent the sign-up link by email",
+                }
+            ]
+        }
+    )
+
     outcome: CallOutcome
     notes: Notes | None = None
 
 
 class OutcomeResponse(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "task": {
+                        **_TASK_EXAMPLE,
+                        "status": "COMPLETED",
+                        "callerId": "7b3f6a2e-1c4d-4e8f-9a0b-2c3d4e5f6a7b",
+                        "outcome": "INTERESTED_SIGNUP_LINK_SENT",
+                        "outcomeAt": "2026-12-06T14:20:00Z",
+                    },
+                    "followUpTaskId": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+                    "followUpAvailableAfter": "2026-12-07T14:20:00Z",
+                    "followUpSkipped": None,
+                    "cancelledTaskIds": [],
+                    "disqualifiedLeads": 0,
+                }
+            ]
+        }
+    )
+
     task: CallTaskOut
     follow_up_task_id: uuid.UUID | None = Field(
         description="The signup-chase or retry task created by this outcome."
@@ -149,31 +228,7 @@ class OperatorTaskList(CursorPage):
         json_schema_extra={
             "examples": [
                 {
-                    "items": [
-                        {
-                            "id": "0e943653-3f9e-4a1d-8788-f74ce049c91c",
-                            "status": "PENDING",
-                            "kind": "INITIAL",
-                            "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
-                            "projectName": "Japan payments experts",
-                            "expert": {
-                                "id": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
-                                "name": "Kenji Sato",
-                                "title": "Head of Payments",
-                                "company": "Rakuten Pay",
-                                "phone": "+81312345678",
-                                "timezone": "Asia/Tokyo",
-                                "countryIso": "JP",
-                                "languageCodes": ["ja", "en"],
-                            },
-                            "priority": 3,
-                            "rankingScore": 72.12,
-                            "regionIso": "JP",
-                            "requeueCount": 0,
-                            "createdAt": "2026-12-06T10:00:00Z",
-                            "updatedAt": "2026-12-06T10:00:00Z",
-                        }
-                    ],
+                    "items": [_TASK_EXAMPLE],
                     "nextCursor": "MjAyNi0xMi0wNlQxMDowMDowMCswMDowMHwwZTk0MzY1Mw",
                 }
             ]
@@ -184,10 +239,28 @@ class OperatorTaskList(CursorPage):
 
 
 class RequeueRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "Caller reported technical issues"}]}
+    )
+
     reason: Reason
 
 
 class CallerCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "john.smith@example.com",
+                    "name": "John Smith",
+                    "timezone": "America/New_York",
+                    "languageCodes": ["en", "es"],
+                    "regionIsoCodes": ["US", "MX"],
+                }
+            ]
+        }
+    )
+
     email: EmailStr
     name: NonEmpty
     timezone: Timezone
@@ -197,6 +270,8 @@ class CallerCreate(RequestModel):
 
 
 class CallerUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"timezone": "Europe/London"}]})
+
     email: EmailStr | None = None
     name: NonEmpty | None = None
     timezone: Timezone | None = None
@@ -207,7 +282,27 @@ class CallerUpdate(RequestModel):
     metadata: JsonObject | None = None
 
 
+_CALLER_EXAMPLE: dict[str, Any] = {
+    "id": "7b3f6a2e-1c4d-4e8f-9a0b-2c3d4e5f6a7b",
+    "email": "john.smith@example.com",
+    "name": "John Smith",
+    "timezone": "America/New_York",
+    "languageCodes": ["en", "es"],
+    "regionIsoCodes": ["US", "MX"],
+    "metadata": {},
+    "allocationStatus": "ACTIVE",
+    "statusReason": None,
+    "statusChangedAt": None,
+    "isActive": True,
+    "lastSeenAt": "2026-12-06T14:02:11Z",
+    "createdAt": "2026-12-01T09:00:00Z",
+    "updatedAt": "2026-12-06T14:02:11Z",
+}
+
+
 class CallerOut(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CALLER_EXAMPLE]})
+
     id: uuid.UUID
     email: str
     name: str
@@ -232,24 +327,7 @@ class CallerPage(CursorPage):
         json_schema_extra={
             "examples": [
                 {
-                    "items": [
-                        {
-                            "id": "7b3f6a2e-1c4d-4e8f-9a0b-2c3d4e5f6a7b",
-                            "email": "john.smith@example.com",
-                            "name": "John Smith",
-                            "timezone": "America/New_York",
-                            "languageCodes": ["en", "es"],
-                            "regionIsoCodes": ["US", "MX"],
-                            "metadata": {},
-                            "allocationStatus": "ACTIVE",
-                            "statusReason": None,
-                            "statusChangedAt": None,
-                            "isActive": True,
-                            "lastSeenAt": "2026-12-06T14:02:11Z",
-                            "createdAt": "2026-12-01T09:00:00Z",
-                            "updatedAt": "2026-12-06T14:02:11Z",
-                        }
-                    ],
+                    "items": [_CALLER_EXAMPLE],
                     "nextCursor": "MjAyNi0xMi0wMVQwOTowMDowMCswMDowMHw3YjNmNmEyZQ",
                 }
             ]
@@ -275,6 +353,24 @@ class CallerStatusRequest(RequestModel):
 
 
 class CallerStatusResponse(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "caller": {
+                        **_CALLER_EXAMPLE,
+                        "allocationStatus": "PAUSED_LOW_DIAL_RATE",
+                        "statusReason": "lunch break",
+                        "statusChangedAt": "2026-12-06T14:05:00Z",
+                    },
+                    "action": "pause",
+                    "fromStatus": "AT_RISK",
+                    "releasedTaskIds": ["0e943653-3f9e-4a1d-8788-f74ce049c91c"],
+                }
+            ]
+        }
+    )
+
     caller: CallerOut
     action: CallerAction
     from_status: str
@@ -282,6 +378,24 @@ class CallerStatusResponse(ResponseModel):
 
 
 class PerformanceOut(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b",
+                    "callerId": "7b3f6a2e-1c4d-4e8f-9a0b-2c3d4e5f6a7b",
+                    "computedAt": "2026-12-06T14:00:00Z",
+                    "rolling60MinuteDials": 24,
+                    "rolling60MinuteConnections": 7,
+                    "shortCallsLastHour": 1,
+                    "timezoneMismatchesLastHour": 0,
+                    "allocationStatus": "ACTIVE",
+                    "performanceScore": 0.82,
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     caller_id: uuid.UUID
     computed_at: datetime
@@ -310,6 +424,20 @@ class SignupRecord(RequestModel):
 
 
 class SignupRecorded(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "expertId": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+                    "signedUpAt": "2026-11-28T10:30:00Z",
+                    "alreadySignedUp": False,
+                    "convertedLeads": 1,
+                    "cancelledTaskIds": ["0e943653-3f9e-4a1d-8788-f74ce049c91c"],
+                }
+            ]
+        }
+    )
+
     expert_id: uuid.UUID
     signed_up_at: datetime
     already_signed_up: bool = Field(description="True when nothing changed (a replay)")

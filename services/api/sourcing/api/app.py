@@ -15,7 +15,7 @@ from sourcing.allocation import endpoints as allocation
 from sourcing.api.errors import register_error_handlers
 from sourcing.api.idempotency import IdempotencyMiddleware
 from sourcing.api.middleware import EdgeMiddleware
-from sourcing.api.openapi import openapi_builder
+from sourcing.api.openapi import openapi_builder, operation_id
 from sourcing.api.routers import (
     asyncapi,
     auth,
@@ -113,6 +113,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         docs_url="/api/v1/docs",
         redoc_url=None,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
         dependencies=[Depends(reject_unknown_query_params)],
         telemetry=telemetry(),
     )

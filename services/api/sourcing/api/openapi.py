@@ -2,7 +2,8 @@
 
 FastAPI declares a 422 on every route with parameters; this gateway answers invalid input
 with 400 `invalid_payload` in the error envelope instead, so the document says that. Every
-rate-limited operation also declares its 429.
+rate-limited operation also declares its 429. Operation ids are the handlers' names in
+camelCase (`operation_id`), which a client generator turns into method names.
 """
 
 from __future__ import annotations
@@ -12,10 +13,18 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from sourcing.common.web import ErrorEnvelope
 
 _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
+
+
+def operation_id(route: APIRoute) -> str:
+    """The operationId a client generator turns into a method: the handler's name in
+    camelCase (`create_project` -> `createProject`), so handler names must be unique."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 def _honest_errors(document: dict[str, Any]) -> dict[str, Any]:

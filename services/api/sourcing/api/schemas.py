@@ -32,21 +32,48 @@ from sourcing.common.web import (
 
 
 class StatusResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ok"}, {"status": "ready"}, {"status": "admin-ok"}]
+        }
+    )
+
     status: str
 
 
 class TokenRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"userId": "user-1", "role": "admin"},
+                {"userId": "ops-user-42", "role": "ops"},
+            ]
+        }
+    )
+
     user_id: NonEmpty
     role: Role
 
 
 class TokenResponse(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"accessToken": "eyJhbGciOiJIUzI1NiIs...", "tokenType": "Bearer", "expiresIn": 3600}
+            ]
+        }
+    )
+
     access_token: str
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type name, not a secret
     expires_in: int
 
 
 class MeResponse(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"userId": "user-1", "role": "admin"}]}
+    )
+
     user_id: str
     role: Role
 
@@ -89,6 +116,12 @@ class ConsumerLagResponse(ResponseModel):
 
 
 class WebhookAccepted(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"accepted": True, "eventId": "evt_01HZX3K9V2", "leads": 2}]
+        }
+    )
+
     accepted: bool
     event_id: str
     leads: int | None = None
@@ -118,7 +151,28 @@ class YayWebhookMetadata(BaseModel):
 class YayWebhook(BaseModel):
     """A Yay call event (our contract; see the webhook's description). Extra fields are kept."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event": "call.ended",
+                    "callId": "yay-call-7731",
+                    "occurredAt": "2026-12-06T10:12:00Z",
+                    "agentEmail": "john.smith@example.com",
+                    "from": "+12125550123",
+                    "to": "+81312345678",
+                    "direction": "outbound",
+                    "durationSeconds": 312,
+                    "talkSeconds": 290,
+                    "recordingUrl": None,
+                    "metadata": {"taskId": "0e943653-3f9e-4a1d-8788-f74ce049c91c"},
+                }
+            ]
+        },
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+    )
 
     event: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     call_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -202,7 +256,31 @@ class SalesNavLead(BaseModel):
 
 
 class SalesNavWebhook(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+                    "searchUrl": "https://linkedin.com/sales/search/1",
+                    "leads": [
+                        {
+                            "name": "Kenji Sato",
+                            "company": "Rakuten Pay",
+                            "title": "Head of Payments",
+                            "linkedinUrl": "https://www.linkedin.com/in/kenji-sato",
+                            "companyDomain": "rakuten.co.jp",
+                            "countryIso": "JP",
+                            "email": None,
+                            "phone": None,
+                        }
+                    ],
+                }
+            ]
+        },
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+    )
 
     project_id: uuid.UUID
     search_url: Url

@@ -11,8 +11,37 @@ from pydantic import ConfigDict, Field
 
 from sourcing.common.web import CursorPage, RequestModel, ResponseModel
 
+_DEAD_LETTER_EXAMPLE: dict[str, Any] = {
+    "id": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+    "originTopic": "enrichment",
+    "originPartition": 3,
+    "originOffset": 1187,
+    "messageKey": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+    "jobId": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f",
+    "messageType": "enrichment.requested.v1",
+    "consumer": "enrichment",
+    "payload": {
+        "expertId": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+        "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+    },
+    "rawValue": None,
+    "headers": {"correlation-id": "c0a8012e-7d4b-4a7e-9f10-3b2a1c0d9e8f"},
+    "error": "provider answered 503 five times",
+    "errorType": "ProviderUnavailable",
+    "stack": None,
+    "attempts": 5,
+    "correlationId": "c0a8012e-7d4b-4a7e-9f10-3b2a1c0d9e8f",
+    "failedAt": "2026-12-06T10:15:00Z",
+    "archivedAt": None,
+    "replayCount": 0,
+    "lastReplayedAt": None,
+    "createdAt": "2026-12-06T10:15:00Z",
+}
+
 
 class DeadLetterOut(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_DEAD_LETTER_EXAMPLE]})
+
     id: uuid.UUID
     origin_topic: str
     origin_partition: int
@@ -39,6 +68,20 @@ class DeadLetterOut(ResponseModel):
 
 
 class DeadLetterPage(CursorPage):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [_DEAD_LETTER_EXAMPLE],
+                    "nextCursor": "MjAyNi0xMi0wNlQxMDoxNTowMCswMDowMHw5YThiN2M2ZA",
+                    "limit": 1,
+                    "offset": 0,
+                    "total": 3,
+                }
+            ]
+        }
+    )
+
     items: list[DeadLetterOut]
     limit: int
     offset: int
@@ -46,10 +89,28 @@ class DeadLetterPage(CursorPage):
 
 
 class ReplayRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "the enrichment provider is back"}]}
+    )
+
     reason: Annotated[str, Field(max_length=2000)] | None = None
 
 
 class ReplayAccepted(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "accepted": True,
+                    "replayId": "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e",
+                    "deadLetterId": "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d",
+                    "envelopeId": "8f9a0b1c-2d3e-4f5a-8b6c-7d8e9f0a1b2c",
+                    "topic": "enrichment",
+                }
+            ]
+        }
+    )
+
     accepted: bool = True
     replay_id: uuid.UUID
     dead_letter_id: uuid.UUID
@@ -59,6 +120,12 @@ class ReplayAccepted(ResponseModel):
 
 
 class DocumentationAccepted(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"accepted": True, "jobId": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"}]
+        }
+    )
+
     accepted: bool = True
     job_id: uuid.UUID
 

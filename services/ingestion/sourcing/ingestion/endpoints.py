@@ -84,6 +84,7 @@ IngestionSettingsDep = Annotated[IngestionSettings, Depends(settings_of(Ingestio
     response_model=ProjectOut,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(400, 401, 403, 413),
+    summary="Create a sourcing project",
 )
 async def create_project(body: ProjectCreate, session: SessionDep, _: StaffPrincipal) -> Project:
     return await service.create_project(session, body.model_dump())
@@ -118,12 +119,19 @@ async def list_projects(
     )
 
 
-@projects_router.get("/{project_id}", response_model=ProjectOut, responses=_READ_ERRORS)
+@projects_router.get(
+    "/{project_id}", response_model=ProjectOut, responses=_READ_ERRORS, summary="Get one project"
+)
 async def get_project(project_id: uuid.UUID, session: SessionDep, _: StaffPrincipal) -> Project:
     return await service.find_project(session, project_id)
 
 
-@projects_router.patch("/{project_id}", response_model=ProjectOut, responses=_WRITE_ERRORS)
+@projects_router.patch(
+    "/{project_id}",
+    response_model=ProjectOut,
+    responses=_WRITE_ERRORS,
+    summary="Update a project's name, description, threshold, geographies or priority",
+)
 async def update_project(
     project_id: uuid.UUID,
     body: ProjectUpdate,
@@ -145,7 +153,10 @@ async def update_project(
 
 
 @projects_router.post(
-    "/{project_id}/companies", response_model=CompaniesUpserted, responses=_WRITE_ERRORS
+    "/{project_id}/companies",
+    response_model=CompaniesUpserted,
+    responses=_WRITE_ERRORS,
+    summary="Add or update a project's target companies",
 )
 async def upsert_companies(
     project_id: uuid.UUID, body: CompaniesUpsert, session: SessionDep, _: StaffPrincipal
@@ -160,6 +171,7 @@ async def upsert_companies(
     response_model=SalesNavSearchesCreated,
     status_code=status.HTTP_201_CREATED,
     responses=_WRITE_ERRORS,
+    summary="Add Sales Navigator searches to a project",
 )
 async def add_sales_nav_searches(
     project_id: uuid.UUID, body: SalesNavSearchesCreate, session: SessionDep, _: StaffPrincipal
@@ -173,6 +185,7 @@ async def add_sales_nav_searches(
     "/{project_id}/screening-questions",
     response_model=ScreeningQuestionList,
     responses=_READ_ERRORS,
+    summary="List a project's screening questions (display order)",
 )
 async def list_screening_questions(
     project_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
@@ -186,6 +199,7 @@ async def list_screening_questions(
     response_model=ScreeningQuestionOut,
     status_code=status.HTTP_201_CREATED,
     responses=_WRITE_ERRORS,
+    summary="Add a screening question to a project",
 )
 async def create_screening_question(
     project_id: uuid.UUID, body: ScreeningQuestionCreate, session: SessionDep, _: StaffPrincipal
@@ -197,6 +211,7 @@ async def create_screening_question(
     "/{project_id}/screening-questions/{question_id}",
     response_model=ScreeningQuestionOut,
     responses=_WRITE_ERRORS,
+    summary="Update a screening question",
 )
 async def update_screening_question(
     project_id: uuid.UUID,
@@ -318,7 +333,7 @@ async def get_expert(expert_id: uuid.UUID, session: SessionDep, _: StaffPrincipa
     "asks the allocation service for the expert's call task in each project they are a lead "
     "of (created when the expert may be called and has none there yet).",
 )
-async def add_contact(
+async def add_expert_contact(
     expert_id: uuid.UUID, body: ContactCreate, session: SessionDep, _: StaffPrincipal
 ) -> ContactOut:
     contact = await service.add_phone(session, expert_id, body.value, is_primary=body.is_primary)
@@ -368,6 +383,7 @@ async def erase_expert(
     description="Discover a project's job titles: Apollo people search per company and "
     "geography, then OpenAI expands, normalises and scores them (JobTitle rows per company). "
     "Runs asynchronously in the `job-title-discovery` lane; `jobId` is the run's id.",
+    summary="Start job title discovery for a project",
 )
 async def trigger_job_title_discovery(
     body: JobTitleDiscoveryTrigger,

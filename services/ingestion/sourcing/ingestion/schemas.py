@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -61,6 +61,21 @@ AutoOutreachTemplate = Annotated[
 
 
 class ProjectCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "APAC Fintech Experts Q1",
+                    "description": "Source senior fintech experts in APAC region",
+                    "targetThreshold": 50,
+                    "geographyIsoCodes": ["SG", "JP", "AU"],
+                    "priority": 1,
+                    "overrideCooldown": False,
+                }
+            ]
+        }
+    )
+
     name: NonEmpty
     description: LongText | None = None
     target_threshold: Annotated[int, Field(gt=0, le=1_000_000)]
@@ -73,6 +88,10 @@ class ProjectCreate(RequestModel):
 
 
 class ProjectUpdate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"priority": 2, "description": "Updated description"}]}
+    )
+
     name: NonEmpty | None = None
     description: LongText | None = None
     target_threshold: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
@@ -87,7 +106,24 @@ class ProjectUpdate(RequestModel):
     status: str | None = None
 
 
+_PROJECT_EXAMPLE: dict[str, Any] = {
+    "id": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+    "name": "APAC Fintech Experts Q1",
+    "description": "Source senior fintech experts in APAC region",
+    "targetThreshold": 50,
+    "geographyIsoCodes": ["SG", "JP", "AU"],
+    "priority": 1,
+    "overrideCooldown": False,
+    "regionConfig": {},
+    "status": "ACTIVE",
+    "createdAt": "2026-12-01T09:00:00Z",
+    "updatedAt": "2026-12-01T09:00:00Z",
+}
+
+
 class ProjectOut(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_PROJECT_EXAMPLE]})
+
     id: uuid.UUID
     name: str
     description: str | None
@@ -96,9 +132,11 @@ class ProjectOut(ResponseModel):
     priority: int
     override_cooldown: bool
     region_config: JsonObject
-    auto_outreach_channel: str | None = Field(
-        default=None, json_schema_extra={"enum": [channel.name for channel in Channel]}
-    )
+    # The enum belongs to the string branch: null (no auto outreach) stays valid.
+    auto_outreach_channel: (
+        Annotated[str, Field(json_schema_extra={"enum": [channel.name for channel in Channel]})]
+        | None
+    ) = None
     auto_outreach_template: str | None = None
     status: str
     created_at: datetime
@@ -115,21 +153,7 @@ class ProjectPage(CursorPage):
         json_schema_extra={
             "examples": [
                 {
-                    "items": [
-                        {
-                            "id": "2d934d30-c3bc-4e29-b238-62518bbb6442",
-                            "name": "APAC Fintech Experts Q1",
-                            "description": "Source senior fintech experts in APAC region",
-                            "targetThreshold": 50,
-                            "geographyIsoCodes": ["SG", "JP", "AU"],
-                            "priority": 1,
-                            "overrideCooldown": False,
-                            "regionConfig": {},
-                            "status": "ACTIVE",
-                            "createdAt": "2026-12-01T09:00:00Z",
-                            "updatedAt": "2026-12-01T09:00:00Z",
-                        }
-                    ],
+                    "items": [_PROJECT_EXAMPLE],
                     "nextCursor": "MjAyNi0xMi0wMVQwOTowMDowMCswMDowMHwyZDkzNGQzMA",
                 }
             ]
@@ -147,10 +171,25 @@ class CompanyIn(RequestModel):
 
 
 class CompaniesUpsert(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "companies": [
+                        {"name": "Stripe", "domain": "stripe.com", "countryIso": "US"},
+                        {"name": "Wise", "domain": "wise.com", "countryIso": "GB"},
+                    ]
+                }
+            ]
+        }
+    )
+
     companies: Annotated[list[CompanyIn], Field(min_length=1, max_length=1000)]
 
 
 class CompaniesUpserted(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"createdOrUpdated": 2}]})
+
     created_or_updated: int
 
 
@@ -163,22 +202,73 @@ MIN_SALES_NAV_SEARCHES = 6
 
 
 class SalesNavSearchesCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "searches": [
+                        {
+                            "sourceUrl": "https://linkedin.com/sales/search/1",
+                            "normalizedUrl": "https://linkedin.com/sales/search/1",
+                        },
+                        {
+                            "sourceUrl": "https://linkedin.com/sales/search/2",
+                            "normalizedUrl": "https://linkedin.com/sales/search/2",
+                        },
+                        {
+                            "sourceUrl": "https://linkedin.com/sales/search/3",
+                            "normalizedUrl": "https://linkedin.com/sales/search/3",
+                        },
+                        {
+                            "sourceUrl": "https://linkedin.com/sales/search/4",
+                            "normalizedUrl": "https://linkedin.com/sales/search/4",
+                        },
+                        {
+                            "sourceUrl": "https://linkedin.com/sales/search/5",
+                            "normalizedUrl": "https://linkedin.com/sales/search/5",
+                        },
+                        {
+                            "sourceUrl": "https://linkedin.com/sales/search/6",
+                            "normalizedUrl": "https://linkedin.com/sales/search/6",
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
     searches: Annotated[
         list[SalesNavSearchIn], Field(min_length=MIN_SALES_NAV_SEARCHES, max_length=1000)
     ]
 
 
 class SalesNavSearchesCreated(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"created": 6}]})
+
     created: int
 
 
 class ScreeningQuestionCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "How many years of experience do you have in fintech?",
+                    "displayOrder": 1,
+                    "required": True,
+                }
+            ]
+        }
+    )
+
     prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     display_order: Annotated[int, Field(ge=0, le=10_000)]
     required: bool = True
 
 
 class ScreeningQuestionUpdate(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"prompt": "Updated question text"}]})
+
     prompt: (
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
         | None
@@ -187,7 +277,20 @@ class ScreeningQuestionUpdate(RequestModel):
     required: bool | None = None
 
 
+_QUESTION_EXAMPLE: dict[str, Any] = {
+    "id": "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e",
+    "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+    "prompt": "How many years of experience do you have in fintech?",
+    "displayOrder": 1,
+    "required": True,
+    "createdAt": "2026-12-01T09:05:00Z",
+    "updatedAt": "2026-12-01T09:05:00Z",
+}
+
+
 class ScreeningQuestionOut(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_QUESTION_EXAMPLE]})
+
     id: uuid.UUID
     project_id: uuid.UUID
     prompt: str
@@ -198,6 +301,8 @@ class ScreeningQuestionOut(ResponseModel):
 
 
 class ScreeningQuestionList(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_QUESTION_EXAMPLE]}]})
+
     items: list[ScreeningQuestionOut]
 
 
@@ -209,12 +314,36 @@ class ContactCreate(RequestModel):
     format is read in the expert's country); a number that cannot be read is kept as given,
     ``isDialable: false``, and never called."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"type": "PHONE", "value": "+81 3-1234-5678", "isPrimary": True}]
+        }
+    )
+
     type: Literal["PHONE"]
     value: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     is_primary: bool = False
 
 
+_CONTACT_EXAMPLE: dict[str, Any] = {
+    "id": "6f7a8b9c-0d1e-4f2a-8b3c-4d5e6f7a8b9c",
+    "type": "PHONE",
+    "channel": "PHONE",
+    "value": "+81 3-1234-5678",
+    "valueNormalized": "+81312345678",
+    "isPrimary": True,
+    "isProfessional": None,
+    "isDialable": True,
+    "source": "MANUAL",
+    "provider": None,
+    "confidence": None,
+    "enrichmentAttemptId": None,
+}
+
+
 class ContactOut(ResponseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CONTACT_EXAMPLE]})
+
     id: uuid.UUID
     type: str
     channel: str | None
@@ -341,6 +470,38 @@ class ExpertLead(ResponseModel):
 
 
 class ExpertDetail(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+                    "fullName": "Kenji Sato",
+                    "title": "Head of Payments",
+                    "companyName": "Rakuten Pay",
+                    "companyDomain": "rakuten.co.jp",
+                    "countryIso": "JP",
+                    "linkedinUrl": "https://www.linkedin.com/in/kenji-sato",
+                    "primaryEmail": "kenji.sato@rakuten.co.jp",
+                    "suppressed": False,
+                    "signedUpAt": None,
+                    "contacts": [_CONTACT_EXAMPLE],
+                    "enrichment": [],
+                    "leads": [
+                        {
+                            "leadId": "4c5d6e7f-8a9b-4c0d-9e1f-2a3b4c5d6e7f",
+                            "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+                            "salesNavSearchId": "6e7f8a9b-0c1d-4e2f-8a3b-4c5d6e7f8a9b",
+                            "status": "ENRICHED",
+                            "statusReason": None,
+                            "rankingScore": 72.12,
+                            "createdAt": "2026-12-06T09:00:00Z",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     full_name: str
     title: str | None
@@ -410,6 +571,18 @@ class JobTitleDiscoveryTrigger(RequestModel):
     ``geographyIsoCodes`` defaults to the project's geographies when left out.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+                    "companies": [{"companyName": "Stripe"}, {"companyName": "Wise"}],
+                    "geographyIsoCodes": ["US", "GB"],
+                }
+            ]
+        }
+    )
+
     project_id: uuid.UUID
     companies: Annotated[list[DiscoveryCompany], Field(min_length=1, max_length=1000)]
     geography_iso_codes: (
@@ -418,5 +591,11 @@ class JobTitleDiscoveryTrigger(RequestModel):
 
 
 class JobTitleDiscoveryAccepted(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"accepted": True, "jobId": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"}]
+        }
+    )
+
     accepted: bool
     job_id: uuid.UUID

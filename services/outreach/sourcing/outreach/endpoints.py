@@ -123,6 +123,7 @@ async def load_project_and_expert(
     response_model=OutreachSendAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(400, 401, 403, 404, 409, 413, 422),
+    summary="Send an expert one message on a channel (queued for delivery)",
 )
 async def send_outreach(
     body: OutreachSendRequest,
@@ -196,7 +197,7 @@ async def send_outreach(
         "ascending: pass `nextCursor` back as `cursor` for the next page."
     ),
 )
-async def list_threads(
+async def list_outreach_threads(
     session: SessionDep,
     _: StaffPrincipal,
     expert_id: Annotated[uuid.UUID | None, Query(alias="expertId")] = None,
@@ -227,7 +228,7 @@ async def list_threads(
     responses=error_responses(400, 401, 403, 404),
     summary="One outreach thread with its messages (oldest first)",
 )
-async def get_thread(
+async def get_outreach_thread(
     thread_id: uuid.UUID, session: SessionDep, _: StaffPrincipal
 ) -> OutreachThread:
     thread = await repository.thread_with_messages(session, thread_id)
@@ -258,6 +259,7 @@ class ScreeningNotDispatched(Conflict):
     response_model=ScreeningDispatchAccepted,
     status_code=status.HTTP_202_ACCEPTED,
     responses=_ERRORS,
+    summary="Send the screening questions to an expert",
 )
 async def dispatch_screening(
     body: ScreeningDispatchRequest, session: SessionDep, _: StaffPrincipal, now: NowDep
@@ -344,6 +346,7 @@ async def dispatch_screening(
     response_model=ScreeningAnswerRecorded,
     status_code=status.HTTP_200_OK,
     responses=_ERRORS,
+    summary="Record an expert's answer to a screening question",
 )
 async def record_screening_response(
     body: ScreeningAnswerRequest, session: SessionDep, principal: StaffPrincipal, now: NowDep

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 from pydantic.config import JsonDict
@@ -27,6 +27,23 @@ MessageBody = Annotated[
 
 
 class OutreachSendRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+                    "expertId": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+                    "channel": "EMAIL",
+                    "recipient": "expert@example.com",
+                    "body": (
+                        "Hi, we would like to invite you to participate in our research project."
+                    ),
+                    "overrideCooldown": False,
+                }
+            ]
+        }
+    )
+
     project_id: uuid.UUID
     expert_id: uuid.UUID
     # Any spelling the channel table knows (``EMAIL``, ``e-mail``, ``kakao``, ...).
@@ -38,12 +55,29 @@ class OutreachSendRequest(RequestModel):
 
 
 class OutreachSendAccepted(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"accepted": True, "jobId": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f"}]
+        }
+    )
+
     accepted: bool = True
     # The OutreachMessage id: the queued delivery job.
     job_id: str
 
 
 class ScreeningDispatchRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+                    "expertId": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+                }
+            ]
+        }
+    )
+
     project_id: uuid.UUID
     expert_id: uuid.UUID
 
@@ -60,7 +94,34 @@ class ScreeningResponseOut(ResponseModel):
     reminder_count: int
 
 
+_SCREENING_RESPONSE_EXAMPLE: dict[str, Any] = {
+    "id": "0d1e2f3a-4b5c-4d6e-8f7a-8b9c0d1e2f3a",
+    "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+    "expertId": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+    "questionId": "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e",
+    "status": "COMPLETE",
+    "channel": "EMAIL",
+    "responseText": "I have 8 years of experience in fintech.",
+    "answeredAt": "2026-12-06T15:00:00Z",
+    "reminderCount": 0,
+}
+
+
 class ScreeningDispatchAccepted(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "accepted": True,
+                    "jobId": "c1d2e3f4-a5b6-4c7d-8e9f-0a1b2c3d4e5f",
+                    "channel": "EMAIL",
+                    "created": 1,
+                    "responses": [_SCREENING_RESPONSE_EXAMPLE],
+                }
+            ]
+        }
+    )
+
     accepted: bool = True
     # The OutreachMessage carrying the questions; None when nothing new had to be sent.
     job_id: str | None
@@ -70,6 +131,19 @@ class ScreeningDispatchAccepted(ResponseModel):
 
 
 class ScreeningAnswerRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "projectId": "2d934d30-c3bc-4e29-b238-62518bbb6442",
+                    "expertId": "82f38cca-674b-4d12-b072-9bdbcc4081c1",
+                    "questionId": "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e",
+                    "responseText": "I have 8 years of experience in fintech.",
+                }
+            ]
+        }
+    )
+
     project_id: uuid.UUID
     expert_id: uuid.UUID
     question_id: uuid.UUID
@@ -77,6 +151,18 @@ class ScreeningAnswerRequest(RequestModel):
 
 
 class ScreeningAnswerRecorded(ResponseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "response": _SCREENING_RESPONSE_EXAMPLE,
+                    "screeningStatus": "COMPLETE",
+                    "requiredUnanswered": 0,
+                }
+            ]
+        }
+    )
+
     response: ScreeningResponseOut
     # The status of the expert's screening as a whole (every row shows it).
     screening_status: str

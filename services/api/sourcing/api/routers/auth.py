@@ -44,7 +44,7 @@ def _may_mint(settings: Settings, authorization: str | None, bootstrap: str | No
     responses=error_responses(400, 401, 403),
     summary="Mint an access token (open in development only)",
 )
-async def create_token(
+async def create_access_token(
     body: TokenRequest,
     settings: SettingsDep,
     authorization: str | None = Header(default=None),
@@ -55,11 +55,21 @@ async def create_token(
     return TokenResponse(access_token=token, expires_in=settings.JWT_ACCESS_TOKEN_TTL_SECONDS)
 
 
-@router.get("/auth/me", response_model=MeResponse, responses=error_responses(401, 403))
-async def me(principal: AnyPrincipal) -> MeResponse:
+@router.get(
+    "/auth/me",
+    response_model=MeResponse,
+    responses=error_responses(401, 403),
+    summary="Who the bearer token belongs to (user id and role)",
+)
+async def get_current_user(principal: AnyPrincipal) -> MeResponse:
     return MeResponse(user_id=principal.user_id, role=principal.role)
 
 
-@router.get("/admin/ping", response_model=StatusResponse, responses=error_responses(401, 403))
-async def admin_ping(_: AdminPrincipal) -> StatusResponse:
+@router.get(
+    "/admin/ping",
+    response_model=StatusResponse,
+    responses=error_responses(401, 403),
+    summary="Check that the token carries the admin role",
+)
+async def ping_as_admin(_: AdminPrincipal) -> StatusResponse:
     return StatusResponse(status="admin-ok")

@@ -63,7 +63,7 @@ async def generate_documentation(
         "before the first generation or for an unknown name."
     ),
 )
-async def read_document(
+async def get_document(
     name: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,60}\.md$")],
     session: SessionDep,
     _: StaffPrincipal,

@@ -21,8 +21,12 @@ log = logging.getLogger("sourcing.api.ready")
 router = APIRouter(tags=["system"])
 
 
-@router.get("/api/v1/system/health", response_model=StatusResponse)
-async def health() -> StatusResponse:
+@router.get(
+    "/api/v1/system/health",
+    response_model=StatusResponse,
+    summary="Liveness: the gateway process answers",
+)
+async def check_health() -> StatusResponse:
     return StatusResponse(status="ok")
 
 
@@ -37,8 +41,13 @@ async def _check(name: str, probe: Any, budget_seconds: float) -> tuple[str, str
     return name, None
 
 
-@router.get("/api/v1/system/ready", response_model=StatusResponse, responses=error_responses(500))
-async def ready(request: Request) -> StatusResponse:
+@router.get(
+    "/api/v1/system/ready",
+    response_model=StatusResponse,
+    responses=error_responses(500),
+    summary="Readiness: the database and the broker answer",
+)
+async def check_readiness(request: Request) -> StatusResponse:
     state = request.app.state
 
     async def ping_database() -> None:
@@ -71,7 +80,7 @@ async def ready(request: Request) -> StatusResponse:
         "`service_unavailable` when the broker does not answer in time."
     ),
 )
-async def consumer_lag_report(settings: SettingsDep, _: AdminPrincipal) -> ConsumerLagResponse:
+async def get_consumer_lag(settings: SettingsDep, _: AdminPrincipal) -> ConsumerLagResponse:
     try:
         rows = await consumer_lag(settings, timeout=settings.READINESS_TIMEOUT_SECONDS)
     except BrokerUnavailable as exc:

@@ -254,7 +254,7 @@ def _accepted(event_id: str) -> Response:
     )
 
 
-async def yay_webhook(request: Request) -> Response:
+async def receive_yay_webhook(request: Request) -> Response:
     delivery = await verify_delivery(request, YAY_HEADERS, "YAY_WEBHOOK")
     event = parse(YayWebhook, delivery.body, "Yay event")
     event_id, signed_at, now = delivery.event_id, delivery.signed_at, delivery.received_at
@@ -273,7 +273,8 @@ async def yay_webhook(request: Request) -> Response:
 
 router.add_api_route(
     "/yay",
-    yay_webhook,
+    receive_yay_webhook,
+    summary="Receive a Yay call event (signed webhook)",
     methods=["POST"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
@@ -302,8 +303,9 @@ async def require_sales_nav_secret(
     responses=error_responses(400, 401, 404, 413, 503),
     description="LinkedIn Sales Navigator leads for a project. Header `x-sales-nav-secret` must "
     "equal `SALES_NAV_WEBHOOK_SECRET`. Unknown extra fields on leads are kept.",
+    summary="Receive Sales Navigator search results (signed webhook)",
 )
-async def sales_nav_webhook(
+async def receive_sales_nav_webhook(
     _: Annotated[None, Depends(require_sales_nav_secret)],
     body: SalesNavWebhook,
     producer: ProducerDep,
@@ -335,7 +337,7 @@ their leads, cancels their open signup-chase tasks and stops new ones; a sign-up
 known expert is stored and ignored."""
 
 
-async def signup_webhook(request: Request) -> Response:
+async def receive_signup_webhook(request: Request) -> Response:
     delivery = await verify_delivery(request, SIGNUP_HEADERS, "SIGNUP_WEBHOOK")
     event = parse(SignupWebhook, delivery.body, "sign-up event")
     payload = ExpertSignedUp(
@@ -355,7 +357,8 @@ async def signup_webhook(request: Request) -> Response:
 
 router.add_api_route(
     "/signup",
-    signup_webhook,
+    receive_signup_webhook,
+    summary="Receive an expert sign-up (signed webhook)",
     methods=["POST"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
@@ -377,7 +380,7 @@ most_probable_email_status, ...}}`), kept as received. One callback per request 
 second delivery is answered 202 and changes nothing."""
 
 
-async def zeliq_callback(
+async def receive_zeliq_callback(
     request_id: Annotated[uuid.UUID, Path(alias="requestId")],
     kind: CallbackKind,
     request: Request,
@@ -419,7 +422,8 @@ async def zeliq_callback(
 
 router.add_api_route(
     "/zeliq/{requestId}/{kind}",
-    zeliq_callback,
+    receive_zeliq_callback,
+    summary="Receive a Zeliq enrichment result (signed callback URL)",
     methods=["POST"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WebhookAccepted,
@@ -428,7 +432,17 @@ router.add_api_route(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object"},
+                    "example": {
+                        "contact": {
+                            "most_probable_email": "kenji.sato@rakuten.co.jp",
+                            "most_probable_email_status": "valid",
+                        }
+                    },
+                }
+            },
         }
     },
 )
