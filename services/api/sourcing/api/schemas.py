@@ -131,6 +131,8 @@ class InboundAccepted(ResponseModel):
     """A verified inbound channel delivery: how many events in it were queued for outreach
     (opens, clicks and other events outreach does not track are dropped)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"accepted": True, "events": 2}]})
+
     accepted: bool
     events: int
 

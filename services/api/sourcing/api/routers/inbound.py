@@ -69,10 +69,13 @@ INBOUND_EVENT_NAMESPACE = uuid.UUID("7a3e9c51-2f4d-4b8a-9e06-1c5d8f2a7b43")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-def _route(path: str, endpoint: Handler, description: str, extra: dict[str, Any]) -> None:
+def _route(
+    path: str, endpoint: Handler, summary: str, description: str, extra: dict[str, Any]
+) -> None:
     router.add_api_route(
         path,
         endpoint,
+        summary=summary,
         methods=["POST"],
         status_code=status.HTTP_202_ACCEPTED,
         response_model=InboundAccepted,
@@ -84,13 +87,15 @@ def _route(path: str, endpoint: Handler, description: str, extra: dict[str, Any]
 
 
 def _headers_doc(
-    *headers: tuple[str, str], content_type: str = "application/json"
+    example: Any, *headers: tuple[str, str], content_type: str = "application/json"
 ) -> dict[str, Any]:
+    """The OpenAPI of a provider's own body shape: its signature headers and an example."""
+    schema = {"type": "object"} if content_type == "application/x-www-form-urlencoded" else {}
     return {
         "parameters": [header_parameter(name, text, {"type": "string"}) for name, text in headers],
         "requestBody": {
             "required": True,
-            "content": {content_type: {"schema": {"type": "object"}}},
+            "content": {content_type: {"schema": {**schema, "example": example}}},
         },
     }
 
@@ -231,7 +236,7 @@ EMAIL_DESCRIPTION = """Email events from SendGrid's signed Event Webhook. Header
 `email` = sender, `text`) → reply; others are ignored. Deduplicated by `sg_event_id`."""
 
 
-async def email_webhook(request: Request) -> Response:
+async def receive_email_events(request: Request) -> Response:
     await reject_unknown_query_params(request)
     body = await request.body()
     key = _settings(request).EMAIL_WEBHOOK_PUBLIC_KEY
@@ -249,9 +254,19 @@ async def email_webhook(request: Request) -> Response:
 
 _route(
     "/email",
-    email_webhook,
+    receive_email_events,
+    "Receive SendGrid email events (signed webhook)",
     EMAIL_DESCRIPTION,
     _headers_doc(
+        [
+            {
+                "event": "delivered",
+                "email": "dana@acme.example",
+                "timestamp": 1765015200,
+                "sg_event_id": "sg-evt-1",
+                "sg_message_id": "sg-msg-1",
+            }
+        ],
         (SENDGRID_SIGNATURE, "base64 ECDSA signature of timestamp + body"),
         (SENDGRID_TIMESTAMP, "the signed timestamp"),
     ),
@@ -340,7 +355,7 @@ DELIVERED, `undelivered`/`failed` → bounce (hard for error 21211, 21614, 30003
 status)."""
 
 
-async def twilio_webhook(request: Request) -> Response:
+async def receive_twilio_events(request: Request) -> Response:
     await reject_unknown_query_params(request)
     body = await request.body()
     try:
@@ -360,9 +375,16 @@ async def twilio_webhook(request: Request) -> Response:
 
 _route(
     "/twilio",
-    twilio_webhook,
+    receive_twilio_events,
+    "Receive Twilio SMS replies and status callbacks (signed webhook)",
     TWILIO_DESCRIPTION,
     _headers_doc(
+        {
+            "MessageSid": "SM0123456789abcdef0123456789abcdef",
+            "From": "+447700900123",
+            "To": "+14155550100",
+            "Body": "Happy to talk on Thursday",
+        },
         (TWILIO_SIGNATURE, "base64 HMAC-SHA1 of URL + sorted parameters"),
         (TWILIO_IDEMPOTENCY, "Twilio's id of this callback (status callbacks)"),
         content_type="application/x-www-form-urlencoded",
@@ -448,7 +470,7 @@ message is a reply (deduplicated by its `id`); status `delivered` → DELIVERED,
 bounce (hard for error 131026), deduplicated by status id and state."""
 
 
-async def whatsapp_webhook(request: Request) -> Response:
+async def receive_whatsapp_events(request: Request) -> Response:
     await reject_unknown_query_params(request)
     body = await request.body()
     signature = request.headers.get(WHATSAPP_SIGNATURE)
@@ -463,9 +485,16 @@ async def whatsapp_webhook(request: Request) -> Response:
 
 _route(
     "/whatsapp",
-    whatsapp_webhook,
+    receive_whatsapp_events,
+    "Receive WhatsApp messages and statuses (signed webhook)",
     WHATSAPP_DESCRIPTION,
-    _headers_doc((WHATSAPP_SIGNATURE, "sha256= + hex HMAC-SHA256 of the body")),
+    _headers_doc(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "waba-1", "changes": []}],
+        },
+        (WHATSAPP_SIGNATURE, "sha256= + hex HMAC-SHA256 of the body"),
+    ),
 )
 
 
@@ -522,7 +551,7 @@ id), `message_delivered` → DELIVERED; others are ignored. Deduplicated by even
 `message_id`."""
 
 
-async def linkedin_webhook(request: Request) -> Response:
+async def receive_linkedin_events(request: Request) -> Response:
     await reject_unknown_query_params(request)
     provided = request.headers.get(UNIPILE_AUTH)
     if not any(
@@ -537,9 +566,18 @@ async def linkedin_webhook(request: Request) -> Response:
 
 _route(
     "/linkedin",
-    linkedin_webhook,
+    receive_linkedin_events,
+    "Receive Unipile LinkedIn messages (signed webhook)",
     LINKEDIN_DESCRIPTION,
-    _headers_doc((UNIPILE_AUTH, "the secret given to Unipile's webhook")),
+    _headers_doc(
+        {
+            "event": "message_received",
+            "message_id": "unipile-msg-1",
+            "chat_id": "unipile-chat-1",
+            "message": "Thanks, sounds interesting",
+        },
+        (UNIPILE_AUTH, "the secret given to Unipile's webhook"),
+    ),
 )
 
 
@@ -585,7 +623,7 @@ to setWebhook). A `message` is a reply (matched by its chat id); `my_chat_member
 `kicked` (the expert blocked the bot) is an opt-out. Deduplicated by `update_id`."""
 
 
-async def telegram_webhook(request: Request) -> Response:
+async def receive_telegram_update(request: Request) -> Response:
     await reject_unknown_query_params(request)
     provided = request.headers.get(TELEGRAM_SECRET)
     if not any(
@@ -600,9 +638,16 @@ async def telegram_webhook(request: Request) -> Response:
 
 _route(
     "/telegram",
-    telegram_webhook,
+    receive_telegram_update,
+    "Receive a Telegram bot update (signed webhook)",
     TELEGRAM_DESCRIPTION,
-    _headers_doc((TELEGRAM_SECRET, "the secret_token given to setWebhook")),
+    _headers_doc(
+        {
+            "update_id": 1001,
+            "message": {"message_id": 7, "chat": {"id": 42}, "text": "stop"},
+        },
+        (TELEGRAM_SECRET, "the secret_token given to setWebhook"),
+    ),
 )
 
 
@@ -625,6 +670,21 @@ MESSENGER_EVENTS: dict[str, InboundKind] = {
 class MessengerEvent(RequestModel):
     """Our contract for the messengers without a family route of their own."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel": "LINE",
+                    "event": "reply",
+                    "providerMessageId": "line-msg-1",
+                    "address": "U4af4980629",
+                    "text": "Yes, Thursday works",
+                    "occurredAt": "2026-12-06T10:00:00Z",
+                }
+            ]
+        }
+    )
+
     channel: MessengerChannel
     event: Literal["reply", "delivered", "bounced", "opt_out"]
     provider_message_id: str | None = Field(default=None, max_length=500)
@@ -645,7 +705,7 @@ provider's event id; a replay changes nothing). Body: `channel`, `event` (`reply
 on the channel), `text`, `hardBounce`, `detail`, `occurredAt`."""
 
 
-async def messenger_webhook(request: Request) -> Response:
+async def receive_messenger_event(request: Request) -> Response:
     delivery = await verify_delivery(request, MESSENGER_HEADERS, "MESSENGER_WEBHOOK")
     body = parse(MessengerEvent, delivery.body, "messenger event")
     now = delivery.received_at
@@ -668,7 +728,8 @@ async def messenger_webhook(request: Request) -> Response:
 
 _route(
     "/messengers",
-    messenger_webhook,
+    receive_messenger_event,
+    "Receive a LINE, Viber, WeChat, KakaoTalk, Respond.io or iMessage event (signed webhook)",
     MESSENGER_DESCRIPTION,
     MESSENGER_HEADERS.openapi(MessengerEvent),
 )
