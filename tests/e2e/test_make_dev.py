@@ -82,7 +82,7 @@ def test_dev_runner_serves_the_manual_examples_and_stops_cleanly(tmp_path: Path)
             f"{base}/metrics",
             f"http://127.0.0.1:{sandbox_port}",
             f"curl -s -X POST {base}/api/v1/auth/token",
-            f"sourcing login dev --api-url {base}",
+            f"sourcing login --user dev --api-url {base}",
         ):
             assert url in banner, f"{url} missing from the banner:\n{banner}"
         assert "sandbox       on at" in banner and "Apollo" in banner, banner

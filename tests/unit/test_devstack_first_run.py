@@ -39,7 +39,7 @@ def test_the_banner_without_the_sandbox_says_so_and_still_shows_how_to_log_in() 
     assert "http://localhost:3000/api/v1/docs" in banner
     assert "http://localhost:3000/asyncapi.json" in banner
     assert "curl -s -X POST http://localhost:3000/api/v1/auth/token" in banner
-    assert "sourcing login dev --api-url http://localhost:3000" in banner
+    assert "sourcing login --user dev --api-url http://localhost:3000" in banner
 
 
 def test_the_banner_names_what_the_sandbox_fakes() -> None:

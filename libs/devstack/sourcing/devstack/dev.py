@@ -139,7 +139,7 @@ def ready_banner(
         "  get a token:",
         f"    curl -s -X POST {api}/api/v1/auth/token -H 'Content-Type: application/json' \\",
         f"      -d '{mint_request}'",
-        f"    or: sourcing login dev --api-url {api}",
+        f"    or: sourcing login --user dev --api-url {api}",
         rule,
     ]
     return "\n".join(lines)

@@ -35,16 +35,41 @@ class PartitionLag:
         return max(self.end_offset - self.committed_offset, 0)
 
 
+async def _partitions(admin: AIOKafkaAdminClient, topics: set[str]) -> list[TopicPartition]:
+    """The partitions of the lane topics that exist on the broker."""
+    described = await admin.describe_topics(sorted(topics))
+    return sorted(
+        TopicPartition(entry["topic"], part["partition"])
+        for entry in described
+        if entry.get("error_code", 0) == 0
+        for part in entry.get("partitions", [])
+    )
+
+
 async def _committed(
-    admin: AIOKafkaAdminClient, groups: list[str], topics: set[str]
+    settings: Settings, group: str, partitions: list[TopicPartition], timeout_ms: int
 ) -> dict[tuple[str, TopicPartition], int]:
-    committed: dict[tuple[str, TopicPartition], int] = {}
-    for group in groups:
-        offsets = await admin.list_consumer_group_offsets(group)
-        for tp, meta in offsets.items():
-            if tp.topic in topics and meta.offset >= 0:
-                committed[(group, tp)] = meta.offset
-    return committed
+    """The group's committed offsets on ``topics``, asked as the group's own consumer does
+    (OffsetFetch per partition): every Kafka-protocol broker answers that, where some do not
+    implement the admin API's whole-group form."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(settings),
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=timeout_ms,
+        **client_security(settings),
+    )
+    await consumer.start()
+    try:
+        offsets = await asyncio.gather(*(consumer.committed(tp) for tp in partitions))
+    finally:
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+    return {
+        (group, tp): offset
+        for tp, offset in zip(partitions, offsets, strict=True)
+        if offset is not None and offset >= 0
+    }
 
 
 async def _end_offsets(
@@ -92,7 +117,10 @@ async def consumer_lag(
             listed = await admin.list_consumer_groups()
             names = {str(entry[0]) for entry in listed}
             groups = sorted(name for name in names if name.startswith(group_prefix))
-            committed = await _committed(admin, groups, topics)
+            partitions = await _partitions(admin, topics)
+            committed: dict[tuple[str, TopicPartition], int] = {}
+            for group in groups:
+                committed.update(await _committed(settings, group, partitions, timeout_ms))
             ends = await _end_offsets(settings, {tp for _, tp in committed}, timeout_ms)
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BrokerUnavailable(f"consumer offsets unavailable: {exc!r}") from exc
