@@ -34,7 +34,8 @@ from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.ingestion.app import build_app as build_ingestion_app
 from sourcing.outreach.app import build_app as build_outreach_app
 from sourcing.sandbox.server import serve_on_free_port, serve_sandbox
-from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
+from tests.e2e.stack import sandboxed_settings
+from tests.fixtures.kafka import running_app, wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -123,17 +124,11 @@ async def loop(
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
     tmp_path: Path,
 ) -> AsyncIterator[Loop]:
-    settings = make_kafka_settings(
-        database_url=kafka_settings.DATABASE_URL,
-        bootstrap=kafka_settings.KAFKA_BROKER_URL,
-        topic_prefix=kafka_settings.KAFKA_TOPIC_PREFIX,
-        broker_kind=infra.broker_kind,
-        SANDBOX_PROVIDERS=True,
-        ZELIQ_CALLBACK_URL=None,
+    settings = sandboxed_settings(
+        kafka_settings,
+        infra,
+        None,
         SALES_NAV_WEBHOOK_SECRET=SALES_NAV_SECRET,
-        PROVIDER_TIMEOUT_SECONDS=2.0,
-        ENRICHMENT_POLL_INTERVAL_SECONDS=0.0,
-        ENRICHMENT_TIME_BUDGET_SECONDS=5.0,
     )
     # The gateway listens first: the sandbox posts its provider events to it.
     async with (

@@ -46,8 +46,9 @@ from sourcing.ingestion.app import build_app as build_ingestion_app
 from sourcing.outreach.app import build_app as build_outreach_app
 from sourcing.people.timezones import country_timezone
 from sourcing.sandbox.server import serve_sandbox
+from tests.e2e.stack import sandboxed_settings
 from tests.fixtures.api import serve_gateway
-from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
+from tests.fixtures.kafka import running_app, wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -202,20 +203,13 @@ async def day(
     tmp_path: Path,
 ) -> AsyncIterator[Day]:
     async with serve_sandbox(slow_seconds=1.0) as sandbox_url:
-        settings = make_kafka_settings(
-            database_url=kafka_settings.DATABASE_URL,
-            bootstrap=kafka_settings.KAFKA_BROKER_URL,
-            topic_prefix=kafka_settings.KAFKA_TOPIC_PREFIX,
-            broker_kind=infra.broker_kind,
-            SANDBOX_PROVIDERS=True,
-            SANDBOX_URL=sandbox_url,
-            ZELIQ_CALLBACK_URL=None,
+        settings = sandboxed_settings(
+            kafka_settings,
+            infra,
+            sandbox_url,
             SALES_NAV_WEBHOOK_SECRET=SALES_NAV_SECRET,
             YAY_WEBHOOK_SECRET=YAY_SECRET,
             SIGNUP_WEBHOOK_SECRET=SIGNUP_SECRET,
-            PROVIDER_TIMEOUT_SECONDS=2.0,
-            ENRICHMENT_POLL_INTERVAL_SECONDS=0.0,
-            ENRICHMENT_TIME_BUDGET_SECONDS=5.0,
         )
         options: dict[str, Any] = {
             "sessionmaker": kafka_sessionmaker,

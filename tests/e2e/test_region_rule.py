@@ -47,10 +47,11 @@ from sourcing.outreach.service import tab_title
 from sourcing.people.contacts import is_personal_email
 from sourcing.sandbox.server import serve_sandbox
 from sourcing.sandbox.sheets import SHEETS_STATE
+from tests.e2e.stack import sandboxed_settings
 from tests.factories import create_expert, create_expert_contact
 from tests.factories_outreach import create_enriched_lead, rsa_test_key
 from tests.fixtures.api import serve_gateway
-from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
+from tests.fixtures.kafka import running_app, wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -81,18 +82,11 @@ async def stack(
     }
     SHEETS_STATE.pop(SPREADSHEET_ID, None)
     async with serve_sandbox(slow_seconds=1.0) as sandbox_url:
-        settings = make_kafka_settings(
-            database_url=kafka_settings.DATABASE_URL,
-            bootstrap=kafka_settings.KAFKA_BROKER_URL,
-            topic_prefix=kafka_settings.KAFKA_TOPIC_PREFIX,
-            broker_kind=infra.broker_kind,
-            SANDBOX_PROVIDERS=True,
-            SANDBOX_URL=sandbox_url,
-            ZELIQ_CALLBACK_URL=None,
+        settings = sandboxed_settings(
+            kafka_settings,
+            infra,
+            sandbox_url,
             SALES_NAV_WEBHOOK_SECRET=SALES_NAV_SECRET,
-            PROVIDER_TIMEOUT_SECONDS=2.0,
-            ENRICHMENT_POLL_INTERVAL_SECONDS=0.0,
-            ENRICHMENT_TIME_BUDGET_SECONDS=5.0,
             CHANNEL_TIMEOUT_SECONDS=5.0,
             GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON=json.dumps(service_account),
             GOOGLE_SHEETS_SPREADSHEET_ID=SPREADSHEET_ID,

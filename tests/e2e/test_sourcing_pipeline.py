@@ -38,9 +38,10 @@ from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.ingestion.app import build_app as build_ingestion_app
 from sourcing.people.contacts import is_personal_email, requires_professional_email
 from sourcing.sandbox.server import serve_sandbox
+from tests.e2e.stack import sandboxed_settings
 from tests.factories import create_project
 from tests.fixtures.api import serve_gateway
-from tests.fixtures.kafka import make_kafka_settings, read_topic, running_app, wait_until
+from tests.fixtures.kafka import read_topic, running_app, wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -104,18 +105,11 @@ async def stack(
 ) -> AsyncIterator[tuple[Settings, httpx.AsyncClient]]:
     """Sandbox, gateway (committing), ingestion, enrichment and allocation apps running."""
     async with serve_sandbox(slow_seconds=1.0) as sandbox_url:
-        settings = make_kafka_settings(
-            database_url=kafka_settings.DATABASE_URL,
-            bootstrap=kafka_settings.KAFKA_BROKER_URL,
-            topic_prefix=kafka_settings.KAFKA_TOPIC_PREFIX,
-            broker_kind=infra.broker_kind,
-            SANDBOX_PROVIDERS=True,
-            SANDBOX_URL=sandbox_url,
-            ZELIQ_CALLBACK_URL=None,
+        settings = sandboxed_settings(
+            kafka_settings,
+            infra,
+            sandbox_url,
             SALES_NAV_WEBHOOK_SECRET=SECRET,
-            PROVIDER_TIMEOUT_SECONDS=2.0,
-            ENRICHMENT_POLL_INTERVAL_SECONDS=0.0,
-            ENRICHMENT_TIME_BUDGET_SECONDS=5.0,
         )
         ingestion = build_ingestion_app(
             settings,
