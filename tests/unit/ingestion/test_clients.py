@@ -21,10 +21,11 @@ from sourcing.ingestion.clients import (
     JobTitleClient,
     MalformedModelAnswer,
     ModelRefusal,
+    ScoredTitle,
     Seniority,
+    TitleScoringAnswer,
     country_name,
 )
-from sourcing.ingestion.clients.openai_titles import RESPONSE_FORMAT, TITLE_SCHEMA
 from tests.unit.enrichment.support import make_http, make_settings
 
 APOLLO_SEARCH = "https://api.apollo.io/api/v1/mixed_people/api_search"
@@ -244,11 +245,7 @@ async def test_valid_structured_answer() -> None:
     body = json.loads(request.content)
     assert body["model"] == "gpt-4o-mini"
     assert body["temperature"] == 0.2
-    assert body["response_format"] == {
-        "type": "json_schema",
-        "json_schema": {"name": "job_titles", "schema": TITLE_SCHEMA, "strict": True},
-    }
-    assert body["response_format"] == RESPONSE_FORMAT
+    assert body["response_format"]["type"] == "json_schema"
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert json.loads(body["messages"][1]["content"]) == {
         "company": "Stripe",
@@ -264,6 +261,53 @@ async def test_valid_structured_answer() -> None:
     assert _count("success") == before + 1
 
 
+def _objects(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every object schema reachable from `schema` (``$ref`` followed), by title."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].removeprefix("#/$defs/")]
+    found = {schema["title"]: schema} if schema.get("type") == "object" else {}
+    for child in [*schema.get("properties", {}).values(), schema.get("items", {})]:
+        if child:
+            found |= _objects(child, root)
+    return found
+
+
+def _keywords(node: Any) -> set[str]:
+    if isinstance(node, list):
+        return set().union(*map(_keywords, node))
+    if not isinstance(node, dict):
+        return set()
+    inner = [v for k, v in node.items() if k not in {"properties", "$defs"}]
+    named = [*node.get("properties", {}).values(), *node.get("$defs", {}).values()]
+    return {k for k in node if k not in {"properties", "$defs"}} | _keywords(inner + named)
+
+
+async def test_the_response_format_is_the_strict_schema_of_the_answer_model() -> None:
+    client, seen = title_client(
+        lambda _: httpx2.Response(200, json=completion(json.dumps(VALID_ANSWER)))
+    )
+    await client.score_titles(company_name="Stripe", titles=["VP Payments"])
+    response_format = json.loads(seen[0].content)["response_format"]
+    assert response_format["type"] == "json_schema"
+    assert response_format["json_schema"]["name"] == TitleScoringAnswer.__name__
+    assert response_format["json_schema"]["strict"] is True
+    schema = response_format["json_schema"]["schema"]
+    objects = _objects(schema, schema)
+    # Generated from the pydantic models: every field named and required, nothing else allowed.
+    assert set(objects) == {"TitleScoringAnswer", "ScoredTitle"}
+    for model in (TitleScoringAnswer, ScoredTitle):
+        shape = objects[model.__name__]
+        assert list(shape["properties"]) == list(model.model_fields)
+        assert shape["required"] == list(model.model_fields)
+        assert shape["additionalProperties"] is False
+    seniority = schema["$defs"]["Seniority"]
+    assert seniority["enum"] == [s.value for s in Seniority]
+    assert objects["ScoredTitle"]["properties"]["relevance"]["type"] == "number"
+    # Ranges and lengths stay out of the schema (strict mode does not promise them); the
+    # validators check them instead (see the malformed answers below).
+    assert not _keywords(schema) & {"minimum", "maximum", "minLength", "maxLength"}
+
+
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
@@ -271,6 +315,18 @@ async def test_valid_structured_answer() -> None:
         (json.dumps({"titles": [{"title": "VP Payments", "relevance": 7}]}), "schema violation"),
         (
             json.dumps({"titles": [{**VALID_ANSWER["titles"][0], "relevance": 1.5}]}),
+            "titles.0.relevance: Value error, must be within 0..1",
+        ),
+        (
+            json.dumps({"titles": [{**VALID_ANSWER["titles"][0], "relevance": -0.01}]}),
+            "titles.0.relevance: Value error, must be within 0..1",
+        ),
+        (
+            json.dumps({"titles": [{**VALID_ANSWER["titles"][0], "normalized_title": "  "}]}),
+            "titles.0.normalized_title: Value error, must not be blank",
+        ),
+        (
+            json.dumps({"titles": [{**VALID_ANSWER["titles"][0], "extra": "field"}]}),
             "schema violation",
         ),
         (
@@ -294,8 +350,16 @@ async def test_refusal_and_truncation() -> None:
     refused, _ = title_client(
         lambda _: httpx2.Response(200, json=completion(None, refusal="I can't help"))
     )
-    with pytest.raises(ModelRefusal):
+    before = _count("refusal")
+    with pytest.raises(ModelRefusal, match="I can't help") as raised:
         await refused.score_titles(company_name="Stripe", titles=["VP Payments"])
+    assert is_transient(raised.value)
+    filtered, _ = title_client(
+        lambda _: httpx2.Response(200, json=completion(None, finish_reason="content_filter"))
+    )
+    with pytest.raises(ModelRefusal, match="content filter"):
+        await filtered.score_titles(company_name="Stripe", titles=["VP Payments"])
+    assert _count("refusal") == before + 2
     cut, _ = title_client(
         lambda _: httpx2.Response(200, json=completion('{"titles": [', finish_reason="length"))
     )

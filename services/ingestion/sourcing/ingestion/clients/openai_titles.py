@@ -1,11 +1,13 @@
 """OpenAI job-title scoring for job-title discovery (manual §4.6; spec/providers.md, "OpenAI").
 
-One chat completion per company with a strict JSON-schema structured output: the titles Apollo
-found, normalised, plus similar titles the company likely uses, each with a relevance score in
-0..1 to the project, a seniority and a one-line rationale. The model, temperature (<= 0.2 for
-determinism), base URL, timeout and the SDK's own bounded retries come from settings.
+One chat completion per company with a strict structured output: the titles Apollo found,
+normalised, plus similar titles the company likely uses, each with a relevance score in 0..1 to
+the project, a seniority and a one-line rationale. The pydantic model :class:`TitleScoringAnswer`
+is the schema: the SDK's ``chat.completions.parse`` sends its strict JSON schema as the response
+format and parses the answer back into it. The model, temperature (<= 0.2 for determinism), base
+URL, timeout and the SDK's own bounded retries come from settings.
 
-The answer is validated with pydantic: invalid JSON, a schema violation, a truncated answer or a
+Invalid JSON, a schema violation (a relevance outside 0..1 included), a truncated answer or a
 refusal raise :class:`MalformedModelAnswer` (a ``TransientError``: the agent retries the message,
 then dead-letters it with this reason). Transport and HTTP failures raise
 :class:`~sourcing.common.http.ProviderError` with ``transient`` set like ExternalHttp does.
@@ -18,13 +20,12 @@ import json
 import time
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam
-from openai.types.shared_params import ResponseFormatJSONSchema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from openai.types.chat import ChatCompletionMessageParam, ParsedChatCompletion
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sourcing.common.http import PROVIDER_LATENCY, PROVIDER_REQUESTS, ProviderError
 from sourcing.common.kafka.retry import TRANSIENT_HTTP_STATUSES, TransientError
@@ -41,7 +42,7 @@ MAX_EXPANSIONS: Final = 10
 
 
 class Seniority(StrEnum):
-    """Apollo's seniority vocabulary (so filters can reuse it), plus unknown."""
+    """Seniority in Apollo's vocabulary (so filters can reuse it); unknown when unclear."""
 
     OWNER = "owner"
     FOUNDER = "founder"
@@ -57,60 +58,46 @@ class Seniority(StrEnum):
     UNKNOWN = "unknown"
 
 
+# The docstrings and field descriptions of the two models below are sent to the model as part
+# of the response format's schema. Strict mode accepts only a subset of JSON Schema and does not
+# promise ranges or lengths, so the non-blank titles and the 0..1 relevance are checked by
+# validators, which the generated schema leaves out: the SDK runs them when it parses the answer.
+
+
 class ScoredTitle(BaseModel):
+    """A job title at the company, scored for the project."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    title: str = Field(min_length=1)  # as found (Apollo) or as proposed (expanded)
-    normalized_title: str = Field(min_length=1)  # lower-case, no company or location
-    relevance: float = Field(ge=0.0, le=1.0)
+    title: str = Field(description="The title as found (source apollo) or as proposed (expanded).")
+    normalized_title: str = Field(description="Lower case, without company, team or location.")
+    relevance: float = Field(description="0 (irrelevant) to 1 (exactly who the project needs).")
     seniority: Seniority
     source: Literal["apollo", "expanded"]
     rationale: str
 
+    @field_validator("title", "normalized_title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("relevance")
+    @classmethod
+    def _within_zero_and_one(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("must be within 0..1")
+        return value
+
 
 class TitleScoringAnswer(BaseModel):
+    """Every given title normalised, plus similar titles the company likely uses."""
+
     model_config = ConfigDict(extra="forbid")
 
     titles: list[ScoredTitle]
 
-
-# The structured-output schema (strict mode: every property required, no extra properties).
-# Ranges are enforced by pydantic after the call (strict mode does not guarantee them).
-TITLE_SCHEMA: Final[dict[str, Any]] = {
-    "type": "object",
-    "properties": {
-        "titles": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "title": {"type": "string"},
-                    "normalized_title": {"type": "string"},
-                    "relevance": {"type": "number", "description": "0 (irrelevant) to 1"},
-                    "seniority": {"type": "string", "enum": [s.value for s in Seniority]},
-                    "source": {"type": "string", "enum": ["apollo", "expanded"]},
-                    "rationale": {"type": "string"},
-                },
-                "required": [
-                    "title",
-                    "normalized_title",
-                    "relevance",
-                    "seniority",
-                    "source",
-                    "rationale",
-                ],
-                "additionalProperties": False,
-            },
-        }
-    },
-    "required": ["titles"],
-    "additionalProperties": False,
-}
-
-RESPONSE_FORMAT: Final[ResponseFormatJSONSchema] = {
-    "type": "json_schema",
-    "json_schema": {"name": "job_titles", "schema": TITLE_SCHEMA, "strict": True},
-}
 
 SYSTEM_PROMPT: Final = (
     "You help an expert network find people to interview. Given a company, the job titles its "
@@ -125,14 +112,13 @@ SYSTEM_PROMPT: Final = (
 class MalformedModelAnswer(TransientError):
     """The model's answer is not valid JSON for the schema (or it refused, or was cut off)."""
 
-    def __init__(self, reason: str, *, content: str | None = None) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(f"malformed model answer: {reason}")
         self.reason = reason
-        self.content = content[:2000] if content else content
 
 
 class ModelRefusal(MalformedModelAnswer):
-    """The model declined to answer (``message.refusal``)."""
+    """The model declined to answer (``message.refusal``, or the content filter withheld it)."""
 
 
 class JobTitleClient:
@@ -215,12 +201,13 @@ class JobTitleClient:
         )
         started = time.perf_counter()
         try:
-            completion = await self._client.chat.completions.create(
+            completion = await self._client.chat.completions.parse(
                 model=self.model,
                 messages=messages,
                 temperature=self.temperature,
-                response_format=RESPONSE_FORMAT,
+                response_format=TitleScoringAnswer,
             )
+            answer = self._answer_of(completion)
         except openai.APIStatusError as exc:
             self._record(started, f"http_{exc.status_code // 100}xx")
             transient = exc.status_code in TRANSIENT_HTTP_STATUSES
@@ -238,8 +225,15 @@ class JobTitleClient:
             raise ProviderError(
                 PROVIDER, f"transport_error: {type(exc).__name__}", transient=True
             ) from exc
-        try:
-            answer = self.parse_completion(completion)
+        except openai.ContentFilterFinishReasonError as exc:
+            self._record(started, "refusal")
+            raise ModelRefusal("the answer was withheld by the content filter") from exc
+        except openai.LengthFinishReasonError as exc:
+            self._record(started, "malformed")
+            raise MalformedModelAnswer("the answer was cut off (finish_reason=length)") from exc
+        except ValidationError as exc:
+            self._record(started, "malformed")
+            raise MalformedModelAnswer(_describe(exc)) from exc
         except MalformedModelAnswer as exc:
             self._record(started, "refusal" if isinstance(exc, ModelRefusal) else "malformed")
             raise
@@ -247,37 +241,32 @@ class JobTitleClient:
         return merge_titles(answer.titles)
 
     @staticmethod
-    def parse_completion(completion: Any) -> TitleScoringAnswer:
-        choices = getattr(completion, "choices", None) or []
-        if not choices:
+    def _answer_of(completion: ParsedChatCompletion[TitleScoringAnswer]) -> TitleScoringAnswer:
+        """The parsed answer of the first choice; a refusal or an empty answer raises."""
+        if not completion.choices:
             raise MalformedModelAnswer("no choices in the completion")
-        choice = choices[0]
-        message = choice.message
-        if getattr(message, "refusal", None):
+        message = completion.choices[0].message
+        if message.refusal:
             raise ModelRefusal(f"the model refused: {message.refusal}")
-        content = message.content
-        if getattr(choice, "finish_reason", None) == "length":
-            raise MalformedModelAnswer(
-                "the answer was cut off (finish_reason=length)", content=content
-            )
-        if not content:
+        if message.parsed is None:
             raise MalformedModelAnswer("empty answer")
-        try:
-            data = json.loads(content)
-        except ValueError as exc:
-            raise MalformedModelAnswer(f"not JSON: {exc}", content=content) from exc
-        try:
-            return TitleScoringAnswer.model_validate(data)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
-            )
-            raise MalformedModelAnswer(f"schema violation: {problems}", content=content) from exc
+        return message.parsed
 
     @staticmethod
     def _record(started: float, outcome: str) -> None:
         PROVIDER_LATENCY.labels(PROVIDER).observe(time.perf_counter() - started)
         PROVIDER_REQUESTS.labels(PROVIDER, outcome).inc()
+
+
+def _describe(exc: ValidationError) -> str:
+    """The reason an answer failed to parse: not JSON at all, or JSON breaking the schema."""
+    errors = exc.errors()
+    if errors[0]["type"] == "json_invalid":
+        return f"not JSON: {errors[0]['msg']}"
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in errors[:5]
+    )
+    return f"schema violation: {problems}"
 
 
 def normalize_title(title: str) -> str:
