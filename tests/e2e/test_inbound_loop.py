@@ -18,7 +18,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,16 +25,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.allocation.app import build_app as build_allocation_app
 from sourcing.api.app import create_app as create_gateway
-from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.models import CallTask, ContactSuppression, Expert, Lead, SystemEvent
-from sourcing.enrichment.app import build_app as build_enrichment_app
-from sourcing.ingestion.app import build_app as build_ingestion_app
-from sourcing.outreach.app import build_app as build_outreach_app
 from sourcing.sandbox.server import serve_on_free_port, serve_sandbox
-from tests.e2e.stack import sandboxed_settings
-from tests.fixtures.kafka import running_app, wait_until
+from tests.e2e.stack import Agents, admin_headers, sandboxed_settings
+from tests.fixtures.kafka import wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -122,7 +116,7 @@ async def loop(
     infra: Any,
     kafka_settings: Settings,
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    agents: Agents,
 ) -> AsyncIterator[Loop]:
     settings = sandboxed_settings(
         kafka_settings,
@@ -137,30 +131,12 @@ async def loop(
             slow_seconds=1.0, webhook_url=gateway_url, inbound_delay_seconds=0.5
         ) as sandbox_url,
     ):
-        agents = settings.model_copy(update={"SANDBOX_URL": sandbox_url})
-        options: dict[str, Any] = {
-            "sessionmaker": kafka_sessionmaker,
-            "relay_outbox": True,
-            "web_enabled": False,
-        }
-        apps = [
-            build(agents, datadir=tmp_path / f"faust-{name}", **options)
-            for name, build in (
-                ("ingestion", build_ingestion_app),
-                ("enrichment", build_enrichment_app),
-                ("allocation", build_allocation_app),
-                ("outreach", build_outreach_app),
-            )
-        ]
+        agent_settings = settings.model_copy(update={"SANDBOX_URL": sandbox_url})
         async with (
-            running_app(apps[0]),
-            running_app(apps[1]),
-            running_app(apps[2]),
-            running_app(apps[3]),
+            agents.running(agent_settings, "ingestion", "enrichment", "allocation", "outreach"),
             httpx.AsyncClient(base_url=gateway_url, timeout=30.0) as api,
         ):
-            token = mint_token(settings, Principal(user_id="ops-lead", role=Role.ADMIN))
-            yield Loop(settings, api, kafka_sessionmaker, {"Authorization": f"Bearer {token}"})
+            yield Loop(settings, api, kafka_sessionmaker, admin_headers(settings))
 
 
 async def test_replies_and_opt_outs_come_back_from_the_channel(loop: Loop) -> None:

@@ -29,7 +29,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,18 +36,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.allocation.app import build_app as build_allocation_app
-from sourcing.calls.app import build_app as build_calls_app
-from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.models import CallTask, Expert, Lead, OutreachMessage
-from sourcing.enrichment.app import build_app as build_enrichment_app
-from sourcing.ingestion.app import build_app as build_ingestion_app
-from sourcing.outreach.app import build_app as build_outreach_app
 from sourcing.people.timezones import country_timezone
 from sourcing.sandbox.server import serve_sandbox
-from tests.e2e.stack import sandboxed_settings
+from tests.e2e.stack import Agents, admin_headers, sandboxed_settings
 from tests.fixtures.api import serve_gateway
-from tests.fixtures.kafka import running_app, wait_until
+from tests.fixtures.kafka import wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -200,7 +193,7 @@ async def day(
     infra: Any,
     kafka_settings: Settings,
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    agents: Agents,
 ) -> AsyncIterator[Day]:
     async with serve_sandbox(slow_seconds=1.0) as sandbox_url:
         settings = sandboxed_settings(
@@ -211,31 +204,11 @@ async def day(
             YAY_WEBHOOK_SECRET=YAY_SECRET,
             SIGNUP_WEBHOOK_SECRET=SIGNUP_SECRET,
         )
-        options: dict[str, Any] = {
-            "sessionmaker": kafka_sessionmaker,
-            "relay_outbox": True,
-            "web_enabled": False,
-        }
-        apps = [
-            build(settings, datadir=tmp_path / f"faust-{name}", **options)
-            for name, build in (
-                ("ingestion", build_ingestion_app),
-                ("enrichment", build_enrichment_app),
-                ("allocation", build_allocation_app),
-                ("calls", build_calls_app),
-                ("outreach", build_outreach_app),
-            )
-        ]
         async with (
-            running_app(apps[0]),
-            running_app(apps[1]),
-            running_app(apps[2]),
-            running_app(apps[3]),
-            running_app(apps[4]),
+            agents.running(settings, "ingestion", "enrichment", "allocation", "calls", "outreach"),
             serve_gateway(settings) as api,
         ):
-            token = mint_token(settings, Principal(user_id="ops-lead", role=Role.ADMIN))
-            yield Day(settings, api, kafka_sessionmaker, {"Authorization": f"Bearer {token}"})
+            yield Day(settings, api, kafka_sessionmaker, admin_headers(settings))
 
 
 @pytest.mark.parametrize("with_task_id", [True, False], ids=["task-id", "matched-by-phone"])

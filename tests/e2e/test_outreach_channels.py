@@ -1,5 +1,5 @@
 """Outreach end to end on the embedded stack with the provider sandbox: API → outbox →
-broker → outreach agent (``running_app``) → sandbox vendor, on each of the 13 channels; the
+broker → outreach agent (a real Faust app) → sandbox vendor, on each of the 13 channels; the
 30-day cooldown refusal (409, logged), an override (accepted, logged) and a never-contact
 expert refused."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,12 +17,12 @@ from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.models import CooldownLog, Lead, OutreachMessage, OutreachThread
 from sourcing.common.models.enums import Channel
 from sourcing.common.statemachines import LeadStatus
-from sourcing.outreach.app import build_app
 from sourcing.sandbox.server import serve_sandbox
+from tests.e2e.stack import Agents
 from tests.factories import create_project, create_suppression
 from tests.factories_outreach import RECIPIENTS, create_enriched_lead, create_reachable_expert
 from tests.fixtures.api import serve_gateway
-from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
+from tests.fixtures.kafka import make_kafka_settings, wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -34,10 +33,7 @@ NO_VENDOR_ID = {Channel.WECHAT, Channel.KAKAOTALK}
 
 @pytest.fixture
 async def stack(
-    infra: object,
-    kafka_settings: Settings,
-    kafka_sessionmaker: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    infra: object, kafka_settings: Settings, agents: Agents
 ) -> AsyncIterator[tuple[Settings, httpx.AsyncClient]]:
     """Sandbox on a free port, the gateway (committing) and the outreach agent running."""
     async with serve_sandbox() as sandbox_url:
@@ -50,14 +46,7 @@ async def stack(
             SANDBOX_URL=sandbox_url,
             CHANNEL_TIMEOUT_SECONDS=5.0,
         )
-        app = build_app(
-            settings,
-            sessionmaker=kafka_sessionmaker,
-            relay_outbox=True,  # relays the gateway's outbox rows too
-            web_enabled=False,
-            datadir=tmp_path / "faust-outreach",
-        )
-        async with running_app(app), serve_gateway(settings) as client:
+        async with agents.running(settings, "outreach"), serve_gateway(settings) as client:
             yield settings, client
 
 

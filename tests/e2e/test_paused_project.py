@@ -15,7 +15,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,16 +22,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.allocation.app import build_app as build_allocation_app
-from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.models import CallTask, EnrichmentAttempt, Lead
-from sourcing.enrichment.app import build_app as build_enrichment_app
-from sourcing.ingestion.app import build_app as build_ingestion_app
 from sourcing.ingestion.service import HELD_REASON
 from sourcing.sandbox.server import serve_sandbox
-from tests.e2e.stack import sandboxed_settings
+from tests.e2e.stack import Agents, admin_headers, sandboxed_settings
 from tests.fixtures.api import serve_gateway
-from tests.fixtures.kafka import read_topic, running_app, wait_until
+from tests.fixtures.kafka import read_topic, wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -58,7 +53,7 @@ async def stack(
     infra: Any,
     kafka_settings: Settings,
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    agents: Agents,
 ) -> AsyncIterator[Stack]:
     async with serve_sandbox(slow_seconds=1.0) as sandbox_url:
         settings = sandboxed_settings(
@@ -67,27 +62,11 @@ async def stack(
             sandbox_url,
             SALES_NAV_WEBHOOK_SECRET=SALES_NAV_SECRET,
         )
-        options: dict[str, Any] = {
-            "sessionmaker": kafka_sessionmaker,
-            "relay_outbox": True,
-            "web_enabled": False,
-        }
-        ingestion, enrichment, allocation = (
-            build(settings, datadir=tmp_path / f"faust-{name}", **options)
-            for name, build in (
-                ("ingestion", build_ingestion_app),
-                ("enrichment", build_enrichment_app),
-                ("allocation", build_allocation_app),
-            )
-        )
         async with (
-            running_app(ingestion),
-            running_app(enrichment),
-            running_app(allocation),
+            agents.running(settings, "ingestion", "enrichment", "allocation"),
             serve_gateway(settings) as api,
         ):
-            token = mint_token(settings, Principal(user_id="ops-lead", role=Role.ADMIN))
-            yield Stack(settings, api, kafka_sessionmaker, {"Authorization": f"Bearer {token}"})
+            yield Stack(settings, api, kafka_sessionmaker, admin_headers(settings))
 
 
 async def test_a_paused_project_holds_a_sales_nav_lead_and_processes_it_on_resume(

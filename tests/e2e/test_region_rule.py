@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,18 +39,15 @@ from sourcing.common.models import (
     Project,
 )
 from sourcing.common.models.enums import Channel, ContactSource, ContactType
-from sourcing.enrichment.app import build_app as build_enrichment_app
-from sourcing.ingestion.app import build_app as build_ingestion_app
-from sourcing.outreach.app import build_app as build_outreach_app
 from sourcing.outreach.service import tab_title
 from sourcing.people.contacts import is_personal_email
 from sourcing.sandbox.server import serve_sandbox
 from sourcing.sandbox.sheets import SHEETS_STATE
-from tests.e2e.stack import sandboxed_settings
+from tests.e2e.stack import Agents, sandboxed_settings
 from tests.factories import create_expert, create_expert_contact
 from tests.factories_outreach import create_enriched_lead, rsa_test_key
 from tests.fixtures.api import serve_gateway
-from tests.fixtures.kafka import running_app, wait_until
+from tests.fixtures.kafka import wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -65,10 +61,7 @@ SETTLE_SECONDS = 120.0
 
 @pytest.fixture
 async def stack(
-    infra: Any,
-    kafka_settings: Settings,
-    kafka_sessionmaker: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    infra: Any, kafka_settings: Settings, agents: Agents
 ) -> AsyncIterator[tuple[Settings, httpx.AsyncClient]]:
     """Sandbox, gateway (committing), ingestion, enrichment and outreach apps running; Google
     Sheets configured against the sandbox."""
@@ -91,24 +84,8 @@ async def stack(
             GOOGLE_SHEETS_SERVICE_ACCOUNT_JSON=json.dumps(service_account),
             GOOGLE_SHEETS_SPREADSHEET_ID=SPREADSHEET_ID,
         )
-        apps = [
-            build(
-                settings,
-                sessionmaker=kafka_sessionmaker,
-                relay_outbox=True,
-                web_enabled=False,
-                datadir=tmp_path / f"faust-{name}",
-            )
-            for name, build in (
-                ("ingestion", build_ingestion_app),
-                ("enrichment", build_enrichment_app),
-                ("outreach", build_outreach_app),
-            )
-        ]
         async with (
-            running_app(apps[0]),
-            running_app(apps[1]),
-            running_app(apps[2]),
+            agents.running(settings, "ingestion", "enrichment", "outreach"),
             serve_gateway(settings) as client,
         ):
             yield settings, client

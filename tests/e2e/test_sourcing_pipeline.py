@@ -16,7 +16,6 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,7 +23,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.allocation.app import build_app as build_allocation_app
 from sourcing.common.models import (
     CallTask,
     EnrichmentAttempt,
@@ -34,14 +32,12 @@ from sourcing.common.models import (
     ProcessedEvent,
     RankingSnapshot,
 )
-from sourcing.enrichment.app import build_app as build_enrichment_app
-from sourcing.ingestion.app import build_app as build_ingestion_app
 from sourcing.people.contacts import is_personal_email, requires_professional_email
 from sourcing.sandbox.server import serve_sandbox
-from tests.e2e.stack import sandboxed_settings
+from tests.e2e.stack import Agents, sandboxed_settings
 from tests.factories import create_project
 from tests.fixtures.api import serve_gateway
-from tests.fixtures.kafka import read_topic, running_app, wait_until
+from tests.fixtures.kafka import read_topic, wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -98,10 +94,7 @@ def _people() -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def stack(
-    infra: Any,
-    kafka_settings: Settings,
-    kafka_sessionmaker: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    infra: Any, kafka_settings: Settings, agents: Agents
 ) -> AsyncIterator[tuple[Settings, httpx.AsyncClient]]:
     """Sandbox, gateway (committing), ingestion, enrichment and allocation apps running."""
     async with serve_sandbox(slow_seconds=1.0) as sandbox_url:
@@ -111,31 +104,8 @@ async def stack(
             sandbox_url,
             SALES_NAV_WEBHOOK_SECRET=SECRET,
         )
-        ingestion = build_ingestion_app(
-            settings,
-            sessionmaker=kafka_sessionmaker,
-            relay_outbox=True,
-            web_enabled=False,
-            datadir=tmp_path / "faust-ingestion",
-        )
-        enrichment = build_enrichment_app(
-            settings,
-            sessionmaker=kafka_sessionmaker,
-            relay_outbox=True,
-            web_enabled=False,
-            datadir=tmp_path / "faust-enrichment",
-        )
-        allocation = build_allocation_app(
-            settings,
-            sessionmaker=kafka_sessionmaker,
-            relay_outbox=True,
-            web_enabled=False,
-            datadir=tmp_path / "faust-allocation",
-        )
         async with (
-            running_app(ingestion),
-            running_app(enrichment),
-            running_app(allocation),
+            agents.running(settings, "ingestion", "enrichment", "allocation"),
             serve_gateway(settings) as client,
         ):
             yield settings, client

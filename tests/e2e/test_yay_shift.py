@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,7 +25,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.calls.app import build_app
 from sourcing.common.db import session_scope
 from sourcing.common.models import (
     Caller,
@@ -40,6 +38,7 @@ from sourcing.common.models import (
 from sourcing.common.models.enums import ContactType
 from sourcing.common.statemachines import CALLER_ALLOCATION
 from sourcing.people.phones import to_e164
+from tests.e2e.stack import Agents
 from tests.factories import (
     create_call_task,
     create_caller,
@@ -154,7 +153,7 @@ async def test_a_callers_shift_from_signed_yay_webhooks(
     lane_topics: str,
     kafka_settings: Settings,
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    agents: Agents,
 ) -> None:
     sessions = kafka_sessionmaker
     async with session_scope(sessions) as session:
@@ -208,13 +207,7 @@ async def test_a_callers_shift_from_signed_yay_webhooks(
         await wait_until(done, timeout=60, message=f"task {task_id} {status}")
 
     clock = ShiftClock(T0 + timedelta(minutes=2))
-    calls_app = build_app(
-        kafka_settings,
-        clock=clock,
-        web_enabled=False,
-        sessionmaker=sessions,
-        datadir=tmp_path / "faust-calls",
-    )
+    calls_app = agents.build("calls", kafka_settings, clock=clock)
     gateway_settings = api_settings_factory(KAFKA_TOPIC_PREFIX=lane_topics)
     async with serve_api(gateway_settings) as client, running_app(calls_app):
         yay = Yay(client, gateway_settings)

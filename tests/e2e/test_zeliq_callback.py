@@ -12,7 +12,6 @@ callback can enrich them; a ``nomatch`` person gets empty callbacks and fails wi
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,14 +28,13 @@ from sourcing.common.models import (
     RankingSnapshot,
     SystemEvent,
 )
-from sourcing.enrichment.app import build_app as build_enrichment_app
 from sourcing.enrichment.providers import build_providers
 from sourcing.enrichment.service import EnrichmentDeps
-from sourcing.ingestion.app import build_app as build_ingestion_app
 from sourcing.sandbox.server import serve_sandbox
+from tests.e2e.stack import Agents, running_apps
 from tests.factories import create_project
 from tests.fixtures.api import serve_gateway_http
-from tests.fixtures.kafka import make_kafka_settings, running_app, wait_until
+from tests.fixtures.kafka import make_kafka_settings, wait_until
 from tests.fixtures.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -48,10 +46,7 @@ PROVIDERS = ["forager", "zeliq"]
 
 @pytest.fixture
 async def stack(
-    infra: Any,
-    kafka_settings: Settings,
-    kafka_sessionmaker: async_sessionmaker[AsyncSession],
-    tmp_path: Path,
+    infra: Any, kafka_settings: Settings, agents: Agents
 ) -> AsyncIterator[tuple[Settings, str]]:
     """Sandbox, gateway (on a port the sandbox calls back), ingestion and enrichment apps."""
     async with serve_sandbox() as sandbox_url:
@@ -77,23 +72,10 @@ async def stack(
                 settings=enrichment_settings,
                 providers=build_providers(enrichment_settings, http, keys=PROVIDERS),
             )
-            ingestion = build_ingestion_app(
-                settings,
-                sessionmaker=kafka_sessionmaker,
-                relay_outbox=True,
-                web_enabled=False,
-                datadir=tmp_path / "faust-ingestion",
-            )
-            enrichment = build_enrichment_app(
-                enrichment_settings,
-                deps=deps,
-                sessionmaker=kafka_sessionmaker,
-                relay_outbox=True,
-                web_enabled=False,
-                datadir=tmp_path / "faust-enrichment",
-            )
+            ingestion = agents.build("ingestion", settings)
+            enrichment = agents.build("enrichment", enrichment_settings, deps=deps)
             try:
-                async with running_app(ingestion), running_app(enrichment):
+                async with running_apps(ingestion, enrichment):
                     yield settings, gateway_url
             finally:
                 await http.aclose()
