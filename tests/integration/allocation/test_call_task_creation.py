@@ -598,7 +598,7 @@ async def test_yay_finds_the_task_of_a_national_format_lead_phone_without_a_task
     await deliver(session, handlers)
     caller = await create_caller(session)
     given = await allocation.assign_next_task(
-        session, caller, now=clock(), settings=database_settings
+        session, str(caller.id), now=clock(), settings=database_settings, actor="test"
     )
     assert given.task_id is not None
 

@@ -323,6 +323,22 @@ async def test_a_new_shift_starts_after_the_gap(
     assert fresh.shift_started_at == NOW + timedelta(hours=5)
 
 
+async def test_a_dial_keeps_the_shift_going(
+    gateway: Gateway, session: AsyncSession, caller_headers: Headers
+) -> None:
+    caller = await create_caller(session)
+    await gateway.client.get(URL, headers=caller_headers(caller))
+    fresh = await _caller(session, caller)
+    fresh.last_dial_at = NOW + timedelta(hours=3)
+    await session.flush()
+    gateway.clock.advance(hours=5)  # 5 h after the last request, 2 h after the dial
+    await gateway.client.get(URL, headers=caller_headers(caller))
+    assert (await _caller(session, caller)).shift_started_at == NOW
+    gateway.clock.advance(hours=4)  # the gap since the last activity (this request)
+    await gateway.client.get(URL, headers=caller_headers(caller))
+    assert (await _caller(session, caller)).shift_started_at == NOW + timedelta(hours=9)
+
+
 @pytest.mark.parametrize(
     ("status", "after"),
     [

@@ -1,8 +1,8 @@
-"""Pure parts of the allocation rule: refusals, the open calling window, shifts, settings."""
+"""Pure parts of the allocation rule: refusals, the open calling window, settings."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +16,6 @@ from sourcing.allocation.service import (
 )
 from sourcing.common.config import ConfigurationError
 from sourcing.common.models import Caller
-from sourcing.people.callers import note_task_request
 from sourcing.people.timezones import in_calling_window
 from tests.fixtures.settings import load_settings
 
@@ -86,17 +85,3 @@ def test_a_window_over_midnight() -> None:
 def test_an_empty_window_is_refused() -> None:
     with pytest.raises(ConfigurationError):
         load_settings(APP_ENV="test", CALLING_WINDOW_START_HOUR=9, CALLING_WINDOW_END_HOUR=9)
-
-
-def test_shifts_start_after_the_gap_since_the_last_activity() -> None:
-    settings = load_settings(APP_ENV="test", CALLER_SHIFT_GAP_SECONDS=3600)
-    caller = _caller()
-    assert note_task_request(caller, now=NOW, settings=settings) is True
-    assert caller.shift_started_at == NOW
-    later = NOW + timedelta(minutes=59)
-    assert note_task_request(caller, now=later, settings=settings) is False
-    caller.last_dial_at = later + timedelta(minutes=30)  # a dial keeps the shift going
-    assert note_task_request(caller, now=later + timedelta(minutes=89), settings=settings) is False
-    new = later + timedelta(minutes=89 + 60)
-    assert note_task_request(caller, now=new, settings=settings) is True
-    assert (caller.shift_started_at, caller.last_task_requested_at) == (new, new)

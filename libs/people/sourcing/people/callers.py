@@ -5,7 +5,7 @@ Shifts
 ------
 A shift starts at the first task request or dial after ``CALLER_SHIFT_GAP_SECONDS`` without
 either. One notion, two entry points because the two events differ in what they know: a task
-request is stamped as it happens (:func:`note_task_request`: a request the gap or more after
+request is stamped as it happens (:func:`task_request_stamp`: a request the gap or more after
 the caller's last activity starts a shift at once), a dial may arrive late and out of order
 (:func:`shift_start_for_dial`: a late event of an older call never opens a shift, and a shift
 a dial opens starts at the task request that preceded it in the gap). The performance service
@@ -13,7 +13,7 @@ reads ``shift_started_at`` for the warm-up grace period.
 
 Presence
 --------
-A caller is online from their first task request of a shift (:func:`note_task_request`) until
+A caller is online from their first task request of a shift (:func:`task_request_stamp`) until
 ``CALLER_PRESENCE_TIMEOUT_SECONDS`` pass without a task request or a call event of theirs
 (:func:`note_call_activity`). The allocation service assigns only to online callers and marks
 the others offline, returning their undialled (ASSIGNED) task to the pool. A call event never
@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import ColumnElement, Interval, and_, bindparam, case, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.logging import correlation_id_var
@@ -37,25 +39,32 @@ from sourcing.people.settings import CallingSettings
 # --- shifts ---------------------------------------------------------------------------------
 
 
-def note_task_request(caller: Caller, *, now: datetime, settings: CallingSettings) -> bool:
-    """Stamp ``last_task_requested_at``; a request ``CALLER_SHIFT_GAP_SECONDS`` or more after the
-    caller's last activity (shift start, dial or task request; or the first request ever)
-    starts a shift (``shift_started_at = now``). Returns whether it did.
+def task_request_stamp(*, now: Any, when: Any) -> dict[str, ColumnElement[Any]]:
+    """The ``callers`` columns a task request sets, as SQL for an ``UPDATE`` of the caller's
+    row (``now`` and ``when``, a boolean that leaves the row as it is when false, are SQL
+    expressions): ``last_task_requested_at`` and presence (``last_seen_at``) at ``now``; a
+    request ``CALLER_SHIFT_GAP_SECONDS`` (the bound ``p_shift_gap``, :func:`shift_gap`) or more
+    after the caller's last activity (shift start, dial or task request; or the first request
+    ever) starts a shift (``shift_started_at = now``).
 
-    The same notion of a shift as :func:`shift_start_for_dial` (module docstring).
+    The same notion of a shift as :func:`shift_start_for_dial` (module docstring). SQL, so the
+    allocation statement stamps the request in the same round trip as the assignment.
     """
-    activity = [
-        moment
-        for moment in (caller.shift_started_at, caller.last_dial_at, caller.last_task_requested_at)
-        if moment is not None
-    ]
-    gap = timedelta(seconds=settings.CALLER_SHIFT_GAP_SECONDS)
-    new_shift = caller.shift_started_at is None or not activity or now - max(activity) >= gap
-    if new_shift:
-        caller.shift_started_at = now
-    caller.last_task_requested_at = now
-    caller.last_seen_at = now  # presence: in the same caller-row UPDATE, no extra round trip
-    return new_shift
+    gap = bindparam("p_shift_gap", type_=Interval)
+    last_activity = func.greatest(
+        Caller.shift_started_at, Caller.last_dial_at, Caller.last_task_requested_at
+    )
+    new_shift = or_(Caller.shift_started_at.is_(None), now - last_activity >= gap)
+    return {
+        "shift_started_at": case((and_(when, new_shift), now), else_=Caller.shift_started_at),
+        "last_task_requested_at": case((when, now), else_=Caller.last_task_requested_at),
+        "last_seen_at": case((when, now), else_=Caller.last_seen_at),
+    }
+
+
+def shift_gap(settings: CallingSettings) -> timedelta:
+    """The ``p_shift_gap`` of :func:`task_request_stamp`."""
+    return timedelta(seconds=settings.CALLER_SHIFT_GAP_SECONDS)
 
 
 def shift_start_for_dial(

@@ -62,7 +62,6 @@ from sourcing.common.web import (
     next_cursor,
     settings_of,
 )
-from sourcing.people.callers import note_task_request
 
 call_tasks_router = APIRouter(prefix="/api/v1/call-tasks", tags=["call tasks"])
 
@@ -78,16 +77,18 @@ def expiry_sweep(app: FastAPI, settings: AllocationSettings) -> service.ExpirySw
     return sweep
 
 
-async def _task_caller(
-    session: AsyncSession, principal: Principal, *, lock: bool = False
-) -> Caller:
-    caller = await repository.find_caller(session, principal.user_id, lock=lock)
+def _not_registered(principal: Principal) -> service.CallerNotRegistered:
+    return service.CallerNotRegistered(
+        f"token user id '{principal.user_id}' matches no registered caller "
+        "(expected a caller's id or email)",
+        details={"userId": principal.user_id},
+    )
+
+
+async def _task_caller(session: AsyncSession, principal: Principal) -> Caller:
+    caller = await repository.find_caller(session, principal.user_id)
     if caller is None:
-        raise service.CallerNotRegistered(
-            f"token user id '{principal.user_id}' matches no registered caller "
-            "(expected a caller's id or email)",
-            details={"userId": principal.user_id},
-        )
+        raise _not_registered(principal)
     return caller
 
 
@@ -126,28 +127,32 @@ async def get_current_call_task(
     settings: AllocationSettingsDep,
     now: NowDep,
 ) -> CurrentTaskResponse:
-    caller = await _task_caller(session, principal, lock=True)
-    note_task_request(caller, now=now, settings=settings)
-    result = await service.allocate_for_caller(
+    result = await service.assign_next_task(
         session,
-        caller,
+        principal.user_id,
         now=now,
         settings=settings,
-        actor=f"caller:{caller.id}",
-        sweep=expiry_sweep(request.app, settings),
+        actor=None,  # the caller themself
+        sweep=expiry_sweep(request.app, settings).due(now),
+        task_request=True,
     )
-    if result.task_id is None:
+    if result.caller is None:
+        raise _not_registered(principal)
+    refusal = result.refusal
+    if refusal is not None:
+        raise refusal
+    if result.task is None:
         return CurrentTaskResponse(
             task=None,
             newly_assigned=False,
             reason=result.reason,
             message="No call task is available for you right now; ask again shortly.",
-            allocation_status=caller.allocation_status,
+            allocation_status=result.allocation_status,
         )
     return CurrentTaskResponse(
-        task=await _view(session, result.task_id),
+        task=CallTaskOut.of_row(result.task),
         newly_assigned=result.newly_assigned,
-        allocation_status=caller.allocation_status,
+        allocation_status=result.allocation_status,
     )
 
 

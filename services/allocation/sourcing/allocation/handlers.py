@@ -57,7 +57,6 @@ from sourcing.common.messages.allocation import (
     SignupChaseSweepRequested,
 )
 from sourcing.common.models import SystemEvent
-from sourcing.people.callers import is_online
 
 log = logging.getLogger("sourcing.allocation")
 
@@ -79,26 +78,30 @@ class AllocationHandlers:
     async def assign_current(
         self, session: AsyncSession, caller_id: uuid.UUID
     ) -> Allocation | None:
-        """Expire stale assignments, then pre-assign the caller's next task; None when the
-        caller is unknown, offline or may not take work (nothing changes for them)."""
-        now = self.clock()
-        await service.expire_stale_assignments(
-            session, now=now, limit=self.settings.ALLOCATION_EXPIRY_BATCH_SIZE, actor=ACTOR
+        """Return every stale assignment to the pool, then pre-assign the caller's next task;
+        None when the caller is unknown, offline or may not take work (nothing changes for
+        them)."""
+        result = await service.assign_next_task(
+            session,
+            str(caller_id),
+            now=self.clock(),
+            settings=self.settings,
+            actor=ACTOR,
+            sweep=True,
+            online_only=True,
         )
-        caller = await repository.find_caller(session, str(caller_id), lock=True)
-        if caller is None:
+        if result.caller is None:
             log.warning("assign-current for unknown caller %s: nothing to do", caller_id)
             return None
-        refusal = service.refusal_for(caller)
-        if refusal is not None:
-            log.info("caller %s is %s: no task pre-assigned", caller_id, caller.allocation_status)
+        if not result.may_work:
+            log.info(
+                "caller %s is %s%s: no task pre-assigned",
+                caller_id,
+                result.caller.allocation_status,
+                "" if result.refusal is not None else " but offline",
+            )
             return None
-        if not is_online(caller, now=now, settings=self.settings):
-            log.info("caller %s is offline: no task pre-assigned", caller_id)
-            return None
-        return await service.assign_next_task(
-            session, caller, now=now, settings=self.settings, actor=ACTOR
-        )
+        return result
 
     async def handle_assign_current(
         self, session: AsyncSession, envelope: Envelope, payload: CallAllocationAssignCurrent

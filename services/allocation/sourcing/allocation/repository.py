@@ -2,8 +2,9 @@
 
 Call-task creation reads everything it decides on in two statements (:func:`call_task_facts`,
 :func:`leads_of`), then writes in one: the request lane carries a message per ranked lead.
-The pool query (:func:`take_from_pool`) walks ``ix_call_tasks_pending_allocation`` and stops
-at the first row that passes the filters. Nothing here commits.
+The allocation of a request is one statement (:func:`assign_from_pool`); its pool query walks
+``ix_call_tasks_pending_allocation`` and stops at the first row that passes the filters.
+Nothing here commits.
 """
 
 from __future__ import annotations
@@ -17,20 +18,34 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     ColumnElement,
     DateTime,
+    Integer,
+    Row,
+    Table,
     Text,
+    Uuid,
     all_,
     and_,
     any_,
     bindparam,
+    case,
+    cast,
     exists,
+    false,
     func,
+    insert,
+    literal,
+    literal_column,
+    null,
     or_,
     select,
     text,
     true,
     tuple_,
+    union,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -41,6 +56,7 @@ from sqlalchemy.orm import joinedload
 from sourcing.common.models import (
     Caller,
     CallerPerformanceMetric,
+    CallerStatusHistory,
     CallTask,
     Expert,
     ExpertContact,
@@ -49,17 +65,20 @@ from sourcing.common.models import (
     Project,
     RankingSnapshot,
     SignupChase,
+    SystemEvent,
 )
 from sourcing.common.models.base import sql_in
 from sourcing.common.models.enums import CallOutcome, ContactType
 from sourcing.common.statemachines import (
     CALL_TASK_ACTIVE_STATUSES,
     CALL_TASK_OPEN_STATUSES,
+    CallerAllocationStatus,
     CallTaskStatus,
     LeadStatus,
     ProjectStatus,
 )
 from sourcing.common.web import Keyset
+from sourcing.people.callers import task_request_stamp
 from sourcing.people.suppression import suppressed_expert, suppressed_phone
 
 
@@ -266,14 +285,6 @@ async def mark_offline(session: AsyncSession, *, seen_by: datetime) -> list[uuid
 # --- call tasks -----------------------------------------------------------------------------
 
 
-async def active_task(session: AsyncSession, caller_id: uuid.UUID) -> CallTask | None:
-    return await session.scalar(
-        select(CallTask).where(
-            CallTask.caller_id == caller_id, CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES)
-        )
-    )
-
-
 async def lock_task(
     session: AsyncSession, task_id: uuid.UUID, *, refresh: bool = False
 ) -> CallTask | None:
@@ -364,43 +375,6 @@ async def release_assigned(
     return [(task_id, caller_id) for task_id, caller_id in rows]
 
 
-async def expire_assigned(
-    session: AsyncSession, *, now: datetime, limit: int, caller_id: uuid.UUID | None
-) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
-    """ASSIGNED tasks whose dial deadline passed (only ``caller_id``'s when given) back to
-    PENDING, unassigned; rows another transaction holds are skipped. Returns (task id, caller
-    id)."""
-    conditions = [CallTask.status == _S.ASSIGNED.value, CallTask.expires_at <= now]
-    if caller_id is not None:
-        conditions.append(CallTask.caller_id == caller_id)
-    stale = (
-        select(CallTask.id, CallTask.caller_id)
-        .where(*conditions)
-        .order_by(CallTask.expires_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .cte("stale")
-    )
-    rows = (
-        await session.execute(
-            update(CallTask)
-            .where(CallTask.id == stale.c.id)
-            .values(
-                status=_S.PENDING.value,
-                status_reason="dial deadline passed: EXPIRED, returned to the pool",
-                status_changed_at=now,
-                caller_id=None,
-                assigned_at=None,
-                expires_at=None,
-                requeue_count=CallTask.requeue_count + 1,
-            )
-            .returning(CallTask.id, stale.c.caller_id)
-            .execution_options(synchronize_session=False)
-        )
-    ).all()
-    return [(task_id, caller_id) for task_id, caller_id in rows]
-
-
 async def open_tasks_of_expert(
     session: AsyncSession,
     expert_id: uuid.UUID,
@@ -471,25 +445,194 @@ def _window_clause() -> ColumnElement[bool]:
     )
 
 
-@lru_cache(maxsize=1)
-def _assignment_statement() -> Any:
-    """``UPDATE`` the best PENDING task the caller may take to ASSIGNED, returning its id.
+def _expiry_values(now: Any) -> dict[str, Any]:
+    """An expired assignment back in the pool (``ASSIGNED → EXPIRED → PENDING``), unassigned."""
+    return {
+        "status": _S.PENDING.value,
+        "status_reason": "dial deadline passed: EXPIRED, returned to the pool",
+        "status_changed_at": now,
+        "caller_id": None,
+        "assigned_at": None,
+        "expires_at": None,
+        "requeue_count": CallTask.requeue_count + 1,
+    }
 
-    Built once with every varying value a bound parameter: building this statement per request
-    cost more CPU than running it.
+
+def _table(model: type[Caller] | type[CallTask]) -> Table:
+    """A model's table, for the statement's data-modifying CTEs (plain Core DML)."""
+    table = model.__table__
+    assert isinstance(table, Table)  # noqa: S101 - narrows the type: mapped to a Table
+    return table
+
+
+def _normalised(codes: Any, to_case: Any) -> Any:
+    """A caller's codes in the case the tasks store them (``upper``/``lower``), as an array."""
+    code = func.unnest(codes).table_valued("code").render_derived()
+    return select(func.array_agg(to_case(code.c.code))).select_from(code).scalar_subquery()
+
+
+def _audit(
+    source: Any,
+    *,
+    actor: Any,
+    event: str,
+    entity_type: str,
+    entity_id: Any,
+    data: dict[str, Any],
+) -> Any:
+    """``INSERT INTO system_events ... SELECT`` one audit row per row of ``source``."""
+    correlation_id = bindparam("p_correlation_id", type_=Text)
+    pairs = [part for key, value in data.items() for part in (literal(key), value)]
+    return insert(SystemEvent).from_select(
+        ["type", "entity_type", "entity_id", "actor", "correlation_id", "data"],
+        select(
+            literal(event),
+            literal(entity_type),
+            entity_id,
+            actor,
+            correlation_id,
+            func.jsonb_build_object(*pairs),
+        ).select_from(source),
+        include_defaults=False,
+    )
+
+
+# The columns of the expert the task view shows, as ``expert_<name>`` in the statement's row.
+EXPERT_VIEW_COLUMNS = (
+    "full_name",
+    "title",
+    "company_name",
+    "primary_phone",
+    "timezone",
+    "country_iso",
+    "language_codes",
+)
+
+
+@lru_cache(maxsize=2)
+def _assignment_statement(by_email: bool) -> Any:
+    """The whole allocation of one request in one statement (one round trip):
+
+    ``me`` locks the caller (by id, or by email when ``by_email``); ``allowed`` is that caller
+    when they may work (active, not in ``p_refused_statuses``, online after ``p_online_after``
+    when given). ``expired`` returns stale assignments to the pool (every caller's when
+    ``p_sweep``, at most ``p_expiry_limit``; always the caller's own), skipping rows another
+    transaction holds. ``held`` is the caller's ASSIGNED/DIALING task as it was; without one,
+    ``picked`` assigns the best PENDING task they may take (``FOR UPDATE SKIP LOCKED``). The
+    caller's row is stamped (``p_task_request``: shift, presence) and moves to ACTIVE (from
+    IDLE, a task given) or to IDLE (nothing given, from ``p_idle_sources``). Every move is
+    audited, the caller's with its history row. The one row returned carries the caller as
+    locked, their status after, the task (picked or active) with its expert and project, and
+    how many tasks went back to the pool.
+
+    One snapshot: a task expired here is in the pool only for the next statement, and an
+    overdue task of the caller's blocks the pick (the one-active-task index would refuse it);
+    the service runs the statement again when it returned tasks and gave none. Built once,
+    every varying value a bound parameter.
     """
     now = bindparam("p_now", type_=DateTime(timezone=True))
+    online_after = bindparam("p_online_after", type_=DateTime(timezone=True))
+    task_request = bindparam("p_task_request", type_=Boolean)
+    idle, active = CallerAllocationStatus.IDLE_NO_AVAILABLE_TASKS, CallerAllocationStatus.ACTIVE
+
+    match = (
+        func.lower(Caller.email) == bindparam("p_caller_email", type_=Text)
+        if by_email
+        else Caller.id == bindparam("p_caller_id", type_=Uuid)
+    )
+    me = (
+        select(
+            literal_column("callers.ctid").label("version"),
+            Caller.id,
+            Caller.email,
+            Caller.is_active,
+            Caller.allocation_status,
+            Caller.status_reason,
+            Caller.status_changed_at,
+            Caller.last_seen_at,
+            _normalised(Caller.region_iso_codes, func.upper).label("regions"),
+            _normalised(Caller.language_codes, func.lower).label("languages"),
+        )
+        .where(match)
+        .limit(1)
+        .with_for_update(of=Caller)
+        .cte("me")
+    )
+    # ``settled``: the caller's row is the version this statement's snapshot sees. When the
+    # lock waited for another transaction that changed it (say, gave them a task), the
+    # snapshot predates that change: the statement then neither picks nor idles, and the
+    # service runs it again (its next snapshot sees the change).
+    seen = _table(Caller).alias("seen")
+    allowed = (
+        select(
+            me,
+            (
+                me.c.version
+                == select(literal_column("seen.ctid")).where(seen.c.id == me.c.id).scalar_subquery()
+            ).label("settled"),
+        )
+        .where(
+            me.c.is_active,
+            me.c.allocation_status != all_(_text_array("p_refused_statuses")),
+            or_(online_after.is_(None), me.c.last_seen_at > online_after),
+        )
+        .cte("allowed")
+    )
+    caller_id = select(allowed.c.id).scalar_subquery()
+    may_work = exists(select(allowed.c.id))
+    settled = exists(select(allowed.c.id).where(allowed.c.settled))
+    actor = func.coalesce(
+        bindparam("p_actor", type_=Text),
+        func.concat("caller:", cast(select(me.c.id).scalar_subquery(), Text)),
+    )
+    overdue = and_(CallTask.status == _S.ASSIGNED.value, CallTask.expires_at <= now)
+
+    swept = (
+        select(CallTask.id, CallTask.caller_id)
+        .where(overdue, bindparam("p_sweep", type_=Boolean))
+        .order_by(CallTask.expires_at)
+        .limit(bindparam("p_expiry_limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+        .cte("swept")
+    )
+    own_stale = (
+        select(CallTask.id, CallTask.caller_id)
+        .where(overdue, CallTask.caller_id == caller_id)
+        .with_for_update(skip_locked=True)
+        .cte("own_stale")
+    )
+    stale = union(select(swept), select(own_stale)).subquery("stale")
+    expired = (
+        update(_table(CallTask))
+        .where(CallTask.id == stale.c.id)
+        .values(**_expiry_values(now))
+        .returning(CallTask.id, stale.c.caller_id)
+        .cte("expired")
+    )
+
+    held = (
+        select(CallTask.id, CallTask.status, CallTask.expires_at)
+        .where(CallTask.caller_id == caller_id, CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES))
+        .cte("held")
+    )
     candidate = (
         select(CallTask.id)
         .join(Expert, Expert.id == CallTask.expert_id)
         .join(Project, Project.id == CallTask.project_id)
         .where(
+            settled,
+            ~exists(select(held.c.id)),
             CallTask.status == _S.PENDING.value,
             or_(CallTask.available_after.is_(None), CallTask.available_after <= now),
-            or_(CallTask.region_iso.is_(None), CallTask.region_iso == any_(_text_array("regions"))),
+            or_(
+                CallTask.region_iso.is_(None),
+                CallTask.region_iso
+                == any_(cast(select(allowed.c.regions).scalar_subquery(), ARRAY(Text))),
+            ),
             or_(
                 CallTask.language_code.is_(None),
-                func.lower(CallTask.language_code) == any_(_text_array("languages")),
+                func.lower(CallTask.language_code)
+                == any_(cast(select(allowed.c.languages).scalar_subquery(), ARRAY(Text))),
             ),
             ~suppressed_expert(),
             ~suppressed_phone(CallTask.phone_number),
@@ -501,27 +644,154 @@ def _assignment_statement() -> Any:
         .with_for_update(of=CallTask, skip_locked=True)
         .cte("candidate")
     )
-    return (
-        update(CallTask)
+    picked = (
+        update(_table(CallTask))
         .where(CallTask.id == candidate.c.id)
         .values(
             status=_S.ASSIGNED.value,
             status_reason=None,
             status_changed_at=now,
-            caller_id=bindparam("p_caller_id"),
+            caller_id=caller_id,
             assigned_at=now,
-            expires_at=bindparam("p_expires_at"),
+            expires_at=bindparam("p_expires_at", type_=DateTime(timezone=True)),
         )
-        .returning(CallTask.id)
-        .execution_options(synchronize_session=False)
+        .returning(*_table(CallTask).c)
+        .cte("picked")
+    )
+
+    given = exists(select(picked.c.id))
+    decision = select(
+        allowed.c.id,
+        allowed.c.allocation_status.label("from_status"),
+        case(
+            (and_(given, allowed.c.allocation_status == idle.value), active.value),
+            (
+                and_(
+                    allowed.c.settled,
+                    ~given,
+                    ~exists(select(held.c.id)),
+                    ~exists(select(expired.c.id)),
+                    allowed.c.allocation_status == any_(_text_array("p_idle_sources")),
+                ),
+                idle.value,
+            ),
+        ).label("to_status"),
+    ).cte("decision")
+    moves = decision.c.to_status.is_not(None)
+    reason = case(
+        (decision.c.to_status == active.value, bindparam("p_reason_active", type_=Text)),
+        else_=bindparam("p_reason_idle", type_=Text),
+    )
+    caller_moved = (
+        update(_table(Caller))
+        .where(Caller.id == decision.c.id, or_(task_request, moves))
+        .values(
+            **task_request_stamp(now=now, when=task_request),
+            allocation_status=func.coalesce(decision.c.to_status, Caller.allocation_status),
+            status_reason=case((moves, reason), else_=Caller.status_reason),
+            status_changed_at=case((moves, now), else_=Caller.status_changed_at),
+        )
+        .returning(Caller.id, decision.c.from_status, decision.c.to_status, reason.label("reason"))
+        .cte("caller_moved")
+    )
+    moved = select(caller_moved).where(caller_moved.c.to_status.is_not(None)).subquery("moved")
+    history = insert(CallerStatusHistory).from_select(
+        ["caller_id", "from_status", "to_status", "reason", "actor", "correlation_id"],
+        select(
+            moved.c.id,
+            moved.c.from_status,
+            moved.c.to_status,
+            moved.c.reason,
+            actor,
+            bindparam("p_correlation_id", type_=Text),
+        ),
+        include_defaults=False,
+    )
+
+    active_now = select(*_table(CallTask).c, false().label("newly_assigned")).where(
+        CallTask.id.in_(
+            select(held.c.id).where(
+                or_(held.c.status != _S.ASSIGNED.value, held.c.expires_at > now)
+            )
+        )
+    )
+    task = union_all(select(picked, true().label("newly_assigned")), active_now).subquery("task")
+    one = select(literal(1).label("one")).subquery("one")
+    return (
+        select(
+            me.c.id.label("caller_id"),
+            me.c.email.label("caller_email"),
+            me.c.is_active.label("caller_is_active"),
+            me.c.allocation_status.label("caller_status"),
+            me.c.status_reason.label("caller_status_reason"),
+            me.c.status_changed_at.label("caller_status_changed_at"),
+            may_work.label("may_work"),
+            settled.label("settled"),
+            func.coalesce(
+                select(caller_moved.c.to_status).scalar_subquery(), me.c.allocation_status
+            ).label("allocation_status"),
+            select(func.count()).select_from(expired).scalar_subquery().label("returned"),
+            *task.c,
+            *(getattr(Expert, name).label(f"expert_{name}") for name in EXPERT_VIEW_COLUMNS),
+            Project.name.label("project_name"),
+        )
+        .select_from(
+            one.outerjoin(me, true())
+            .outerjoin(task, true())
+            .outerjoin(Expert, Expert.id == task.c.expert_id)
+            .outerjoin(Project, Project.id == task.c.project_id)
+        )
+        .add_cte(
+            _audit(
+                expired,
+                actor=actor,
+                event="call_task.expired",
+                entity_type="call_task",
+                entity_id=expired.c.id,
+                data={
+                    "from": literal(_S.ASSIGNED.value),
+                    "via": literal(_S.EXPIRED.value),
+                    "to": literal(_S.PENDING.value),
+                    "callerId": cast(expired.c.caller_id, Text),
+                },
+            ).cte("expired_audit"),
+            _audit(
+                picked,
+                actor=actor,
+                event="call_task.assigned",
+                entity_type="call_task",
+                entity_id=picked.c.id,
+                data={
+                    "from": literal(_S.PENDING.value),
+                    "to": literal(_S.ASSIGNED.value),
+                    "reason": null(),
+                    "callerId": cast(picked.c.caller_id, Text),
+                    "expiresAt": picked.c.expires_at,
+                },
+            ).cte("assigned_audit"),
+            history.cte("history"),
+            _audit(
+                moved,
+                actor=actor,
+                event="caller.allocation_status_changed",
+                entity_type="caller",
+                entity_id=moved.c.id,
+                data={
+                    "from": moved.c.from_status,
+                    "to": moved.c.to_status,
+                    "reason": moved.c.reason,
+                },
+            ).cte("caller_audit"),
+        )
     )
 
 
-async def take_from_pool(session: AsyncSession, parameters: dict[str, Any]) -> uuid.UUID | None:
-    """Assign the best PENDING task the caller may take (``parameters``: the caller, ``p_now``,
-    ``p_expires_at``, their ``regions`` and ``languages``, the open window); its id or None."""
-    result = await session.execute(_assignment_statement(), parameters)
-    return result.scalar_one_or_none()
+async def assign_from_pool(
+    session: AsyncSession, parameters: dict[str, Any], *, by_email: bool
+) -> Row[Any]:
+    """Run :func:`_assignment_statement` (``parameters``: every ``p_`` value and the open
+    window); its one row."""
+    return (await session.execute(_assignment_statement(by_email), parameters)).one()
 
 
 # --- experts, leads and suppression ---------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AliasChoices, ConfigDict, EmailStr, Field, StringConstraints
+from sqlalchemy import Row
 
 from sourcing.allocation.service import CallerAction
 from sourcing.common.models import CallTask
@@ -101,14 +102,10 @@ class CallTaskOut(ResponseModel):
     @classmethod
     def of(cls, task: CallTask) -> CallTaskOut:
         """From a task loaded with its expert and project."""
-        expert, project = task.expert, task.project
-        return cls(
-            id=task.id,
-            status=CallTaskStatus(task.status),
-            status_reason=task.status_reason,
-            kind=task.kind,
-            project_id=task.project_id,
-            project_name=project.name,
+        expert = task.expert
+        return cls._of(
+            task,
+            project_name=task.project.name,
             expert=ExpertSummary(
                 id=expert.id,
                 name=expert.full_name,
@@ -119,6 +116,39 @@ class CallTaskOut(ResponseModel):
                 country_iso=expert.country_iso,
                 language_codes=list(expert.language_codes or []),
             ),
+        )
+
+    @classmethod
+    def of_row(cls, row: Row[Any]) -> CallTaskOut:
+        """From the allocation statement's row: the task's columns, the expert's as
+        ``expert_<column>`` and ``project_name``."""
+        return cls._of(
+            row,
+            project_name=row.project_name,
+            expert=ExpertSummary(
+                id=row.expert_id,
+                name=row.expert_full_name,
+                title=row.expert_title,
+                company=row.expert_company_name,
+                phone=row.phone_number or row.expert_primary_phone,
+                timezone=row.expert_timezone,
+                country_iso=row.expert_country_iso,
+                language_codes=list(row.expert_language_codes or []),
+            ),
+        )
+
+    @classmethod
+    def _of(
+        cls, task: CallTask | Row[Any], *, project_name: str, expert: ExpertSummary
+    ) -> CallTaskOut:
+        return cls(
+            id=task.id,
+            status=CallTaskStatus(task.status),
+            status_reason=task.status_reason,
+            kind=task.kind,
+            project_id=task.project_id,
+            project_name=project_name,
+            expert=expert,
             caller_id=task.caller_id,
             priority=task.priority,
             ranking_score=task.ranking_score,

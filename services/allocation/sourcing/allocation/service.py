@@ -22,15 +22,18 @@ gets, in this order:
    (one active task per caller) is the final guard;
 4. else nothing: the caller becomes ``IDLE_NO_AVAILABLE_TASKS`` when the state machine allows.
 
-The pool query (:func:`sourcing.allocation.repository.take_from_pool`) walks
+Every move is audited (``call_task.assigned``, ``call_task.expired``,
+``caller.allocation_status_changed`` with its history row). All of it is one SQL statement,
+one round trip per request (:func:`assign_next_task`,
+:func:`sourcing.allocation.repository.assign_from_pool`); its pool query walks
 ``ix_call_tasks_pending_allocation`` (``priority DESC, ranking_score DESC, created_at`` where
 PENDING) and stops at the first row that passes the filters.
 
 Assigned tasks carry ``expires_at = now + CALL_TASK_DIAL_DEADLINE_SECONDS``; one not dialled
-by then is moved ``ASSIGNED → EXPIRED → PENDING`` (back to the pool) by
-:func:`expire_stale_assignments`: the agent sweeps on every message, the gateway every
-``ALLOCATION_EXPIRY_SWEEP_SECONDS`` (:class:`ExpirySweep`), and a caller's own stale task is
-expired before they are given another.
+by then is moved ``ASSIGNED → EXPIRED → PENDING`` (back to the pool) by the same statement:
+every caller's (at most ``ALLOCATION_EXPIRY_BATCH_SIZE``) when the agent pre-assigns and at
+most every ``ALLOCATION_EXPIRY_SWEEP_SECONDS`` on the gateway (:class:`ExpirySweep`), and a
+caller's own stale task before they are given another.
 
 Tasks enter the pool from the sourcing pipeline (``call-task.requested.v1``: one initial task
 per callable expert and project, :func:`ensure_initial_call_task`), from retries and signup
@@ -54,9 +57,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, available_timezones
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,7 +89,7 @@ from sourcing.common.statemachines import (
     ProjectStatus,
 )
 from sourcing.common.transitions import move
-from sourcing.people.callers import presence_cutoff, set_caller_status
+from sourcing.people.callers import presence_cutoff, set_caller_status, shift_gap
 from sourcing.people.timezones import country_timezone, in_calling_window
 
 log = logging.getLogger("sourcing.allocation")
@@ -127,6 +131,8 @@ class CallerRestricted(Forbidden):
     code = "caller_restricted"
 
 
+# The statuses that get no work, and how to get back to it (a deactivated caller gets none
+# either).
 HOW_TO_RESUME = {
     _A.PAUSED_LOW_DIAL_RATE.value: (
         "Your dial rate stayed too low for 10+ minutes. Resume by making calls: dialling again "
@@ -140,7 +146,24 @@ HOW_TO_RESUME = {
 }
 
 
-def refusal_for(caller: Caller) -> Forbidden | Conflict | None:
+class CallerStatus(Protocol):
+    """What a refusal reads of a caller (a :class:`Caller` row, or :class:`CallerState`)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def is_active(self) -> bool: ...
+    @property
+    def allocation_status(self) -> str: ...
+    @property
+    def status_reason(self) -> str | None: ...
+    @property
+    def status_changed_at(self) -> datetime | None: ...
+
+
+def refusal_for(caller: CallerStatus) -> Forbidden | Conflict | None:
     """Why ``caller`` may not take work now, as the error to raise (None: they may)."""
     status = caller.allocation_status
     details: dict[str, Any] = {
@@ -419,138 +442,139 @@ async def release_offline_callers(
     return offline
 
 
-# --- expiry ---------------------------------------------------------------------------------
-
-
-async def expire_stale_assignments(
-    session: AsyncSession,
-    *,
-    now: datetime,
-    limit: int = 500,
-    actor: str = "call-allocation",
-    caller_id: uuid.UUID | None = None,
-) -> list[uuid.UUID]:
-    """Return ASSIGNED tasks whose dial deadline passed to the pool (``ASSIGNED → EXPIRED →
-    PENDING``), only ``caller_id``'s when given; rows another transaction holds are left for
-    the next sweep. Returns their ids.
-    """
-    CALL_TASK.assert_transition(_S.ASSIGNED, _S.EXPIRED)
-    CALL_TASK.assert_transition(_S.EXPIRED, _S.PENDING)
-    rows = await repository.expire_assigned(session, now=now, limit=limit, caller_id=caller_id)
-    if rows:
-        correlation_id = correlation_id_var.get()
-        session.add_all(
-            SystemEvent(
-                type="call_task.expired",
-                entity_type="call_task",
-                entity_id=task_id,
-                actor=actor,
-                correlation_id=correlation_id,
-                data={
-                    "from": _S.ASSIGNED.value,
-                    "via": _S.EXPIRED.value,
-                    "to": _S.PENDING.value,
-                    "callerId": str(caller_id) if caller_id else None,
-                },
-            )
-            for task_id, caller_id in rows
-        )
-    return [task_id for task_id, _ in rows]
-
-
 # --- allocation -----------------------------------------------------------------------------
+
+# What the statement stores on the caller's move to ACTIVE or IDLE_NO_AVAILABLE_TASKS.
+BECAME_ACTIVE = "a call task became available"
+BECAME_IDLE = "no call task available for this caller's regions, languages and hours"
+# The statuses a caller may leave for IDLE_NO_AVAILABLE_TASKS when nothing is available.
+IDLE_SOURCES = tuple(
+    status
+    for status in CALLER_ALLOCATION.states
+    if status != _A.IDLE_NO_AVAILABLE_TASKS
+    and CALLER_ALLOCATION.can(status, _A.IDLE_NO_AVAILABLE_TASKS.value)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerState:
+    """The caller as the allocation statement locked them (what a refusal tells)."""
+
+    id: uuid.UUID
+    email: str
+    is_active: bool
+    allocation_status: str
+    status_reason: str | None
+    status_changed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
 class Allocation:
-    """What a caller gets: their task (``newly_assigned`` when given just now) or a reason."""
+    """What one request for work did: the caller (None: no such caller), whether they may
+    work (``refusal`` says why not; an offline caller may not either when only online callers
+    are served), their task (``newly_assigned`` when given just now) as the statement's row
+    (the task's columns, ``expert_*``, ``project_name``), their status after."""
 
-    task_id: uuid.UUID | None
-    newly_assigned: bool = False
-    reason: str | None = None
+    caller: CallerState | None
+    may_work: bool
+    task: Row[Any] | None = None
+    allocation_status: str | None = None
+
+    @property
+    def refusal(self) -> Forbidden | Conflict | None:
+        return refusal_for(self.caller) if self.caller is not None else None
+
+    @property
+    def task_id(self) -> uuid.UUID | None:
+        return self.task.id if self.task is not None else None
+
+    @property
+    def newly_assigned(self) -> bool:
+        return bool(self.task is not None and self.task.newly_assigned)
+
+    @property
+    def reason(self) -> str | None:
+        return NO_AVAILABLE_TASKS if self.task is None else None
 
 
-def _assignment_parameters(
-    caller: Caller, *, now: datetime, settings: AllocationSettings
-) -> dict[str, Any]:
-    window = open_window(now, settings)
-    return {
-        "p_now": now,
-        "p_caller_id": caller.id,
-        "p_expires_at": now + timedelta(seconds=settings.CALL_TASK_DIAL_DEADLINE_SECONDS),
-        "regions": [code.upper() for code in caller.region_iso_codes],
-        "languages": [code.lower() for code in caller.language_codes],
-        "open_zones": list(window.zones),
-        "open_countries": list(window.countries),
-        "known_countries": list(window.known_countries),
-    }
-
-
-async def _take_from_pool(
-    session: AsyncSession, caller: Caller, *, now: datetime, settings: AllocationSettings
-) -> uuid.UUID | None:
-    CALL_TASK.assert_transition(_S.PENDING, _S.ASSIGNED)
-    return await repository.take_from_pool(
-        session, _assignment_parameters(caller, now=now, settings=settings)
-    )
+def _caller_reference(user_id: str) -> tuple[bool, dict[str, Any]]:
+    """A token's ``userId`` names the caller by id, else by email (case-insensitive)."""
+    try:
+        return False, {"p_caller_id": uuid.UUID(user_id)}
+    except ValueError:
+        return True, {"p_caller_email": user_id.strip().lower()}
 
 
 async def assign_next_task(
     session: AsyncSession,
-    caller: Caller,
+    user_id: str,
     *,
     now: datetime,
     settings: AllocationSettings,
-    actor: str = "call-allocation",
+    actor: str | None,
+    sweep: bool = True,
+    task_request: bool = False,
+    online_only: bool = False,
 ) -> Allocation:
-    """The allocation rule (module docstring). Raises the caller's refusal; never commits.
+    """The allocation rule (module docstring) in one statement, one round trip
+    (:func:`sourcing.allocation.repository.assign_from_pool`); never commits.
 
-    A stale assignment of this caller is expired here rather than handed back as "active".
-    Lock the caller row (``find_caller(lock=True)``) to serialise one caller's concurrent
-    requests.
+    ``user_id`` names the caller (id or email); ``actor`` of the audit rows, None for the
+    caller themself (``caller:<id>``). ``sweep``: return every caller's stale
+    assignments to the pool too (the caller's own always are). ``task_request``: the caller
+    asked (``GET /call-tasks/current``): the request is stamped (shift, presence).
+    ``online_only``: an offline caller gets nothing (the agent's pre-assignment). A caller who
+    may not work changes nothing of theirs; the caller decides what a refusal means.
+
+    The statement works on one snapshot: when it returned tasks to the pool and gave the caller
+    none, or waited for a change to the caller's row, it runs once more (holding the caller's
+    lock by then), so what it expired is in the pool and a concurrent request's assignment is
+    seen.
     """
-    refusal = refusal_for(caller)
-    if refusal is not None:
-        raise refusal
-    current = await repository.active_task(session, caller.id)
-    if current is not None and _overdue(current, now):
-        # Not swept yet (the gateway sweeps only every ALLOCATION_EXPIRY_SWEEP_SECONDS).
-        await expire_stale_assignments(session, now=now, actor=actor, caller_id=caller.id)
-        current = None
-    if current is not None:
-        return Allocation(current.id)
-    # No savepoint around the assignment: with the caller row locked, no other transaction can
-    # give this caller a task meanwhile (the unique index on active tasks stays the last guard).
-    task_id = await _take_from_pool(session, caller, now=now, settings=settings)
-    status = caller.allocation_status
-    if task_id is None:
-        if status != _A.IDLE_NO_AVAILABLE_TASKS.value and CALLER_ALLOCATION.can(
-            status, _A.IDLE_NO_AVAILABLE_TASKS.value
-        ):
-            await set_caller_status(
-                session,
-                caller,
-                _A.IDLE_NO_AVAILABLE_TASKS.value,
-                reason="no call task available for this caller's regions, languages and hours",
-                actor=actor,
-                now=now,
-            )
-        return Allocation(None, reason=NO_AVAILABLE_TASKS)
-    if status == _A.IDLE_NO_AVAILABLE_TASKS.value:
-        await set_caller_status(
-            session,
-            caller,
-            _A.ACTIVE.value,
-            reason="a call task became available",
-            actor=actor,
-            now=now,
+    by_email, caller = _caller_reference(user_id)
+    CALL_TASK.assert_transition(_S.ASSIGNED, _S.EXPIRED)
+    CALL_TASK.assert_transition(_S.EXPIRED, _S.PENDING)
+    CALL_TASK.assert_transition(_S.PENDING, _S.ASSIGNED)
+    window = open_window(now, settings)
+    parameters: dict[str, Any] = {
+        **caller,
+        "p_now": now,
+        "p_expires_at": now + timedelta(seconds=settings.CALL_TASK_DIAL_DEADLINE_SECONDS),
+        "p_sweep": sweep,
+        "p_expiry_limit": settings.ALLOCATION_EXPIRY_BATCH_SIZE,
+        "p_task_request": task_request,
+        "p_shift_gap": shift_gap(settings),
+        "p_online_after": presence_cutoff(now, settings) if online_only else None,
+        "p_refused_statuses": list(HOW_TO_RESUME),
+        "p_idle_sources": list(IDLE_SOURCES),
+        "p_reason_active": BECAME_ACTIVE,
+        "p_reason_idle": BECAME_IDLE,
+        "p_actor": actor,
+        "p_correlation_id": correlation_id_var.get(),
+        "open_zones": list(window.zones),
+        "open_countries": list(window.countries),
+        "known_countries": list(window.known_countries),
+    }
+    row = await repository.assign_from_pool(session, parameters, by_email=by_email)
+    if row.may_work and row.id is None and (row.returned or not row.settled):
+        row = await repository.assign_from_pool(
+            session, {**parameters, "p_sweep": False}, by_email=by_email
         )
-    return Allocation(task_id, newly_assigned=True)
-
-
-def _overdue(task: CallTask, now: datetime) -> bool:
-    return (
-        task.status == _S.ASSIGNED.value and task.expires_at is not None and task.expires_at <= now
+    if row.caller_id is None:
+        return Allocation(None, may_work=False)
+    state = CallerState(
+        row.caller_id,
+        row.caller_email,
+        row.caller_is_active,
+        row.caller_status,
+        row.caller_status_reason,
+        row.caller_status_changed_at,
+    )
+    return Allocation(
+        state,
+        may_work=bool(row.may_work),
+        task=row if row.id is not None else None,
+        allocation_status=row.allocation_status,
     )
 
 
@@ -558,8 +582,8 @@ def _overdue(task: CallTask, now: datetime) -> bool:
 class ExpirySweep:
     """How often one process sweeps every caller's stale assignments on a hot request path.
 
-    Every task request used to run the sweep: one more statement per request for work that
-    only needs doing every few seconds. A caller's own stale task never waits for it
+    Every task request used to run the sweep: more work per request for work that only needs
+    doing every few seconds. A caller's own stale task never waits for it
     (:func:`assign_next_task` expires it first).
     """
 
@@ -572,24 +596,6 @@ class ExpirySweep:
             return False
         self.last = now
         return True
-
-
-async def allocate_for_caller(
-    session: AsyncSession,
-    caller: Caller,
-    *,
-    now: datetime,
-    settings: AllocationSettings,
-    actor: str = "call-allocation",
-    sweep: ExpirySweep | None = None,
-) -> Allocation:
-    """Expire stale assignments (when ``sweep`` says so; always without one), then
-    :func:`assign_next_task`."""
-    if sweep is None or sweep.due(now):
-        await expire_stale_assignments(
-            session, now=now, limit=settings.ALLOCATION_EXPIRY_BATCH_SIZE, actor=actor
-        )
-    return await assign_next_task(session, caller, now=now, settings=settings, actor=actor)
 
 
 # --- operator requeue -----------------------------------------------------------------------
