@@ -13,7 +13,9 @@ allocation query written by hand (:mod:`bench.baseline`). Three phases per side:
 * closed loop, 100 callers back to back: saturation throughput; its latency is only
   concurrency / throughput (Little's law), not a service level;
 * open loop at ``OPEN_RATES`` requests/s spread over the 100 callers (100/s: each caller
-  asks about once a second), latency counted from the scheduled time: the service level.
+  asks about once a second), latency counted from the scheduled time: the service level. At
+  400/s, past the gateway's capacity on the reference machine, the figure is the p99 of every
+  answer (the admission control's 503s included) and the share of 503s: it must not collapse.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from sourcing.common.config import load_settings
 
 CALLERS = 100
 TASKS = 100_000
-OPEN_RATES = (100.0, 250.0)
-P99_TARGET_MS = 25.0
+OPEN_RATES = (100.0, 250.0, 400.0)
+# Issue 17: p99 at 100 and 250 requests/s; at 400/s no collapse: past capacity the gateway
+# answers 503 + Retry-After (admission control) and every answer, 503s included, stays fast.
+P99_TARGETS_MS = {100.0: 25.0, 250.0: 50.0, 400.0: 250.0}
+CLOSED_LOOP_RATIO_TARGET = 0.5
 
 
 def _zones_now(*, inside: bool, start: int = 9, end: int = 20) -> list[str]:
@@ -132,6 +137,13 @@ async def _side(
     return loads
 
 
+def _share(load: Load, status: int) -> float:
+    """The percentage of ``GET /current`` answers with ``status``."""
+    answers = load.report.statuses.get("current", {})
+    total = sum(answers.values())
+    return 100 * answers.get(str(status), 0) / total if total else 0.0
+
+
 async def run(session: Session) -> Result:
     tasks = 20_000 if session.options.quick else TASKS
     database = await session.database("allocation")
@@ -165,6 +177,8 @@ async def run(session: Session) -> Result:
             "req/s",
             closed_p.rate("current", 200),
             closed_b.rate("current", 200),
+            check="ratio_min",
+            threshold=CLOSED_LOOP_RATIO_TARGET,
         ),
         Figure(
             "closed loop: p50",
@@ -181,14 +195,6 @@ async def run(session: Session) -> Result:
     ]
     for rate in OPEN_RATES:
         name = f"open {rate:g}/s"
-        p99 = Figure(
-            f"{name}: p99",
-            "ms",
-            platform[name].latency("current", 0.99),
-            baseline[name].latency("current", 0.99),
-        )
-        if rate == OPEN_RATES[0]:
-            p99.check, p99.threshold = "max", P99_TARGET_MS
         figures += [
             Figure(
                 f"{name}: p50",
@@ -196,7 +202,20 @@ async def run(session: Session) -> Result:
                 platform[name].latency("current", 0.5),
                 baseline[name].latency("current", 0.5),
             ),
-            p99,
+            Figure(
+                f"{name}: p99",
+                "ms",
+                platform[name].latency("current", 0.99),
+                baseline[name].latency("current", 0.99),
+                check="max",
+                threshold=P99_TARGETS_MS[rate],
+            ),
+            Figure(
+                f"{name}: answered 503",
+                "%",
+                _share(platform[name], 503),
+                _share(baseline[name], 503),
+            ),
         ]
     return Result(
         name="allocation",
@@ -208,6 +227,7 @@ async def run(session: Session) -> Result:
             "callers": CALLERS,
             "pending_tasks": tasks,
             "open_loop_rates": list(OPEN_RATES),
+            "p99_targets_ms": {f"{rate:g}": target for rate, target in P99_TARGETS_MS.items()},
             "duration_s": session.options.duration,
             "database_pool_size": 40,
         },
@@ -216,11 +236,14 @@ async def run(session: Session) -> Result:
         baseline={name: load.summary("current", 200) for name, load in baseline.items()},
         notes=[
             "closed-loop latency is concurrency / throughput on a saturated server; the p99 "
-            f"target ({P99_TARGET_MS:g} ms) is judged in the open loop at "
-            f"{OPEN_RATES[0]:g} requests/s (each caller about once a second)",
-            "open-loop latency counts from the scheduled send time (no coordinated omission)",
-            "every GET /current is followed by its requeue on the same connection: the server "
-            "answers twice the requests the throughput figure counts",
-            "baseline: caller row, active task, then the pool UPDATE; no expiry sweep or audit",
+            "targets are judged in the open loop (100 requests/s: each caller about once a "
+            "second)",
+            "open-loop latency counts from the scheduled send time (no coordinated omission), "
+            "for every answer: the admission control's 503s (Retry-After) included",
+            "every GET /current is followed by its requeue on the same connection (not after a "
+            "503): the server answers twice the requests the throughput figure counts",
+            "baseline: the same work in one hand-written statement per request (caller lock "
+            "and stamp, expiry sweep, eligibility with suppressions, assignment, audit and "
+            "status history rows; the requeue audited), without admission control",
         ],
     )

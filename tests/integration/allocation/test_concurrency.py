@@ -37,7 +37,13 @@ async def test_concurrent_callers_never_share_a_task(
         for index in range(TASKS):
             await create_pool_task(session, project=project, ranking_score=index / TASKS)
         callers = [await create_caller(session) for _ in range(CALLERS)]
-    settings = api_settings_factory(DATABASE_POOL_SIZE=60, RATE_LIMIT_MAX_REQUESTS=10_000)
+    # Admission control out of the way: this is about SKIP LOCKED, not about overload.
+    settings = api_settings_factory(
+        DATABASE_POOL_SIZE=60,
+        RATE_LIMIT_MAX_REQUESTS=10_000,
+        ALLOCATION_MAX_IN_FLIGHT=60,
+        ALLOCATION_ADMISSION_WAIT_MS=60_000,
+    )
     app = create_app(settings)  # type: ignore[arg-type]
     clock = MutableClock()
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))

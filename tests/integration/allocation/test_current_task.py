@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from sourcing.allocation.endpoints import admission
 from sourcing.common.models import Caller, CallerStatusHistory, CallTask, Expert
 from tests.factories import create_caller, create_project, create_suppression
 from tests.factories_calls import NOW, count_events, create_pool_task
@@ -355,3 +357,23 @@ async def test_idle_only_where_the_machine_allows(
     body = (await gateway.client.get(URL, headers=caller_headers(caller))).json()
     assert body["reason"] == "NO_AVAILABLE_TASKS"
     assert (await _caller(session, caller)).allocation_status == after
+
+
+async def test_past_capacity_the_answer_is_503_with_retry_after(
+    gateway: Gateway, session: AsyncSession, caller_headers: Headers
+) -> None:
+    task = await create_pool_task(session)
+    caller = await create_caller(session)
+    gate = admission(gateway.app, gateway.app.state.settings)
+    async with AsyncExitStack() as busy:
+        for _ in range(gate.limit):  # every turn taken by requests still at work
+            await busy.enter_async_context(gate.slot())
+        response = await gateway.client.get(URL, headers=caller_headers(caller))
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert (await _task(session, task.id)).status == "PENDING"  # nothing was done
+    assert (await _caller(session, caller)).last_task_requested_at is None
+
+    again = await gateway.client.get(URL, headers=caller_headers(caller))
+    assert again.json()["task"]["id"] == str(task.id)

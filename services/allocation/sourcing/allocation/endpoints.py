@@ -13,7 +13,10 @@ routers only map HTTP onto them.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated
 
@@ -43,7 +46,7 @@ from sourcing.allocation.settings import (
     AllocationSettings as AllocationSettings,  # the gateway's settings build on it
 )
 from sourcing.common.auth import Principal, Role
-from sourcing.common.errors import Conflict, NotFound
+from sourcing.common.errors import Conflict, NotFound, ServiceUnavailable
 from sourcing.common.models import Caller, CallerPerformanceMetric
 from sourcing.common.statemachines import (
     CALLER_ALLOCATION,
@@ -53,6 +56,7 @@ from sourcing.common.statemachines import (
 from sourcing.common.web import (
     CallerPrincipal,
     CursorQuery,
+    ErrorEnvelope,
     LimitQuery,
     NowDep,
     SessionDep,
@@ -75,6 +79,57 @@ def expiry_sweep(app: FastAPI, settings: AllocationSettings) -> service.ExpirySw
         sweep = service.ExpirySweep(timedelta(seconds=settings.ALLOCATION_EXPIRY_SWEEP_SECONDS))
         app.state.expiry_sweep = sweep
     return sweep
+
+
+class Admission:
+    """Admission control in front of the allocation work of one process: at most ``limit``
+    allocations at once, a request waiting at most ``wait`` seconds for its turn (FIFO), else
+    503 ``service_unavailable`` with ``Retry-After``. Past capacity, latency stays bounded and
+    the excess is told to come back, instead of every request queueing for a database
+    connection until all of them are late."""
+
+    def __init__(self, *, limit: int, wait: float) -> None:
+        self.limit = limit
+        self.wait = wait
+        self._slots = asyncio.Semaphore(limit)
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(
+                "too many task requests at once; ask again shortly",
+                details={"maxInFlight": self.limit, "retryAfterSeconds": 1},
+                headers={"Retry-After": "1"},
+            ) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+def admission(app: FastAPI, settings: AllocationSettings) -> Admission:
+    """The app's allocation admission (``app.state.allocation_admission``), made on first use."""
+    gate: Admission | None = getattr(app.state, "allocation_admission", None)
+    if gate is None:
+        gate = Admission(
+            limit=min(settings.ALLOCATION_MAX_IN_FLIGHT, settings.DATABASE_POOL_SIZE),
+            wait=settings.ALLOCATION_ADMISSION_WAIT_MS / 1000,
+        )
+        app.state.allocation_admission = gate
+    return gate
+
+
+async def admitted(request: Request, settings: AllocationSettingsDep) -> AsyncIterator[None]:
+    """A turn of the allocation admission, held until the request's unit of work committed
+    (declared before the session, so it is released after it)."""
+    async with admission(request.app, settings).slot():
+        yield
+
+
+AdmittedDep = Annotated[None, Depends(admitted, scope="function")]
 
 
 def _not_registered(principal: Principal) -> service.CallerNotRegistered:
@@ -102,7 +157,14 @@ async def _view(session: AsyncSession, task_id: uuid.UUID) -> CallTaskOut:
 @call_tasks_router.get(
     "/current",
     response_model=CurrentTaskResponse,
-    responses=error_responses(401, 403, 409),
+    responses={
+        **error_responses(401, 403, 409),
+        503: {
+            "model": ErrorEnvelope,
+            "description": "Too many task requests at once (admission control); ask again "
+            "after `Retry-After` seconds",
+        },
+    },
     summary="The caller's current task, assigning the best available one if none is active",
     description=(
         "Returns the caller's ASSIGNED/DIALING task, else atomically assigns the best PENDING "
@@ -117,15 +179,19 @@ async def _view(session: AsyncSession, task_id: uuid.UUID) -> CallTaskOut:
         "**403** `caller_not_registered`. A `PAUSED_LOW_DIAL_RATE` caller gets **409** "
         "`caller_paused`; `RESTRICTED_FRAUD`/`SUSPENDED` gets **403** `caller_restricted` and "
         "a deactivated caller **403** `caller_inactive`; `details` carry the status, reason "
-        "and `howToResume`."
+        "and `howToResume`.\n\n"
+        "Past the gateway's capacity (`ALLOCATION_MAX_IN_FLIGHT` allocations at once, a wait "
+        "of at most `ALLOCATION_ADMISSION_WAIT_MS` for a turn) the answer is **503** "
+        "`service_unavailable` with `Retry-After`: ask again then."
     ),
 )
 async def get_current_call_task(
     request: Request,
-    session: SessionDep,
     principal: CallerPrincipal,
     settings: AllocationSettingsDep,
     now: NowDep,
+    turn: AdmittedDep,  # before the session: released once the unit of work committed
+    session: SessionDep,
 ) -> CurrentTaskResponse:
     result = await service.assign_next_task(
         session,

@@ -28,3 +28,9 @@ class AllocationSettings(CallingSettings):
     # (0: on every task request); a caller's own stale task is always expired before they get
     # a new one, and the call-allocation agent sweeps on every message.
     ALLOCATION_EXPIRY_SWEEP_SECONDS: float = Field(default=5.0, ge=0)
+    # Admission control of GET /call-tasks/current, per gateway process: at most this many
+    # allocations at once (each holds a database connection: capped at DATABASE_POOL_SIZE)...
+    ALLOCATION_MAX_IN_FLIGHT: int = Field(default=8, ge=1)
+    # ...and a request waits at most this long for its turn, else 503 service_unavailable with
+    # Retry-After: past capacity, callers are told to come back instead of queueing unboundedly.
+    ALLOCATION_ADMISSION_WAIT_MS: int = Field(default=50, ge=0)
