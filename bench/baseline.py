@@ -4,7 +4,8 @@
                                        gateway): the Yay and Sales Nav webhooks (verify, produce
                                        with acks=all through aiokafka, 202), and
                                        ``GET /api/v1/call-tasks/current`` + the operator requeue
-                                       (JWT check, asyncpg, the allocation query by hand).
+                                       (JWT check, asyncpg, the platform's allocation work by
+                                       hand: one statement each, same rows written).
 ``python -m bench.baseline pipeline``  aiokafka consumer of ``sales-nav-ingestion``: experts,
                                        leads, one sandbox email lookup per lead, the enrichment
                                        attempt and contact rows, lead ``ENRICHED``.
@@ -44,9 +45,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bench.loadgen import loop_factory
-from sourcing.allocation.service import open_window
+from sourcing.allocation.service import (
+    BECAME_ACTIVE,
+    BECAME_IDLE,
+    HOW_TO_RESUME,
+    IDLE_SOURCES,
+    ExpirySweep,
+    open_window,
+)
 from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.config import load_settings
+from sourcing.people.suppression import PERSON_REASONS
 
 ENV = os.environ
 
@@ -65,60 +74,284 @@ def _error(status: int, code: str) -> JSONResponse:
 
 # --- HTTP -----------------------------------------------------------------------------------
 
-POOL_CANDIDATE = """
-WITH candidate AS (
+# The allocation of one task request, by hand, doing what the platform's statement does
+# (sourcing.allocation.repository.assign_from_pool): lock and stamp the caller (shift,
+# presence), return stale assignments to the pool (every caller's when the sweep is due, the
+# caller's own always), pick the best PENDING task they may take (regions, languages, calling
+# window, suppressed experts and phones, ACTIVE project, available), assign it, move the
+# caller ACTIVE/IDLE, and write the same audit and history rows. The task view comes back
+# with it.
+ALLOCATE = """
+WITH me AS (
+    SELECT ctid AS version, id, is_active, allocation_status,
+           (SELECT array_agg(upper(c)) FROM unnest(region_iso_codes) c) AS regions,
+           (SELECT array_agg(lower(c)) FROM unnest(language_codes) c) AS languages
+    FROM callers WHERE id = $1 FOR UPDATE
+),
+allowed AS (
+    SELECT me.*, me.version = (SELECT ctid FROM callers s WHERE s.id = me.id) AS settled
+    FROM me WHERE is_active AND allocation_status <> ALL($7::text[])
+),
+swept AS (
+    SELECT id, caller_id FROM call_tasks
+    WHERE status = 'ASSIGNED' AND expires_at <= $2 AND $4
+    ORDER BY expires_at LIMIT $5 FOR UPDATE SKIP LOCKED
+),
+own_stale AS (
+    SELECT id, caller_id FROM call_tasks
+    WHERE status = 'ASSIGNED' AND expires_at <= $2 AND caller_id = (SELECT id FROM allowed)
+    FOR UPDATE SKIP LOCKED
+),
+expired AS (
+    UPDATE call_tasks t SET status = 'PENDING',
+           status_reason = 'dial deadline passed: EXPIRED, returned to the pool',
+           status_changed_at = $2, caller_id = NULL, assigned_at = NULL, expires_at = NULL,
+           requeue_count = t.requeue_count + 1, updated_at = now()
+    FROM (SELECT * FROM swept UNION SELECT * FROM own_stale) s WHERE t.id = s.id
+    RETURNING t.id, s.caller_id
+),
+expired_audit AS (
+    INSERT INTO system_events (type, entity_type, entity_id, actor, correlation_id, data)
+    SELECT 'call_task.expired', 'call_task', id, 'caller:' || $1, $12,
+           jsonb_build_object('from', 'ASSIGNED', 'via', 'EXPIRED', 'to', 'PENDING',
+                              'callerId', caller_id::text)
+    FROM expired
+),
+held AS (
+    SELECT id, status, expires_at FROM call_tasks
+    WHERE caller_id = (SELECT id FROM allowed) AND status IN ('ASSIGNED', 'DIALING')
+),
+candidate AS (
     SELECT t.id FROM call_tasks t
     JOIN experts e ON e.id = t.expert_id
     JOIN projects p ON p.id = t.project_id
-    WHERE t.status = 'PENDING'
+    WHERE EXISTS (SELECT 1 FROM allowed WHERE settled) AND NOT EXISTS (SELECT 1 FROM held)
+      AND t.status = 'PENDING'
       AND (t.available_after IS NULL OR t.available_after <= $2)
-      AND (t.region_iso IS NULL OR t.region_iso = ANY($3::text[]))
-      AND (t.language_code IS NULL OR lower(t.language_code) = ANY($4::text[]))
+      AND (t.region_iso IS NULL OR t.region_iso = ANY((SELECT regions FROM allowed)::text[]))
+      AND (t.language_code IS NULL
+           OR lower(t.language_code) = ANY((SELECT languages FROM allowed)::text[]))
       AND e.suppressed_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM expert_suppressions s WHERE s.expert_id = e.id)
+      AND NOT EXISTS (
+          SELECT 1 FROM contact_suppressions s
+          WHERE s.reason = ANY($13::text[]) AND (
+              s.expert_id = e.id
+              OR s.kind = 'LINKEDIN_URL' AND s.value_hash
+                 = encode(sha256(convert_to(e.linkedin_url_normalized, 'UTF8')), 'hex')
+              OR s.kind = 'EMAIL' AND s.value_hash
+                 = encode(sha256(convert_to(lower(e.primary_email), 'UTF8')), 'hex')))
+      AND NOT EXISTS (
+          SELECT 1 FROM contact_suppressions s
+          WHERE s.kind = 'PHONE'
+            AND s.value_hash = encode(sha256(convert_to(t.phone_number, 'UTF8')), 'hex'))
       AND p.status = 'ACTIVE'
-      AND (e.timezone = ANY($5::text[]) OR (e.timezone IS NULL AND (
-           e.country_iso IS NULL OR upper(e.country_iso) = ANY($6::text[])
-           OR upper(e.country_iso) <> ALL($7::text[]))))
+      AND (e.timezone = ANY($9::text[]) OR (e.timezone IS NULL AND (
+           e.country_iso IS NULL OR upper(e.country_iso) = ANY($10::text[])
+           OR upper(e.country_iso) <> ALL($11::text[]))))
     ORDER BY t.priority DESC, t.ranking_score DESC, t.created_at
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED
+),
+picked AS (
+    UPDATE call_tasks t SET status = 'ASSIGNED', status_reason = NULL, status_changed_at = $2,
+           caller_id = (SELECT id FROM allowed), assigned_at = $2, expires_at = $3,
+           updated_at = now()
+    FROM candidate WHERE t.id = candidate.id
+    RETURNING t.*
+),
+assigned_audit AS (
+    INSERT INTO system_events (type, entity_type, entity_id, actor, correlation_id, data)
+    SELECT 'call_task.assigned', 'call_task', id, 'caller:' || $1, $12,
+           jsonb_build_object('from', 'PENDING', 'to', 'ASSIGNED', 'reason', NULL,
+                              'callerId', caller_id::text, 'expiresAt', expires_at)
+    FROM picked
+),
+decision AS (
+    SELECT id, allocation_status AS from_status,
+           CASE WHEN EXISTS (SELECT 1 FROM picked)
+                     AND allocation_status = 'IDLE_NO_AVAILABLE_TASKS' THEN 'ACTIVE'
+                WHEN settled AND NOT EXISTS (SELECT 1 FROM picked)
+                     AND NOT EXISTS (SELECT 1 FROM held) AND NOT EXISTS (SELECT 1 FROM expired)
+                     AND allocation_status = ANY($8::text[]) THEN 'IDLE_NO_AVAILABLE_TASKS'
+           END AS to_status
+    FROM allowed
+),
+caller_moved AS (
+    UPDATE callers c SET
+        allocation_status = coalesce(d.to_status, c.allocation_status),
+        status_reason = CASE WHEN d.to_status IS NULL THEN c.status_reason
+                             WHEN d.to_status = 'ACTIVE' THEN $14 ELSE $15 END,
+        status_changed_at = CASE WHEN d.to_status IS NULL THEN c.status_changed_at ELSE $2 END,
+        shift_started_at = CASE WHEN c.shift_started_at IS NULL OR $2 - greatest(
+                c.shift_started_at, c.last_dial_at, c.last_task_requested_at) >= $6
+            THEN $2 ELSE c.shift_started_at END,
+        last_task_requested_at = $2, last_seen_at = $2, updated_at = now()
+    FROM decision d WHERE c.id = d.id
+    RETURNING c.id, d.from_status, d.to_status,
+              CASE WHEN d.to_status = 'ACTIVE' THEN $14 ELSE $15 END AS reason
+),
+history AS (
+    INSERT INTO caller_status_history (caller_id, from_status, to_status, reason, actor,
+                                       correlation_id)
+    SELECT id, from_status, to_status, reason, 'caller:' || $1, $12
+    FROM caller_moved WHERE to_status IS NOT NULL
+),
+caller_audit AS (
+    INSERT INTO system_events (type, entity_type, entity_id, actor, correlation_id, data)
+    SELECT 'caller.allocation_status_changed', 'caller', id, 'caller:' || $1, $12,
+           jsonb_build_object('from', from_status, 'to', to_status, 'reason', reason)
+    FROM caller_moved WHERE to_status IS NOT NULL
 )
-UPDATE call_tasks SET status = 'ASSIGNED', status_reason = NULL, status_changed_at = $2,
-       caller_id = $1, assigned_at = $2, expires_at = $8
-FROM candidate WHERE call_tasks.id = candidate.id
-RETURNING call_tasks.id, call_tasks.project_id, call_tasks.expert_id, call_tasks.status,
-          call_tasks.phone_number, call_tasks.priority, call_tasks.expires_at
+SELECT me.id AS me_id, me.is_active, me.allocation_status AS caller_status,
+       EXISTS (SELECT 1 FROM allowed) AS may_work,
+       EXISTS (SELECT 1 FROM allowed WHERE settled) AS settled,
+       coalesce((SELECT to_status FROM caller_moved), me.allocation_status) AS allocation_status,
+       (SELECT count(*) FROM expired) AS returned,
+       task.*, e.full_name AS expert_full_name, e.title AS expert_title,
+       e.company_name AS expert_company_name, e.primary_phone AS expert_primary_phone,
+       e.timezone AS expert_timezone, e.country_iso AS expert_country_iso,
+       e.language_codes AS expert_language_codes, p.name AS project_name
+FROM (SELECT 1) one
+LEFT JOIN me ON true
+LEFT JOIN (
+    SELECT picked.*, true AS newly_assigned FROM picked
+    UNION ALL
+    SELECT t.*, false FROM call_tasks t
+    WHERE t.id IN (SELECT id FROM held WHERE status <> 'ASSIGNED' OR expires_at > $2)
+) task ON true
+LEFT JOIN experts e ON e.id = task.expert_id
+LEFT JOIN projects p ON p.id = task.project_id
 """
-ACTIVE_TASK = """
-SELECT id, project_id, expert_id, status, phone_number, priority, expires_at FROM call_tasks
-WHERE caller_id = $1 AND status IN ('ASSIGNED', 'DIALING')
-"""
+# The operator's requeue, audited (call_task.requeued), with the task view.
 REQUEUE = """
-UPDATE call_tasks SET status = 'PENDING', status_reason = 'requeued: ' || $2,
-       status_changed_at = now(), caller_id = NULL, assigned_at = NULL, expires_at = NULL,
-       dialing_started_at = NULL, requeue_count = requeue_count + 1
-WHERE id = $1 AND status IN ('ASSIGNED', 'DIALING', 'EXPIRED') RETURNING id, status
+WITH old AS (
+    SELECT id, status, caller_id FROM call_tasks WHERE id = $1 FOR UPDATE
+),
+requeued AS (
+    UPDATE call_tasks t SET status = 'PENDING', status_reason = 'requeued: ' || $2,
+           status_changed_at = $3, caller_id = NULL, assigned_at = NULL, expires_at = NULL,
+           dialing_started_at = NULL, requeue_count = t.requeue_count + 1, updated_at = now()
+    FROM old WHERE t.id = old.id AND old.status IN ('ASSIGNED', 'DIALING', 'EXPIRED')
+    RETURNING t.*, old.status AS from_status, old.caller_id AS previous_caller_id
+),
+audit AS (
+    INSERT INTO system_events (type, entity_type, entity_id, actor, correlation_id, data)
+    SELECT 'call_task.requeued', 'call_task', id, $4, $5,
+           jsonb_build_object('from', from_status, 'to', 'PENDING', 'reason', $2,
+                              'previousCallerId', previous_caller_id::text)
+    FROM requeued
+)
+SELECT requeued.*, e.full_name AS expert_full_name, e.title AS expert_title,
+       e.company_name AS expert_company_name, e.primary_phone AS expert_primary_phone,
+       e.timezone AS expert_timezone, e.country_iso AS expert_country_iso,
+       e.language_codes AS expert_language_codes, p.name AS project_name
+FROM requeued
+JOIN experts e ON e.id = requeued.expert_id
+JOIN projects p ON p.id = requeued.project_id
 """
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _task_json(row: asyncpg.Record) -> dict[str, Any]:
+    """The task view the platform answers (``CallTaskOut``)."""
     return {
         "id": str(row["id"]),
-        "projectId": str(row["project_id"]),
-        "expertId": str(row["expert_id"]),
         "status": row["status"],
-        "phoneNumber": row["phone_number"],
+        "statusReason": row["status_reason"],
+        "kind": row["kind"],
+        "projectId": str(row["project_id"]),
+        "projectName": row["project_name"],
+        "expert": {
+            "id": str(row["expert_id"]),
+            "name": row["expert_full_name"],
+            "title": row["expert_title"],
+            "company": row["expert_company_name"],
+            "phone": row["phone_number"] or row["expert_primary_phone"],
+            "timezone": row["expert_timezone"],
+            "countryIso": row["expert_country_iso"],
+            "languageCodes": list(row["expert_language_codes"] or []),
+        },
+        "callerId": str(row["caller_id"]) if row["caller_id"] else None,
         "priority": row["priority"],
-        "expiresAt": row["expires_at"].isoformat() if row["expires_at"] else None,
+        "rankingScore": row["ranking_score"],
+        "regionIso": row["region_iso"],
+        "languageCode": row["language_code"],
+        "availableAfter": _iso(row["available_after"]),
+        "assignedAt": _iso(row["assigned_at"]),
+        "expiresAt": _iso(row["expires_at"]),
+        "dialingStartedAt": _iso(row["dialing_started_at"]),
+        "completedAt": _iso(row["completed_at"]),
+        "outcome": row["outcome"],
+        "outcomeAt": _iso(row["outcome_at"]),
+        "outcomeNotes": row["outcome_notes"],
+        "requeueCount": row["requeue_count"],
+        "chaseOfTaskId": str(row["chase_of_task_id"]) if row["chase_of_task_id"] else None,
+        "createdAt": _iso(row["created_at"]),
+        "updatedAt": _iso(row["updated_at"]),
     }
 
 
+async def allocate(
+    connection: asyncpg.Connection,
+    caller_id: uuid.UUID,
+    *,
+    now: datetime,
+    settings: AllocationSettings,
+    sweep: bool,
+    correlation_id: str,
+) -> asyncpg.Record:
+    """One task request (:data:`ALLOCATE`), run again when it returned tasks to the pool and
+    gave none or its caller lock waited for a change, like the platform."""
+    window = open_window(now, settings)
+    arguments = [
+        caller_id,
+        now,
+        now + timedelta(seconds=settings.CALL_TASK_DIAL_DEADLINE_SECONDS),
+        sweep,
+        settings.ALLOCATION_EXPIRY_BATCH_SIZE,
+        timedelta(seconds=settings.CALLER_SHIFT_GAP_SECONDS),
+        list(HOW_TO_RESUME),  # the statuses that get no work
+        list(IDLE_SOURCES),
+        list(window.zones),
+        list(window.countries),
+        list(window.known_countries),
+        correlation_id,
+        list(PERSON_REASONS),
+        BECAME_ACTIVE,
+        BECAME_IDLE,
+    ]
+    async with connection.transaction():
+        row = await connection.fetchrow(ALLOCATE, *arguments)
+        if row["may_work"] and row["id"] is None and (row["returned"] or not row["settled"]):
+            arguments[3] = False
+            row = await connection.fetchrow(ALLOCATE, *arguments)
+    return row
+
+
+async def requeue(
+    connection: asyncpg.Connection,
+    task_id: uuid.UUID,
+    *,
+    reason: str,
+    actor: str,
+    now: datetime,
+    correlation_id: str,
+) -> asyncpg.Record | None:
+    """The operator's requeue (:data:`REQUEUE`); None when the task may not be requeued."""
+    return await connection.fetchrow(REQUEUE, task_id, reason, now, actor, correlation_id)
+
+
 def create_http_app() -> Starlette:
-    settings = load_settings(AllocationSettings)  # only for the secrets, claims and window hours
+    settings = load_settings(AllocationSettings)  # the secrets, claims, window and deadlines
     yay_secret = ENV["YAY_WEBHOOK_SECRET"].encode()
     sales_nav_secret = ENV["SALES_NAV_WEBHOOK_SECRET"]
     jwt_secret = ENV["JWT_SECRET"]
     state: dict[str, Any] = {}
+    sweep = ExpirySweep(timedelta(seconds=settings.ALLOCATION_EXPIRY_SWEEP_SECONDS))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -204,46 +437,56 @@ def create_http_app() -> Starlette:
         if claims is None:
             return _error(401, "unauthorized")
         now = datetime.now(UTC)
-        async with state["pool"].acquire() as connection, connection.transaction():
-            caller = await connection.fetchrow(
-                "UPDATE callers SET last_task_requested_at = $2 WHERE id = $1"
-                " RETURNING id, is_active, allocation_status, region_iso_codes, language_codes",
+        async with state["pool"].acquire() as connection:
+            row = await allocate(
+                connection,
                 uuid.UUID(claims["sub"]),
-                now,
+                now=now,
+                settings=settings,
+                sweep=sweep.due(now),
+                correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
             )
-            if caller is None or not caller["is_active"]:
-                return _error(403, "forbidden")
-            if caller["allocation_status"] not in ("ACTIVE", "IDLE_NO_AVAILABLE_TASKS"):
-                return _error(409, "caller_paused")
-            row = await connection.fetchrow(ACTIVE_TASK, caller["id"])
-            newly = row is None
-            if row is None:
-                window = open_window(now, settings)
-                row = await connection.fetchrow(
-                    POOL_CANDIDATE,
-                    caller["id"],
-                    now,
-                    [code.upper() for code in caller["region_iso_codes"]],
-                    [code.lower() for code in caller["language_codes"]],
-                    list(window.zones),
-                    list(window.countries),
-                    list(window.known_countries),
-                    now + timedelta(seconds=settings.CALL_TASK_DIAL_DEADLINE_SECONDS),
-                )
-        if row is None:
-            return JSONResponse({"task": None, "newlyAssigned": False})
-        return JSONResponse({"task": _task_json(row), "newlyAssigned": newly})
+        if row["me_id"] is None or not row["is_active"]:
+            return _error(403, "forbidden")
+        if not row["may_work"]:
+            return _error(409, "caller_paused")
+        if row["id"] is None:
+            return JSONResponse(
+                {
+                    "task": None,
+                    "newlyAssigned": False,
+                    "reason": "NO_AVAILABLE_TASKS",
+                    "message": "No call task is available for you right now; ask again shortly.",
+                    "allocationStatus": row["allocation_status"],
+                }
+            )
+        return JSONResponse(
+            {
+                "task": _task_json(row),
+                "newlyAssigned": row["newly_assigned"],
+                "reason": None,
+                "message": None,
+                "allocationStatus": row["allocation_status"],
+            }
+        )
 
-    async def requeue(request: Request) -> Response:
-        if principal(request, {"ops", "admin"}) is None:
+    async def requeue_task(request: Request) -> Response:
+        claims = principal(request, {"ops", "admin"})
+        if claims is None:
             return _error(401, "unauthorized")
         reason = str(json.loads(await request.body()).get("reason", ""))[:400]
-        task_id = uuid.UUID(request.path_params["task_id"])
         async with state["pool"].acquire() as connection:
-            row = await connection.fetchrow(REQUEUE, task_id, reason)
+            row = await requeue(
+                connection,
+                uuid.UUID(request.path_params["task_id"]),
+                reason=reason,
+                actor=f"{claims['role']}:{claims['sub']}",
+                now=datetime.now(UTC),
+                correlation_id=request.headers.get("x-correlation-id") or str(uuid.uuid4()),
+            )
         if row is None:
             return _error(404, "not_found")
-        return JSONResponse({"task": {"id": str(row["id"]), "status": row["status"]}})
+        return JSONResponse(_task_json(row))
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -253,7 +496,11 @@ def create_http_app() -> Starlette:
             Route("/webhooks/yay", yay, methods=["POST"]),
             Route("/webhooks/sales-nav", sales_nav, methods=["POST"]),
             Route("/api/v1/call-tasks/current", current, methods=["GET"]),
-            Route("/api/v1/call-tasks/operator/tasks/{task_id}/requeue", requeue, methods=["POST"]),
+            Route(
+                "/api/v1/call-tasks/operator/tasks/{task_id}/requeue",
+                requeue_task,
+                methods=["POST"],
+            ),
             Route("/health", health, methods=["GET"]),
         ],
         lifespan=lifespan,

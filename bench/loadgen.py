@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import random
 import sys
 import time
@@ -371,6 +372,9 @@ def main() -> int:
     spec = LoadSpec(**json.loads(sys.stdin.read()))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         report = runner.run(run(spec))
+    # The event loop may leave the pipe non-blocking: a report past the pipe's 64 KiB buffer
+    # would then be cut short.
+    os.set_blocking(sys.stdout.fileno(), True)
     sys.stdout.write(json.dumps(asdict(report)))
     return 0
 
