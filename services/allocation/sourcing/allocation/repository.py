@@ -465,6 +465,13 @@ def _table(model: type[Caller] | type[CallTask]) -> Table:
     return table
 
 
+def _inline(value: str) -> Any:
+    """A constant written into the statement's text, not bound: the partial indexes
+    (``WHERE status = 'PENDING'``...) then serve even a generic plan of the prepared statement,
+    which PostgreSQL may choose after a few executions (bound, the statuses made it scan)."""
+    return literal(str(value), literal_execute=True)
+
+
 def _normalised(codes: Any, to_case: Any) -> Any:
     """A caller's codes in the case the tasks store them (``upper``/``lower``), as an array."""
     code = func.unnest(codes).table_valued("code").render_derived()
@@ -585,7 +592,7 @@ def _assignment_statement(by_email: bool) -> Any:
         bindparam("p_actor", type_=Text),
         func.concat("caller:", cast(select(me.c.id).scalar_subquery(), Text)),
     )
-    overdue = and_(CallTask.status == _S.ASSIGNED.value, CallTask.expires_at <= now)
+    overdue = and_(CallTask.status == _inline(_S.ASSIGNED), CallTask.expires_at <= now)
 
     swept = (
         select(CallTask.id, CallTask.caller_id)
@@ -612,7 +619,10 @@ def _assignment_statement(by_email: bool) -> Any:
 
     held = (
         select(CallTask.id, CallTask.status, CallTask.expires_at)
-        .where(CallTask.caller_id == caller_id, CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES))
+        .where(
+            CallTask.caller_id == caller_id,
+            CallTask.status.in_([_inline(status) for status in CALL_TASK_ACTIVE_STATUSES]),
+        )
         .cte("held")
     )
     candidate = (
@@ -622,7 +632,7 @@ def _assignment_statement(by_email: bool) -> Any:
         .where(
             settled,
             ~exists(select(held.c.id)),
-            CallTask.status == _S.PENDING.value,
+            CallTask.status == _inline(_S.PENDING),
             or_(CallTask.available_after.is_(None), CallTask.available_after <= now),
             or_(
                 CallTask.region_iso.is_(None),
