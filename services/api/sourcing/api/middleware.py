@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sourcing.api.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
 from sourcing.api.proxies import client_address
 from sourcing.api.ratelimit import SlidingWindowRateLimiter
-from sourcing.common.auth import bearer_token, decode_token
+from sourcing.common.auth import VerifiedTokens, bearer_token
 from sourcing.common.config import Settings
 from sourcing.common.errors import AppError, PayloadTooLarge, RateLimited
 from sourcing.common.logging import correlation_id_var, new_correlation_id
@@ -71,6 +71,7 @@ class EdgeMiddleware:
             window_seconds=settings.RATE_LIMIT_WINDOW_SECONDS,
         )
         self.trusted_proxies = settings.trusted_proxies
+        self.tokens = VerifiedTokens(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,7 +144,7 @@ class EdgeMiddleware:
         token = bearer_token(_header(scope, b"authorization"))
         if token is not None:
             try:
-                principal = decode_token(self.settings, token)
+                principal = self.tokens.principal(token)
             except AppError:
                 pass
             else:
