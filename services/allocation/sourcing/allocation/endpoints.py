@@ -317,14 +317,14 @@ async def requeue_call_task(
     principal: StaffPrincipal,
     now: NowDep,
 ) -> CallTaskOut:
-    await service.requeue_task(
+    row = await service.requeue_task(
         session,
         task_id,
         reason=body.reason,
         actor=f"{principal.role.value}:{principal.user_id}",
         now=now,
     )
-    return await _view(session, task_id)
+    return CallTaskOut.of_row(row)
 
 
 callers_router = APIRouter(prefix="/api/v1/callers", tags=["callers"])

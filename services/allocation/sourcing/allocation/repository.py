@@ -796,6 +796,82 @@ def _assignment_statement(by_email: bool) -> Any:
     )
 
 
+def _view(task: Any) -> Any:
+    """A select of ``task``'s columns with the expert's (``expert_<column>``) and the project's
+    name: the task view (:meth:`sourcing.allocation.schemas.CallTaskOut.of_row`)."""
+    return select(
+        *task.c,
+        *(getattr(Expert, name).label(f"expert_{name}") for name in EXPERT_VIEW_COLUMNS),
+        Project.name.label("project_name"),
+    ).select_from(
+        task.join(Expert, Expert.id == task.c.expert_id).join(
+            Project, Project.id == task.c.project_id
+        )
+    )
+
+
+@lru_cache(maxsize=1)
+def _requeue_statement() -> Any:
+    """An operator's requeue in one statement: the task locked, moved back to the pool (from
+    ``p_from_statuses``), unassigned, audited (``call_task.requeued``), and its view. The row
+    has ``found_status`` (null: no such task) and, when it moved, the view."""
+    now = bindparam("p_now", type_=DateTime(timezone=True))
+    reason = bindparam("p_reason", type_=Text)
+    old = (
+        select(CallTask.id, CallTask.status, CallTask.caller_id)
+        .where(CallTask.id == bindparam("p_task_id", type_=Uuid))
+        .with_for_update()
+        .cte("old")
+    )
+    requeued = (
+        update(_table(CallTask))
+        .where(CallTask.id == old.c.id, old.c.status == any_(_text_array("p_from_statuses")))
+        .values(
+            status=_S.PENDING.value,
+            status_reason=func.concat("requeued: ", reason),
+            status_changed_at=now,
+            caller_id=None,
+            assigned_at=None,
+            expires_at=None,
+            dialing_started_at=None,
+            requeue_count=CallTask.requeue_count + 1,
+        )
+        .returning(
+            *_table(CallTask).c,
+            old.c.status.label("from_status"),
+            old.c.caller_id.label("previous_caller_id"),
+        )
+        .cte("requeued")
+    )
+    view = _view(requeued).subquery("view")
+    return (
+        select(old.c.status.label("found_status"), view)
+        .select_from(select(literal(1).label("one")).subquery("one"))
+        .outerjoin(old, true())
+        .outerjoin(view, true())
+        .add_cte(
+            _audit(
+                requeued,
+                actor=bindparam("p_actor", type_=Text),
+                event="call_task.requeued",
+                entity_type="call_task",
+                entity_id=requeued.c.id,
+                data={
+                    "from": requeued.c.from_status,
+                    "to": literal(_S.PENDING.value),
+                    "reason": reason,
+                    "previousCallerId": cast(requeued.c.previous_caller_id, Text),
+                },
+            ).cte("requeued_audit")
+        )
+    )
+
+
+async def requeue(session: AsyncSession, parameters: dict[str, Any]) -> Row[Any]:
+    """Run :func:`_requeue_statement` (``parameters``: every ``p_`` value); its one row."""
+    return (await session.execute(_requeue_statement(), parameters)).one()
+
+
 async def assign_from_pool(
     session: AsyncSession, parameters: dict[str, Any], *, by_email: bool
 ) -> Row[Any]:

@@ -444,6 +444,9 @@ async def release_offline_callers(
 
 # --- allocation -----------------------------------------------------------------------------
 
+# The statuses an operator may return to the pool.
+REQUEUABLE = tuple(status for status in CALL_TASK.states if CALL_TASK.can(status, _S.PENDING.value))
+
 # What the statement stores on the caller's move to ACTIVE or IDLE_NO_AVAILABLE_TASKS.
 BECAME_ACTIVE = "a call task became available"
 BECAME_IDLE = "no call task available for this caller's regions, languages and hours"
@@ -603,32 +606,31 @@ class ExpirySweep:
 
 async def requeue_task(
     session: AsyncSession, task_id: uuid.UUID, *, reason: str, actor: str, now: datetime
-) -> CallTask:
-    """Put a stalled task back in the pool (``ASSIGNED/DIALING/EXPIRED → PENDING``), audited."""
-    task = await repository.lock_task(session, task_id)
-    if task is None:
-        raise NotFound(f"call task {task_id} not found", details={"taskId": str(task_id)})
-    previous_caller = task.caller_id
-    move(
+) -> Row[Any]:
+    """Put a stalled task back in the pool (``ASSIGNED/DIALING/EXPIRED → PENDING``), unassigned
+    and audited (``call_task.requeued``), in one statement; returns the task's view row
+    (:meth:`sourcing.allocation.schemas.CallTaskOut.of_row`)."""
+    row = await repository.requeue(
         session,
-        task,
-        _S.PENDING,
-        actor=actor,
-        reason=f"requeued: {reason}",
-        now=now,
-        event="requeued",
-        data={
-            "reason": reason,
-            "previousCallerId": str(previous_caller) if previous_caller else None,
+        {
+            "p_task_id": task_id,
+            "p_now": now,
+            "p_reason": reason,
+            "p_actor": actor,
+            "p_correlation_id": correlation_id_var.get(),
+            "p_from_statuses": list(REQUEUABLE),
         },
     )
-    task.caller_id = None
-    task.assigned_at = None
-    task.expires_at = None
-    task.dialing_started_at = None
-    task.requeue_count = task.requeue_count + 1
-    await session.flush()
-    return task
+    if row.found_status is None:
+        raise NotFound(f"call task {task_id} not found", details={"taskId": str(task_id)})
+    if row.id is None:
+        raise InvalidTransition(
+            CALL_TASK.name,
+            row.found_status,
+            _S.PENDING.value,
+            allowed=CALL_TASK.next_states(row.found_status),
+        )
+    return row
 
 
 # --- outcomes -------------------------------------------------------------------------------
