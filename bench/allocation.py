@@ -111,7 +111,8 @@ def _specs(url: str, session: Session, tokens: dict[str, Any]) -> dict[str, Load
         "duration": session.options.duration,
         "warmup_steps": CALLERS,
     }
-    specs = {"closed": LoadSpec(**common)}
+    # Closed loop: a caller told 503 waits its Retry-After (else the 503s are the load).
+    specs = {"closed": LoadSpec(**common | {"params": tokens | {"honour_retry_after": True}})}
     for rate in OPEN_RATES:
         specs[f"open {rate:g}/s"] = LoadSpec(**common, mode="open", rate=rate)
     return specs

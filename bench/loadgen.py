@@ -254,9 +254,12 @@ def allocation_scenario(params: dict[str, Any]) -> Step:
     """A caller asks for their current task, then an operator puts it back in the pool.
 
     Connection ``i`` is caller ``i`` (its token in ``tokens``); only ``GET /current`` is the
-    measured figure, the requeue keeps every next request an allocation from the pool.
+    measured figure, the requeue keeps every next request an allocation from the pool. With
+    ``honour_retry_after`` (the closed loop) a caller answered 503 waits the ``Retry-After`` it
+    was given before asking again, as the API asks; in the open loop the schedule decides.
     """
     tokens = [str(token) for token in params["tokens"]]
+    honour_retry_after = bool(params.get("honour_retry_after"))
     operator = {"authorization": f"Bearer {params['operator_token']}"}
     requeue = {**operator, "content-type": "application/json"}
     reason = json.dumps({"reason": "bench: next task"}).encode()
@@ -267,6 +270,10 @@ def allocation_scenario(params: dict[str, Any]) -> Step:
         headers = {"authorization": f"Bearer {tokens[worker % len(tokens)]}"}
         status, content = await conn.request("GET", "/api/v1/call-tasks/current", headers)
         rec.add("current", started, status)
+        if status == 503 and honour_retry_after:
+            retry_after = json.loads(content)["error"]["details"].get("retryAfterSeconds", 1)
+            await asyncio.sleep(float(retry_after))
+            return
         if status != 200:
             rec.error(f"current {status} {content[:200]!r}")
             return
