@@ -48,7 +48,7 @@ OUTAGE_RETRY_SETTINGS: dict[str, Any] = {
     "AGENT_RETRY_MAX_SECONDS": 4.0,
     # The batch lane's first take must gather the three messages waiting before the app
     # started, even when the broker's first fetch hands over only one of them.
-    "AGENT_BATCH_WITHIN_SECONDS": 1.0,
+    "AGENT_BATCH_LINGER_MS": 1000.0,
 }
 
 

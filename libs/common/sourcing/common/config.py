@@ -233,7 +233,8 @@ class Settings(ProviderSettings, DeploySettings, BaseSettings):
     AGENT_RETRY_MAX_SECONDS: float = Field(default=30.0, gt=0)
     AGENT_ATTEMPT_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
     AGENT_BATCH_SIZE: int = Field(default=200, ge=1)
-    AGENT_BATCH_WITHIN_SECONDS: float = Field(default=0.05, gt=0)
+    # A batch is handed over when full or this long after its first message.
+    AGENT_BATCH_LINGER_MS: float = Field(default=5.0, gt=0, le=1000)
     AGENT_BATCH_CONCURRENCY: int = Field(default=4, ge=1, le=64)
     OUTBOX_RELAY_INTERVAL_SECONDS: float = Field(default=0.2, gt=0)
     OUTBOX_RELAY_BATCH_SIZE: int = Field(default=500, ge=1)

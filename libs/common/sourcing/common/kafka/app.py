@@ -11,7 +11,9 @@ Ack/commit semantics (verified in faust-streaming 0.15.3 ``faust/streams.py`` an
 * ``Stream.take()`` / ``take_events()`` switch the stream's auto-ack off and ack every event
   of a batch in the ``finally`` around ``yield list(...)``: only when the loop body returns
   for the next batch (or the generator is closed). While the body runs, the next batch is
-  held back (``add_to_buffer`` awaits ``buffer_consuming``).
+  held back (``add_to_buffer`` awaits ``buffer_consuming``). Batch lanes use
+  :func:`~sourcing.common.kafka.batching.lingering_batches`, which keeps exactly these
+  semantics and only changes when a batch is handed over.
 * An ack only marks the offset committable (``Consumer.ack`` → ``_acked``); the commit task
   commits every ``broker_commit_interval`` the end of the first run of consecutive acked
   offsets (``Consumer._new_offset``). Its guard against a gap at the head of that run only
@@ -52,6 +54,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sourcing.common.config import Settings
 from sourcing.common.db import create_engine, create_sessionmaker
+from sourcing.common.kafka.batching import lingering_batches
 from sourcing.common.kafka.consumer import (
     AgentProgress,
     BatchHandler,
@@ -305,7 +308,6 @@ def reliable_agent(
     batch_handler: BatchHandler | None = None,
     lock_batch: BatchLock | None = None,
     batch_size: int | None = None,
-    batch_within: float | None = None,
 ) -> Any:
     """Declare the agent consuming ``lane`` through the reliability contract.
 
@@ -313,8 +315,10 @@ def reliable_agent(
     message type → handler when the lane carries several types); it must not commit and
     sends messages only through :func:`~sourcing.common.kafka.outbox.publish`.
     ``consumer_name`` keys the ``processed_events`` dedup rows: keep it stable forever.
-    Batch lanes take up to ``AGENT_BATCH_SIZE`` messages within ``AGENT_BATCH_WITHIN_SECONDS``
-    and handle them in one transaction (with ``batch_handler`` in one call, if given), falling
+    Batch lanes take up to ``AGENT_BATCH_SIZE`` messages, handed over when full or
+    ``AGENT_BATCH_LINGER_MS`` after the batch's first message
+    (:func:`~sourcing.common.kafka.batching.lingering_batches`), and handle them in one
+    transaction (with ``batch_handler`` in one call, if given), falling
     back to ``handler`` one message at a time when the batch fails. ``lock_batch`` (batch lanes
     without a ``batch_handler``) runs first in each batch transaction to take the rows the
     handlers will lock in one global order.
@@ -338,7 +342,7 @@ def reliable_agent(
     )
     app.runtime.consumers[consumer_name] = consumer
     size = batch_size or settings.AGENT_BATCH_SIZE
-    within = batch_within or settings.AGENT_BATCH_WITHIN_SECONDS
+    linger = settings.AGENT_BATCH_LINGER_MS / 1000
     topic = app.topic(
         topic_name,
         key_serializer="raw",
@@ -361,7 +365,7 @@ def reliable_agent(
 
     async def agent(stream: Any) -> None:
         if batch:
-            async for events in stream.take_events(size, within=within):
+            async for events in lingering_batches(stream, size, linger):
                 messages = [_raw_message(event) for event in events]
                 await _finish_even_if_cancelled(asyncio.ensure_future(process(messages, True)))
         else:
@@ -379,7 +383,7 @@ def reliable_consumer(app: SourcingApp, consumer_name: str) -> ReliableConsumer:
 
 
 def run_worker(app: SourcingApp) -> None:
-    """``python -m sourcing.<service>``: JSON logs, Faust worker with signals, and on
+    """``python -m sourcing.<service>``: uvloop, JSON logs, Faust worker with signals, and on
     ``METRICS_PORT`` ``/metrics``, ``/health/live`` and ``/health/ready`` (started before the
     app, so probes answer while it connects; stopped after it).
 
@@ -387,9 +391,10 @@ def run_worker(app: SourcingApp) -> None:
     """
     from sourcing.common.health import HealthServer
     from sourcing.common.logging import configure_logging
-    from sourcing.common.process import freeze_startup_heap, refuse_unsafe_start
+    from sourcing.common.process import freeze_startup_heap, refuse_unsafe_start, use_uvloop
     from sourcing.common.tracing import setup_tracing
 
+    use_uvloop()
     settings = app.runtime.settings
     configure_logging(service=app.runtime.service_name, level=settings.log_level_number)
     refuse_unsafe_start(app.runtime.service_name, settings)
