@@ -9,9 +9,11 @@
 ``python -m bench.baseline pipeline``  aiokafka consumer of ``sales-nav-ingestion``: experts,
                                        leads, one sandbox email lookup per lead, the enrichment
                                        attempt and contact rows, lead ``ENRICHED``.
-``python -m bench.baseline calls``     aiokafka consumer of ``yay-call-events``: dedup row, raw
-                                       event, the call log folded by upsert and, once the call
-                                       ended, a CallerPerformanceMetric row for its caller.
+``python -m bench.baseline calls``     aiokafka consumer of ``yay-call-events`` writing the
+                                       platform's calls rows (dedup rows, claims, raw events,
+                                       call logs, the caller's dial, validation, metric, status
+                                       moves, the outbox rows it produces) in one transaction
+                                       per batch, where the platform uses three lanes.
 
 Configuration comes from the same environment variables as the platform. Consumers take
 batches (``getmany``), write each batch in one transaction and commit offsets after it, like
@@ -54,7 +56,19 @@ from sourcing.allocation.service import (
     open_window,
 )
 from sourcing.allocation.settings import AllocationSettings
+from sourcing.calls.fold import ENDED, FAILED, YayEvent, fold_events, is_call_event
+from sourcing.calls.service import (
+    CallerActivity,
+    StatusThresholds,
+    evaluate_allocation_status,
+    performance_score,
+    validate_call,
+)
+from sourcing.calls.settings import CallSettings
 from sourcing.common.config import load_settings
+from sourcing.common.messages.calls import YAY_EVENT_TYPES
+from sourcing.common.webhook_events import body_sha256
+from sourcing.people.callers import presence_cutoff, shift_start_for_dial
 from sourcing.people.suppression import PERSON_REASONS
 
 ENV = os.environ
@@ -405,16 +419,36 @@ def create_http_app() -> Starlette:
             call_id, event_type = str(event["callId"]), str(event["event"])
         except (ValueError, KeyError, TypeError):
             return _error(400, "invalid_payload")
+        now = datetime.now(UTC)
+        signed_at = datetime.fromtimestamp(time.time() - age, UTC)
         envelope = {
             "id": str(uuid.uuid4()),
             "type": "yay.call-event.received.v1",
             "correlation_id": request.headers.get("x-correlation-id") or str(uuid.uuid4()),
-            "occurred_at": datetime.now(UTC).isoformat(),
-            "payload": {"event_id": event_id, "event_type": event_type, "body": event},
+            "occurred_at": now.isoformat(),
+            "attempt": 1,
+            # the gateway's message: what the calls consumers read
+            "payload": {
+                "eventId": event_id,
+                "eventType": event_type,
+                "callId": call_id,
+                "agentEmail": event.get("agentEmail"),
+                "signatureTimestamp": signed_at.isoformat(),
+                "receivedAt": now.isoformat(),
+                "body": event,
+            },
         }
         key = str(event.get("agentEmail") or call_id).lower()
+        headers = [
+            ("message-id", envelope["id"].encode()),
+            ("message-type", envelope["type"].encode()),
+            ("correlation-id", envelope["correlation_id"].encode()),
+        ]
         await state["producer"].send_and_wait(
-            _topic("yay-call-events"), json.dumps(envelope).encode(), key=key.encode()
+            _topic("yay-call-events"),
+            json.dumps(envelope).encode(),
+            key=key.encode(),
+            headers=headers,
         )
         return JSONResponse({"accepted": True, "eventId": event_id}, 202)
 
@@ -678,96 +712,495 @@ async def pipeline_consumer() -> None:
         await sandbox.aclose()
 
 
-CLAIM_EVENT = """
-INSERT INTO processed_webhook_events (source, event_id, event_type, correlation_id)
-VALUES ('yay', $1, $2, $3) ON CONFLICT (source, event_id) DO NOTHING RETURNING id
+# Every row below is one the platform's calls service writes for the same events (checked by
+# tests/bench/test_equal_work_calls.py): its three consumers' dedup rows, the Yay delivery
+# claims, the raw events, the folded call log, the caller's dial, shift and presence, the
+# validation, the metric, the status moves with their history and audit rows, and the three
+# messages it sends (outbox rows, produced and marked published). What the platform spreads
+# over three lanes and two relay hops happens here in one transaction per batch. The bench's
+# calls dial no call task: the task's DIALING and settling moves are not part of this baseline.
+YAY_CONSUMER, VALIDATION_CONSUMER, PERFORMANCE_CONSUMER = (
+    "calls.yay-call-events",
+    "calls.call-validation",
+    "calls.performance",
+)
+MARK_PROCESSED = """
+INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::text[])
+ON CONFLICT DO NOTHING RETURNING event_id
 """
-RAW_EVENT = """
+LOCK_CALLERS = """
+SELECT id, lower(email) AS email, allocation_status, status_changed_at, shift_started_at,
+       last_dial_at, last_task_requested_at, last_seen_at
+FROM callers WHERE lower(email) = ANY($1::text[]) ORDER BY id FOR UPDATE
+"""
+CLAIM_EVENTS = """
+INSERT INTO processed_webhook_events (source, event_id, event_type, payload_sha256,
+                                      received_at, correlation_id)
+SELECT 'yay', e, left(t, 64), h, r, c
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[]) AS x(e, t, h, r, c)
+ON CONFLICT (source, event_id) DO NOTHING RETURNING event_id
+"""
+RAW_EVENTS = """
 INSERT INTO call_logs_raw (event_id, event_type, yay_call_id, payload, signature_valid,
-                           occurred_at, processing_status, processed_at, correlation_id)
-VALUES ($1, $2, $3, $4, true, $5, 'PROCESSED', now(), $6)
+                           occurred_at, received_at, processing_status, processed_at,
+                           correlation_id)
+SELECT e, left(t, 64), y, p, true, o, r, s, pa, c
+FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::timestamptz[],
+            $6::timestamptz[], $7::text[], $8::timestamptz[], $9::text[])
+     AS x(e, t, y, p, o, r, s, pa, c)
+ON CONFLICT (event_id) DO NOTHING
 """
-FOLD = """
-INSERT INTO call_logs AS c (yay_call_id, caller_id, agent_email, direction, from_number,
-                            to_number, status, started_at, answered_at, ended_at,
-                            duration_seconds, talk_seconds, last_event_at, event_count)
-VALUES ($1, (SELECT id FROM callers WHERE lower(email) = lower($2)), $2, 'OUTBOUND', $3, $4,
-        $5, $6, $7, $8, $9, $10, $11, 1)
+CALL_EVENTS = """
+SELECT event_id, event_type, yay_call_id, occurred_at, payload FROM call_logs_raw
+WHERE yay_call_id = ANY($1::text[]) AND event_type = ANY($2::text[])
+"""
+FOLD_CALLS = """
+INSERT INTO call_logs AS c (yay_call_id, caller_id, status, started_at, ringing_at,
+    answered_at, ended_at, failed_at, failure_reason, duration_seconds, talk_seconds,
+    recording_url, direction, from_number, to_number, agent_email, last_event_at, event_count)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
+    $5::timestamptz[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::text[],
+    $10::int[], $11::int[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[],
+    $17::timestamptz[], $18::int[])
 ON CONFLICT (yay_call_id) DO UPDATE SET
-    status = CASE WHEN excluded.last_event_at >= c.last_event_at THEN excluded.status
-                  ELSE c.status END,
-    started_at = coalesce(c.started_at, excluded.started_at),
-    answered_at = coalesce(c.answered_at, excluded.answered_at),
-    ended_at = coalesce(c.ended_at, excluded.ended_at),
-    duration_seconds = coalesce(excluded.duration_seconds, c.duration_seconds),
-    talk_seconds = coalesce(excluded.talk_seconds, c.talk_seconds),
-    last_event_at = greatest(c.last_event_at, excluded.last_event_at),
-    event_count = c.event_count + 1,
-    updated_at = now()
-RETURNING caller_id
+    caller_id = coalesce(c.caller_id, excluded.caller_id), status = excluded.status,
+    started_at = excluded.started_at, ringing_at = excluded.ringing_at,
+    answered_at = excluded.answered_at, ended_at = excluded.ended_at,
+    failed_at = excluded.failed_at, failure_reason = excluded.failure_reason,
+    duration_seconds = excluded.duration_seconds, talk_seconds = excluded.talk_seconds,
+    recording_url = excluded.recording_url, direction = excluded.direction,
+    from_number = excluded.from_number, to_number = excluded.to_number,
+    agent_email = excluded.agent_email, last_event_at = excluded.last_event_at,
+    event_count = excluded.event_count, updated_at = now()
+RETURNING id, yay_call_id, caller_id, answered_at, talk_seconds, started_at, status,
+          failure_reason
+"""
+LINK_RAW = """
+UPDATE call_logs_raw r SET call_log_id = c.id, processing_status = 'PROCESSED',
+       processed_at = $3
+FROM call_logs c
+WHERE c.yay_call_id = ANY($1::text[]) AND r.yay_call_id = c.yay_call_id
+  AND r.event_type = ANY($2::text[])
+  AND (r.call_log_id IS NULL OR r.processing_status <> 'PROCESSED')
+"""
+CALLER_ACTIVITY = """
+UPDATE callers SET shift_started_at = x.s, last_dial_at = x.d, last_seen_at = x.l,
+       updated_at = now()
+FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[])
+     AS x(i, s, d, l)
+WHERE callers.id = x.i
+"""
+VALIDATE = """
+UPDATE call_logs SET is_short_call = x.s, timezone_mismatch = x.m, fraud_flags = x.f,
+       validated_at = $5, updated_at = now()
+FROM unnest($1::uuid[], $2::bool[], $3::bool[], $4::jsonb[]) AS x(i, s, m, f)
+WHERE call_logs.id = x.i
+"""
+WINDOW = """
+SELECT count(*) AS dials,
+       count(*) FILTER (WHERE answered_at IS NOT NULL OR talk_seconds > 0) AS connections,
+       count(*) FILTER (WHERE is_short_call) AS short,
+       count(*) FILTER (WHERE timezone_mismatch) AS mismatches,
+       (SELECT coalesce(array_agg(started_at ORDER BY started_at DESC), '{}')
+        FROM (SELECT started_at FROM call_logs WHERE caller_id = $1 AND started_at >= $4
+              AND started_at <= $3 ORDER BY started_at DESC LIMIT $5) d) AS shift_dials
+FROM call_logs WHERE caller_id = $1 AND started_at > $2 AND started_at <= $3
 """
 METRIC = """
 INSERT INTO caller_performance_metrics (caller_id, computed_at, rolling_60_minute_dials,
     rolling_60_minute_connections, short_calls_last_hour, timezone_mismatches_last_hour,
-    allocation_status, previous_allocation_status, performance_score, correlation_id)
-SELECT $1, clock_timestamp(), w.dials, w.connections, w.short, w.mismatches,
-       k.allocation_status, k.allocation_status, least(1.0, w.connections / 20.0), $2
-FROM callers k,
-     (SELECT count(*) AS dials, count(answered_at) AS connections,
-             count(*) FILTER (WHERE is_short_call) AS short,
-             count(*) FILTER (WHERE timezone_mismatch) AS mismatches
-      FROM call_logs WHERE caller_id = $1 AND started_at >= now() - interval '60 minutes') w
-WHERE k.id = $1
+    allocation_status, previous_allocation_status, performance_score, details, correlation_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id
 """
-STATUS = {"call.started": "STARTED", "call.answered": "ANSWERED", "call.ended": "ENDED"}
+STATUS_MOVES = """
+WITH moves AS (
+    SELECT * FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS m(f, t, n)
+), audit AS (
+    INSERT INTO system_events (type, entity_type, entity_id, actor, correlation_id, data)
+    SELECT 'caller.allocation_status_changed', 'caller', $1, 'performance', $6,
+           jsonb_build_object('from', f, 'to', t, 'reason', $4::text)
+    FROM moves ORDER BY n
+), history AS (
+    INSERT INTO caller_status_history (caller_id, from_status, to_status, reason, actor,
+                                       metric_id, correlation_id)
+    SELECT $1, f, t, $4, 'performance', $5, $6 FROM moves ORDER BY n
+)
+UPDATE callers SET allocation_status = $7, status_reason = $4, status_changed_at = $8,
+       updated_at = $8
+WHERE id = $1
+"""
+OUTBOX = """
+INSERT INTO outbox (topic, key, envelope, headers)
+SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])
+RETURNING id
+"""
+PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])"
+FINISHING = (ENDED, FAILED)
 
 
 def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+class _Outbox:
+    """The messages of one batch: outbox rows, produced before the commit, marked published."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, dict[str, Any]]] = []
+
+    def add(self, lane: str, type_: str, key: uuid.UUID, correlation: str, payload: Any) -> str:
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "id": envelope_id,
+            "type": type_,
+            "correlation_id": correlation,
+            "occurred_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "attempt": 1,
+            "payload": payload,
+        }
+        self.rows.append((lane, str(key), envelope))
+        return envelope_id
+
+    async def flush(self, connection: asyncpg.Connection, producer: AIOKafkaProducer) -> None:
+        if not self.rows:
+            return
+        headers = [
+            {
+                "message-id": envelope["id"],
+                "message-type": envelope["type"],
+                "correlation-id": envelope["correlation_id"],
+            }
+            for _, _, envelope in self.rows
+        ]
+        values = [json.dumps(envelope, separators=(",", ":")) for _, _, envelope in self.rows]
+        ids = await connection.fetch(
+            OUTBOX,
+            [lane for lane, _, _ in self.rows],
+            [key for _, key, _ in self.rows],
+            values,
+            [json.dumps(h) for h in headers],
+        )
+        sent = [
+            await producer.send(
+                _topic(lane),
+                value.encode(),
+                key=key.encode(),
+                headers=[(name, text.encode()) for name, text in header.items()],
+            )
+            for (lane, key, _), value, header in zip(self.rows, values, headers, strict=True)
+        ]
+        await asyncio.gather(*sent)
+        await connection.execute(PUBLISHED, [row["id"] for row in ids])
+
+
 async def calls_consumer() -> None:
-    """Yay events → dedup + raw row → call log upsert → metric row once the call ended."""
+    """Yay events → dedup, claims, raw rows → call logs folded → caller's dial and shift →
+    validation → metric and status moves → the messages the platform sends (module comment)."""
+    settings = load_settings(CallSettings)
+    thresholds = StatusThresholds.from_settings(settings)
+    shift_gap = timedelta(seconds=settings.CALLER_SHIFT_GAP_SECONDS)
+    window = timedelta(minutes=settings.PERFORMANCE_WINDOW_MINUTES)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ENV["KAFKA_BROKER_URL"],
+        acks="all",
+        enable_idempotence=ENV.get("KAFKA_IDEMPOTENT_PRODUCER") == "1",
+        linger_ms=0,
+    )
 
     async def handle(connection: asyncpg.Connection, batch: Batch) -> None:
+        now = datetime.now(UTC)
+        fresh = {
+            row["event_id"]
+            for row in await connection.fetch(
+                MARK_PROCESSED, YAY_CONSUMER, [envelope["id"] for envelope in batch]
+            )
+        }
+        items = []
         for envelope in batch:
-            payload, correlation = envelope["payload"], envelope["correlation_id"]
-            event_type, body = payload["event_type"], payload["body"]
-            if not await connection.fetchval(
-                CLAIM_EVENT, payload["event_id"], event_type, correlation
-            ):
+            if envelope["id"] in fresh:
+                fresh.discard(envelope["id"])  # one envelope twice in one batch: once
+                items.append((envelope["payload"], envelope["correlation_id"]))
+        emails = sorted({p["agentEmail"].strip().lower() for p, _ in items if p.get("agentEmail")})
+        callers = {row["email"]: dict(row) for row in await connection.fetch(LOCK_CALLERS, emails)}
+        claimed = {
+            row["event_id"]
+            for row in await connection.fetch(
+                CLAIM_EVENTS,
+                [p["eventId"] for p, _ in items],
+                [p["eventType"] for p, _ in items],
+                [body_sha256(p["body"]) for p, _ in items],
+                [_time(p["receivedAt"]) for p, _ in items],
+                [c for _, c in items],
+            )
+        }
+        events = []
+        for payload, correlation in items:
+            if payload["eventId"] in claimed:
+                claimed.discard(payload["eventId"])  # a delivery twice in one batch: once
+                events.append((payload, correlation))
+        occurred = {
+            p["eventId"]: _time(p["body"].get("occurredAt")) or _time(p["signatureTimestamp"])
+            for p, _ in events
+        }
+        known = [(p, c) for p, c in events if is_call_event(p["eventType"])]
+        await connection.execute(
+            RAW_EVENTS,
+            [p["eventId"] for p, _ in events],
+            [p["eventType"] for p, _ in events],
+            [p["callId"] for p, _ in events],
+            [json.dumps(p["body"]) for p, _ in events],
+            [occurred[p["eventId"]] for p, _ in events],
+            [_time(p["receivedAt"]) for p, _ in events],
+            ["RECEIVED" if is_call_event(p["eventType"]) else "IGNORED" for p, _ in events],
+            [None if is_call_event(p["eventType"]) else now for p, _ in events],
+            [c for _, c in events],
+        )
+        if not known:
+            return
+        calls = list(dict.fromkeys(p["callId"] for p, _ in known))
+        stored: dict[str, list[YayEvent]] = {call: [] for call in calls}
+        for row in await connection.fetch(CALL_EVENTS, calls, list(YAY_EVENT_TYPES)):
+            stored[row["yay_call_id"]].append(
+                YayEvent(
+                    row["event_id"],
+                    row["event_type"],
+                    row["occurred_at"],
+                    json.loads(row["payload"]),
+                )
+            )
+        folds = {call: fold_events(stored[call]) for call in calls}
+        first_email = {}
+        for payload, _ in known:
+            first_email.setdefault(payload["callId"], payload.get("agentEmail"))
+
+        def caller_of(call: str) -> Any:
+            email = folds[call].agent_email or first_email[call]
+            caller = callers.get(email.strip().lower()) if email else None
+            return caller["id"] if caller else None
+
+        logs = {
+            row["yay_call_id"]: row
+            for row in await connection.fetch(
+                FOLD_CALLS,
+                calls,
+                [caller_of(call) for call in calls],
+                *(
+                    [getattr(folds[call], name) for call in calls]
+                    for name in (
+                        "status",
+                        "started_at",
+                        "ringing_at",
+                        "answered_at",
+                        "ended_at",
+                        "failed_at",
+                        "failure_reason",
+                        "duration_seconds",
+                        "talk_seconds",
+                        "recording_url",
+                        "direction",
+                        "from_number",
+                        "to_number",
+                        "agent_email",
+                        "last_event_at",
+                        "event_count",
+                    )
+                ),
+            )
+        }
+        await connection.execute(LINK_RAW, calls, list(YAY_EVENT_TYPES), now)
+
+        by_id = {caller["id"]: caller for caller in callers.values()}
+        touched: dict[uuid.UUID, dict[str, Any]] = {}
+        validations: list[tuple[str, str]] = []  # (call, correlation), one per request
+        finished = {
+            call: any(e.event_type in FINISHING for e in stored[call] if e.event_id not in occurred)
+            for call in calls
+        }
+        for payload, correlation in known:
+            call = payload["callId"]
+            caller = by_id.get(logs[call]["caller_id"])
+            if caller is None:
                 continue
-            at = _time(body.get("occurredAt")) or datetime.now(UTC)
+            touched[caller["id"]] = caller
+            at = min(occurred[payload["eventId"]] or now, now)
+            seen = caller["last_seen_at"]
+            if seen is not None and seen > presence_cutoff(at, settings) and at > seen:
+                caller["last_seen_at"] = at
+            dialled = folds[call].started_at
+            if dialled is not None:
+                shift = shift_start_for_dial(
+                    dialled_at=dialled,
+                    shift_started_at=caller["shift_started_at"],
+                    last_dial_at=caller["last_dial_at"],
+                    last_task_requested_at=caller["last_task_requested_at"],
+                    shift_gap=shift_gap,
+                )
+                if shift is not None:
+                    caller["shift_started_at"] = shift
+                if caller["last_dial_at"] is None or dialled > caller["last_dial_at"]:
+                    caller["last_dial_at"] = dialled
+            finished[call] = finished[call] or payload["eventType"] in FINISHING
+            if finished[call]:
+                validations.append((call, correlation))
+        if touched:
             await connection.execute(
-                RAW_EVENT,
-                payload["event_id"],
-                event_type,
-                body["callId"],
-                json.dumps(body),
-                at,
+                CALLER_ACTIVITY,
+                list(touched),
+                [c["shift_started_at"] for c in touched.values()],
+                [c["last_dial_at"] for c in touched.values()],
+                [c["last_seen_at"] for c in touched.values()],
+            )
+        outbox = _Outbox()
+        requests = []
+        for call, correlation in validations:
+            log = logs[call]
+            request = outbox.add(
+                "call-validation",
+                "call-validation.requested.v1",
+                log["caller_id"],
+                correlation,
+                {"callLogId": str(log["id"]), "callerId": str(log["caller_id"]), "yayCallId": call},
+            )
+            requests.append((request, call, correlation))
+        await validate(connection, outbox, requests, logs, now)
+        await outbox.flush(connection, producer)
+
+    async def validate(
+        connection: asyncpg.Connection,
+        outbox: _Outbox,
+        requests: list[tuple[str, str, str]],
+        logs: dict[str, asyncpg.Record],
+        now: datetime,
+    ) -> None:
+        """The call-validation and performance consumers' work for these requests."""
+        if not requests:
+            return
+        await connection.execute(MARK_PROCESSED, VALIDATION_CONSUMER, [r for r, _, _ in requests])
+        verdicts = {}
+        for _, call, _ in requests:
+            log = logs[call]
+            verdicts[call] = validate_call(
+                dialled_at=log["started_at"],
+                answered=log["answered_at"] is not None or (log["talk_seconds"] or 0) > 0,
+                talk_seconds=log["talk_seconds"],
+                zone=None,  # no call task, so no expert: no timezone to check
+                short_call_seconds=settings.SHORT_CALL_SECONDS,
+                window_start_hour=settings.CALLING_WINDOW_START_HOUR,
+                window_end_hour=settings.CALLING_WINDOW_END_HOUR,
+            )
+        await connection.execute(
+            VALIDATE,
+            [logs[call]["id"] for call in verdicts],
+            [v.is_short_call for v in verdicts.values()],
+            [v.timezone_mismatch for v in verdicts.values()],
+            [json.dumps([dict(flag) for flag in v.flags]) for v in verdicts.values()],
+            now,
+        )
+        recalculations = [
+            (
+                outbox.add(
+                    "performance",
+                    "performance.recalculate.v1",
+                    logs[call]["caller_id"],
+                    correlation,
+                    {"callerId": str(logs[call]["caller_id"])},
+                ),
+                logs[call]["caller_id"],
                 correlation,
             )
-            if event_type not in STATUS:
-                continue
-            ended = event_type == "call.ended"
-            folded = await connection.fetchrow(
-                FOLD,
-                body["callId"],
-                body.get("agentEmail"),
-                body.get("from"),
-                body.get("to"),
-                STATUS[event_type],
-                at if event_type == "call.started" else None,
-                at if event_type == "call.answered" else None,
-                at if ended else None,
-                body.get("durationSeconds") if ended else None,
-                body.get("talkSeconds") if ended else None,
-                at,
-            )
-            if ended and folded is not None and folded["caller_id"] is not None:
-                await connection.execute(METRIC, folded["caller_id"], correlation)
+            for _, call, correlation in requests
+        ]
+        await connection.execute(
+            MARK_PROCESSED, PERFORMANCE_CONSUMER, [r for r, _, _ in recalculations]
+        )
+        for _, caller_id, correlation in recalculations:
+            await recalculate(connection, outbox, caller_id, correlation)
 
-    await consume("yay-call-events", handle)
+    async def recalculate(
+        connection: asyncpg.Connection, outbox: _Outbox, caller_id: uuid.UUID, correlation: str
+    ) -> None:
+        now = datetime.now(UTC)
+        caller = await connection.fetchrow(
+            "SELECT allocation_status, status_changed_at, shift_started_at, last_dial_at"
+            " FROM callers WHERE id = $1",
+            caller_id,
+        )
+        shift = caller["shift_started_at"]
+        counts = await connection.fetchrow(
+            WINDOW, caller_id, now - window, now, shift, thresholds.min_dials_per_window
+        )
+        decision = evaluate_allocation_status(
+            CallerActivity(
+                status=caller["allocation_status"],
+                status_changed_at=caller["status_changed_at"],
+                shift_started_at=shift,
+                last_dial_at=caller["last_dial_at"],
+                shift_dial_times=list(counts["shift_dials"]) if shift is not None else [],
+                short_calls=counts["short"],
+                timezone_mismatches=counts["mismatches"],
+            ),
+            thresholds,
+            now=now,
+        )
+        details = {
+            "reason": decision.reason,
+            "target": decision.target,
+            "path": list(decision.path),
+            "windowMinutes": settings.PERFORMANCE_WINDOW_MINUTES,
+            "shiftStartedAt": _iso(shift),
+            "lastDialAt": _iso(caller["last_dial_at"]),
+        }
+        metric = await connection.fetchval(
+            METRIC,
+            caller_id,
+            now,
+            counts["dials"],
+            counts["connections"],
+            counts["short"],
+            counts["mismatches"],
+            decision.final,
+            caller["allocation_status"],
+            performance_score(
+                dials=counts["dials"],
+                connections=counts["connections"],
+                short_calls=counts["short"],
+                timezone_mismatches=counts["mismatches"],
+                target_dials=settings.PERFORMANCE_TARGET_DIALS,
+            ),
+            json.dumps(details),
+            correlation,
+        )
+        if not decision.changed:
+            return
+        steps = [decision.current, *decision.path]
+        await connection.execute(
+            STATUS_MOVES,
+            caller_id,
+            steps[:-1],
+            steps[1:],
+            decision.reason,
+            metric,
+            correlation,
+            decision.final,
+            now,
+        )
+        outbox.add(
+            "call-allocation",
+            "call-allocation.assign-current.v1",
+            caller_id,
+            correlation,
+            {"callerId": str(caller_id)},
+        )
+
+    await producer.start()
+    try:
+        await consume("yay-call-events", handle)
+    finally:
+        await producer.stop()
 
 
 def main() -> int:

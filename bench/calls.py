@@ -2,8 +2,8 @@
 
 Platform: the gateway and the calls service (``yay-call-events`` → ``call-validation`` →
 ``performance``, with the outbox relays between them). Baseline: the bare webhook and one
-bare consumer that dedups, stores the raw event, folds it into the call log by upsert and,
-once the call has ended, writes the caller's metric row (:mod:`bench.baseline`).
+bare consumer writing the same rows (:mod:`bench.baseline`; equal work is checked by
+``tests/bench/test_equal_work_calls.py``) in one transaction per batch.
 
 Each load step is one call of three events by one of 100 seeded callers; its ``call.ended``
 carries a correlation id that both sides copy onto the metric row it causes, so the row of
