@@ -161,7 +161,9 @@ async def run(session: Session) -> Result:
     finally:
         await stop_all(children)
 
-    prefix = await session.topics("calls-baseline", ["yay-call-events", "sales-nav-ingestion"])
+    # the baseline produces what the platform's calls service sends
+    lanes = ["yay-call-events", "sales-nav-ingestion", "call-validation", "performance"]
+    prefix = await session.topics("calls-baseline", [*lanes, "call-allocation"])
     env = session.env(database, prefix)
     bare = [await session.start_baseline("http", env), await session.start_baseline("calls", env)]
     try:

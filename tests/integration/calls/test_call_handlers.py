@@ -197,6 +197,53 @@ async def test_events_fold_into_one_call_log_matched_by_task_id(
     assert requests[0].envelope["payload"]["callLogId"] == str(log.id)
 
 
+async def test_a_batch_has_the_effect_of_its_events_handled_one_by_one(
+    session: AsyncSession, handlers: CallHandlers
+) -> None:
+    """The lane's batch handler: same call log, task, caller and validation requests (one per
+    event at or after the end) as the per-message handler, for a call replayed within."""
+    results = []
+    for call_id, batched in (("c-alone", False), ("c-batch", True)):
+        caller = await create_caller(session)
+        task = await assigned_task(session, caller, phone="+14155550123")
+        events = [
+            yay(kind, call_id, caller.email, at=T0 + timedelta(seconds=s), to="+14155550123", **x)
+            for kind, s, x in (
+                ("call.started", 0, {}),
+                ("call.answered", 5, {}),
+                ("call.ended", 65, {"durationSeconds": 65, "talkSeconds": 60}),
+                ("call.recording_ready", 70, {"recordingUrl": "https://rec.example/r.mp3"}),
+            )
+        ]
+        replayed = Envelope.new(YayCallEventReceived.message_type, events[1][1])
+        events.append((replayed, events[1][1]))
+        if batched:
+            await handlers.handle_yay_events(session, events)
+        else:
+            for envelope, payload in events:
+                await handlers.handle_yay_event(session, envelope, payload)
+        log = await call_log(session, call_id)
+        await refresh(session, task)
+        await refresh(session, caller)
+        requests = [r for r in await outbox(session, "call-validation") if r.key == str(caller.id)]
+        results.append(
+            (
+                {
+                    k: v
+                    for k, v in snapshot(log).items()
+                    if k not in ("caller_id", "call_task_id", "expert_id")
+                },
+                (log.caller_id, log.call_task_id) == (caller.id, task.id),
+                task.status,
+                (caller.last_dial_at, caller.shift_started_at),
+                [r.envelope["payload"]["callLogId"] == str(log.id) for r in requests],
+            )
+        )
+    alone, batch = results
+    assert batch == alone
+    assert alone[1:] == (True, "DIALING", (T0, T0), [True, True])
+
+
 async def test_matched_by_dialled_number_when_no_task_id(
     session: AsyncSession, handlers: CallHandlers
 ) -> None:

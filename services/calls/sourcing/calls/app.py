@@ -34,7 +34,7 @@ def build_app(
         {YayCallEventReceived.message_type: handlers.handle_yay_event},
         consumer_name=YAY_CONSUMER,
         batch=True,
-        lock_batch=handlers.lock_batch_of_yay_events,
+        batch_handler=handlers.handle_yay_events,
     )
     reliable_agent(
         app,

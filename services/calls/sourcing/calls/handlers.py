@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.calls import repository
-from sourcing.calls.fold import CallFold, fold_events, is_call_event, parse_time
+from sourcing.calls.fold import ENDED, FAILED, CallFold, fold_events, is_call_event, parse_time
 from sourcing.calls.service import (
     CallerActivity,
     StatusDecision,
@@ -65,17 +65,24 @@ from sourcing.common.models import (
     CallLog,
     CallTask,
 )
-from sourcing.common.models.enums import RawEventStatus
+from sourcing.common.models.enums import CallLogStatus, RawEventStatus
 from sourcing.common.statemachines import (
     CallTaskStatus,
 )
 from sourcing.common.transitions import move
-from sourcing.common.webhook_events import body_sha256, claim_webhook_event
+from sourcing.common.webhook_events import WebhookDelivery, body_sha256, claim_webhook_events
 from sourcing.people.callers import note_call_activity, set_caller_status, shift_start_for_dial
 from sourcing.people.phones import to_e164
 from sourcing.people.timezones import expert_timezone
 
 logger = logging.getLogger(__name__)
+
+FINISHING_EVENTS = (ENDED, FAILED)
+FINISHED_STATUSES = (CallLogStatus.ENDED.value, CallLogStatus.FAILED.value)
+
+
+def _occurred_at(payload: YayCallEventReceived) -> datetime:
+    return parse_time(payload.body.get("occurredAt")) or payload.signature_timestamp
 
 
 class CallHandlers:
@@ -94,91 +101,139 @@ class CallHandlers:
 
     # --- yay-call-events ------------------------------------------------------------------
 
-    async def lock_batch_of_yay_events(
-        self, session: AsyncSession, payloads: Sequence[YayCallEventReceived]
-    ) -> None:
-        """The callers a batch of Yay events will lock, locked first in id order.
-
-        The three calls lanes commit batches side by side and each locks callers: in handler
-        order two batches could wait on each other (a deadlock, then a 1 s detection and a
-        message-by-message retry); in one global order they only queue.
-        """
-        emails = [payload.agent_email for payload in payloads if payload.agent_email]
-        await repository.lock_callers(
-            session, await repository.caller_ids_by_email(session, emails)
-        )
-
     async def lock_batch_of_callers(
         self,
         session: AsyncSession,
         payloads: Sequence[CallValidationRequested | PerformanceRecalculate],
     ) -> None:
-        """Lock the batch's callers in id order first (see :meth:`lock_batch_of_yay_events`)."""
+        """The callers a batch will lock, locked first in id order.
+
+        The three calls lanes commit batches side by side and each locks callers: in handler
+        order two batches could wait on each other (a deadlock, then a 1 s detection and a
+        message-by-message retry); in one global order they only queue.
+        """
         await repository.lock_callers(session, (payload.caller_id for payload in payloads))
 
     async def handle_yay_event(
         self, session: AsyncSession, envelope: Envelope, payload: YayCallEventReceived
     ) -> None:
+        """One Yay event (what the lane falls back to when a batch fails)."""
+        await self.handle_yay_events(session, [(envelope, payload)])
+
+    async def handle_yay_events(
+        self, session: AsyncSession, items: Sequence[tuple[Envelope, YayCallEventReceived]]
+    ) -> None:
+        """Yay events, with the effect of handling each in order, in a few statements a batch.
+
+        The batch's callers are locked first, in id order (see :meth:`lock_batch_of_callers`);
+        every delivery is claimed by one statement and every raw event stored by another; then
+        each call is folded once from all its stored events (the fold is order-independent),
+        and one statement links the calls' raw events to their call logs.
+        """
         now = self.now()
-        fresh = await claim_webhook_event(
+        callers = {
+            caller.email.strip().lower(): caller
+            for caller in await repository.lock_callers_by_email(
+                session, (payload.agent_email for _, payload in items if payload.agent_email)
+            )
+        }
+        claimed = await claim_webhook_events(
             session,
             source=repository.YAY_SOURCE,
-            event_id=payload.event_id,
-            event_type=payload.event_type,
-            payload_sha256=body_sha256(payload.body),
-            received_at=payload.received_at,
-            correlation_id=envelope.correlation_id,
+            deliveries=[
+                WebhookDelivery(
+                    event_id=payload.event_id,
+                    event_type=payload.event_type,
+                    payload_sha256=body_sha256(payload.body),
+                    received_at=payload.received_at,
+                    correlation_id=envelope.correlation_id,
+                )
+                for envelope, payload in items
+            ],
         )
-        if not fresh:
-            logger.info("yay event %s replayed: ignored", payload.event_id)
+        fresh: list[tuple[Envelope, YayCallEventReceived]] = []
+        for envelope, payload in items:
+            if payload.event_id in claimed:
+                claimed.discard(payload.event_id)  # one delivery twice in the batch: once
+                fresh.append((envelope, payload))
+            else:
+                logger.info("yay event %s replayed: ignored", payload.event_id)
+        await repository.insert_raw_events(
+            session, [self._raw_event(envelope, payload, now) for envelope, payload in fresh]
+        )
+        calls: dict[str, list[tuple[Envelope, YayCallEventReceived]]] = {}
+        for envelope, payload in fresh:
+            if is_call_event(payload.event_type):
+                calls.setdefault(payload.call_id, []).append((envelope, payload))
+            else:
+                logger.info("yay event type %r stored and ignored", payload.event_type)
+        if not calls:
             return
-        known = is_call_event(payload.event_type)
-        occurred_at = parse_time(payload.body.get("occurredAt")) or payload.signature_timestamp
-        await repository.insert_raw_event(
+        events = await repository.call_events(session, list(calls), YAY_EVENT_TYPES)
+        for deliveries in calls.values():
+            fold = fold_events(events[deliveries[0][1].call_id])
+            await self._fold_call(session, deliveries, fold, callers, now)
+        await repository.link_raw_events(
             session,
+            yay_call_ids=list(calls),
+            processing_status=RawEventStatus.PROCESSED.value,
+            processed_at=now,
+            event_types=YAY_EVENT_TYPES,
+        )
+        await session.flush()
+
+    @staticmethod
+    def _raw_event(
+        envelope: Envelope, payload: YayCallEventReceived, now: datetime
+    ) -> repository.RawEvent:
+        known = is_call_event(payload.event_type)
+        return repository.RawEvent(
             event_id=payload.event_id,
             event_type=payload.event_type,
             yay_call_id=payload.call_id,
             payload=payload.body,
-            occurred_at=occurred_at,
+            occurred_at=_occurred_at(payload),
             received_at=payload.received_at,
             processing_status=(RawEventStatus.RECEIVED if known else RawEventStatus.IGNORED).value,
             processed_at=None if known else now,
             correlation_id=envelope.correlation_id,
         )
-        if not known:
-            logger.info("yay event type %r stored and ignored", payload.event_type)
-            return
-        call_log = await repository.lock_call_log(session, payload.call_id)
-        events = await repository.call_events(session, payload.call_id, YAY_EVENT_TYPES)
-        fold = fold_events(events)
-        caller = await self._match_caller(session, call_log, fold, payload)
+
+    async def _fold_call(
+        self,
+        session: AsyncSession,
+        deliveries: Sequence[tuple[Envelope, YayCallEventReceived]],
+        fold: CallFold,
+        callers: dict[str, Caller],
+        now: datetime,
+    ) -> None:
+        """One call's new events: its CallLog from the fold, its caller and task matched, the
+        task dialling, the caller's presence and dial, and one validation request for each
+        new event at or after the call's end (as if each event was handled alone)."""
+        first = deliveries[0][1]
+        call_log = await repository.lock_call_log(session, first.call_id)
+        finished = call_log.status in FINISHED_STATUSES  # by the events stored before these
+        caller = await self._match_caller(session, call_log, fold, first, callers)
         task = await self._match_task(session, call_log, fold, caller)
         self._apply_fold(call_log, fold, caller, task)
-        await session.flush()
-        await repository.link_raw_events(
-            session,
-            yay_call_id=payload.call_id,
-            call_log_id=call_log.id,
-            processing_status=RawEventStatus.PROCESSED.value,
-            processed_at=now,
-            event_types=YAY_EVENT_TYPES,
-        )
         if task is not None and caller is not None and task.caller_id == caller.id:
             self._start_dialing(session, task, fold.started_at, now)
-        if caller is not None:
-            # Any call event of an online caller keeps them online (presence).
-            note_call_activity(caller, at=min(occurred_at, now), settings=self.settings)
-        if caller is not None and fold.started_at is not None:
+        if caller is None:
+            return
+        if fold.started_at is not None:
             self._record_dial(caller, fold.started_at)
-        if caller is not None and fold.finished:
-            await publish(
-                session,
-                CallValidationRequested(
-                    call_log_id=call_log.id, caller_id=caller.id, yay_call_id=payload.call_id
-                ),
-            )
-        await session.flush()
+        for envelope, payload in deliveries:
+            # Any call event of an online caller keeps them online (presence).
+            note_call_activity(caller, at=min(_occurred_at(payload), now), settings=self.settings)
+            finished = finished or payload.event_type in FINISHING_EVENTS
+            if finished:
+                await publish(
+                    session,
+                    CallValidationRequested(
+                        call_log_id=call_log.id, caller_id=caller.id, yay_call_id=first.call_id
+                    ),
+                    correlation_id=envelope.correlation_id,
+                )
 
     async def _match_caller(
         self,
@@ -186,13 +241,21 @@ class CallHandlers:
         call_log: CallLog,
         fold: CallFold,
         payload: YayCallEventReceived,
+        callers: dict[str, Caller],
     ) -> Caller | None:
+        """The call log's caller, else the caller of the call's agent email: from the batch's
+        locked callers when there (always, unless the earliest event names another agent)."""
         caller_id = call_log.caller_id
         if caller_id is None:
             email = fold.agent_email or payload.agent_email
+            if email and email.strip().lower() in callers:
+                return callers[email.strip().lower()]
             caller_id = await repository.caller_id_by_email(session, email) if email else None
         if caller_id is None:
             return None
+        for caller in callers.values():
+            if caller.id == caller_id:
+                return caller
         return await repository.lock_caller(session, caller_id)
 
     async def _match_task(

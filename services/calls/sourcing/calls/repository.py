@@ -31,75 +31,102 @@ YAY_SOURCE = "yay"
 # --- raw webhook events ---------------------------------------------------------------------
 
 
-async def insert_raw_event(
-    session: AsyncSession,
-    *,
-    event_id: str,
-    event_type: str,
-    yay_call_id: str,
-    payload: dict[str, Any],
-    occurred_at: datetime | None,
-    received_at: datetime,
-    processing_status: str,
-    processed_at: datetime | None,
-    correlation_id: str | None,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """A CallLogRaw row to store."""
+
+    event_id: str
+    event_type: str
+    yay_call_id: str
+    payload: dict[str, Any]
+    occurred_at: datetime | None
+    received_at: datetime
+    processing_status: str
+    processed_at: datetime | None
+    correlation_id: str | None
+
+
+async def insert_raw_events(session: AsyncSession, events: Sequence[RawEvent]) -> None:
+    """Store the events in one statement (an event id stored before is left as it is)."""
+    if not events:
+        return
     await session.execute(
         pg_insert(CallLogRaw)
         .values(
-            id=uuid.uuid4(),
-            event_id=event_id,
-            event_type=event_type[:64],
-            yay_call_id=yay_call_id,
-            payload=payload,
-            signature_valid=True,  # the gateway refuses (and never forwards) bad signatures
-            occurred_at=occurred_at,
-            received_at=received_at,
-            processing_status=processing_status,
-            processed_at=processed_at,
-            correlation_id=correlation_id,
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "event_id": event.event_id,
+                    "event_type": event.event_type[:64],
+                    "yay_call_id": event.yay_call_id,
+                    "payload": event.payload,
+                    # the gateway refuses (and never forwards) bad signatures
+                    "signature_valid": True,
+                    "occurred_at": event.occurred_at,
+                    "received_at": event.received_at,
+                    "processing_status": event.processing_status,
+                    "processed_at": event.processed_at,
+                    "correlation_id": event.correlation_id,
+                }
+                for event in events
+            ]
         )
         .on_conflict_do_nothing(index_elements=["event_id"])
     )
 
 
 async def call_events(
-    session: AsyncSession, yay_call_id: str, event_types: Sequence[str]
-) -> list[YayEvent]:
+    session: AsyncSession, yay_call_ids: Sequence[str], event_types: Sequence[str]
+) -> dict[str, list[YayEvent]]:
+    """The stored events of these calls (processed types), by call, in one query."""
+    events: dict[str, list[YayEvent]] = {call: [] for call in yay_call_ids}
     rows = await session.execute(
         select(
-            CallLogRaw.event_id, CallLogRaw.event_type, CallLogRaw.occurred_at, CallLogRaw.payload
-        ).where(CallLogRaw.yay_call_id == yay_call_id, CallLogRaw.event_type.in_(event_types))
-    )
-    return [
-        YayEvent(
-            event_id=r.event_id, event_type=r.event_type, occurred_at=r.occurred_at, body=r.payload
+            CallLogRaw.yay_call_id,
+            CallLogRaw.event_id,
+            CallLogRaw.event_type,
+            CallLogRaw.occurred_at,
+            CallLogRaw.payload,
+        ).where(
+            CallLogRaw.yay_call_id.in_(list(yay_call_ids)),
+            CallLogRaw.event_type.in_(event_types),
         )
-        for r in rows
-    ]
+    )
+    for r in rows:
+        events[r.yay_call_id].append(
+            YayEvent(
+                event_id=r.event_id,
+                event_type=r.event_type,
+                occurred_at=r.occurred_at,
+                body=r.payload,
+            )
+        )
+    return events
 
 
 async def link_raw_events(
     session: AsyncSession,
     *,
-    yay_call_id: str,
-    call_log_id: uuid.UUID,
+    yay_call_ids: Sequence[str],
     processing_status: str,
     processed_at: datetime,
     event_types: Sequence[str],
 ) -> None:
+    """Link these calls' processed-type events to their call log, in one statement."""
     await session.execute(
         update(CallLogRaw)
         .where(
-            CallLogRaw.yay_call_id == yay_call_id,
+            CallLogRaw.yay_call_id.in_(list(yay_call_ids)),
+            CallLogRaw.yay_call_id == CallLog.yay_call_id,
             CallLogRaw.event_type.in_(event_types),
             or_(
                 CallLogRaw.call_log_id.is_(None), CallLogRaw.processing_status != processing_status
             ),
         )
         .values(
-            call_log_id=call_log_id, processing_status=processing_status, processed_at=processed_at
+            call_log_id=CallLog.id, processing_status=processing_status, processed_at=processed_at
         )
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -107,18 +134,18 @@ async def link_raw_events(
 
 
 async def lock_call_log(session: AsyncSession, yay_call_id: str) -> CallLog:
-    """The CallLog of a Yay call, created if new, locked for this transaction."""
-    await session.execute(
+    """The CallLog of a Yay call, created if new, locked for this transaction (one statement:
+    the no-op update of an existing row takes its lock and returns it)."""
+    statement = (
         pg_insert(CallLog)
         .values(id=uuid.uuid4(), yay_call_id=yay_call_id)
-        .on_conflict_do_nothing(index_elements=["yay_call_id"])
+        .on_conflict_do_update(
+            index_elements=["yay_call_id"],
+            set_={"yay_call_id": pg_insert(CallLog).excluded.yay_call_id},
+        )
+        .returning(CallLog)
     )
-    result = await session.execute(
-        select(CallLog)
-        .where(CallLog.yay_call_id == yay_call_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    result = await session.execute(statement, execution_options={"populate_existing": True})
     return result.scalar_one()
 
 
@@ -150,12 +177,17 @@ async def lock_callers(session: AsyncSession, caller_ids: Iterable[uuid.UUID]) -
         )
 
 
-async def caller_ids_by_email(session: AsyncSession, emails: Iterable[str]) -> list[uuid.UUID]:
+async def lock_callers_by_email(session: AsyncSession, emails: Iterable[str]) -> list[Caller]:
+    """The callers with these emails (case-insensitive), locked in id order."""
     normalized = sorted({email.strip().lower() for email in emails})
     if not normalized:
         return []
     result = await session.execute(
-        select(Caller.id).where(func.lower(Caller.email).in_(normalized))
+        select(Caller)
+        .where(func.lower(Caller.email).in_(normalized))
+        .order_by(Caller.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return list(result.scalars())
 
