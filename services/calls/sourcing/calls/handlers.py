@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -78,6 +79,17 @@ from sourcing.people.timezones import expert_timezone
 logger = logging.getLogger(__name__)
 
 FINISHING_EVENTS = (ENDED, FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """What a batch of Yay events looked up once: its callers (locked, by lowercase email) and
+    those of them with an ASSIGNED/DIALING task."""
+
+    callers: dict[str, Caller]
+    dialling: set[uuid.UUID]
+
+
 FINISHED_STATUSES = (CallLogStatus.ENDED.value, CallLogStatus.FAILED.value)
 
 
@@ -170,9 +182,16 @@ class CallHandlers:
         if not calls:
             return
         events = await repository.call_events(session, list(calls), YAY_EVENT_TYPES)
-        for deliveries in calls.values():
-            fold = fold_events(events[deliveries[0][1].call_id])
-            await self._fold_call(session, deliveries, fold, callers, now)
+        call_logs = await repository.lock_call_logs(session, calls)
+        batch = _Batch(
+            callers,
+            await repository.callers_with_active_tasks(
+                session, (caller.id for caller in callers.values())
+            ),
+        )
+        for call_id, deliveries in calls.items():
+            fold = fold_events(events[call_id])
+            await self._fold_call(session, call_logs[call_id], deliveries, fold, batch, now)
         await repository.link_raw_events(
             session,
             yay_call_ids=list(calls),
@@ -202,19 +221,19 @@ class CallHandlers:
     async def _fold_call(
         self,
         session: AsyncSession,
+        call_log: CallLog,
         deliveries: Sequence[tuple[Envelope, YayCallEventReceived]],
         fold: CallFold,
-        callers: dict[str, Caller],
+        batch: _Batch,
         now: datetime,
     ) -> None:
-        """One call's new events: its CallLog from the fold, its caller and task matched, the
-        task dialling, the caller's presence and dial, and one validation request for each
-        new event at or after the call's end (as if each event was handled alone)."""
+        """One call's new events: its (locked) CallLog from the fold, its caller and task
+        matched, the task dialling, the caller's presence and dial, and one validation request
+        for each new event at or after the call's end (as if each event was handled alone)."""
         first = deliveries[0][1]
-        call_log = await repository.lock_call_log(session, first.call_id)
         finished = call_log.status in FINISHED_STATUSES  # by the events stored before these
-        caller = await self._match_caller(session, call_log, fold, first, callers)
-        task = await self._match_task(session, call_log, fold, caller)
+        caller = await self._match_caller(session, call_log, fold, first, batch.callers)
+        task = await self._match_task(session, call_log, fold, caller, batch)
         self._apply_fold(call_log, fold, caller, task)
         if task is not None and caller is not None and task.caller_id == caller.id:
             self._start_dialing(session, task, fold.started_at, now)
@@ -264,6 +283,7 @@ class CallHandlers:
         call_log: CallLog,
         fold: CallFold,
         caller: Caller | None,
+        batch: _Batch,
     ) -> CallTask | None:
         task_id = call_log.call_task_id
         if task_id is None and caller is not None:
@@ -274,7 +294,10 @@ class CallHandlers:
                     return candidate
             # Yay reports the dialled number in E.164, as contacts and tasks store it.
             number = to_e164(fold.to_number)
-            if number is not None:
+            # A caller of the batch without an active task dials none (no query needed).
+            if number is not None and (
+                caller.id in batch.dialling or caller not in batch.callers.values()
+            ):
                 task_id = await repository.active_task_dialling(
                     session, caller_id=caller.id, number_e164=number
                 )
@@ -445,25 +468,21 @@ class CallHandlers:
             logger.warning("caller %s not found: no performance snapshot", caller_id)
             return None
         window = timedelta(minutes=self.settings.PERFORMANCE_WINDOW_MINUTES)
-        counts = await repository.window_counts(
-            session, caller_id=caller.id, since=now - window, until=now
+        counts = await repository.caller_window(
+            session,
+            caller_id=caller.id,
+            since=now - window,
+            until=now,
+            shift_started_at=caller.shift_started_at,
+            dial_limit=self.thresholds.min_dials_per_window,
         )
-        dial_times: list[datetime] = []
-        if caller.shift_started_at is not None:
-            dial_times = await repository.recent_dial_times(
-                session,
-                caller_id=caller.id,
-                since=caller.shift_started_at,
-                until=now,
-                limit=self.thresholds.min_dials_per_window,
-            )
         decision = evaluate_allocation_status(
             CallerActivity(
                 status=caller.allocation_status,
                 status_changed_at=caller.status_changed_at,
                 shift_started_at=caller.shift_started_at,
                 last_dial_at=caller.last_dial_at,
-                shift_dial_times=dial_times,
+                shift_dial_times=counts.shift_dial_times,
                 short_calls=counts.short_calls,
                 timezone_mismatches=counts.timezone_mismatches,
             ),

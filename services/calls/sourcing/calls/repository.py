@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy import exists, func, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -133,20 +134,21 @@ async def link_raw_events(
 # --- call logs ------------------------------------------------------------------------------
 
 
-async def lock_call_log(session: AsyncSession, yay_call_id: str) -> CallLog:
-    """The CallLog of a Yay call, created if new, locked for this transaction (one statement:
-    the no-op update of an existing row takes its lock and returns it)."""
+async def lock_call_logs(session: AsyncSession, yay_call_ids: Iterable[str]) -> dict[str, CallLog]:
+    """The CallLogs of these Yay calls, created if new, locked for this transaction (in call id
+    order), by call id; one statement: the no-op update of an existing row takes its lock."""
+    insert = pg_insert(CallLog)
     statement = (
-        pg_insert(CallLog)
-        .values(id=uuid.uuid4(), yay_call_id=yay_call_id)
+        insert.values(
+            [{"id": uuid.uuid4(), "yay_call_id": call} for call in sorted(set(yay_call_ids))]
+        )
         .on_conflict_do_update(
-            index_elements=["yay_call_id"],
-            set_={"yay_call_id": pg_insert(CallLog).excluded.yay_call_id},
+            index_elements=["yay_call_id"], set_={"yay_call_id": insert.excluded.yay_call_id}
         )
         .returning(CallLog)
     )
     result = await session.execute(statement, execution_options={"populate_existing": True})
-    return result.scalar_one()
+    return {log.yay_call_id: log for log in result.scalars()}
 
 
 async def get_call_log(
@@ -212,6 +214,21 @@ async def lock_task(session: AsyncSession, task_id: uuid.UUID) -> CallTask | Non
     return result.scalar_one_or_none()
 
 
+async def callers_with_active_tasks(
+    session: AsyncSession, caller_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these callers have an ASSIGNED/DIALING task (only they can be dialling one)."""
+    ids = set(caller_ids)
+    if not ids:
+        return set()
+    result = await session.execute(
+        select(CallTask.caller_id)
+        .where(CallTask.caller_id.in_(ids), CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES))
+        .distinct()
+    )
+    return {caller_id for caller_id in result.scalars() if caller_id is not None}
+
+
 async def active_task_dialling(
     session: AsyncSession, *, caller_id: uuid.UUID, number_e164: str
 ) -> uuid.UUID | None:
@@ -252,18 +269,44 @@ async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | No
 
 
 @dataclass(frozen=True, slots=True)
-class WindowCounts:
+class CallerWindow:
+    """A caller's calls in the performance window, and their latest dials of the shift."""
+
     dials: int
     connections: int
     short_calls: int
     timezone_mismatches: int
+    shift_dial_times: list[datetime]  # newest first
 
 
-async def window_counts(
-    session: AsyncSession, *, caller_id: uuid.UUID, since: datetime, until: datetime
-) -> WindowCounts:
-    """A caller's calls dialled in ``(since, until]``: dials, answered, short, mismatched."""
+async def caller_window(
+    session: AsyncSession,
+    *,
+    caller_id: uuid.UUID,
+    since: datetime,
+    until: datetime,
+    shift_started_at: datetime | None,
+    dial_limit: int,
+) -> CallerWindow:
+    """In one query: the caller's calls dialled in ``(since, until]`` (dials, answered, short,
+    mismatched), and the latest ``dial_limit`` dial times in ``[shift_started_at, until]``
+    (none without a shift)."""
     answered = or_(CallLog.answered_at.is_not(None), CallLog.talk_seconds > 0)
+    dial_times: Any = literal(None)
+    if shift_started_at is not None:
+        shift_dials = (
+            select(CallLog.started_at)
+            .where(
+                CallLog.caller_id == caller_id,
+                CallLog.started_at >= shift_started_at,
+                CallLog.started_at <= until,
+            )
+            .order_by(CallLog.started_at.desc())
+            .limit(dial_limit)
+            .subquery()
+        )
+        newest_first = aggregate_order_by(shift_dials.c.started_at, shift_dials.c.started_at.desc())
+        dial_times = select(func.array_agg(newest_first)).scalar_subquery()
     row = (
         await session.execute(
             select(
@@ -271,6 +314,7 @@ async def window_counts(
                 func.count().filter(answered),
                 func.count().filter(CallLog.is_short_call),
                 func.count().filter(CallLog.timezone_mismatch),
+                dial_times,
             ).where(
                 CallLog.caller_id == caller_id,
                 CallLog.started_at > since,
@@ -278,28 +322,13 @@ async def window_counts(
             )
         )
     ).one()
-    return WindowCounts(
-        dials=row[0], connections=row[1], short_calls=row[2], timezone_mismatches=row[3]
+    return CallerWindow(
+        dials=row[0],
+        connections=row[1],
+        short_calls=row[2],
+        timezone_mismatches=row[3],
+        shift_dial_times=[moment for moment in row[4] or () if moment is not None],
     )
-
-
-async def recent_dial_times(
-    session: AsyncSession, *, caller_id: uuid.UUID, since: datetime, until: datetime, limit: int
-) -> list[datetime]:
-    """The latest ``limit`` dial times of a caller in ``[since, until]``, newest first."""
-    result = await session.execute(
-        select(CallLog.started_at)
-        .where(
-            and_(
-                CallLog.caller_id == caller_id,
-                CallLog.started_at >= since,
-                CallLog.started_at <= until,
-            )
-        )
-        .order_by(CallLog.started_at.desc())
-        .limit(limit)
-    )
-    return [moment for moment in result.scalars() if moment is not None]
 
 
 # --- read side (the gateway's call-log endpoints) -----------------------------------------
