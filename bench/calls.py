@@ -44,6 +44,10 @@ SATURATION_CALLS_PER_SECOND = 20  # saturation work: this many calls per second 
 # calls/s in the latency phase: about half the platform's measured end-to-end capacity, and
 # enough calls in a default 15 s phase (150) for a p99 worth the name
 OPEN_RATE_CALLS = 10.0
+# The targets (issue 17): saturated throughput against the equal-work baseline, and the p99
+# from the webhook's 202 to the caller's metric row at OPEN_RATE_CALLS.
+SATURATION_RATIO_TARGET = 0.5
+P99_TARGET_MS = 250.0
 
 
 @dataclass
@@ -190,6 +194,8 @@ async def run(session: Session) -> Result:
                 "events/s",
                 p_closed.events_per_second,
                 b_closed.events_per_second,
+                check="ratio_min",
+                threshold=SATURATION_RATIO_TARGET,
             ),
             Figure(
                 f"open loop {rate}: p50 accept -> metric",
@@ -202,6 +208,8 @@ async def run(session: Session) -> Result:
                 "ms",
                 percentile(p_open.latencies_ms, 0.99),
                 percentile(b_open.latencies_ms, 0.99),
+                check="max",
+                threshold=P99_TARGET_MS,
             ),
         ],
         platform={"saturation": p_closed.details(), "open_loop": p_open.details()},
