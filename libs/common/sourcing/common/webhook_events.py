@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from sourcing.common.models import ProcessedWebhookEvent
 
 
 def body_sha256(body: dict[str, Any]) -> str:
@@ -44,25 +41,32 @@ async def claim_webhook_events(
     if not deliveries:
         return set()
     result = await session.execute(
-        pg_insert(ProcessedWebhookEvent)
-        .values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "source": source,
-                    "event_id": delivery.event_id,
-                    "event_type": delivery.event_type[:64] if delivery.event_type else None,
-                    "payload_sha256": delivery.payload_sha256,
-                    "received_at": delivery.received_at,
-                    "correlation_id": delivery.correlation_id,
-                }
-                for delivery in deliveries
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(ProcessedWebhookEvent.event_id)
+        _CLAIM,
+        {
+            "source": source,
+            "event_ids": [d.event_id for d in deliveries],
+            "event_types": [d.event_type[:64] if d.event_type else None for d in deliveries],
+            "hashes": [d.payload_sha256 for d in deliveries],
+            "received": [d.received_at for d in deliveries],
+            "correlations": [d.correlation_id for d in deliveries],
+        },
     )
     return set(result.scalars())
+
+
+# One statement whatever the number of deliveries (arrays unnested): compiled and prepared once.
+_CLAIM = text(
+    """
+    INSERT INTO processed_webhook_events
+        (id, source, event_id, event_type, payload_sha256, received_at, correlation_id)
+    SELECT gen_random_uuid(), :source, e, t, h, r, c
+    FROM unnest(CAST(:event_ids AS text[]), CAST(:event_types AS text[]),
+                CAST(:hashes AS text[]), CAST(:received AS timestamptz[]),
+                CAST(:correlations AS text[])) AS x(e, t, h, r, c)
+    ON CONFLICT (source, event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
 
 
 async def claim_webhook_event(

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, func, literal, or_, select, tuple_, update
+from sqlalchemy import Table, exists, func, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.calls.fold import YayEvent
@@ -52,28 +52,45 @@ async def insert_raw_events(session: AsyncSession, events: Sequence[RawEvent]) -
     if not events:
         return
     await session.execute(
-        pg_insert(CallLogRaw)
-        .values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "event_id": event.event_id,
-                    "event_type": event.event_type[:64],
-                    "yay_call_id": event.yay_call_id,
-                    "payload": event.payload,
-                    # the gateway refuses (and never forwards) bad signatures
-                    "signature_valid": True,
-                    "occurred_at": event.occurred_at,
-                    "received_at": event.received_at,
-                    "processing_status": event.processing_status,
-                    "processed_at": event.processed_at,
-                    "correlation_id": event.correlation_id,
-                }
-                for event in events
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["event_id"])
+        _INSERT_RAW_EVENTS,
+        {
+            "event_ids": [e.event_id for e in events],
+            "event_types": [e.event_type[:64] for e in events],
+            "calls": [e.yay_call_id for e in events],
+            "payloads": [json.dumps(e.payload) for e in events],
+            "occurred": [e.occurred_at for e in events],
+            "received": [e.received_at for e in events],
+            "statuses": [e.processing_status for e in events],
+            "processed": [e.processed_at for e in events],
+            "correlations": [e.correlation_id for e in events],
+        },
     )
+
+
+# Batch statements take arrays (unnested), so each is compiled and prepared once whatever the
+# batch size; a multi-row VALUES list is a new statement for every size.
+_INSERT_RAW_EVENTS = text(
+    """
+    INSERT INTO call_logs_raw (id, event_id, event_type, yay_call_id, payload, signature_valid,
+        occurred_at, received_at, processing_status, processed_at, correlation_id)
+    SELECT gen_random_uuid(), e, t, y, p, true, o, r, s, pa, c
+    FROM unnest(CAST(:event_ids AS text[]), CAST(:event_types AS text[]),
+                CAST(:calls AS text[]), CAST(:payloads AS jsonb[]),
+                CAST(:occurred AS timestamptz[]), CAST(:received AS timestamptz[]),
+                CAST(:statuses AS text[]), CAST(:processed AS timestamptz[]),
+                CAST(:correlations AS text[])) AS x(e, t, y, p, o, r, s, pa, c)
+    ON CONFLICT (event_id) DO NOTHING
+    """
+)
+_CALL_LOG_COLUMNS = cast(Table, CallLog.__table__).columns
+_LOCK_CALL_LOGS = text(
+    f"""
+    INSERT INTO call_logs (id, yay_call_id)
+    SELECT gen_random_uuid(), c FROM unnest(CAST(:calls AS text[])) AS c
+    ON CONFLICT (yay_call_id) DO UPDATE SET yay_call_id = excluded.yay_call_id
+    RETURNING {", ".join(f"call_logs.{column.name}" for column in _CALL_LOG_COLUMNS)}
+    """  # noqa: S608 - the column names of our own table
+).columns(*_CALL_LOG_COLUMNS)
 
 
 async def call_events(
@@ -137,17 +154,12 @@ async def link_raw_events(
 async def lock_call_logs(session: AsyncSession, yay_call_ids: Iterable[str]) -> dict[str, CallLog]:
     """The CallLogs of these Yay calls, created if new, locked for this transaction (in call id
     order), by call id; one statement: the no-op update of an existing row takes its lock."""
-    insert = pg_insert(CallLog)
-    statement = (
-        insert.values(
-            [{"id": uuid.uuid4(), "yay_call_id": call} for call in sorted(set(yay_call_ids))]
-        )
-        .on_conflict_do_update(
-            index_elements=["yay_call_id"], set_={"yay_call_id": insert.excluded.yay_call_id}
-        )
-        .returning(CallLog)
+    statement = select(CallLog).from_statement(_LOCK_CALL_LOGS)
+    result = await session.execute(
+        statement,
+        {"calls": sorted(set(yay_call_ids))},
+        execution_options={"populate_existing": True},
     )
-    result = await session.execute(statement, execution_options={"populate_existing": True})
     return {log.yay_call_id: log for log in result.scalars()}
 
 
