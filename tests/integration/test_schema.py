@@ -41,6 +41,7 @@ EXPECTED_TABLES = {
     "dead_letter_replays",
     "documentation_jobs",
     "enrichment_attempts",
+    "provider_circuits",
     "expert_contacts",
     "expert_suppressions",
     "contact_suppressions",

@@ -23,6 +23,7 @@ from sourcing.common.models.experts import (
     ExpertContact,
     ExpertSuppression,
     Lead,
+    ProviderCircuit,
     RankingSnapshot,
 )
 from sourcing.common.models.outreach import (
@@ -87,6 +88,7 @@ __all__ = [
     "ProcessedEvent",
     "ProcessedWebhookEvent",
     "Project",
+    "ProviderCircuit",
     "RankingSnapshot",
     "SalesNavSearch",
     "SchedulerCycle",

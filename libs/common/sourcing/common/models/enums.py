@@ -75,6 +75,14 @@ class EnrichmentAttemptStatus(StrEnum):
     PENDING = "PENDING"  # accepted; the answer comes by callback (Zeliq) or the attempt times out
 
 
+class CircuitState(StrEnum):
+    """A provider's circuit breaker (the metric's value in parentheses)."""
+
+    CLOSED = "CLOSED"  # (0) lookups go through
+    HALF_OPEN = "HALF_OPEN"  # (1) the cool-down passed: one probe lookup goes through
+    OPEN = "OPEN"  # (2) too many failures: the provider is skipped until the cool-down ends
+
+
 class JobTitleSource(StrEnum):
     APOLLO = "APOLLO"
     OPENAI = "OPENAI"

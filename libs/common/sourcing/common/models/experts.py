@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     UniqueConstraint,
     func,
@@ -31,6 +32,7 @@ from sourcing.common.models.base import (
 )
 from sourcing.common.models.enums import (
     Channel,
+    CircuitState,
     ContactSource,
     ContactType,
     EnrichmentAttemptStatus,
@@ -263,6 +265,7 @@ class EnrichmentAttempt(UUIDPrimaryKey, CreatedAt, Base):
         one_of("phase", values(EnrichmentPhase)),
         CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_range"),
         CheckConstraint("latency_ms >= 0", name="latency_not_negative"),
+        CheckConstraint("credits >= 0", name="credits_not_negative"),
         Index("ix_enrichment_attempts_provider_created_at", "provider", "created_at"),
         Index("ix_enrichment_attempts_expert_id_created_at", "expert_id", "created_at"),
         Index("ix_enrichment_attempts_lead_id", "lead_id"),
@@ -294,6 +297,30 @@ class EnrichmentAttempt(UUIDPrimaryKey, CreatedAt, Base):
     callback_request_id: Mapped[uuid.UUID | None]
     callback_jobs: Mapped[dict[str, Any] | None]
     answered_at: Mapped[datetime | None]
+    # Credits the lookup cost: as the provider reported it, else its declared cost per lookup.
+    credits: Mapped[float] = mapped_column(Double, server_default=text("0"), default=0.0)
+
+
+class ProviderCircuit(Base):
+    """One enrichment process's circuit breaker for one provider, as it last changed. The
+    breaker lives in that process's memory (each replica keeps its own); this row lets the
+    gateway show it (``GET /api/v1/providers``)."""
+
+    __tablename__ = "provider_circuits"
+    __table_args__ = (
+        PrimaryKeyConstraint("provider", "instance"),
+        one_of("state", values(CircuitState)),
+    )
+
+    provider: Mapped[str] = mapped_column(String(64))
+    # The enrichment process (host and pid) whose breaker this is.
+    instance: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    # Failures counted in the breaker's window when it last changed.
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
+    # OPEN until then (a probe may go through after it).
+    open_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class RankingSnapshot(UUIDPrimaryKey, CreatedAt, Base):

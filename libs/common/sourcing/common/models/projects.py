@@ -48,6 +48,10 @@ class Project(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint("target_threshold > 0", name="target_threshold_positive"),
         CheckConstraint("priority >= 0", name="priority_not_negative"),
         CheckConstraint("cardinality(geography_iso_codes) >= 1", name="geography_not_empty"),
+        CheckConstraint(
+            "enrichment_budget_credits IS NULL OR enrichment_budget_credits >= 0",
+            name="enrichment_budget_not_negative",
+        ),
         Index("ix_projects_status", "status"),
     )
 
@@ -70,6 +74,9 @@ class Project(UUIDPrimaryKey, Timestamps, Base):
     # (issue 3 "when the project wants it"); NULL means outreach is sent by operators only.
     auto_outreach_channel: Mapped[str | None] = mapped_column(String(32))
     auto_outreach_template: Mapped[str | None]
+    # Credits enrichment may spend on this project's leads (NULL: unlimited); once spent, its
+    # leads wait for enrichment until the budget is raised.
+    enrichment_budget_credits: Mapped[float | None] = mapped_column(Double)
 
     companies: Mapped[list[Company]] = relationship(
         back_populates="project", lazy="raise", passive_deletes=True
