@@ -45,6 +45,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/api/v1/projects"): STAFF,
     ("GET", "/api/v1/projects/{project_id}"): STAFF,
     ("PATCH", "/api/v1/projects/{project_id}"): STAFF,
+    ("GET", "/api/v1/projects/{project_id}/costs"): STAFF,
+    ("GET", "/api/v1/providers"): STAFF,
     ("POST", "/api/v1/projects/{project_id}/companies"): STAFF,
     ("POST", "/api/v1/projects/{project_id}/sales-nav-searches"): STAFF,
     ("GET", "/api/v1/projects/{project_id}/screening-questions"): STAFF,

@@ -58,10 +58,10 @@ def test_a_process_validates_only_the_variables_it_reads() -> None:
 
 def test_the_gateway_loads_every_context_it_mounts() -> None:
     gateway = load_settings(GatewaySettings, OUTREACH_COOLDOWN_DAYS=7, JOB_TITLE_MAX_COMPANIES=3)
-    mounted = (AllocationSettings, IngestionSettings, OutreachSettings)
+    mounted = (AllocationSettings, EnrichmentSettings, IngestionSettings, OutreachSettings)
     assert all(isinstance(gateway, cls) for cls in mounted)
     assert (gateway.OUTREACH_COOLDOWN_DAYS, gateway.JOB_TITLE_MAX_COMPANIES) == (7, 3)
-    assert not isinstance(gateway, CallSettings | EnrichmentSettings | SchedulerSettings)
+    assert not isinstance(gateway, CallSettings | SchedulerSettings)
 
 
 async def test_endpoints_read_their_own_class_from_the_app() -> None:

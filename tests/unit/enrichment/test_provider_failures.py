@@ -141,14 +141,36 @@ async def test_read_timeouts_become_timeout(
 async def test_rate_limits_honour_retry_after_then_report_rate_limited(
     key: str, http: ExternalHttp, respx_mock: respx.MockRouter
 ) -> None:
+    """A Retry-After within the retry policy's cap is waited out and retried."""
     route = _route(respx_mock, key).mock(
-        return_value=httpx.Response(429, headers={"Retry-After": "1"}, json={"error": "slow down"})
+        return_value=httpx.Response(
+            429, headers={"Retry-After": "0.005"}, json={"error": "slow down"}
+        )
     )
     provider = build_providers(make_settings(), http)[key]
     result = await provider.lookup(JANE)
     assert result.status is ResultStatus.RATE_LIMITED
     assert result.transient and result.http_status == 429
     assert route.call_count == 3
+    assert result.retry_after == 0.005
+
+
+@pytest.mark.parametrize("key", KEYS)
+async def test_a_long_retry_after_ends_the_lookup_without_an_early_request(
+    key: str, http: ExternalHttp, respx_mock: respx.MockRouter
+) -> None:
+    """Beyond the cap no request goes before Retry-After elapses: the result carries it (the
+    waterfall's breaker holds the provider until then) and costs nothing."""
+    route = _route(respx_mock, key).mock(
+        return_value=httpx.Response(429, headers={"Retry-After": "120"}, json={"error": "slow"})
+    )
+    provider = build_providers(make_settings(), http)[key]
+    result = await provider.lookup(JANE)
+    assert result.status is ResultStatus.RATE_LIMITED
+    assert result.http_status == 429
+    assert route.call_count == 1
+    assert result.retry_after == 120.0
+    assert result.credits == 0.0
 
 
 @pytest.mark.parametrize("key", KEYS)

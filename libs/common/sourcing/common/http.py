@@ -3,7 +3,8 @@
 Provider and channel adapters send their vendor's real requests through `ExternalHttp`; tests
 and the sandbox point the base URLs at local servers. Retries here are short and few (the
 agent's own retry policy sits above them): transport errors, 408/425/429/5xx, honouring a
-`Retry-After` up to a cap.
+`Retry-After` up to a cap. A longer `Retry-After` ends the call at once: no request goes out
+before it elapses, and :attr:`ProviderError.retry_after` tells the caller when it may ask again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -52,22 +55,33 @@ class ProviderError(Exception):
         status: int | None = None,
         transient: bool = False,
         timed_out: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{provider}: {message}")
         self.provider = provider
         self.status = status  # the last HTTP status received, if any
         self.transient = transient
         self.timed_out = timed_out  # the last attempt ended in a timeout
+        # The last answer's Retry-After, in seconds: the provider asks for no request before.
+        self.retry_after = retry_after
 
 
-def _retry_after(response: httpx.Response, cap: float) -> float | None:
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The answer's ``Retry-After`` in seconds (delay-seconds or an HTTP date), if any."""
     value = response.headers.get("retry-after")
     if value is None:
         return None
     try:
-        return min(cap, max(0.0, float(value)))
+        return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class ExternalHttp:
@@ -126,6 +140,7 @@ class ExternalHttp:
         """
         last_error = "no attempt made"
         last_status: int | None = None
+        last_retry_after: float | None = None
         timed_out = False
         for attempt in range(1, self.retry.attempts + 1):
             started = time.perf_counter()
@@ -164,7 +179,15 @@ class ExternalHttp:
                         provider, f"HTTP {status}: {response.text[:300]}", status=status
                     )
                 last_error, last_status, timed_out = f"HTTP {status}", status, False
-                wait = _retry_after(response, self.retry.max_retry_after_seconds)
+                wait = last_retry_after = retry_after_seconds(response)
+                if wait is not None and wait > self.retry.max_retry_after_seconds:
+                    raise ProviderError(
+                        provider,
+                        f"HTTP {status}: asked to retry after {wait:g} s",
+                        status=status,
+                        transient=True,
+                        retry_after=wait,
+                    )
             if attempt < self.retry.attempts:
                 await asyncio.sleep(
                     wait
@@ -179,4 +202,5 @@ class ExternalHttp:
             status=last_status,
             transient=True,
             timed_out=timed_out,
+            retry_after=last_retry_after,
         )

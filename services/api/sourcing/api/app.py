@@ -32,6 +32,7 @@ from sourcing.common import tracing
 from sourcing.common.db import create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
 from sourcing.common.web import reject_unknown_query_params
+from sourcing.enrichment import endpoints as enrichment
 from sourcing.ingestion import endpoints as ingestion
 from sourcing.outreach import endpoints as outreach
 
@@ -45,6 +46,8 @@ ROUTERS = (
     system.router,
     auth.router,
     ingestion.projects_router,
+    enrichment.costs_router,
+    enrichment.providers_router,
     allocation.callers_router,
     ingestion.experts_router,
     allocation.experts_router,

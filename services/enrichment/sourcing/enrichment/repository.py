@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, case, func, select, update
@@ -19,9 +19,11 @@ from sourcing.common.models import (
     JobTitle,
     Lead,
     Project,
+    ProviderCircuit,
     RankingSnapshot,
 )
 from sourcing.common.models.enums import ContactSource, ContactType, EnrichmentAttemptStatus
+from sourcing.enrichment.guard import CircuitSnapshot
 from sourcing.enrichment.waterfall import ProviderStats
 
 
@@ -60,21 +62,66 @@ async def lock_lead(session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
     return lead
 
 
-async def provider_stats(session: AsyncSession, *, since: datetime) -> dict[str, ProviderStats]:
-    """Attempts and successes per provider since ``since`` (unconfigured providers excluded)."""
+async def provider_stats_by_country(
+    session: AsyncSession, *, since: datetime
+) -> dict[str | None, dict[str, ProviderStats]]:
+    """Attempts and successes per person's country (the lead's, else the expert's; None when
+    unknown) and provider since ``since`` (unconfigured providers excluded)."""
     successes = func.count(case((EnrichmentAttempt.status == EnrichmentAttemptStatus.SUCCESS, 1)))
+    country = func.upper(func.coalesce(Lead.country_iso, Expert.country_iso))
     rows = await session.execute(
-        select(EnrichmentAttempt.provider, func.count(), successes)
+        select(country, EnrichmentAttempt.provider, func.count(), successes)
+        .join(Expert, Expert.id == EnrichmentAttempt.expert_id)
+        .outerjoin(Lead, Lead.id == EnrichmentAttempt.lead_id)
         .where(
             EnrichmentAttempt.created_at >= since,
             EnrichmentAttempt.status != EnrichmentAttemptStatus.UNAVAILABLE,
         )
-        .group_by(EnrichmentAttempt.provider)
+        .group_by(country, EnrichmentAttempt.provider)
     )
-    return {
-        provider: ProviderStats(attempts=int(total), successes=int(ok))
-        for provider, total, ok in rows
-    }
+    stats: dict[str | None, dict[str, ProviderStats]] = {}
+    for iso, provider, total, ok in rows:
+        stats.setdefault(iso, {})[provider] = ProviderStats(attempts=int(total), successes=int(ok))
+    return stats
+
+
+async def project_credits_spent(session: AsyncSession, project_id: uuid.UUID) -> float:
+    """Credits the enrichment attempts of the project's leads cost."""
+    spent = await session.scalar(
+        select(func.coalesce(func.sum(EnrichmentAttempt.credits), 0.0))
+        .join(Lead, Lead.id == EnrichmentAttempt.lead_id)
+        .where(Lead.project_id == project_id)
+    )
+    return float(spent or 0.0)
+
+
+async def save_circuits(
+    session: AsyncSession, circuits: Sequence[CircuitSnapshot], *, instance: str, now: datetime
+) -> None:
+    """Upsert this process's breakers as they are now (``provider_circuits``)."""
+    table = cast(Table, ProviderCircuit.__table__)
+    rows = [
+        {
+            "provider": circuit.provider,
+            "instance": instance,
+            "state": circuit.state.value,
+            "failures": circuit.failures,
+            "open_until": now + timedelta(seconds=circuit.open_for)
+            if circuit.open_for is not None
+            else None,
+            "updated_at": now,
+        }
+        for circuit in circuits
+    ]
+    statement = pg_insert(table).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.provider, table.c.instance],
+        set_={
+            name: statement.excluded[name]
+            for name in ("state", "failures", "open_until", "updated_at")
+        },
+    )
+    await session.execute(statement)
 
 
 async def best_enriched_confidence(session: AsyncSession, expert_id: uuid.UUID) -> float | None:
@@ -236,3 +283,45 @@ async def save_ranking(
         .where(and_(Lead.project_id == project_id, Lead.expert_id == expert_id))
         .values(ranking_score=snapshot.score)
     )
+
+
+# --- costs and providers ------------------------------------------------------------------------
+
+
+async def project_costs(
+    session: AsyncSession, project_id: uuid.UUID
+) -> list[tuple[str, int, int, float]]:
+    """(provider, attempts, successes, credits) of the project's leads' attempts."""
+    successes = func.count(case((EnrichmentAttempt.status == EnrichmentAttemptStatus.SUCCESS, 1)))
+    rows = await session.execute(
+        select(
+            EnrichmentAttempt.provider,
+            func.count(),
+            successes,
+            func.coalesce(func.sum(EnrichmentAttempt.credits), 0.0),
+        )
+        .join(Lead, Lead.id == EnrichmentAttempt.lead_id)
+        .where(Lead.project_id == project_id)
+        .group_by(EnrichmentAttempt.provider)
+        .order_by(EnrichmentAttempt.provider)
+    )
+    return [(provider, int(n), int(ok), float(credits)) for provider, n, ok, credits in rows]
+
+
+async def verified_contacts(session: AsyncSession, project_id: uuid.UUID, threshold: float) -> int:
+    """Contacts the project's leads' attempts found at or above ``threshold``."""
+    count = await session.scalar(
+        select(func.count(ExpertContact.id))
+        .join(EnrichmentAttempt, EnrichmentAttempt.id == ExpertContact.enrichment_attempt_id)
+        .join(Lead, Lead.id == EnrichmentAttempt.lead_id)
+        .where(Lead.project_id == project_id, ExpertContact.confidence >= threshold)
+    )
+    return int(count or 0)
+
+
+async def provider_circuits(session: AsyncSession) -> list[ProviderCircuit]:
+    """Every enrichment process's breakers as they last changed."""
+    rows = await session.scalars(
+        select(ProviderCircuit).order_by(ProviderCircuit.provider, ProviderCircuit.instance)
+    )
+    return list(rows.all())

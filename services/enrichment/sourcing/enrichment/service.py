@@ -10,6 +10,11 @@ only the dedup row, during the lookups; a batch of messages runs its waterfalls 
 (:func:`sourcing.enrichment.handlers.handle_enrichment_batch`), which bounds how many
 connections sit idle that way.
 
+Every attempt records the credits it cost. A project with an enrichment budget
+(``projects.enrichment_budget_credits``) that its attempts have spent holds its leads: they
+stay as they are, with the reason (:func:`budget_hold`), and ingestion asks for them again when
+the budget is raised (:func:`sourcing.ingestion.service.release_held_leads`).
+
 A provider answering by callback (Zeliq) leaves its attempt PENDING. Without a confident answer
 meanwhile the lead stays ENRICHING: :func:`record_zeliq_callback` (``zeliq.callback-received.v1``)
 or the timeout sweep :func:`time_out_callbacks` (``enrichment.callback-sweep.v1``) settles the
@@ -33,6 +38,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.clock import utc_now
+from sourcing.common.errors import NotFound
 from sourcing.common.events import Envelope
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
@@ -43,9 +49,16 @@ from sourcing.common.messages.enrichment import (
     ZeliqCallbackReceived,
 )
 from sourcing.common.messages.outreach import AutoOutreachRequested, SheetSyncRequested
-from sourcing.common.models import EnrichmentAttempt, Lead, RankingSnapshot
+from sourcing.common.models import (
+    EnrichmentAttempt,
+    Lead,
+    Project,
+    ProviderCircuit,
+    RankingSnapshot,
+)
 from sourcing.common.models.enums import (
     Channel,
+    CircuitState,
     ContactSource,
     ContactType,
     EnrichmentAttemptStatus,
@@ -56,14 +69,26 @@ from sourcing.common.statemachines import LeadStatus, ProjectStatus
 from sourcing.common.transitions import move
 from sourcing.common.webhook_events import body_sha256, claim_webhook_event
 from sourcing.enrichment import repository
+from sourcing.enrichment.guard import BreakerPolicy, ProviderGuard, instance_name
 from sourcing.enrichment.providers import (
+    PROVIDERS,
     EmailKind,
     EnrichmentProvider,
     PersonQuery,
     ProviderResult,
     ResultStatus,
+    declared_credits,
+    rate_limit_per_minute,
+    registered_keys,
 )
 from sourcing.enrichment.ranking import ContactSignal, RankingInput, score_expert
+from sourcing.enrichment.schemas import (
+    CircuitOut,
+    ProjectCosts,
+    ProviderCost,
+    ProviderList,
+    ProviderOut,
+)
 from sourcing.enrichment.settings import EnrichmentSettings
 from sourcing.enrichment.waterfall import (
     Attempt,
@@ -72,7 +97,9 @@ from sourcing.enrichment.waterfall import (
     WaterfallOutcome,
     attempt_status,
     best_attempt,
+    regional_stats,
     run_waterfall,
+    success_rate,
 )
 from sourcing.people.contacts import normalize_country
 from sourcing.people.phones import normalize_phone
@@ -96,18 +123,36 @@ ZELIQ_SOURCE = "zeliq"
 CALLBACK_SWEEP_BATCH = 500
 
 
+CountryStats = dict[str | None, dict[str, ProviderStats]]
+
+
+def breaker_policy(settings: EnrichmentSettings) -> BreakerPolicy:
+    return BreakerPolicy(
+        failures=settings.ENRICHMENT_BREAKER_FAILURES,
+        window_seconds=settings.ENRICHMENT_BREAKER_WINDOW_SECONDS,
+        cooldown_seconds=settings.ENRICHMENT_BREAKER_COOLDOWN_SECONDS,
+    )
+
+
 @dataclass
 class EnrichmentDeps:
-    """What the enrichment handlers share in one process: settings, adapters, clocks, and a
-    short-lived cache of provider success statistics (one aggregate query per 30 s, not per
-    message)."""
+    """What the enrichment handlers share in one process: settings, adapters, clocks, the
+    providers' limiters and breakers, and a short-lived cache of provider success statistics
+    (one aggregate query per 30 s, not per message)."""
 
     settings: EnrichmentSettings
     providers: Mapping[str, EnrichmentProvider]
     clock: Clock = time.monotonic
     now: Callable[[], datetime] = utc_now
     stats_ttl_seconds: float = STATS_TTL_SECONDS
-    _stats: tuple[float, dict[str, ProviderStats]] | None = field(default=None, repr=False)
+    guard: ProviderGuard | None = None
+    _stats: tuple[float, CountryStats] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.guard is None:
+            self.guard = ProviderGuard(
+                self.providers.values(), breaker_policy(self.settings), self.clock
+            )
 
     def waterfall_budget(self) -> float:
         """``ENRICHMENT_WATERFALL_BUDGET_SECONDS`` capped so the writes still fit in
@@ -117,14 +162,20 @@ class EnrichmentDeps:
         cap = max(attempt - reserve, MIN_WATERFALL_SECONDS)
         return min(self.settings.ENRICHMENT_WATERFALL_BUDGET_SECONDS, cap)
 
-    async def provider_stats(self, session: AsyncSession) -> dict[str, ProviderStats]:
+    async def provider_stats(
+        self, session: AsyncSession, country_iso: str | None = None
+    ) -> dict[str, ProviderStats]:
+        """Each provider's recent history for an expert of ``country_iso``: its region's when
+        large enough, else the global one (:func:`waterfall.regional_stats`)."""
         now = self.clock()
-        if self._stats is not None and now - self._stats[0] < self.stats_ttl_seconds:
-            return self._stats[1]
-        since = self.now() - timedelta(days=self.settings.ENRICHMENT_HISTORY_DAYS)
-        stats = await repository.provider_stats(session, since=since)
-        self._stats = (now, stats)
-        return stats
+        if self._stats is None or now - self._stats[0] >= self.stats_ttl_seconds:
+            since = self.now() - timedelta(days=self.settings.ENRICHMENT_HISTORY_DAYS)
+            self._stats = (now, await repository.provider_stats_by_country(session, since=since))
+        return regional_stats(
+            self._stats[1],
+            country_iso,
+            min_attempts=self.settings.ENRICHMENT_REGION_MIN_ATTEMPTS,
+        )
 
     def forget_stats(self) -> None:
         self._stats = None
@@ -142,6 +193,8 @@ class EnrichmentPlan:
     # Contacts already known at this confidence (another lead of the same expert): no calls.
     known_confidence: float | None = None
     correlation_id: str | None = None
+    # The project's enrichment budget is spent: the lead is held with this reason, no calls.
+    hold_reason: str | None = None
 
     @property
     def reuse(self) -> bool:
@@ -194,18 +247,40 @@ async def prepare_enrichment(
     if await repository.has_pending_attempt(session, context.lead.id):
         logger.info("lead %s waits for a callback; not re-enriched meanwhile", context.lead.id)
         return None
+    person = _person(context)
     plan = EnrichmentPlan(
         lead_id=context.lead.id,
         expert_id=context.expert.id,
         project_id=context.project.id,
-        person=_person(context),
-        stats=await deps.provider_stats(session),
+        person=person,
+        stats=await deps.provider_stats(session, person.country_iso),
         correlation_id=correlation_id,
     )
     if await is_suppressed(session, context.expert.id):
         return plan  # apply_enrichment disqualifies without calling anyone
-    await reuse_known_contacts(session, plan, deps)
+    if not await reuse_known_contacts(session, plan, deps):
+        plan.hold_reason = await budget_hold(session, context.project)
     return plan
+
+
+async def budget_hold(session: AsyncSession, project: Project) -> str | None:
+    """Why the project's leads wait for enrichment: its budget is spent (None: it is not, or it
+    has none). Checked before each waterfall, so concurrent waterfalls of one batch may
+    overshoot the budget by what they spend together."""
+    budget = project.enrichment_budget_credits
+    if budget is None:
+        return None
+    spent = await repository.project_credits_spent(session, project.id)
+    if spent < budget:
+        return None
+    return budget_reason(budget, spent)
+
+
+def budget_reason(budget: float, spent: float) -> str:
+    return (
+        f"enrichment budget of {budget:g} credits spent ({spent:g} used); "
+        "enriched when the project's budget is raised"
+    )
 
 
 async def reuse_known_contacts(
@@ -221,8 +296,9 @@ async def reuse_known_contacts(
 
 
 async def run_enrichment(plan: EnrichmentPlan, deps: EnrichmentDeps) -> WaterfallOutcome | None:
-    """The provider calls (no database). None when the plan reuses known contacts."""
-    if plan.reuse:
+    """The provider calls (no database). None when the plan reuses known contacts or holds the
+    lead for the project's budget."""
+    if plan.reuse or plan.hold_reason is not None:
         return None
     settings = deps.settings
     return await run_waterfall(
@@ -235,6 +311,7 @@ async def run_enrichment(plan: EnrichmentPlan, deps: EnrichmentDeps) -> Waterfal
         per_lookup_seconds=settings.ENRICHMENT_TIME_BUDGET_SECONDS,
         prior=settings.ENRICHMENT_SUCCESS_PRIOR,
         clock=deps.clock,
+        guard=deps.guard,
     )
 
 
@@ -370,6 +447,7 @@ def _attempt_row(plan: EnrichmentPlan, run_id: uuid.UUID, attempt: Attempt) -> E
         correlation_id=plan.correlation_id,
         callback_request_id=result.callback_request_id,
         callback_jobs=result.callback_jobs or None,
+        credits=result.credits,
     )
 
 
@@ -438,6 +516,7 @@ async def apply_enrichment(
     A run still waiting for a callback (:attr:`WaterfallOutcome.waiting`) keeps the lead
     ENRICHING, stores what it found so far and sends nothing yet: :func:`complete_run` does
     when the last provider answers or times out."""
+    await save_circuit_changes(session, deps)
     lead = await repository.lock_lead(session, plan.lead_id)
     if lead is None or lead.status not in ENRICHABLE:
         return  # finished meanwhile by another delivery
@@ -445,6 +524,20 @@ async def apply_enrichment(
     assert context is not None  # noqa: S101 - narrows the type: the lead row was just read
     now = deps.now()
     auto_outreach = False
+    if plan.hold_reason is not None and not await is_suppressed(session, context.expert.id):
+        if lead.status_reason != plan.hold_reason:
+            move(
+                session,
+                lead,
+                lead.status,
+                actor="enrichment",
+                reason=plan.hold_reason,
+                now=now,
+                allow_same=True,
+                event="enrichment_held",
+            )
+        await session.flush()
+        return
     if await is_suppressed(session, context.expert.id):
         _settle(
             session,
@@ -487,6 +580,15 @@ async def apply_enrichment(
     await _publish_follow_ups(
         session, context, auto_outreach=auto_outreach, correlation_id=plan.correlation_id
     )
+
+
+async def save_circuit_changes(session: AsyncSession, deps: EnrichmentDeps) -> None:
+    """Write the breakers that changed since the last write to ``provider_circuits``."""
+    if deps.guard is None:
+        return
+    changes = deps.guard.drain_changes()
+    if changes:
+        await repository.save_circuits(session, changes, instance=instance_name(), now=deps.now())
 
 
 # --- callbacks (Zeliq) --------------------------------------------------------------------------
@@ -652,6 +754,95 @@ async def time_out_callbacks(
         logger.info(
             "%d callback attempt(s) timed out, %d run(s) completed", len(attempts), completed
         )
+
+
+# --- costs and providers (the endpoints' read side) --------------------------------------------
+
+# The circuit states, worst last (a provider's state across processes is the worst).
+CIRCUIT_SEVERITY: Final = (CircuitState.CLOSED, CircuitState.HALF_OPEN, CircuitState.OPEN)
+
+
+async def project_costs(
+    session: AsyncSession, project_id: uuid.UUID, settings: EnrichmentSettings
+) -> ProjectCosts:
+    """What enrichment spent on a project: by provider, in total, per verified contact (a
+    contact found at or above ``ENRICHMENT_CONFIDENCE_THRESHOLD``), against its budget."""
+    project = await repository.get_project(session, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found", details={"projectId": str(project_id)})
+    providers = [
+        ProviderCost(provider=provider, attempts=attempts, successes=successes, credits=credits)
+        for provider, attempts, successes, credits in await repository.project_costs(
+            session, project_id
+        )
+    ]
+    total = sum(row.credits for row in providers)
+    verified = await repository.verified_contacts(
+        session, project_id, settings.ENRICHMENT_CONFIDENCE_THRESHOLD
+    )
+    budget = project.enrichment_budget_credits
+    return ProjectCosts(
+        project_id=project_id,
+        providers=providers,
+        total_credits=total,
+        verified_contacts=verified,
+        cost_per_verified_contact=round(total / verified, 4) if verified else None,
+        budget_credits=budget,
+        remaining_credits=max(budget - total, 0.0) if budget is not None else None,
+    )
+
+
+def circuit_state(circuit: ProviderCircuit, now: datetime) -> CircuitState:
+    """A reported breaker's state now: OPEN past its cool-down lets a probe through."""
+    state = CircuitState(circuit.state)
+    if state is CircuitState.OPEN and circuit.open_until is not None and circuit.open_until <= now:
+        return CircuitState.HALF_OPEN
+    return state
+
+
+async def provider_overview(
+    session: AsyncSession, settings: EnrichmentSettings, now: datetime
+) -> ProviderList:
+    """Every registered provider: configuration, declared cost and rate limit, the breakers
+    the enrichment processes reported, and the recent global success rate."""
+    since = now - timedelta(days=settings.ENRICHMENT_HISTORY_DAYS)
+    history = regional_stats(
+        await repository.provider_stats_by_country(session, since=since), None, min_attempts=1
+    )
+    circuits: dict[str, list[ProviderCircuit]] = {}
+    for circuit in await repository.provider_circuits(session):
+        circuits.setdefault(circuit.provider, []).append(circuit)
+    items = []
+    for key in registered_keys():
+        adapter = PROVIDERS[key]
+        reported = circuits.get(key, [])
+        states = [circuit_state(circuit, now) for circuit in reported]
+        stats = history.get(key, ProviderStats())
+        items.append(
+            ProviderOut(
+                key=key,
+                name=adapter.display_name,
+                configured=adapter.is_available(settings),
+                credits_per_lookup=declared_credits(settings, key),
+                misses_free=adapter.misses_free,
+                rate_limit_per_minute=rate_limit_per_minute(settings, key),
+                breaker_state=max(states, key=CIRCUIT_SEVERITY.index, default=CircuitState.CLOSED),
+                circuits=[
+                    CircuitOut(
+                        instance=circuit.instance,
+                        state=state,
+                        failures=circuit.failures,
+                        open_until=circuit.open_until,
+                        updated_at=circuit.updated_at,
+                    )
+                    for circuit, state in zip(reported, states, strict=True)
+                ],
+                attempts=stats.attempts,
+                successes=stats.successes,
+                success_rate=round(success_rate(stats, prior=settings.ENRICHMENT_SUCCESS_PRIOR), 4),
+            )
+        )
+    return ProviderList(items=items)
 
 
 # --- ranking ------------------------------------------------------------------------------------

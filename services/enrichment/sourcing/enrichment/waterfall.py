@@ -1,8 +1,12 @@
 """The enrichment waterfall of manual §9, without the database (the handler persists it).
 
-1. **Selection**: the available providers ordered by past success rate (EnrichmentAttempt
-   history, smoothed towards a neutral prior so a provider with no history is neither
-   favoured nor buried), registry order breaking ties.
+1. **Selection**: the available providers ordered by success per credit: past success rate
+   (EnrichmentAttempt history, smoothed towards a neutral prior so a provider with no history
+   is neither favoured nor buried) divided by the provider's declared cost per lookup,
+   registry order breaking ties. The history is the expert's region's
+   (:func:`history_region`: Europe as one region, elsewhere the country) for a provider with
+   enough attempts there, else the global one (:func:`regional_stats`). A provider whose
+   circuit breaker is open is skipped (:mod:`sourcing.enrichment.guard`).
 2. **Parallel phase**: the first ``parallel`` of them are asked at once.
 3. **Region rule** (:meth:`ProviderResult.for_region`) on every answer, *before* ranking: in
    CA, GB, AU and Europe personal emails are dropped, so a personal-only answer is worth nothing.
@@ -25,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sourcing.common.models.enums import EnrichmentAttemptStatus, EnrichmentPhase
 from sourcing.enrichment.providers import (
@@ -33,7 +38,14 @@ from sourcing.enrichment.providers import (
     ProviderResult,
     ResultStatus,
 )
-from sourcing.people.contacts import normalize_country, requires_professional_email
+from sourcing.people.contacts import (
+    EUROPEAN_COUNTRIES,
+    normalize_country,
+    requires_professional_email,
+)
+
+if TYPE_CHECKING:
+    from sourcing.enrichment.guard import ProviderGuard
 
 Clock = Callable[[], float]
 """Monotonic seconds (``time.monotonic``); tests inject their own."""
@@ -42,6 +54,10 @@ Clock = Callable[[], float]
 MIN_LOOKUP_SECONDS = 0.05
 # Pseudo-attempts of the prior in the success-rate estimate (smoothing strength).
 PRIOR_WEIGHT = 4.0
+# A free provider's cost in the success-per-credit ratio (it ranks first, not infinitely).
+MIN_CREDITS = 0.01
+# The history region of the European countries (one market for the providers' coverage).
+EUROPE = "EUROPE"
 
 _STATUS: dict[ResultStatus, EnrichmentAttemptStatus] = {
     ResultStatus.HIT: EnrichmentAttemptStatus.SUCCESS,
@@ -70,15 +86,60 @@ def success_rate(stats: ProviderStats | None, *, prior: float) -> float:
     return (stats.successes + prior * PRIOR_WEIGHT) / (stats.attempts + PRIOR_WEIGHT)
 
 
+def history_region(country_iso: str | None) -> str | None:
+    """The region whose history ranks providers for an expert: Europe as one (:data:`EUROPE`),
+    elsewhere the country itself; None (unknown country) uses the global history."""
+    country = normalize_country(country_iso)
+    if country is None:
+        return None
+    return EUROPE if country in EUROPEAN_COUNTRIES else country
+
+
+def regional_stats(
+    by_country: Mapping[str | None, Mapping[str, ProviderStats]],
+    country_iso: str | None,
+    *,
+    min_attempts: int,
+) -> dict[str, ProviderStats]:
+    """Each provider's history for the expert's region when it has at least ``min_attempts``
+    attempts there, else its global history. ``by_country``: stats per attempt country."""
+    region = history_region(country_iso)
+    overall: dict[str, ProviderStats] = {}
+    local: dict[str, ProviderStats] = {}
+    for country, stats in by_country.items():
+        in_region = region is not None and history_region(country) == region
+        for provider, counts in stats.items():
+            for target in (overall, local) if in_region else (overall,):
+                known = target.get(provider, ProviderStats())
+                target[provider] = ProviderStats(
+                    attempts=known.attempts + counts.attempts,
+                    successes=known.successes + counts.successes,
+                )
+    return {
+        provider: local[provider]
+        if provider in local and local[provider].attempts >= min_attempts
+        else counts
+        for provider, counts in overall.items()
+    }
+
+
+def success_per_credit(
+    provider: EnrichmentProvider, stats: Mapping[str, ProviderStats], *, prior: float
+) -> float:
+    """Smoothed success rate divided by the declared cost of a lookup."""
+    rate = success_rate(stats.get(provider.key), prior=prior)
+    return rate / max(provider.credits_per_lookup, MIN_CREDITS)
+
+
 def order_providers(
     providers: Mapping[str, EnrichmentProvider],
     stats: Mapping[str, ProviderStats],
     *,
     prior: float,
 ) -> list[EnrichmentProvider]:
-    """Available providers, best past success rate first (registry order on ties)."""
+    """Available providers, best success per credit first (registry order on ties)."""
     available = [(index, p) for index, p in enumerate(providers.values()) if p.available]
-    available.sort(key=lambda item: (-success_rate(stats.get(item[1].key), prior=prior), item[0]))
+    available.sort(key=lambda item: (-success_per_credit(item[1], stats, prior=prior), item[0]))
     return [provider for _, provider in available]
 
 
@@ -116,6 +177,13 @@ class WaterfallOutcome:
     budget_exhausted: bool = False
     available: int = 0
     country_iso: str | None = None
+    # Providers skipped because their circuit breaker is open.
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def credits(self) -> float:
+        """What the run's lookups cost."""
+        return sum(attempt.result.credits for attempt in self.attempts)
 
     @property
     def met_threshold(self) -> bool:
@@ -152,6 +220,9 @@ class WaterfallOutcome:
             return None
         if self.available == 0:
             return "no enrichment provider is configured"
+        skipped = "circuit open: " + ", ".join(sorted(self.skipped)) if self.skipped else None
+        if not self.attempts and skipped:
+            return f"no provider could be asked ({skipped})"
         filtered = sum(1 for a in self.attempts if a.status is EnrichmentAttemptStatus.FILTERED)
         parts = [f"no provider found a contact ({len(self.attempts)} tried)"]
         if filtered:
@@ -177,6 +248,8 @@ class WaterfallOutcome:
             parts.append("provider failures: " + ", ".join(failures))
         if self.budget_exhausted:
             parts.append("time budget exhausted")
+        if skipped:
+            parts.append(skipped)
         return "; ".join(parts)
 
     @property
@@ -201,13 +274,27 @@ async def _ask(
     *,
     budget: float,
     country: str | None,
+    guard: ProviderGuard | None,
 ) -> ProviderResult:
     """One lookup bounded by ``budget`` (the adapter bounds itself; this is the backstop for an
-    adapter that would not), region rule applied."""
+    adapter that would not), through the provider's limiter and breaker, region rule applied.
+    A circuit that opened since the run was planned answers UNAVAILABLE without a request."""
+    if guard is not None and not guard.admit(provider.key):
+        return ProviderResult(
+            provider=provider.key,
+            status=ResultStatus.UNAVAILABLE,
+            error=f"{provider.display_name}: circuit open",
+        )
     started = time.perf_counter()
     try:
         async with asyncio.timeout(budget + 0.5):
-            result = await provider.lookup(person, budget_seconds=budget)
+            if guard is None:
+                result = await provider.lookup(person, budget_seconds=budget)
+            else:
+                async with guard.limit(provider.key):
+                    result = await provider.lookup(
+                        person, budget_seconds=budget - (time.perf_counter() - started)
+                    )
     except TimeoutError:
         result = ProviderResult(
             provider=provider.key,
@@ -216,6 +303,8 @@ async def _ask(
             error=f"no answer within the waterfall budget ({budget:.2f} s)",
             transient=True,
         )
+    if guard is not None:
+        guard.record(result)
     return result.for_region(country)
 
 
@@ -230,11 +319,15 @@ async def run_waterfall(
     per_lookup_seconds: float,
     prior: float = 0.5,
     clock: Clock = time.monotonic,
+    guard: ProviderGuard | None = None,
 ) -> WaterfallOutcome:
     """Run §9 for ``person`` (module docstring). Never raises for provider trouble."""
     country = normalize_country(person.country_iso)
     ordered = order_providers(providers, stats, prior=prior)
     outcome = WaterfallOutcome(threshold=threshold, available=len(ordered), country_iso=country)
+    if guard is not None:
+        outcome.skipped = [p.key for p in ordered if not guard.available(p.key)]
+        ordered = [p for p in ordered if p.key not in outcome.skipped]
     deadline = clock() + budget_seconds
 
     def remaining() -> float:
@@ -247,7 +340,7 @@ async def run_waterfall(
             outcome.budget_exhausted = True
             return outcome
         results = await asyncio.gather(
-            *(_ask(p, person, budget=budget, country=country) for p in first)
+            *(_ask(p, person, budget=budget, country=country, guard=guard) for p in first)
         )
         outcome.attempts.extend(Attempt(EnrichmentPhase.PARALLEL, r) for r in results)
     outcome.best = best_attempt(outcome.attempts)
@@ -258,7 +351,7 @@ async def run_waterfall(
         if budget < MIN_LOOKUP_SECONDS:
             outcome.budget_exhausted = True
             break
-        result = await _ask(provider, person, budget=budget, country=country)
+        result = await _ask(provider, person, budget=budget, country=country, guard=guard)
         outcome.attempts.append(Attempt(EnrichmentPhase.FALLBACK, result))
         outcome.best = best_attempt(outcome.attempts)
     return outcome

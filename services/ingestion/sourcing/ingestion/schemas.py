@@ -89,7 +89,12 @@ class ProjectCreate(RequestModel):
 
 class ProjectUpdate(RequestModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"priority": 2, "description": "Updated description"}]}
+        json_schema_extra={
+            "examples": [
+                {"priority": 2, "description": "Updated description"},
+                {"enrichmentBudgetCredits": 500},
+            ]
+        }
     )
 
     name: NonEmpty | None = None
@@ -104,6 +109,9 @@ class ProjectUpdate(RequestModel):
     auto_outreach_channel: AutoOutreachChannel | None = None
     auto_outreach_template: AutoOutreachTemplate | None = None
     status: str | None = None
+    # Credits enrichment may spend on the project (null: unlimited); raising it releases the
+    # leads a spent budget held.
+    enrichment_budget_credits: Annotated[float, Field(ge=0, le=1e9)] | None = None
 
 
 _PROJECT_EXAMPLE: dict[str, Any] = {
@@ -115,6 +123,7 @@ _PROJECT_EXAMPLE: dict[str, Any] = {
     "priority": 1,
     "overrideCooldown": False,
     "regionConfig": {},
+    "enrichmentBudgetCredits": 500,
     "status": "ACTIVE",
     "createdAt": "2026-12-01T09:00:00Z",
     "updatedAt": "2026-12-01T09:00:00Z",
@@ -138,6 +147,7 @@ class ProjectOut(ResponseModel):
         | None
     ) = None
     auto_outreach_template: str | None = None
+    enrichment_budget_credits: float | None = None
     status: str
     created_at: datetime
     updated_at: datetime

@@ -84,7 +84,7 @@ async def create_project(session: AsyncSession, values: dict[str, Any]) -> Proje
 
 # Project fields a PATCH with null clears (the others are required: null leaves them as they are).
 CLEARABLE_PROJECT_FIELDS = frozenset(
-    {"description", "auto_outreach_channel", "auto_outreach_template"}
+    {"description", "auto_outreach_channel", "auto_outreach_template", "enrichment_budget_credits"}
 )
 
 
@@ -103,10 +103,12 @@ async def update_project(
     when it is COMPLETED or ARCHIVED, and gives a resumed project's experts the call tasks the
     pause held back. Back to ACTIVE, the leads the pause held are released
     (:func:`release_held_leads`); COMPLETED or ARCHIVED, ``project.closed.v1`` asks the outreach
-    service to cancel the project's queued messages."""
+    service to cancel the project's queued messages. A raised (or removed) enrichment budget of
+    an ACTIVE project releases the leads a spent budget held the same way."""
     project = await find_project(session, project_id, lock=True)
     new_status = changes.pop("status", None)
     previous_priority = project.priority
+    previous_budget = project.enrichment_budget_credits
     status_changed = new_status is not None and new_status != project.status
     if status_changed:
         move(session, project, new_status, actor=actor, reason=None, now=now)
@@ -119,6 +121,14 @@ async def update_project(
         if value is None and field not in CLEARABLE_PROJECT_FIELDS:
             continue
         setattr(project, field, value)
+    if (
+        not status_changed
+        and project.status == ProjectStatus.ACTIVE
+        and budget_raised(previous_budget, project.enrichment_budget_credits)
+    ):
+        await release_held_leads(
+            session, project.id, actor=actor, now=now, reason=BUDGET_RELEASED_REASON
+        )
     if status_changed or project.priority != previous_priority:
         change = ProjectChanged(
             project_id=project.id,
@@ -137,6 +147,14 @@ async def update_project(
 
 HELD_REASON: Final = "held: the project is PAUSED; processed when it is ACTIVE again"
 RELEASED_REASON: Final = "released: the project is ACTIVE again"
+BUDGET_RELEASED_REASON: Final = "released: the project's enrichment budget was raised"
+
+
+def budget_raised(previous: float | None, current: float | None) -> bool:
+    """Whether a project's enrichment budget grew (None is unlimited)."""
+    if previous is None:
+        return False
+    return current is None or current > previous
 
 
 class LeadIntake(StrEnum):
@@ -193,16 +211,22 @@ def refuse_lead(
 
 
 async def release_held_leads(
-    session: AsyncSession, project_id: uuid.UUID, *, actor: str, now: datetime
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    *,
+    actor: str,
+    now: datetime,
+    reason: str = RELEASED_REASON,
 ) -> int:
-    """A PAUSED project is ACTIVE again: its held leads (NEW) move to ENRICHING, audited, and
-    every lead of it still waiting for enrichment (those, and the ENRICHING ones the
-    enrichment agent left alone while the project was paused) asks for it again; enrichment
-    skips a lead it finished meanwhile. Returns how many leads asked."""
+    """A PAUSED project is ACTIVE again (or its spent enrichment budget was raised): its held
+    leads (NEW) move to ENRICHING, audited, and every lead of it still waiting for enrichment
+    (those, and the ENRICHING ones the enrichment agent left alone while the project was
+    paused or its budget spent) asks for it again; enrichment skips a lead it finished
+    meanwhile. Returns how many leads asked."""
     leads = await repository.leads_awaiting_enrichment(session, project_id)
     for lead in leads:
         if lead.status == LeadStatus.NEW:
-            move(session, lead, LeadStatus.ENRICHING, actor=actor, reason=RELEASED_REASON, now=now)
+            move(session, lead, LeadStatus.ENRICHING, actor=actor, reason=reason, now=now)
         await publish(
             session,
             EnrichmentRequested(lead_id=lead.id, expert_id=lead.expert_id, project_id=project_id),

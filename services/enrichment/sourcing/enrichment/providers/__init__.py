@@ -28,7 +28,10 @@ from sourcing.enrichment.providers.base import (
     ResultStatus,
     Verification,
     build_providers,
+    declared_credits,
+    rate_limit_per_minute,
     register_provider,
+    registered_keys,
 )
 from sourcing.enrichment.providers.contactout import ContactOutProvider
 from sourcing.enrichment.providers.datagm import DataGMProvider
@@ -63,5 +66,8 @@ __all__ = [
     "WizaProvider",
     "ZeliqProvider",
     "build_providers",
+    "declared_credits",
+    "rate_limit_per_minute",
     "register_provider",
+    "registered_keys",
 ]

@@ -155,6 +155,10 @@ class ProviderResult(BaseModel):
     callback_jobs: dict[str, str] = Field(default_factory=dict)
     # Emails removed by :meth:`for_region` (kept for the attempt's payload and diagnostics).
     filtered_emails: list[FoundEmail] = Field(default_factory=list)
+    # What the lookup cost (:meth:`EnrichmentProvider.credits_spent`).
+    credits: float = Field(default=0.0, ge=0.0)
+    # A 429's ``Retry-After`` in seconds: no request to this provider before it elapses.
+    retry_after: float | None = None
 
     @property
     def has_contacts(self) -> bool:
@@ -367,6 +371,8 @@ class EnrichmentProvider(ABC):
 
     key: ClassVar[str]
     display_name: ClassVar[str]
+    # The vendor does not charge a lookup that finds nothing (spec/providers.md).
+    misses_free: ClassVar[bool] = False
 
     def __init__(self, *, settings: EnrichmentSettings, http: ExternalHttp) -> None:
         self.settings = settings
@@ -384,6 +390,32 @@ class EnrichmentProvider(ABC):
     @property
     def available(self) -> bool:
         return self.is_available(self.settings)
+
+    @property
+    def credits_per_lookup(self) -> float:
+        return declared_credits(self.settings, self.key)
+
+    @property
+    def rate_limit_per_minute(self) -> float | None:
+        return rate_limit_per_minute(self.settings, self.key)
+
+    def reported_credits(self, raw: Mapping[str, Any]) -> float | None:
+        """The credits the vendor says the lookup consumed, when its answer says so
+        (adapters override; ``raw`` is the vendor's answers by call label)."""
+        return None
+
+    def credits_spent(self, raw: Mapping[str, Any], status: ResultStatus) -> float:
+        """What a lookup cost: as reported by the vendor, else the declared cost for an answer
+        (a hit, a callback placed, a miss unless :attr:`misses_free`); a failed or unsent
+        request costs nothing."""
+        reported = self.reported_credits(raw)
+        if reported is not None:
+            return max(reported, 0.0)
+        if status in (ResultStatus.HIT, ResultStatus.PENDING):
+            return self.credits_per_lookup
+        if status is ResultStatus.MISS and not self.misses_free:
+            return self.credits_per_lookup
+        return 0.0
 
     @property
     def api_key(self) -> str:
@@ -427,7 +459,8 @@ class EnrichmentProvider(ABC):
             status, http_status, transient = classify_provider_error(exc)
             if http_status is not None:
                 call.http_status = http_status
-            return self._failure(call, started, status, str(exc), transient)
+            failure = self._failure(call, started, status, str(exc), transient)
+            return failure.model_copy(update={"retry_after": exc.retry_after})
         except httpx.HTTPError as exc:  # e.g. an invalid URL: configuration, not the vendor
             return self._failure(call, started, ResultStatus.ERROR, repr(exc), False)
         except (MalformedResponse, ValidationError, ValueError, KeyError, TypeError) as exc:
@@ -448,6 +481,7 @@ class EnrichmentProvider(ABC):
             error=self._scrub(found.note) if found.note else None,
             callback_request_id=found.callback_request_id,
             callback_jobs=found.callback_jobs,
+            credits=self.credits_spent(call.raw, status),
         )
 
     def callback_result(
@@ -536,7 +570,21 @@ class EnrichmentProvider(ABC):
             latency_ms=_elapsed_ms(started),
             error=self._scrub(message)[:1000],
             transient=transient,
+            credits=self.credits_spent(call.raw, status),
         )
+
+
+def declared_credits(settings: EnrichmentSettings, key: str) -> float:
+    """The declared cost of one lookup (``<KEY>_CREDITS_PER_LOOKUP``; 1.0 for a provider
+    without the setting, such as a test's fake)."""
+    return float(getattr(settings, f"{key.upper()}_CREDITS_PER_LOOKUP", 1.0))
+
+
+def rate_limit_per_minute(settings: EnrichmentSettings, key: str) -> float | None:
+    """Lookups per minute one process may send (``<KEY>_RATE_LIMIT_PER_MINUTE``; None: no
+    limit, for a provider without the setting)."""
+    value = getattr(settings, f"{key.upper()}_RATE_LIMIT_PER_MINUTE", None)
+    return float(value) if value is not None else None
 
 
 def _elapsed_ms(started: float) -> int:

@@ -11,6 +11,7 @@ verified the person on a catch-all domain), ``catch_all`` 0.5 (deliverable, pers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
@@ -44,6 +45,21 @@ MOBILE_CONFIDENCE = 0.65
 class LeadMagicProvider(EnrichmentProvider):
     key = ProviderKey.LEADMAGIC.value
     display_name = "LeadMagic"
+
+    misses_free = True
+
+    def reported_credits(self, raw: Mapping[str, Any]) -> float | None:
+        """The sum of ``credits_consumed`` over the email and mobile finders' answers."""
+        reported = [
+            answer.get("credits_consumed")
+            for answer in (as_dict(raw.get("email-finder")), as_dict(raw.get("mobile-finder")))
+        ]
+        numbers = [
+            float(value)
+            for value in reported
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        return sum(numbers) if numbers else None
 
     def _auth_headers(self) -> dict[str, str]:
         return {"X-API-Key": self.api_key}

@@ -14,6 +14,7 @@ other numbers 0.6 (Wiza gives no per-number validity).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sourcing.common.models.enums import EnrichmentProvider as ProviderKey
@@ -54,6 +55,19 @@ EMAIL_TYPE_KIND = {"work": EmailKind.PROFESSIONAL, "personal": EmailKind.PERSONA
 class WizaProvider(EnrichmentProvider):
     key = ProviderKey.WIZA.value
     display_name = "Wiza"
+
+    def reported_credits(self, raw: Mapping[str, Any]) -> float | None:
+        """The finished reveal's ``credits``: a number, or the sum of its numeric counters
+        (``{"email_credits": 1, "phone_credits": 1}``; nested breakdowns are not added)."""
+        credits = as_dict(as_dict(raw.get("reveal")).get("data")).get("credits")
+        if isinstance(credits, int | float) and not isinstance(credits, bool):
+            return float(credits)
+        counters = [
+            float(value)
+            for value in as_dict(credits).values()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        return sum(counters) if counters else None
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
