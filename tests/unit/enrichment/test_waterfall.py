@@ -17,9 +17,12 @@ from sourcing.common.http import ExternalHttp
 from sourcing.common.models.enums import EnrichmentAttemptStatus, EnrichmentPhase
 from sourcing.enrichment.providers import PersonQuery, build_providers
 from sourcing.enrichment.waterfall import (
+    EUROPE,
     ProviderStats,
     WaterfallOutcome,
+    history_region,
     order_providers,
+    regional_stats,
     run_waterfall,
     success_rate,
 )
@@ -54,9 +57,9 @@ async def http() -> AsyncIterator[ExternalHttp]:
     await client.aclose()
 
 
-def _providers(http: ExternalHttp) -> Any:
+def _providers(http: ExternalHttp, **settings: Any) -> Any:
     keys = {name: API_KEYS[name] for name in CONFIGURED}
-    return build_providers(make_settings(with_keys=False, **keys), http)
+    return build_providers(make_settings(with_keys=False, **keys, **settings), http)
 
 
 def _leadmagic(respx_mock: respx.MockRouter, email: dict[str, Any] | httpx.Response) -> Any:
@@ -116,6 +119,50 @@ def test_only_available_providers_are_ordered_best_rate_first(http: ExternalHttp
     ordered = [p.key for p in order_providers(_providers(http), stats, prior=0.5)]
     # Prospeo has no history: the neutral prior puts it between 0.7-ish and 0.1-ish.
     assert ordered == ["peopledatalabs", "contactout", "prospeo", "leadmagic"]
+
+
+def test_success_is_weighed_by_the_credits_a_lookup_costs(http: ExternalHttp) -> None:
+    providers = _providers(
+        http, PEOPLEDATALABS_CREDITS_PER_LOOKUP=4.0, LEADMAGIC_CREDITS_PER_LOOKUP=0.0
+    )
+    stats = {
+        "peopledatalabs": ProviderStats(100, 90),  # ~0.88 for 4 credits: 0.22 per credit
+        "contactout": ProviderStats(100, 50),  # 0.5 for 1 credit
+        "prospeo": ProviderStats(100, 30),  # ~0.3 for 1 credit
+        "leadmagic": ProviderStats(100, 10),  # ~0.1, free: first
+    }
+    ordered = [p.key for p in order_providers(providers, stats, prior=0.5)]
+    assert ordered == ["leadmagic", "contactout", "prospeo", "peopledatalabs"]
+
+
+def test_history_regions_group_europe_and_keep_other_countries() -> None:
+    assert history_region("de") == history_region("GB") == history_region("UK") == EUROPE
+    assert history_region("US") == "US"
+    assert history_region(None) is None
+
+
+def test_the_experts_region_ranks_providers_when_it_has_enough_history(
+    http: ExternalHttp,
+) -> None:
+    by_country: dict[str | None, dict[str, ProviderStats]] = {
+        "US": {"contactout": ProviderStats(100, 90), "leadmagic": ProviderStats(100, 10)},
+        "FR": {"contactout": ProviderStats(30, 3), "leadmagic": ProviderStats(10, 9)},
+        "DE": {"contactout": ProviderStats(20, 2), "leadmagic": ProviderStats(5, 5)},
+        None: {"contactout": ProviderStats(10, 5)},
+    }
+    german = regional_stats(by_country, "DE", min_attempts=20)
+    # Europe (FR + DE): ContactOut has 50 attempts there; LeadMagic only 15: global for it.
+    assert german["contactout"] == ProviderStats(50, 5)
+    assert german["leadmagic"] == ProviderStats(115, 24)
+    assert regional_stats(by_country, None, min_attempts=20)["contactout"] == ProviderStats(
+        160, 100
+    )
+    providers = _providers(http)
+    in_germany = [p.key for p in order_providers(providers, german, prior=0.5)][:2]
+    american = regional_stats(by_country, "US", min_attempts=20)
+    in_us = [p.key for p in order_providers(providers, american, prior=0.5)][:2]
+    assert in_germany == ["prospeo", "peopledatalabs"]  # untried (0.5) beat both in Europe
+    assert in_us == ["contactout", "prospeo"]
 
 
 async def test_parallel_phase_takes_the_best_rated_and_ranks_by_confidence(
