@@ -23,7 +23,14 @@ from typer.testing import CliRunner
 from sourcing.cli.main import app
 from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.kafka.app import app_id_for
-from tests.factories import create_call_task, create_caller, create_dead_letter_job
+from tests.factories import (
+    create_call_task,
+    create_caller,
+    create_dead_letter_job,
+    create_enrichment_attempt,
+    create_lead,
+    create_project,
+)
 from tests.fixtures.api import serve_gateway_http
 from tests.fixtures.settings import Settings
 
@@ -234,10 +241,32 @@ async def test_dead_letters_list_show_replay(cli: Cli, session: AsyncSession) ->
     assert "not found" in replay.stderr
 
 
-async def test_costs_on_a_server_without_them(cli: Cli) -> None:
-    result = await cli("costs", str(uuid.uuid4()))
-    assert result.exit_code == 1
-    assert "this server does not report costs yet" in result.stderr
+async def test_costs_and_providers(cli: Cli, session: AsyncSession) -> None:
+    project = await create_project(session, enrichment_budget_credits=10.0)
+    lead = await create_lead(session, project=project)
+    for provider, credits in (("leadmagic", 1.0), ("leadmagic", 0.0), ("prospeo", 2.5)):
+        await create_enrichment_attempt(
+            session, expert_id=lead.expert_id, lead_id=lead.id, provider=provider, credits=credits
+        )
+    report = _json(await cli("costs", str(project.id), "--json"))
+    assert report["totalCredits"] == 3.5 and report["remainingCredits"] == 6.5
+    assert [(row["provider"], row["credits"]) for row in report["providers"]] == [
+        ("leadmagic", 1.0),
+        ("prospeo", 2.5),
+    ]
+    shown = await cli("costs", str(project.id))
+    assert shown.exit_code == 0, shown.output
+    assert "prospeo" in shown.stdout and "remainingCredits" in shown.stdout
+
+    unknown = await cli("costs", str(uuid.uuid4()))
+    assert unknown.exit_code == 1
+    assert "not found" in unknown.stderr
+
+    listed = _json(await cli("providers", "--json"))
+    assert [item["key"] for item in listed["items"]][:2] == ["leadmagic", "prospeo"]
+    table = await cli("providers")
+    assert table.exit_code == 0, table.output
+    assert "breakerState" in table.stdout and "CLOSED" in table.stdout
 
 
 async def test_an_unreachable_api_exits_3(tmp_path: Path) -> None:

@@ -472,9 +472,12 @@ def _serves_costs(api: Api) -> bool:
     return any(COSTS_ROUTE.match(path) for path in document.get("paths", {}))
 
 
+COST_COLUMNS = ("provider", "attempts", "successes", "credits")
+
+
 @app.command()
 def costs(project_id: str, as_json: Json = False) -> None:
-    """A project's provider costs."""
+    """A project's enrichment costs: credits by provider, per verified contact, its budget."""
     with connected() as api:
         try:
             report = api.get(f"/api/v1/projects/{project_id}/costs")
@@ -486,7 +489,34 @@ def costs(project_id: str, as_json: Json = False) -> None:
                 "GET /api/v1/projects/{projectId}/costs)",
                 EXIT_API_ERROR,
             ) from None
-    _show(report, title=f"costs of project {project_id}", as_json=as_json)
+    if as_json:
+        emit_json(report)
+        return
+    table(report["providers"], COST_COLUMNS, title=f"costs of project {project_id}")
+    totals = {key: value for key, value in report.items() if key != "providers"}
+    record(totals, title="totals")
+
+
+PROVIDER_COLUMNS = (
+    "key",
+    "configured",
+    "creditsPerLookup",
+    "rateLimitPerMinute",
+    "breakerState",
+    "attempts",
+    "successRate",
+)
+
+
+@app.command()
+def providers(as_json: Json = False) -> None:
+    """The enrichment providers: configured, cost per lookup, rate limit, circuit breaker."""
+    with connected() as api:
+        report = api.get("/api/v1/providers")
+    if as_json:
+        emit_json(report)
+        return
+    table(report["items"], PROVIDER_COLUMNS, title="enrichment providers")
 
 
 LAG_COLUMNS = ("group", "topic", "partition", "committedOffset", "endOffset", "lag")
