@@ -8,7 +8,8 @@ One delivery of 50 leads: 40 people, 10 of them sent twice. The sandbox's person
 names decide what the vendors answer (`sourcing.sandbox.personas`): ``standard`` (hit), ``personal``
 (only personal emails: nothing usable in GB/DE, a personal email in the US), ``lowconf``,
 ``nomatch``, ``flaky`` (429/500 from some vendors). The ``nomatch`` people come with a phone in
-US national format: no vendor knows them, but their lead's phone makes them callable.
+US national format: no vendor knows them, but their lead's phone makes them callable. The
+project's costs report (``GET /api/v1/projects/{id}/costs``) adds up the attempts' credits.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sourcing.common.auth import Principal, Role, mint_token
 from sourcing.common.models import (
     CallTask,
     EnrichmentAttempt,
@@ -220,6 +222,31 @@ async def test_sales_nav_delivery_ends_enriched_ranked_and_explained(
     assert len(snapshots) == 40
     assert {s.lead_id for s in snapshots} == {lead.id for lead, _ in rows}
     assert len({a.run_id for a in attempts}) == 40  # one waterfall per lead, none repeated
+
+    # What enrichment spent: every attempt's credits, by provider and per verified contact.
+    token = mint_token(settings, Principal(user_id="ops-1", role=Role.OPS))
+    response = await api.get(
+        f"/api/v1/projects/{project.id}/costs", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 200, response.text
+    costs = response.json()
+    spent: Counter[str] = Counter()
+    for attempt in attempts:
+        spent[attempt.provider] += attempt.credits
+    assert costs["totalCredits"] == pytest.approx(sum(spent.values())) and spent.total() > 0
+    assert {row["provider"]: row["credits"] for row in costs["providers"]} == pytest.approx(
+        dict(spent)
+    )
+    assert sum(row["attempts"] for row in costs["providers"]) == len(attempts)
+    # LeadMagic reports what it consumed: nothing for a miss.
+    assert all(
+        a.credits == 0 for a in attempts if a.provider == "leadmagic" and a.status == "NO_MATCH"
+    )
+    assert costs["verifiedContacts"] > 0
+    assert costs["costPerVerifiedContact"] == round(
+        costs["totalCredits"] / costs["verifiedContacts"], 4
+    )
+    assert (costs["budgetCredits"], costs["remainingCredits"]) == (None, None)
 
     # Follow-ups: one ranking request per lead; auto outreach only for confident contacts.
     ranking = await read_topic(settings, "ranking", min_count=40, settle=0.5)

@@ -37,6 +37,7 @@ from sourcing.common.models import (
     Lead,
     OutboxMessage,
     ProcessedEvent,
+    ProviderCircuit,
     SchedulerCycle,
     ScreeningReminder,
     SystemEvent,
@@ -389,6 +390,7 @@ async def seed_person(session: AsyncSession, person: Person) -> Expert:
     )
     session.add(DocumentationJob(status="SUCCEEDED"))
     session.add(SchedulerCycle(slot_started_at=now, holder="scheduler-1:42"))
+    session.add(ProviderCircuit(provider="leadmagic", instance="enrichment-1:7", state="CLOSED"))
     await session.flush()
     return expert
 
