@@ -176,6 +176,11 @@ async def test_a_spent_budget_holds_the_next_lead_until_a_patch_raises_it(
     costs = (await api.get(f"/api/v1/projects/{project.id}/costs", headers=headers)).json()
     assert costs["totalCredits"] == 2.0 and costs["remainingCredits"] == 0.0
 
+    negative = await api.patch(
+        f"/api/v1/projects/{project.id}", json={"enrichmentBudgetCredits": -1}, headers=headers
+    )
+    assert negative.status_code == 400
+    assert negative.json()["error"]["code"] == "invalid_payload"
     patched = await api.patch(
         f"/api/v1/projects/{project.id}", json={"enrichmentBudgetCredits": 5}, headers=headers
     )

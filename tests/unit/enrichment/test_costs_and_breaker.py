@@ -234,3 +234,30 @@ async def test_a_429_retry_after_holds_the_provider_until_it_elapses(
     email.mock(return_value=httpx.Response(200, json=recording("leadmagic_email_finder_valid")))
     assert (await run()).best is not None
     assert email.call_count == 2
+
+
+async def test_a_lookup_over_the_rate_waits_for_the_limiter_within_the_budget(
+    http: ExternalHttp, respx_mock: respx.MockRouter
+) -> None:
+    providers = _only(http, "leadmagic", LEADMAGIC_RATE_LIMIT_PER_MINUTE=1)
+    guard = ProviderGuard(providers.values(), BreakerPolicy(), Clock())
+    email = _leadmagic(respx_mock, recording("leadmagic_email_finder_valid"))
+
+    async def run() -> Any:
+        return await run_waterfall(
+            providers,
+            JANE,
+            stats={},
+            threshold=0.7,
+            parallel=5,
+            budget_seconds=0.2,
+            per_lookup_seconds=0.2,
+            guard=guard,
+        )
+
+    assert (await run()).best is not None
+    waited = await run()  # the minute's one lookup is spent: it waits until the budget ends
+    assert email.call_count == 1
+    assert waited.attempts[0].result.status is ResultStatus.TIMEOUT
+    assert waited.attempts[0].result.error.startswith("waited for LeadMagic's rate limit")
+    assert guard.breakers["leadmagic"].snapshot().failures == 0  # not the provider's fault

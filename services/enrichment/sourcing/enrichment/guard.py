@@ -120,6 +120,10 @@ class CircuitBreaker:
             if len(self._failures) >= self.policy.failures:
                 self._open()
 
+    def release(self) -> None:
+        """An admitted lookup was not sent after all: a half-open probe is free again."""
+        self._probing = False
+
     def hold(self, seconds: float) -> None:
         """No lookup for ``seconds`` (a 429's Retry-After): OPEN until then at least."""
         self._probing = False
@@ -183,6 +187,11 @@ class ProviderGuard:
         breaker = self.breakers.get(result.provider)
         if breaker is not None:
             breaker.record(result)
+
+    def release(self, key: str) -> None:
+        breaker = self.breakers.get(key)
+        if breaker is not None:
+            breaker.release()
 
     def drain_changes(self) -> list[CircuitSnapshot]:
         """The breakers whose state changed since the last call, as they are now."""

@@ -28,6 +28,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -286,25 +287,28 @@ async def _ask(
             error=f"{provider.display_name}: circuit open",
         )
     started = time.perf_counter()
+    sent = False
     try:
         async with asyncio.timeout(budget + 0.5):
-            if guard is None:
-                result = await provider.lookup(person, budget_seconds=budget)
-            else:
-                async with guard.limit(provider.key):
-                    result = await provider.lookup(
-                        person, budget_seconds=budget - (time.perf_counter() - started)
-                    )
+            async with guard.limit(provider.key) if guard is not None else nullcontext():
+                remaining = budget - (time.perf_counter() - started)
+                if remaining < MIN_LOOKUP_SECONDS:
+                    raise TimeoutError
+                sent = True
+                result = await provider.lookup(person, budget_seconds=remaining)
     except TimeoutError:
+        waited = f"waited for {provider.display_name}'s rate limit" if not sent else "no answer"
         result = ProviderResult(
             provider=provider.key,
             status=ResultStatus.TIMEOUT,
             latency_ms=round((time.perf_counter() - started) * 1000),
-            error=f"no answer within the waterfall budget ({budget:.2f} s)",
+            error=f"{waited} within the waterfall budget ({budget:.2f} s)",
             transient=True,
         )
-    if guard is not None:
+    if guard is not None and sent:
         guard.record(result)
+    elif guard is not None:
+        guard.release(provider.key)  # kept back by our own rate limit: says nothing of it
     return result.for_region(country)
 
 
