@@ -41,6 +41,9 @@ def sandboxed_settings(
         "PROVIDER_TIMEOUT_SECONDS": 2.0,
         "ENRICHMENT_POLL_INTERVAL_SECONDS": 0.0,
         "ENRICHMENT_TIME_BUDGET_SECONDS": 5.0,
+        # The journeys assert which providers each waterfall asked: a loaded machine's timeouts
+        # must not open a circuit (the breaker has its own tests, test_costs.py).
+        "ENRICHMENT_BREAKER_FAILURES": 1000,
     }
     if sandbox_url is not None:
         values["SANDBOX_URL"] = sandbox_url

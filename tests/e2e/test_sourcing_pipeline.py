@@ -14,6 +14,7 @@ project's costs report (``GET /api/v1/projects/{id}/costs``) adds up the attempt
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -177,6 +178,12 @@ async def test_sales_nav_delivery_ends_enriched_ranked_and_explained(
             enrichment_contacts.setdefault(contact.expert_id, []).append(contact)
     attempt_by_id = {attempt.id: attempt for attempt in attempts}
 
+    def asked_or_held(lead: Lead) -> int:
+        """Providers the lead's waterfall asked, plus those it skipped with an open circuit
+        (the flaky people's 429 carries ``Retry-After: 1``: no request until it elapses)."""
+        held = re.search(r"circuit open: ([a-z, ]+)", lead.status_reason or "")
+        return attempts_by_lead[lead.id] + (len(held.group(1).split(", ")) if held else 0)
+
     statuses: Counter[str] = Counter()
     for lead, expert in rows:
         person = by_name[lead.raw_name]
@@ -198,12 +205,13 @@ async def test_sales_nav_delivery_ends_enriched_ranked_and_explained(
             assert lead.status == "ENRICHMENT_FAILED", (lead.raw_name, lead.status_reason)
             assert lead.status_reason.startswith("no provider found a contact")
             assert found == []
-            assert attempts_by_lead[lead.id] == AVAILABLE_PROVIDERS  # the fallback asked all
+            # The fallback asked all (but a provider held by its 429's Retry-After: flaky).
+            assert asked_or_held(lead) == AVAILABLE_PROVIDERS, lead.status_reason
         if marker == "personal" and country in ("GB", "DE"):
             assert f"professional email required for {country}" in lead.status_reason
         if marker in ("lowconf",):
             assert "below the 0.70 target" in lead.status_reason
-            assert attempts_by_lead[lead.id] == AVAILABLE_PROVIDERS
+            assert asked_or_held(lead) == AVAILABLE_PROVIDERS, lead.status_reason
         if marker == "standard":
             assert attempts_by_lead[lead.id] == 5  # the parallel phase won
         # Region rule: no personal email for experts in Europe (or CA/AU), whatever the source.

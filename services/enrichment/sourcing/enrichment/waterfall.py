@@ -261,7 +261,10 @@ class WaterfallOutcome:
         confidence = self.best.result.confidence or 0.0
         head = f"{self.best.result.provider} found contacts at confidence {confidence:.2f}"
         if not self.met_threshold:
-            head += f" (below the {self.threshold:.2f} target; best of {len(self.attempts)})"
+            skipped = f"; circuit open: {', '.join(sorted(self.skipped))}" if self.skipped else ""
+            head += (
+                f" (below the {self.threshold:.2f} target; best of {len(self.attempts)}{skipped})"
+            )
         return head
 
 
