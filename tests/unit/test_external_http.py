@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import httpx
 import pytest
 import respx
@@ -67,4 +70,21 @@ async def test_ok_statuses_are_returned_and_timeouts_retried() -> None:
     response = await client.request("lookup", "GET", URL, ok_statuses=frozenset({404}))
     assert response.status_code == 404
     assert _count("lookup", "timeout") == before + 1
+    await client.aclose()
+
+
+@respx.mock
+@pytest.mark.parametrize("as_date", [False, True])
+async def test_a_retry_after_beyond_the_cap_ends_the_call_without_an_early_request(
+    as_date: bool,
+) -> None:
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    header = later if as_date else "90"
+    route = respx.get(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": header}))
+    client = ExternalHttp(retry=FAST)
+    with pytest.raises(ProviderError) as raised:
+        await client.request("patient", "GET", URL)
+    assert route.call_count == 1
+    assert raised.value.status == 429 and raised.value.transient
+    assert raised.value.retry_after == pytest.approx(90, abs=2)
     await client.aclose()
