@@ -359,6 +359,53 @@ async def requeue(
     return await connection.fetchrow(REQUEUE, task_id, reason, now, actor, correlation_id)
 
 
+YAY_EVENT_ID_MAX = 200
+YAY_MESSAGE_TYPE = "yay.call-event.received.v1"
+
+
+def _utc_text(moment: datetime) -> str:
+    """A time as the platform's envelopes write it (ISO 8601, UTC, ``Z``)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _yay_message(
+    event: dict[str, Any],
+    event_id: str,
+    call_id: str,
+    event_type: str,
+    signed: float,
+    correlation: str,
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The platform's ``yay.call-event.received.v1`` envelope and its headers, by hand."""
+    for name in ("durationSeconds", "talkSeconds"):
+        if event.get(name) is not None:
+            event[name] = float(event[name])
+    received = _utc_text(datetime.now(UTC))
+    message_id = str(uuid.uuid4())
+    envelope = {
+        "id": message_id,
+        "type": YAY_MESSAGE_TYPE,
+        "correlation_id": correlation,
+        "occurred_at": received,
+        "attempt": 1,
+        "payload": {
+            "eventId": event_id,
+            "eventType": event_type,
+            "callId": call_id,
+            "agentEmail": event.get("agentEmail"),
+            "signatureTimestamp": _utc_text(datetime.fromtimestamp(signed, UTC)),
+            "receivedAt": received,
+            "body": event,
+        },
+    }
+    headers = [
+        ("message-id", message_id.encode()),
+        ("message-type", YAY_MESSAGE_TYPE.encode()),
+        ("correlation-id", correlation.encode()),
+    ]
+    return json.dumps(envelope, separators=(",", ":")).encode(), headers
+
+
 def create_http_app() -> Starlette:
     settings = load_settings(AllocationSettings)  # the secrets, claims, window and deadlines
     yay_secret = ENV["YAY_WEBHOOK_SECRET"].encode()
@@ -403,54 +450,35 @@ def create_http_app() -> Starlette:
 
     async def yay(request: Request) -> Response:
         body = await request.body()
-        signature = request.headers.get("x-yay-signature", "").removeprefix("sha256=")
+        signature = request.headers.get("x-yay-signature", "").strip().lower()
         expected = hmac.new(yay_secret, body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(signature, expected):
+        if not hmac.compare_digest(signature.removeprefix("sha256="), expected):
             return _error(401, "unauthorized")
+        now = time.time()
         try:
-            age = time.time() - int(request.headers.get("x-yay-timestamp", ""))
+            signed = float(request.headers.get("x-yay-timestamp", ""))
         except ValueError:
             return _error(400, "invalid_payload")
         event_id = request.headers.get("x-yay-event-id", "").strip()
-        if not event_id or not -30 <= age <= 300:
+        if not event_id or len(event_id) > YAY_EVENT_ID_MAX or not now - 300 <= signed <= now + 30:
             return _error(400, "invalid_payload")
         try:
             event = json.loads(body)
             call_id, event_type = str(event["callId"]), str(event["event"])
+            event["occurredAt"] = _utc_text(datetime.fromisoformat(event["occurredAt"]))
         except (ValueError, KeyError, TypeError):
             return _error(400, "invalid_payload")
-        now = datetime.now(UTC)
-        signed_at = datetime.fromtimestamp(time.time() - age, UTC)
-        envelope = {
-            "id": str(uuid.uuid4()),
-            "type": "yay.call-event.received.v1",
-            "correlation_id": request.headers.get("x-correlation-id") or str(uuid.uuid4()),
-            "occurred_at": now.isoformat(),
-            "attempt": 1,
-            # the gateway's message: what the calls consumers read
-            "payload": {
-                "eventId": event_id,
-                "eventType": event_type,
-                "callId": call_id,
-                "agentEmail": event.get("agentEmail"),
-                "signatureTimestamp": signed_at.isoformat(),
-                "receivedAt": now.isoformat(),
-                "body": event,
-            },
-        }
+        correlation = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        value, headers = _yay_message(event, event_id, call_id, event_type, signed, correlation)
         key = str(event.get("agentEmail") or call_id).lower()
-        headers = [
-            ("message-id", envelope["id"].encode()),
-            ("message-type", envelope["type"].encode()),
-            ("correlation-id", envelope["correlation_id"].encode()),
-        ]
         await state["producer"].send_and_wait(
-            _topic("yay-call-events"),
-            json.dumps(envelope).encode(),
-            key=key.encode(),
-            headers=headers,
+            _topic("yay-call-events"), value, key=key.encode(), headers=headers
         )
-        return JSONResponse({"accepted": True, "eventId": event_id}, 202)
+        return JSONResponse(
+            {"accepted": True, "eventId": event_id, "leads": None},
+            202,
+            headers={"x-correlation-id": correlation},
+        )
 
     async def sales_nav(request: Request) -> Response:
         provided = request.headers.get("x-sales-nav-secret", "")

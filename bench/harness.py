@@ -347,6 +347,13 @@ class Load:
     def latency(self, label: str, fraction: float) -> float | None:
         return percentile(self.report.latencies_ms.get(label, []), fraction)
 
+    def cpu_per_thousand(self, label: str, status: int) -> float | None:
+        """CPU milliseconds the watched processes spent per 1,000 such answers: the cost of
+        the work itself, which a machine shared with other load does not skew as it skews
+        the throughput."""
+        rate = self.rate(label, status)
+        return sum(self.process_cpu.values()) / rate * 1e6 if rate else None
+
     @property
     def generator_cpu(self) -> float:
         """Share of one core the load generator used (near 1.0: it was the bottleneck)."""

@@ -24,6 +24,9 @@ def main() -> None:
         host="0.0.0.0",  # noqa: S104 - the gateway serves every interface of its container
         port=settings.PORT,
         log_config=None,
+        # The edge middleware writes the access log; uvicorn's own is disabled by the logging
+        # set-up, but would still build its arguments for every response.
+        access_log=False,
         timeout_graceful_shutdown=20,
         # Forwarded headers are read by the gateway's edge, from FORWARDED_ALLOW_IPS only.
         proxy_headers=False,

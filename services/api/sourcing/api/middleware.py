@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sourcing.api.metrics import HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
@@ -72,6 +73,9 @@ class EdgeMiddleware:
         )
         self.trusted_proxies = settings.trusted_proxies
         self.tokens = VerifiedTokens(settings)
+        # The request metrics' children by (method, route, status): prometheus_client's
+        # labels() takes a lock and builds its key on every call. As bounded as the series.
+        self._series: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -194,8 +198,13 @@ class EdgeMiddleware:
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope["method"]
-        HTTP_REQUESTS.labels(method, template, str(status)).inc()
-        HTTP_LATENCY.labels(method, template).observe(elapsed)
+        key = (method, template, str(status))
+        series = self._series.get(key)
+        if series is None:
+            series = (HTTP_REQUESTS.labels(*key), HTTP_LATENCY.labels(method, template))
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(elapsed)
         log.info(
             "%s %s %s",
             method,

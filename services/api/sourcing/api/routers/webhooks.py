@@ -144,9 +144,12 @@ class LeanRoute(APIRoute):
         if scope["method"] not in (self.methods or ()):
             await super().handle(scope, receive, send)  # 405 with Allow, as usual
             return
-        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        response = await endpoint(Request(scope, receive, send))
+        response = await self.respond(Request(scope, receive, send))
         await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return await endpoint(request)
 
 
 def _event_id(value: str | None, *, header: str) -> str:
