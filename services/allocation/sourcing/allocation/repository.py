@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ARRAY,
@@ -77,9 +77,12 @@ from sourcing.common.statemachines import (
     LeadStatus,
     ProjectStatus,
 )
-from sourcing.common.web import Keyset
 from sourcing.people.callers import task_request_stamp
 from sourcing.people.suppression import suppressed_expert, suppressed_phone
+
+# The paging types only: the web kernel (FastAPI) stays out of the agent processes.
+if TYPE_CHECKING:
+    from sourcing.common.web import Keyset
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, exists, func, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
@@ -24,7 +24,10 @@ from sourcing.common.models import (
 )
 from sourcing.common.models.enums import ContactType
 from sourcing.common.statemachines import CALL_TASK_ACTIVE_STATUSES
-from sourcing.common.web import Keyset
+
+# The paging types only: the web kernel (FastAPI) stays out of the agent processes.
+if TYPE_CHECKING:
+    from sourcing.common.web import Keyset
 
 YAY_SOURCE = "yay"
 

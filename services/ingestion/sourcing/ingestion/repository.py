@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -64,7 +64,10 @@ from sourcing.common.models import (
 )
 from sourcing.common.models.enums import ContactType
 from sourcing.common.statemachines import LeadStatus
-from sourcing.common.web import Keyset, ScoreKeyset
+
+# The paging types only: the web kernel (FastAPI) stays out of the agent processes.
+if TYPE_CHECKING:
+    from sourcing.common.web import Keyset, ScoreKeyset
 
 # --- projects, companies, searches, screening questions -----------------------------------------
 

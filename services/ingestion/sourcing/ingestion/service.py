@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,11 +53,14 @@ from sourcing.common.models.enums import (
 )
 from sourcing.common.statemachines import PROJECT, LeadStatus, ProjectStatus
 from sourcing.common.transitions import move
-from sourcing.common.web import ScoreKeyset
 from sourcing.ingestion import repository
 from sourcing.people.identity import CANONICAL_ORIGIN, normalize_linkedin_url
 from sourcing.people.phones import PhoneNumber, normalize_phone
 from sourcing.people.suppression import normalize_suppressed_value, suppress_contact
+
+# The paging types only: the web kernel (FastAPI) stays out of the agent processes.
+if TYPE_CHECKING:
+    from sourcing.common.web import ScoreKeyset
 
 # --- projects -----------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
@@ -44,7 +45,10 @@ from sourcing.common.statemachines import (
     ProjectStatus,
     ScreeningResponseStatus,
 )
-from sourcing.common.web import Keyset
+
+# The paging types only: the web kernel (FastAPI) stays out of the agent processes.
+if TYPE_CHECKING:
+    from sourcing.common.web import Keyset
 
 
 async def add(session: AsyncSession, row: Base) -> None:
