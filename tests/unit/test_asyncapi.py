@@ -13,8 +13,7 @@ from jsonschema import Draft7Validator
 
 from sourcing.common.asyncapi import asyncapi_document
 from sourcing.common.events import MESSAGE_TYPES, Envelope
-from sourcing.common.kafka.app import APP_ID_PREFIX
-from sourcing.common.topics import LANES
+from sourcing.common.topics import APP_ID_PREFIX, LANES
 from sourcing.common.topics_init import topic_configs
 from tests.message_schemas import (
     REGENERATE,

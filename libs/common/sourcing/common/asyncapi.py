@@ -19,13 +19,12 @@ from pydantic.json_schema import models_json_schema
 
 import sourcing.common.messages  # noqa: F401  (registers every message type)
 from sourcing.common.events import MESSAGE_TYPES, Envelope, MessagePayload, message_types_on
-from sourcing.common.kafka.app import APP_ID_PREFIX
 from sourcing.common.kafka.producer import (
     HEADER_CORRELATION_ID,
     HEADER_MESSAGE_ID,
     HEADER_MESSAGE_TYPE,
 )
-from sourcing.common.topics import LANES, Lane
+from sourcing.common.topics import APP_ID_PREFIX, LANES, Lane
 from sourcing.common.topics_init import topic_configs
 
 ASYNCAPI_VERSION = "3.0.0"

@@ -15,20 +15,24 @@ Every service compares the database's revision with the code's head before it se
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import logging
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
+
+# Alembic is imported by the commands that migrate, not by the services' start-up check
+# (:func:`check_schema`): with every migration module it costs each process ~10 MiB.
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The pg_advisory_xact_lock key held while migrating: arbitrary, fixed, used for nothing else.
@@ -37,6 +41,8 @@ MIGRATION_LOCK_KEY = 7_305_281_149_224_330_001
 
 def alembic_config(database_url: str) -> Config:
     """An Alembic config for ``database_url`` (any ``postgresql://`` form)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Passed as an attribute, not a main option: configparser would choke on '%' in passwords.
@@ -78,12 +84,40 @@ class SchemaMismatch(RuntimeError):
     """The database is not at the revision this code expects (start-up stops)."""
 
 
+def _revision_graph() -> dict[str, tuple[str, ...]]:
+    """Every shipped revision and the revisions it follows, read from the migration files'
+    module-level ``revision`` and ``down_revision`` assignments without importing them."""
+    graph: dict[str, tuple[str, ...]] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        values: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            target: ast.expr | None = None
+            if isinstance(node, ast.AnnAssign):
+                target = node.target
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+            value = getattr(node, "value", None)
+            if (
+                isinstance(target, ast.Name)
+                and target.id in ("revision", "down_revision")
+                and value is not None
+            ):
+                values[target.id] = ast.literal_eval(value)
+        revision, down = values.get("revision"), values.get("down_revision")
+        if isinstance(revision, str):
+            parents = down if isinstance(down, list | tuple) else (down,) if down else ()
+            graph[revision] = tuple(str(parent) for parent in parents)
+    return graph
+
+
 def head_revision() -> str:
-    """The newest migration this code ships."""
-    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
-    if head is None:
-        raise SchemaMismatch(f"no migrations found in {MIGRATIONS_DIR}")
-    return head
+    """The newest migration this code ships (the one revision no other one follows)."""
+    graph = _revision_graph()
+    followed = {parent for parents in graph.values() for parent in parents}
+    heads = sorted(set(graph) - followed)
+    if len(heads) != 1:
+        raise SchemaMismatch(f"expected one head migration in {MIGRATIONS_DIR}, found {heads}")
+    return heads[0]
 
 
 async def database_revision(database_url: str, *, timeout: float) -> str | None:  # noqa: ASYNC109
@@ -116,11 +150,7 @@ async def check_schema(database_url: str, *, timeout: float) -> None:  # noqa: A
         ) from exc
     if found == head:
         return
-    known = {
-        script.revision
-        for script in ScriptDirectory.from_config(alembic_config("")).walk_revisions()
-    }
-    if found is None or found in known:
+    if found is None or found in _revision_graph():
         raise SchemaMismatch(
             f"database schema revision is {found or 'none (never migrated)'}, this code expects "
             f"{head}: run the migrations (`python -m sourcing.common.migrate upgrade head`, "
@@ -135,16 +165,22 @@ async def check_schema(database_url: str, *, timeout: float) -> None:  # noqa: A
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Migrate the database up to ``revision``."""
+    from alembic import command
+
     _run(lambda: command.upgrade(alembic_config(database_url), revision))
 
 
 def downgrade(database_url: str, revision: str) -> None:
     """Migrate the database down to ``revision`` (``base`` drops every table)."""
+    from alembic import command
+
     _run(lambda: command.downgrade(alembic_config(database_url), revision))
 
 
 def current(database_url: str) -> None:
     """Print the database's current revision."""
+    from alembic import command
+
     _run(lambda: command.current(alembic_config(database_url), verbose=False))
 
 

@@ -10,6 +10,10 @@ the one table the documentation generator and the AsyncAPI document read them fr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sourcing.common.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +163,13 @@ def lane(name: str) -> Lane:
         return LANES_BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown lane {name!r}; known: {', '.join(LANES_BY_NAME)}") from None
+
+
+# A service's consumer group is its Faust app id; here, not in the Faust module, so the gateway
+# (consumer lag, the AsyncAPI document) names the groups without loading Faust.
+APP_ID_PREFIX = "expert-sourcing-"
+
+
+def app_id_for(service_name: str, settings: Settings) -> str:
+    """The frozen Faust app id = consumer group id (per environment prefix and service)."""
+    return f"{settings.KAFKA_TOPIC_PREFIX}{APP_ID_PREFIX}{service_name}"

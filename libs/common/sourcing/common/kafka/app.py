@@ -67,16 +67,10 @@ from sourcing.common.kafka.outbox import OutboxRelay
 from sourcing.common.kafka.producer import EnvelopeProducer, bootstrap_servers
 from sourcing.common.kafka.retry import backoff_delay
 from sourcing.common.kafka.security import faust_credentials
+from sourcing.common.topics import app_id_for
 from sourcing.common.topics import lane as lane_named
 
 logger = logging.getLogger(__name__)
-
-APP_ID_PREFIX = "expert-sourcing-"
-
-
-def app_id_for(service_name: str, settings: Settings) -> str:
-    """The frozen Faust app id = consumer group id (per environment prefix and service)."""
-    return f"{settings.KAFKA_TOPIC_PREFIX}{APP_ID_PREFIX}{service_name}"
 
 
 class SourcingRuntime:

@@ -16,10 +16,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from sourcing.common.config import Settings
-from sourcing.common.kafka.app import app_id_for
 from sourcing.common.kafka.producer import BrokerUnavailable, bootstrap_servers
 from sourcing.common.kafka.security import client_security
-from sourcing.common.topics import LANES
+from sourcing.common.topics import LANES, app_id_for
 
 
 @dataclass(frozen=True, slots=True)

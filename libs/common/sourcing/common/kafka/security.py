@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import faust
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
@@ -21,6 +20,10 @@ from aiokafka.errors import (
 from aiokafka.helpers import create_ssl_context
 
 from sourcing.common.deploy import DeploySettings
+
+# Faust is the agents' (imported when an agent builds its app), not the gateway's.
+if TYPE_CHECKING:
+    import faust
 
 # What a broker answers to credentials or a certificate it does not accept: retrying cannot help.
 _REJECTED = (
@@ -64,6 +67,8 @@ def client_security(settings: DeploySettings) -> dict[str, Any]:
 
 def faust_credentials(settings: DeploySettings) -> faust.auth.Credentials | None:
     """The same security as Faust ``broker_credentials`` (None: plaintext)."""
+    import faust
+
     kwargs = client_security(settings)
     if "sasl_mechanism" in kwargs:
         return faust.SASLCredentials(

@@ -20,11 +20,8 @@ import json
 import time
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-import openai
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam, ParsedChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sourcing.common.http import PROVIDER_LATENCY, PROVIDER_REQUESTS, ProviderError
@@ -34,6 +31,12 @@ from sourcing.common.outbound import (
     provider_api_key,
     provider_base_url,
 )
+
+# The SDK is imported when a client is built (a job-title discovery), not at the ingestion
+# service's start: it is a quarter of that process's idle memory.
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionMessageParam, ParsedChatCompletion
 
 PROVIDER: Final = "openai"
 MAX_TEMPERATURE: Final = 0.2
@@ -139,9 +142,13 @@ class JobTitleClient:
             raise ValueError(f"temperature must be within 0..{MAX_TEMPERATURE} (got {temperature})")
         self.model = model
         self.temperature = temperature
-        self._client = client or AsyncOpenAI(
-            api_key=api_key, base_url=base_url, timeout=timeout_seconds, max_retries=max_retries
-        )
+        if client is None:
+            from openai import AsyncOpenAI
+
+            client = AsyncOpenAI(
+                api_key=api_key, base_url=base_url, timeout=timeout_seconds, max_retries=max_retries
+            )
+        self._client = client
 
     @classmethod
     def from_settings(
@@ -193,6 +200,8 @@ class JobTitleClient:
         geographies: Sequence[str] = (),
     ) -> list[ScoredTitle]:
         """The model's titles, one per normalised title (highest relevance kept), best first."""
+        import openai
+
         messages = self.build_messages(
             company_name=company_name,
             titles=titles,
