@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +23,6 @@ from collections.abc import Sequence
 import httpx
 
 from sourcing.common.config import ConfigurationError, Settings, load_settings
-from sourcing.common.migrate import upgrade
 from sourcing.devstack._process import DevstackError
 from sourcing.devstack.stack import Stack, start_dev_stack
 
@@ -218,6 +218,15 @@ async def run_platform(stack: Stack, port: int, *, sandbox: bool, sandbox_url: s
     return exit_code
 
 
+def migrate(database_url: str) -> None:
+    """Migrate in a child process: this supervisor stays up for the whole session, and Alembic
+    with SQLAlchemy and every migration would otherwise stay in its memory for nothing."""
+    command = [sys.executable, "-m", "sourcing.common.migrate", "upgrade", "head"]
+    env = dict(os.environ) | {"DATABASE_URL": database_url}
+    if subprocess.run(command, env=env, check=False).returncode != 0:  # noqa: S603 - our module
+        raise DevstackError("the database migration failed; see its output above")
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="dev        | %(message)s", stream=sys.stdout)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -234,7 +243,7 @@ def main() -> int:
             stack.bootstrap_servers,
             stack.broker_kind,
         )
-        upgrade(stack.database_url)
+        migrate(stack.database_url)
         asyncio.run(stack.create_topics(prefix=settings.KAFKA_TOPIC_PREFIX))
         # Development defaults to the provider sandbox unless SANDBOX_PROVIDERS says otherwise.
         sandbox = settings.is_development and (
