@@ -1,9 +1,10 @@
 """``python -m bench [NAME ...]``: run the benchmarks (all by default) on one embedded stack,
 write ``bench/results/<name>.json`` for each and print one table at the end.
 
-Names: webhook, pipeline, calls, allocation, memory. ``--duration`` (or ``BENCH_DURATION``)
-sets the seconds of each load phase; ``--quick`` (or ``BENCH_QUICK=1``) runs short phases and
-small data sets for a check that everything works (its figures are not reference figures).
+Names: webhook, pipeline, calls, allocation, memory, dev (the memory of the whole ``make dev``),
+scaleout (1 and 2 replicas of enrichment and calls). ``--duration`` (or ``BENCH_DURATION``) sets
+the seconds of each load phase; ``--quick`` (or ``BENCH_QUICK=1``) runs short phases and small
+data sets for a check that everything works (its figures are not reference figures).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench import allocation, calls, pipeline, webhook
+from bench import allocation, calls, devmemory, pipeline, scaleout, webhook
 from bench.harness import RESULTS_DIR, Options, Result, Session, table, write_result
 
 BENCHMARKS: dict[str, Callable[[Session], Awaitable[Result]]] = {
@@ -27,6 +28,8 @@ BENCHMARKS: dict[str, Callable[[Session], Awaitable[Result]]] = {
     "calls": calls.run,
     "allocation": allocation.run,
     "memory": pipeline.run_memory,
+    "dev": devmemory.run,
+    "scaleout": scaleout.run,
 }
 
 
