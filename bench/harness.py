@@ -581,13 +581,12 @@ class Session:
 
 async def messages_on(bootstrap: str, topic: str) -> int:
     """How many messages a topic holds (end minus beginning offsets over its partitions)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # Subscribed, so the consumer's own metadata holds the topic (``topics()`` fetches the
+    # cluster's metadata without keeping it: the count was always 0).
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()  # refreshes the metadata
-            partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in partitions]
         starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
