@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-import jwt
 
 from sourcing.common.http import ExternalHttp, ProviderError
 from sourcing.common.kafka.retry import PermanentError
@@ -65,7 +64,12 @@ class ServiceAccount:
 
 
 def sign_assertion(claims: dict[str, Any], private_key_pem: str, *, kid: str | None) -> str:
-    """The service account's RS256 JWT assertion (keys pasted with escaped newlines work)."""
+    """The service account's RS256 JWT assertion (keys pasted with escaped newlines work).
+
+    PyJWT (with cryptography, about 10 MiB) is imported on the first token, not at the outreach
+    service's start: without Google credentials it is never needed."""
+    import jwt
+
     try:
         return jwt.encode(
             claims,
