@@ -6,9 +6,11 @@
                                        ``GET /api/v1/call-tasks/current`` + the operator requeue
                                        (JWT check, asyncpg, the platform's allocation work by
                                        hand: one statement each, same rows written).
-``python -m bench.baseline pipeline``  aiokafka consumer of ``sales-nav-ingestion``: experts,
-                                       leads, one sandbox email lookup per lead, the enrichment
-                                       attempt and contact rows, lead ``ENRICHED``.
+``python -m bench.baseline pipeline``  aiokafka consumer of ``sales-nav-ingestion``: what the
+                                       ingestion and enrichment agents write (experts, leads,
+                                       contacts, the waterfall's attempts against the sandbox,
+                                       leads ``ENRICHED`` and audited, ranking snapshots, the
+                                       follow-ups' outbox rows) in one transaction per batch.
 ``python -m bench.baseline calls``     aiokafka consumer of ``yay-call-events`` writing the
                                        platform's calls rows (dedup rows, claims, raw events,
                                        call logs, the caller's dial, validation, metric, status
@@ -33,11 +35,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import jwt
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -66,10 +68,32 @@ from sourcing.calls.service import (
 )
 from sourcing.calls.settings import CallSettings
 from sourcing.common.config import load_settings
+from sourcing.common.events import Envelope, MessagePayload, route
+from sourcing.common.http import ExternalHttp
+from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.messages.calls import YAY_EVENT_TYPES
+from sourcing.common.messages.outreach import AutoOutreachRequested, SheetSyncRequested
+from sourcing.common.models.enums import (
+    Channel,
+    ContactSource,
+    ContactType,
+    EnrichmentAttemptStatus,
+    SuppressedContactKind,
+)
+from sourcing.common.statemachines import LeadStatus, ProjectStatus
 from sourcing.common.webhook_events import body_sha256
+from sourcing.enrichment.providers import EmailKind, PersonQuery, build_providers
+from sourcing.enrichment.ranking import ContactSignal, RankingInput, score_expert
+from sourcing.enrichment.service import EnrichmentDeps
+from sourcing.enrichment.settings import EnrichmentSettings
+from sourcing.enrichment.waterfall import ProviderStats, WaterfallOutcome, run_waterfall
+from sourcing.ingestion.handlers import SUPPRESSED_REASON as INGESTION_SUPPRESSED
 from sourcing.people.callers import presence_cutoff, shift_start_for_dial
-from sourcing.people.suppression import PERSON_REASONS
+from sourcing.people.contacts import normalize_country
+from sourcing.people.identity import normalize_linkedin_url
+from sourcing.people.phones import normalize_phone
+from sourcing.people.suppression import PERSON_REASONS, normalize_suppressed_value, value_hash
+from sourcing.people.timezones import timezone_for_country
 
 ENV = os.environ
 
@@ -604,140 +628,604 @@ async def consume(lane: str, handle: Handler) -> None:
         await connection.close()
 
 
+# The pipeline: what the platform writes from a Sales Nav delivery to ENRICHED and ranked (the
+# ingestion and enrichment agents' rows, audit and outbox rows to the lanes that leave the path),
+# by hand: one consumer, one transaction per batch of deliveries, multi-row statements.
+
+PIPELINE_CONSUMER = "baseline.pipeline"
+# The follow-up lanes a settled lead feeds (their outbox rows, then their produces).
+PIPELINE_OUTBOX = """
+INSERT INTO outbox (id, topic, key, envelope, headers)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[])
+"""
+PIPELINE_PUBLISHED = "UPDATE outbox SET published_at = now() WHERE id = ANY($1::uuid[])"
+CLAIM_DELIVERY = """
+INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+PROJECT_FOR_SHARE = """
+SELECT status, priority, geography_iso_codes, auto_outreach_channel FROM projects
+WHERE id = $1 FOR SHARE
+"""
 UPSERT_SEARCH = """
 INSERT INTO sales_nav_searches (project_id, source_url, normalized_url, leads_received,
                                 last_webhook_at)
-VALUES ($1, $2, lower($2), $3, now())
+VALUES ($1, $2, $2, $3, now())
 ON CONFLICT (project_id, normalized_url) DO UPDATE
 SET leads_received = sales_nav_searches.leads_received + excluded.leads_received,
-    last_webhook_at = now()
+    last_webhook_at = greatest(coalesce(sales_nav_searches.last_webhook_at, now()), now()),
+    updated_at = now()
 RETURNING id
 """
 UPSERT_EXPERTS = """
-INSERT INTO experts (full_name, linkedin_url_normalized, title, company_name, company_domain,
-                     country_iso)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+INSERT INTO experts AS x (linkedin_url_normalized, full_name, first_name, last_name, title,
+                          company_name, company_domain, country_iso, timezone)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[])
 ON CONFLICT (linkedin_url_normalized) WHERE linkedin_url_normalized IS NOT NULL
-DO UPDATE SET updated_at = now()
-RETURNING id, linkedin_url_normalized
+DO UPDATE SET full_name = coalesce(x.full_name, excluded.full_name),
+              first_name = coalesce(x.first_name, excluded.first_name),
+              last_name = coalesce(x.last_name, excluded.last_name),
+              title = coalesce(x.title, excluded.title),
+              company_name = coalesce(x.company_name, excluded.company_name),
+              company_domain = coalesce(x.company_domain, excluded.company_domain),
+              country_iso = coalesce(x.country_iso, excluded.country_iso),
+              timezone = coalesce(x.timezone, excluded.timezone)
+WHERE x.erased_at IS NULL
+RETURNING id, linkedin_url_normalized, full_name, first_name, last_name, title, seniority,
+          company_name, company_domain, country_iso, primary_email,
+          suppressed_at IS NOT NULL OR EXISTS (
+              SELECT FROM expert_suppressions s WHERE s.expert_id = x.id
+                  OR s.linkedin_url_normalized = x.linkedin_url_normalized) AS suppressed
+"""
+ERASED_OR_SUPPRESSED = """
+SELECT value_hash FROM contact_suppressions WHERE kind = $1 AND value_hash = ANY($2::text[])
 """
 INSERT_LEADS = """
-INSERT INTO leads (project_id, sales_nav_search_id, expert_id, status, raw_name, raw_company,
-                   raw_title, linkedin_url, company_domain, country_iso, payload)
-SELECT $1, $2, e, 'ENRICHING', n, c, t, u, d, i, p
-FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::jsonb[]) AS x(e, n, c, t, u, d, i, p)
+INSERT INTO leads (project_id, sales_nav_search_id, correlation_id, status_changed_at, expert_id,
+                   status, status_reason, raw_name, raw_company, raw_title, linkedin_url, email,
+                   phone, company_domain, country_iso, payload)
+SELECT $1, $2, $3, now(), * FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+    $15::jsonb[])
 ON CONFLICT (expert_id, sales_nav_search_id) DO NOTHING
-RETURNING id, expert_id
+RETURNING id, expert_id, status
 """
-INSERT_ATTEMPTS = """
-INSERT INTO enrichment_attempts (id, expert_id, lead_id, run_id, provider, phase, status,
-                                 confidence, latency_ms, http_status, response_payload)
-SELECT a, e, l, gen_random_uuid(), 'leadmagic', 'PARALLEL', s, 0.95, ms, 200, r
-FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::jsonb[])
-     AS x(a, e, l, s, ms, r)
+INSERT_INITIAL_CONTACTS = """
+INSERT INTO expert_contacts (expert_id, type, channel, value, value_normalized, source)
+SELECT e, $1, $2, v, n, $3 FROM unnest($4::uuid[], $5::text[], $6::text[]) AS x(e, v, n)
+ON CONFLICT (expert_id, type, value_normalized) DO NOTHING
 """
-INSERT_CONTACTS = """
-INSERT INTO expert_contacts (expert_id, type, channel, value, value_normalized, is_primary,
-                             source, provider, confidence, enrichment_attempt_id)
-SELECT e, 'EMAIL', 'email', v, lower(v), true, 'ENRICHMENT', 'leadmagic', 0.95, a
-FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS x(e, v, a)
-ON CONFLICT DO NOTHING
+KNOWN_CONFIDENCE = """
+SELECT expert_id, max(confidence) AS confidence FROM expert_contacts
+WHERE expert_id = ANY($1::uuid[]) AND source = $2 GROUP BY expert_id
 """
-SET_EMAILS = """
-UPDATE experts SET primary_email = x.v, updated_at = now()
-FROM unnest($1::uuid[], $2::text[]) AS x(e, v) WHERE experts.id = x.e
+PROVIDER_STATS = """
+SELECT provider, count(*) AS attempts, count(*) FILTER (WHERE status = $2) AS successes
+FROM enrichment_attempts WHERE created_at >= $1 AND status <> $3 GROUP BY provider
 """
-ENRICHED = """
-UPDATE leads SET status = 'ENRICHED', status_changed_at = now(), enriched_at = now()
-WHERE id = ANY($1::uuid[])
+INSERT_PIPELINE_ATTEMPTS = """
+INSERT INTO enrichment_attempts (id, expert_id, lead_id, run_id, correlation_id, provider, phase,
+                                 status, confidence, latency_ms, http_status, error,
+                                 response_payload, callback_request_id, callback_jobs)
+SELECT a, e, l, r, $1, p, ph, s, c, ms, h, err, rp, cb, cj
+FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[],
+            $9::float8[], $10::int[], $11::int[], $12::text[], $13::jsonb[], $14::uuid[],
+            $15::jsonb[]) AS x(a, e, l, r, p, ph, s, c, ms, h, err, rp, cb, cj)
+"""
+SUPPRESSED_ADDRESSES = """
+SELECT kind, value_hash FROM contact_suppressions WHERE value_hash = ANY($1::text[])
+"""
+UPSERT_FOUND_CONTACTS = """
+INSERT INTO expert_contacts AS t (id, expert_id, type, channel, value, value_normalized,
+                                  is_primary, is_professional, is_dialable, source, provider,
+                                  confidence, enrichment_attempt_id)
+SELECT i, e, ty, ch, v, n, false, pro, dia, $1, p, c, a
+FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
+            $8::bool[], $9::bool[], $10::text[], $11::float8[], $12::uuid[])
+     AS x(i, e, ty, ch, v, n, pro, dia, p, c, a)
+ON CONFLICT (expert_id, type, value_normalized) DO UPDATE SET
+    confidence = CASE WHEN excluded.confidence > coalesce(t.confidence, -1.0)
+                      THEN excluded.confidence ELSE t.confidence END,
+    provider = CASE WHEN excluded.confidence > coalesce(t.confidence, -1.0)
+                    THEN excluded.provider ELSE t.provider END,
+    enrichment_attempt_id = CASE WHEN excluded.confidence > coalesce(t.confidence, -1.0)
+                                 THEN excluded.enrichment_attempt_id
+                                 ELSE t.enrichment_attempt_id END,
+    is_professional = coalesce(excluded.is_professional, t.is_professional),
+    updated_at = now()
+"""
+SETTLE_LEADS = """
+UPDATE leads SET status = x.s, status_reason = x.r, status_changed_at = now(),
+                 enriched_at = CASE WHEN x.s = $1 THEN now() ELSE enriched_at END
+FROM unnest($2::uuid[], $3::text[], $4::text[]) AS x(l, s, r) WHERE leads.id = x.l
+"""
+AUDIT_LEADS = """
+INSERT INTO system_events (type, entity_type, entity_id, actor, correlation_id, data)
+SELECT $1, $2, l, $3, $4, d FROM unnest($5::uuid[], $6::jsonb[]) AS x(l, d)
+"""
+CONTACT_SIGNALS = """
+SELECT expert_id, type, confidence, is_professional FROM expert_contacts
+WHERE expert_id = ANY($1::uuid[]) AND type = ANY($2::text[])
+"""
+JOB_TITLES = "SELECT normalized_title, relevance_score FROM job_titles WHERE project_id = $1"
+INSERT_SNAPSHOTS = """
+INSERT INTO ranking_snapshots (project_id, correlation_id, expert_id, lead_id, score, components,
+                               formula_version)
+SELECT $1, $2, * FROM unnest($3::uuid[], $4::uuid[], $5::float8[], $6::jsonb[], $7::text[])
+"""
+RANK_LEADS = """
+UPDATE leads SET ranking_score = x.s FROM unnest($2::uuid[], $3::float8[]) AS x(e, s)
+WHERE leads.project_id = $1 AND leads.expert_id = x.e
 """
 
 
-def _normalized_linkedin(url: str) -> str:
-    return url.lower().split("?")[0].rstrip("/")
+@dataclass(slots=True)
+class _Lead:
+    """One new lead of a delivery, through ingestion, the waterfall and ranking."""
+
+    id: uuid.UUID
+    expert_id: uuid.UUID
+    person: PersonQuery
+    # What ranking reads of the expert: title (else the lead's), seniority, country.
+    title: str | None
+    seniority: str | None
+    country_iso: str | None
+    known_confidence: float | None = None
+    outcome: WaterfallOutcome | None = None
+    status: str = ""
+    reason: str | None = None
+    auto_outreach: bool = False
+
+
+def _split_full_name(full_name: str) -> tuple[str | None, str | None]:
+    parts = full_name.split()
+    if len(parts) < 2:
+        return (parts[0] if parts else None), None
+    return parts[0], " ".join(parts[1:])
+
+
+def _clean(value: Any, limit: int = 500) -> str | None:
+    text = " ".join(str(value).split()) if value is not None else ""
+    return text[:limit] or None
+
+
+class _Waterfalls:
+    """The enrichment context's waterfall (its adapters, order and settings) without its
+    agent: provider statistics cached like the platform's (one query per 30 s)."""
+
+    def __init__(self) -> None:
+        self.settings = load_settings(EnrichmentSettings)
+        self.http = ExternalHttp(timeout_seconds=self.settings.PROVIDER_TIMEOUT_SECONDS)
+        self.deps = EnrichmentDeps(
+            settings=self.settings, providers=build_providers(self.settings, self.http)
+        )
+        self._stats: tuple[float, dict[str, ProviderStats]] | None = None
+
+    async def stats(self, connection: asyncpg.Connection) -> dict[str, ProviderStats]:
+        now = time.monotonic()
+        if self._stats is not None and now - self._stats[0] < self.deps.stats_ttl_seconds:
+            return self._stats[1]
+        since = datetime.now(UTC) - timedelta(days=self.settings.ENRICHMENT_HISTORY_DAYS)
+        rows = await connection.fetch(
+            PROVIDER_STATS,
+            since,
+            EnrichmentAttemptStatus.SUCCESS.value,
+            EnrichmentAttemptStatus.UNAVAILABLE.value,
+        )
+        stats = {row["provider"]: ProviderStats(row["attempts"], row["successes"]) for row in rows}
+        self._stats = (now, stats)
+        return stats
+
+    async def run(self, leads: list[_Lead], stats: dict[str, ProviderStats]) -> None:
+        """Every lead's waterfall, ``ENRICHMENT_BATCH_SIZE`` at a time (the platform's batch)."""
+        settings = self.settings
+        size = settings.ENRICHMENT_BATCH_SIZE
+        for start in range(0, len(leads), size):
+            chunk = leads[start : start + size]
+            outcomes = await asyncio.gather(
+                *(
+                    run_waterfall(
+                        self.deps.providers,
+                        lead.person,
+                        stats=stats,
+                        threshold=settings.ENRICHMENT_CONFIDENCE_THRESHOLD,
+                        parallel=settings.ENRICHMENT_PARALLEL_PROVIDERS,
+                        budget_seconds=self.deps.waterfall_budget(),
+                        per_lookup_seconds=settings.ENRICHMENT_TIME_BUDGET_SECONDS,
+                        prior=settings.ENRICHMENT_SUCCESS_PRIOR,
+                    )
+                    for lead in chunk
+                )
+            )
+            for lead, outcome in zip(chunk, outcomes, strict=True):
+                lead.outcome = outcome
+
+
+def _settle_lead(lead: _Lead, threshold: float) -> None:
+    """The lead's final status and reason, as the enrichment context settles it."""
+    if lead.known_confidence is not None and lead.known_confidence >= threshold:
+        lead.status = LeadStatus.ENRICHED.value
+        lead.reason = f"contacts already known (confidence {lead.known_confidence:.2f})"
+        lead.auto_outreach = True
+    elif lead.outcome is None or lead.outcome.best is None:
+        lead.status = LeadStatus.ENRICHMENT_FAILED.value
+        lead.reason = lead.outcome.failure_reason if lead.outcome else None
+    else:
+        lead.status, lead.reason = LeadStatus.ENRICHED.value, lead.outcome.summary
+        lead.auto_outreach = lead.outcome.met_threshold
+
+
+def _found_contacts(lead: _Lead, country: str | None) -> list[tuple[Any, ...]]:
+    """The best answer's contacts: (id, expert, type, channel, value, normalized, professional,
+    dialable, provider, confidence, attempt)."""
+    if lead.status != LeadStatus.ENRICHED.value or lead.outcome is None or not lead.outcome.best:
+        return []
+    best = lead.outcome.best
+    result = best.result
+    rows: list[tuple[Any, ...]] = []
+    for email in result.emails:
+        professional = (
+            None if email.kind is EmailKind.UNKNOWN else email.kind is EmailKind.PROFESSIONAL
+        )
+        rows.append(
+            (uuid.uuid4(), lead.expert_id, ContactType.EMAIL.value, Channel.EMAIL.value,
+             email.address, email.address.strip().lower(), professional, None, result.provider,
+             email.confidence, best.attempt_id)
+        )  # fmt: skip
+    for phone in result.phones:
+        number = normalize_phone(phone.e164 or phone.number, country)
+        rows.append(
+            (uuid.uuid4(), lead.expert_id, ContactType.PHONE.value, Channel.PHONE.value,
+             number.given, number.normalized, None, number.dialable, result.provider,
+             phone.confidence, best.attempt_id)
+        )  # fmt: skip
+    return rows
+
+
+def _outbox_row(message: MessagePayload, correlation: str) -> tuple[Any, ...]:
+    envelope = Envelope.of(message, correlation_id=correlation)
+    target = route(message)
+    headers = {
+        "message-id": envelope.id,
+        "message-type": envelope.type,
+        "correlation-id": envelope.correlation_id,
+    }
+    return (uuid.uuid4(), target.lane, target.key, envelope.model_dump_json(), json.dumps(headers))
+
+
+async def _ingest(
+    connection: asyncpg.Connection, payload: dict[str, Any], correlation: str
+) -> tuple[list[_Lead], Any] | None:
+    """Search, experts, leads and their LinkedIn contacts; None for an unknown project."""
+    project_id = uuid.UUID(payload["projectId"])
+    project = await connection.fetchrow(PROJECT_FOR_SHARE, project_id)
+    if project is None or project["status"] != ProjectStatus.ACTIVE.value:
+        return None
+    search_url = payload["searchUrl"].strip()
+    search = await connection.fetchval(UPSERT_SEARCH, project_id, search_url, len(payload["leads"]))
+    people: dict[str, dict[str, Any]] = {}  # first lead of each person (later ones: no-ops)
+    for lead in payload["leads"]:
+        identity = normalize_linkedin_url(_clean(lead.get("linkedinUrl"), 2048))
+        if identity and _clean(lead.get("name")) and _clean(lead.get("company")):
+            people.setdefault(identity, lead)
+    if not people:
+        return [], project
+    identities = list(people)
+    names = [_clean(people[i]["name"]) or "" for i in identities]
+    countries = [normalize_country(_clean(people[i].get("countryIso"), 8)) for i in identities]
+    countries = [c if c and len(c) == 2 else None for c in countries]
+    splits = [_split_full_name(name) for name in names]
+    experts = await connection.fetch(
+        UPSERT_EXPERTS,
+        identities,
+        names,
+        [first for first, _ in splits],
+        [last for _, last in splits],
+        [_clean(people[i].get("title")) for i in identities],
+        [_clean(people[i]["company"]) for i in identities],
+        [_clean(people[i].get("companyDomain"), 253) for i in identities],
+        countries,
+        [timezone_for_country(country) for country in countries],
+    )
+    named = {
+        row["value_hash"]
+        for row in await connection.fetch(
+            ERASED_OR_SUPPRESSED,
+            SuppressedContactKind.LINKEDIN_URL.value,
+            [value_hash(i) for i in identities],
+        )
+    }
+    expert_of = {row["linkedin_url_normalized"]: row for row in experts}
+    kept = [i for i in identities if i in expert_of]  # erased people store nothing
+    suppressed = {i: expert_of[i]["suppressed"] or value_hash(i) in named for i in kept}
+    created = await connection.fetch(
+        INSERT_LEADS,
+        project_id,
+        search,
+        correlation,
+        [expert_of[i]["id"] for i in kept],
+        [
+            LeadStatus.DISQUALIFIED.value if suppressed[i] else LeadStatus.ENRICHING.value
+            for i in kept
+        ],
+        [INGESTION_SUPPRESSED if suppressed[i] else None for i in kept],
+        [_clean(people[i]["name"]) for i in kept],
+        [_clean(people[i]["company"]) for i in kept],
+        [_clean(people[i].get("title")) for i in kept],
+        [_clean(people[i].get("linkedinUrl"), 2048) for i in kept],
+        [_clean(people[i].get("email"), 320) for i in kept],
+        [_clean(people[i].get("phone"), 64) for i in kept],
+        [_clean(people[i].get("companyDomain"), 253) for i in kept],
+        [countries[identities.index(i)] for i in kept],
+        [json.dumps(people[i]) for i in kept],
+    )
+    identity_of = {expert_of[i]["id"]: i for i in kept}
+    new = [row for row in created if row["status"] == LeadStatus.ENRICHING.value]
+    await connection.execute(
+        INSERT_INITIAL_CONTACTS,
+        ContactType.LINKEDIN.value,
+        Channel.LINKEDIN.value,
+        ContactSource.SALES_NAV.value,
+        [row["expert_id"] for row in new],
+        [_clean(people[identity_of[row["expert_id"]]].get("linkedinUrl"), 2048) for row in new],
+        [identity_of[row["expert_id"]] for row in new],
+    )
+    leads = []
+    for row in new:
+        identity = identity_of[row["expert_id"]]
+        lead, expert = people[identity], expert_of[identity]
+        country = countries[identities.index(identity)]
+        leads.append(
+            _Lead(
+                id=row["id"],
+                expert_id=row["expert_id"],
+                person=PersonQuery(
+                    full_name=expert["full_name"] or _clean(lead["name"]),
+                    first_name=expert["first_name"],
+                    last_name=expert["last_name"],
+                    company_name=_clean(lead["company"]) or expert["company_name"],
+                    company_domain=_clean(lead.get("companyDomain"), 253)
+                    or expert["company_domain"],
+                    linkedin_url=_clean(lead.get("linkedinUrl"), 2048) or identity,
+                    email=_clean(lead.get("email"), 320) or expert["primary_email"],
+                    country_iso=country or expert["country_iso"],
+                ),
+                title=expert["title"] or _clean(lead.get("title")),
+                seniority=expert["seniority"],
+                country_iso=expert["country_iso"] or country,
+            )
+        )
+    return leads, project
+
+
+async def _enrich_and_rank(
+    connection: asyncpg.Connection,
+    waterfalls: _Waterfalls,
+    project_id: uuid.UUID,
+    project: Any,
+    leads: list[_Lead],
+    correlation: str,
+) -> list[tuple[Any, ...]]:
+    """Waterfalls, attempts, contacts, leads settled and audited, ranking snapshots; returns
+    the outbox rows of the follow-ups (sheet row, call task, auto outreach)."""
+    settings = waterfalls.settings
+    experts = [lead.expert_id for lead in leads]
+    known = dict(await connection.fetch(KNOWN_CONFIDENCE, experts, ContactSource.ENRICHMENT.value))
+    for lead in leads:
+        lead.known_confidence = known.get(lead.expert_id)
+    threshold = settings.ENRICHMENT_CONFIDENCE_THRESHOLD
+    to_run = [
+        lead for lead in leads if lead.known_confidence is None or lead.known_confidence < threshold
+    ]
+    await waterfalls.run(to_run, await waterfalls.stats(connection))
+    attempts: list[tuple[Any, ...]] = []
+    for lead in to_run:
+        run_id = uuid.uuid4()
+        for attempt in lead.outcome.attempts if lead.outcome else ():
+            result = attempt.result
+            payload = result.model_dump(mode="json", exclude={"raw"})
+            payload["response"] = result.raw
+            attempts.append(
+                (attempt.attempt_id, lead.expert_id, lead.id, run_id, result.provider,
+                 attempt.phase.value, attempt.status.value, result.confidence,
+                 max(result.latency_ms, 0), result.http_status, result.error,
+                 json.dumps(payload), result.callback_request_id,
+                 json.dumps(result.callback_jobs or None))
+            )  # fmt: skip
+    if attempts:
+        await connection.execute(
+            INSERT_PIPELINE_ATTEMPTS, correlation, *zip(*attempts, strict=True)
+        )
+    for lead in leads:
+        _settle_lead(lead, threshold)
+    found = [row for lead in leads for row in _found_contacts(lead, lead.person.country_iso)]
+    kinds = {ContactType.EMAIL.value: SuppressedContactKind.EMAIL,
+             ContactType.PHONE.value: SuppressedContactKind.PHONE}  # fmt: skip
+    hashes = {}
+    for row in found:
+        normalized = normalize_suppressed_value(kinds[row[2]], row[5])
+        hashes[row[0]] = value_hash(normalized) if normalized else None
+    refused = {
+        row["value_hash"]
+        for row in await connection.fetch(
+            SUPPRESSED_ADDRESSES, [h for h in hashes.values() if h is not None]
+        )
+    }
+    found = [row for row in found if hashes[row[0]] not in refused]
+    if found:
+        columns = list(zip(*found, strict=True))
+        await connection.execute(
+            UPSERT_FOUND_CONTACTS,
+            ContactSource.ENRICHMENT.value,
+            columns[0], columns[1], columns[2], columns[3], columns[4], columns[5],
+            columns[6], columns[7], columns[8], columns[9], columns[10],
+        )  # fmt: skip
+    await connection.execute(
+        SETTLE_LEADS,
+        LeadStatus.ENRICHED.value,
+        [lead.id for lead in leads],
+        [lead.status for lead in leads],
+        [lead.reason for lead in leads],
+    )
+    await connection.execute(
+        AUDIT_LEADS,
+        "lead.status_changed",
+        "lead",
+        "enrichment",
+        correlation,
+        [lead.id for lead in leads],
+        [
+            json.dumps(
+                {"from": LeadStatus.ENRICHING.value, "to": lead.status, "reason": lead.reason}
+            )
+            for lead in leads
+        ],
+    )
+    signals: dict[uuid.UUID, list[ContactSignal]] = {}
+    for row in await connection.fetch(
+        CONTACT_SIGNALS, experts, [ContactType.EMAIL.value, ContactType.PHONE.value]
+    ):
+        signals.setdefault(row["expert_id"], []).append(
+            ContactSignal(
+                kind="email" if row["type"] == ContactType.EMAIL.value else "phone",
+                confidence=float(row["confidence"] or 0.0),
+                personal=row["is_professional"] is False,
+            )
+        )
+    titles = tuple(
+        (row[0], float(row[1])) for row in await connection.fetch(JOB_TITLES, project_id)
+    )
+    scores = [
+        score_expert(
+            RankingInput(
+                title=lead.title,
+                seniority_label=lead.seniority,
+                country_iso=lead.country_iso,
+                contacts=tuple(signals.get(lead.expert_id, ())),
+                project_geographies=tuple(project["geography_iso_codes"] or ()),
+                project_priority=project["priority"],
+                job_titles=titles,
+            )
+        )
+        for lead in leads
+    ]
+    await connection.execute(
+        INSERT_SNAPSHOTS,
+        project_id,
+        correlation,
+        experts,
+        [lead.id for lead in leads],
+        [score.score for score in scores],
+        [json.dumps(dict(score.components)) for score in scores],
+        [score.formula_version for score in scores],
+    )
+    await connection.execute(RANK_LEADS, project_id, experts, [s.score for s in scores])
+    follow_ups: list[tuple[Any, ...]] = []
+    for lead in leads:
+        follow_ups.append(
+            _outbox_row(
+                CallTaskRequested(
+                    project_id=project_id,
+                    expert_id=lead.expert_id,
+                    lead_id=lead.id,
+                    trigger=CallTaskTrigger.RANKING,
+                ),
+                correlation,
+            )
+        )
+        if lead.auto_outreach and project["auto_outreach_channel"]:
+            follow_ups.append(
+                _outbox_row(
+                    AutoOutreachRequested(
+                        project_id=project_id, expert_id=lead.expert_id, lead_id=lead.id
+                    ),
+                    correlation,
+                )
+            )
+        follow_ups.append(
+            _outbox_row(
+                SheetSyncRequested.for_expert(project_id=project_id, expert_id=lead.expert_id),
+                correlation,
+            )
+        )
+    return follow_ups
 
 
 async def pipeline_consumer() -> None:
-    """Sales Nav payload → experts + leads → one email lookup per lead → ENRICHED."""
-    sandbox = httpx.AsyncClient(
-        base_url=ENV["SANDBOX_URL"],
-        timeout=10.0,
-        limits=httpx.Limits(max_connections=16),
-        headers={"X-API-Key": "bench"},
+    """Sales Nav deliveries → experts, leads, LinkedIn contacts → the enrichment waterfall
+    (the platform's adapters, order, parallelism and budgets) → attempts, contacts, leads
+    ENRICHED and audited → ranking snapshots → the follow-ups' outbox rows, produced after the
+    commit (a minimal relay). One transaction per batch of deliveries, offsets committed after
+    it; a delivery seen before (its body's hash in ``processed_events``) is skipped.
+
+    Only leads with a LinkedIn URL are taken (the benchmark and its test send no other kind).
+    """
+    waterfalls = _Waterfalls()
+    consumer = AIOKafkaConsumer(
+        _topic("sales-nav-ingestion"),
+        bootstrap_servers=ENV["KAFKA_BROKER_URL"],
+        group_id=_topic("baseline.sales-nav-ingestion"),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
-
-    async def lookup(lead: dict[str, Any]) -> tuple[dict[str, Any], float]:
-        started = time.perf_counter()
-        response = await sandbox.post(
-            "/leadmagic/v1/people/email-finder",
-            json={"full_name": lead["name"], "domain": lead.get("companyDomain")},
-        )
-        response.raise_for_status()
-        return response.json(), (time.perf_counter() - started) * 1000
-
-    async def handle(connection: asyncpg.Connection, batch: Batch) -> None:
-        for payload in batch:
-            leads = payload["leads"]
-            search = await connection.fetchval(
-                UPSERT_SEARCH, uuid.UUID(payload["projectId"]), payload["searchUrl"], len(leads)
-            )
-            experts = await connection.fetch(
-                UPSERT_EXPERTS,
-                [lead["name"] for lead in leads],
-                [_normalized_linkedin(lead["linkedinUrl"]) for lead in leads],
-                [lead.get("title") for lead in leads],
-                [lead["company"] for lead in leads],
-                [lead.get("companyDomain") for lead in leads],
-                [lead.get("countryIso") for lead in leads],
-            )
-            expert_of = {row["linkedin_url_normalized"]: row["id"] for row in experts}
-            expert_ids = [expert_of[_normalized_linkedin(lead["linkedinUrl"])] for lead in leads]
-            created = await connection.fetch(
-                INSERT_LEADS,
-                uuid.UUID(payload["projectId"]),
-                search,
-                expert_ids,
-                [lead["name"] for lead in leads],
-                [lead["company"] for lead in leads],
-                [lead.get("title") for lead in leads],
-                [lead.get("linkedinUrl") for lead in leads],
-                [lead.get("companyDomain") for lead in leads],
-                [lead.get("countryIso") for lead in leads],
-                [json.dumps(lead) for lead in leads],
-            )
-            lead_of = {row["expert_id"]: row["id"] for row in created}
-            todo = [(lead, e) for lead, e in zip(leads, expert_ids, strict=True) if e in lead_of]
-            answers = await asyncio.gather(*(lookup(lead) for lead, _ in todo))
-            attempt_ids = [uuid.uuid4() for _ in todo]
-            found = [
-                (e, answer["email"]) for (_, e), (answer, _) in zip(todo, answers, strict=True)
-            ]
-            await connection.execute(
-                INSERT_ATTEMPTS,
-                attempt_ids,
-                [e for _, e in todo],
-                [lead_of[e] for _, e in todo],
-                ["SUCCESS" if answer["email"] else "NO_MATCH" for answer, _ in answers],
-                [round(ms) for _, ms in answers],
-                [json.dumps(answer) for answer, _ in answers],
-            )
-            with_email = [(e, v, a) for (e, v), a in zip(found, attempt_ids, strict=True) if v]
-            await connection.execute(
-                INSERT_CONTACTS,
-                [e for e, _, _ in with_email],
-                [v for _, v, _ in with_email],
-                [a for _, _, a in with_email],
-            )
-            await connection.execute(
-                SET_EMAILS, [e for e, _, _ in with_email], [v for _, v, _ in with_email]
-            )
-            await connection.execute(ENRICHED, [lead_of[e] for _, e in todo])
-
+    producer = AIOKafkaProducer(
+        bootstrap_servers=ENV["KAFKA_BROKER_URL"],
+        acks="all",
+        enable_idempotence=ENV.get("KAFKA_IDEMPOTENT_PRODUCER") == "1",
+    )
+    connection = await asyncpg.connect(_dsn(), command_timeout=60)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await consumer.start()
+    await producer.start()
     try:
-        await consume("sales-nav-ingestion", handle)
+        while not stopping.is_set():
+            records = await consumer.getmany(timeout_ms=50, max_records=200)
+            bodies = [r.value for rs in records.values() for r in rs if r.value]
+            if not bodies:
+                continue
+            outbox: list[tuple[Any, ...]] = []
+            async with connection.transaction():
+                for body in bodies:
+                    digest = hashlib.sha256(body).hexdigest()
+                    if not await connection.fetchval(CLAIM_DELIVERY, PIPELINE_CONSUMER, digest):
+                        continue
+                    payload, correlation = json.loads(body), str(uuid.uuid4())
+                    ingested = await _ingest(connection, payload, correlation)
+                    if ingested is None or not ingested[0]:
+                        continue
+                    leads, project = ingested
+                    outbox += await _enrich_and_rank(
+                        connection,
+                        waterfalls,
+                        uuid.UUID(payload["projectId"]),
+                        project,
+                        leads,
+                        correlation,
+                    )
+                if outbox:
+                    await connection.execute(PIPELINE_OUTBOX, *zip(*outbox, strict=True))
+            if outbox:
+                sent = [
+                    await producer.send(
+                        _topic(lane),
+                        envelope.encode(),
+                        key=key.encode() if key else None,
+                        headers=[(k, v.encode()) for k, v in json.loads(headers).items()],
+                    )
+                    for _, lane, key, envelope, headers in outbox
+                ]
+                await asyncio.gather(*sent)
+                await connection.execute(PIPELINE_PUBLISHED, [row[0] for row in outbox])
+            await consumer.commit()
     finally:
-        await sandbox.aclose()
+        await consumer.stop()
+        await producer.stop()
+        await connection.close()
+        await waterfalls.http.aclose()
 
 
 # Every row below is one the platform's calls service writes for the same events (checked by
