@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, select, update
+from sqlalchemy import Table, and_, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -137,8 +137,25 @@ async def best_enriched_confidence(session: AsyncSession, expert_id: uuid.UUID) 
     return float(value) if value is not None else None
 
 
-def add_attempts(session: AsyncSession, attempts: Sequence[EnrichmentAttempt]) -> None:
-    session.add_all(attempts)
+async def add_attempts(session: AsyncSession, attempts: Sequence[EnrichmentAttempt]) -> None:
+    """Insert a run's attempts in one multi-row statement (Core: no unit of work to flush).
+
+    The rows are not in the session; a later read of them (callbacks, the timeout sweep)
+    loads them from the database. A column with a server default that no attempt sets keeps
+    it; the others are written as the unit of work writes them (None as JSON ``null`` in a
+    JSON column).
+    """
+    if not attempts:
+        return
+    table = cast(Table, EnrichmentAttempt.__table__)
+    names = [
+        column.key
+        for column in table.columns
+        if column.server_default is None
+        or any(getattr(attempt, column.key) is not None for attempt in attempts)
+    ]
+    rows = [{name: getattr(attempt, name) for name in names} for attempt in attempts]
+    await session.execute(insert(table), rows)
 
 
 async def has_pending_attempt(session: AsyncSession, lead_id: uuid.UUID) -> bool:

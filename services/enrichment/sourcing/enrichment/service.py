@@ -558,8 +558,9 @@ async def apply_enrichment(
         auto_outreach = True
     else:
         run_id = uuid.uuid4()
-        repository.add_attempts(session, [_attempt_row(plan, run_id, a) for a in outcome.attempts])
-        await session.flush()
+        await repository.add_attempts(
+            session, [_attempt_row(plan, run_id, a) for a in outcome.attempts]
+        )
         country = plan.person.country_iso
         if outcome.waiting:
             if outcome.best is not None:

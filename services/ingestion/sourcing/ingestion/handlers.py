@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import publish
+from sourcing.common.kafka.outbox import publish, publish_many
 from sourcing.common.kafka.retry import PermanentError, TransientError
 from sourcing.common.messages.allocation import CallTaskTrigger
 from sourcing.common.messages.enrichment import EnrichmentRequested
@@ -100,13 +100,10 @@ async def handle_sales_nav_leads(
         leads=len(payload.leads),
         received_at=payload.received_at,
     )
-    skipped = 0
-    for lead in payload.leads:
-        message = _lead_message(lead, payload=payload, search_id=search_id)
-        if message is None:
-            skipped += 1
-            continue
-        await publish(session, message)
+    messages = [_lead_message(lead, payload=payload, search_id=search_id) for lead in payload.leads]
+    fanned_out = [message for message in messages if message is not None]
+    await publish_many(session, fanned_out)
+    skipped = len(messages) - len(fanned_out)
     if skipped:
         logger.warning(
             "sales nav leads without a usable identity skipped",

@@ -22,11 +22,15 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, update
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 from sourcing.common.config import Settings
 from sourcing.common.db import session_scope
@@ -51,9 +55,50 @@ PRUNE_BATCH = 5_000
 OUTBOX_STAGED = "outbox_staged"
 
 
-# Built once: values as parameters, so a publish builds no statement and reuses the cached
-# compilation (a hot path: every handler's messages).
-_ADD_TO_OUTBOX = insert(Outbox)
+def _insert_statement() -> Insert:
+    # Core, compiled once: the envelope and headers arrive as JSON text (pydantic encodes the
+    # envelope once; no dict round trip through the JSON column type).
+    table = cast(Table, Outbox.__table__)
+    return insert(table).values(
+        id=bindparam("id"),
+        topic=bindparam("topic"),
+        key=bindparam("key"),
+        envelope=sql_cast(bindparam("envelope", type_=Text()), JSONB),
+        headers=sql_cast(bindparam("headers", type_=Text()), JSONB),
+    )
+
+
+_INSERT = _insert_statement()
+
+
+async def stage(
+    session: AsyncSession, rows: Sequence[tuple[str, Envelope, str | None]]
+) -> list[uuid.UUID]:
+    """Stage ``(lane, envelope, key)`` rows in the caller's transaction with one statement
+    (no flush of other work, no commit); returns their row ids, in order. The relay publishes
+    them, in that order, once the transaction commits.
+
+    The rows store the lane name; the relay adds its environment's topic prefix.
+    """
+    if not rows:
+        return []
+    ids = [uuid.uuid4() for _ in rows]
+    params: list[dict[str, Any]] = []
+    for row_id, (lane, envelope, key) in zip(ids, rows, strict=True):
+        lane_named(lane)  # unknown lanes fail here, in the caller's transaction
+        headers = {name: value.decode() for name, value in envelope_headers(envelope)}
+        params.append(
+            {
+                "id": row_id,
+                "topic": lane,
+                "key": key,
+                "envelope": envelope.model_dump_json(),
+                "headers": json.dumps(headers),
+            }
+        )
+    await session.execute(_INSERT, params)
+    session.info[OUTBOX_STAGED] = True
+    return ids
 
 
 async def add_to_outbox(
@@ -62,25 +107,9 @@ async def add_to_outbox(
     envelope: Envelope,
     key: str | None = None,
 ) -> uuid.UUID:
-    """Stage ``envelope`` for ``lane`` in the caller's transaction (no flush of other work,
-    no commit). The relay publishes it once the transaction commits. Returns the row id.
-
-    The row stores the lane name; the relay adds its environment's topic prefix.
-    """
-    lane_named(lane)  # unknown lanes fail here, in the caller's transaction
-    row_id = uuid.uuid4()
-    headers = {name: value.decode() for name, value in envelope_headers(envelope)}
-    await session.execute(
-        _ADD_TO_OUTBOX,
-        {
-            "id": row_id,
-            "topic": lane,
-            "key": key,
-            "envelope": envelope.model_dump(mode="json"),
-            "headers": headers,
-        },
-    )
-    session.info[OUTBOX_STAGED] = True
+    """Stage ``envelope`` for ``lane`` in the caller's transaction (:func:`stage`, one row);
+    returns the row id."""
+    (row_id,) = await stage(session, [(lane, envelope, key)])
     return row_id
 
 
@@ -99,8 +128,26 @@ async def publish(
         message, correlation_id=correlation_id, id=envelope_id, occurred_at=occurred_at
     )
     target = route(message)
-    await add_to_outbox(session, target.lane, envelope, key=target.key)
+    await stage(session, [(target.lane, envelope, target.key)])
     return envelope
+
+
+async def publish_many(
+    session: AsyncSession,
+    messages: Iterable[MessagePayload],
+    *,
+    correlation_id: str | None = None,
+) -> list[Envelope]:
+    """:func:`publish` for several messages in one statement (a fan-out), in order."""
+    envelopes: list[Envelope] = []
+    rows: list[tuple[str, Envelope, str | None]] = []
+    for message in messages:
+        envelope = Envelope.of(message, correlation_id=correlation_id)
+        target = route(message)
+        envelopes.append(envelope)
+        rows.append((target.lane, envelope, target.key))
+    await stage(session, rows)
+    return envelopes
 
 
 def _row_headers(headers: Any) -> list[tuple[str, bytes]]:
@@ -161,7 +208,8 @@ class OutboxRelay:
                             Outbox.id,
                             Outbox.topic,
                             Outbox.key,
-                            Outbox.envelope,
+                            # As stored: sent as it is, never decoded and encoded again.
+                            sql_cast(Outbox.envelope, Text).label("envelope"),
                             Outbox.headers,
                             Outbox.created_at,
                         )
@@ -182,7 +230,7 @@ class OutboxRelay:
                     [
                         (
                             self.topic_for(row.topic),
-                            json.dumps(row.envelope, separators=(",", ":")).encode(),
+                            row.envelope.encode(),
                             encode_key(row.key),
                             _row_headers(row.headers),
                         )
