@@ -8,6 +8,7 @@ Nothing here commits.
 
 from __future__ import annotations
 
+import typing
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
+    Table,
     Text,
     and_,
     case,
@@ -36,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from sourcing.common.models import (
+    Base,
     CallLog,
     CallLogRaw,
     CallTask,
@@ -70,6 +73,12 @@ if TYPE_CHECKING:
     from sourcing.common.web import Keyset, ScoreKeyset
 
 # --- projects, companies, searches, screening questions -----------------------------------------
+
+
+def _table(model: type[Base]) -> Table:
+    """A model's table: the hot inserts run as Core statements, not through the ORM's bulk
+    insert path (which maps every value through the entity first)."""
+    return typing.cast(Table, model.__table__)
 
 
 async def get_project(session: AsyncSession, project_id: uuid.UUID) -> Project | None:
@@ -245,7 +254,9 @@ async def insert_expert(session: AsyncSession, values: dict[str, Any]) -> uuid.U
     ``ON CONFLICT DO NOTHING`` without a target covers both partial unique indexes; a
     conflicting row of a transaction still in flight makes this wait for its outcome.
     """
-    statement = insert(Expert).values(**values).on_conflict_do_nothing().returning(Expert.id)
+    statement = (
+        insert(_table(Expert)).values(**values).on_conflict_do_nothing().returning(Expert.id)
+    )
     return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -298,7 +309,7 @@ async def add_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
     if not rows:
         return
     await session.execute(
-        insert(ExpertContact)
+        insert(_table(ExpertContact))
         .values(list(rows))
         .on_conflict_do_nothing(
             index_elements=[
@@ -316,7 +327,7 @@ async def add_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) ->
 async def insert_lead(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
     """Insert a lead; None when this person already came from this search (a redelivery)."""
     statement = (
-        insert(Lead)
+        insert(_table(Lead))
         .values(**values)
         .on_conflict_do_nothing(index_elements=[Lead.expert_id, Lead.sales_nav_search_id])
         .returning(Lead.id)
