@@ -707,11 +707,11 @@ FROM enrichment_attempts WHERE created_at >= $1 AND status <> $3 GROUP BY provid
 INSERT_PIPELINE_ATTEMPTS = """
 INSERT INTO enrichment_attempts (id, expert_id, lead_id, run_id, correlation_id, provider, phase,
                                  status, confidence, latency_ms, http_status, error,
-                                 response_payload, callback_request_id, callback_jobs)
-SELECT a, e, l, r, $1, p, ph, s, c, ms, h, err, rp, cb, cj
+                                 response_payload, callback_request_id, callback_jobs, credits)
+SELECT a, e, l, r, $1, p, ph, s, c, ms, h, err, rp, cb, cj, cr
 FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[],
             $9::float8[], $10::int[], $11::int[], $12::text[], $13::jsonb[], $14::uuid[],
-            $15::jsonb[]) AS x(a, e, l, r, p, ph, s, c, ms, h, err, rp, cb, cj)
+            $15::jsonb[], $16::float8[]) AS x(a, e, l, r, p, ph, s, c, ms, h, err, rp, cb, cj, cr)
 """
 SUPPRESSED_ADDRESSES = """
 SELECT kind, value_hash FROM contact_suppressions WHERE value_hash = ANY($1::text[])
@@ -1031,7 +1031,7 @@ async def _enrich_and_rank(
                  attempt.phase.value, attempt.status.value, result.confidence,
                  max(result.latency_ms, 0), result.http_status, result.error,
                  json.dumps(payload), result.callback_request_id,
-                 json.dumps(result.callback_jobs or None))
+                 json.dumps(result.callback_jobs or None), result.credits)
             )  # fmt: skip
     if attempts:
         await connection.execute(

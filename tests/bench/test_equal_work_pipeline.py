@@ -205,7 +205,7 @@ async def _contents(url: str) -> dict[str, Counter[Any]]:
                     _without(_json(r["response_payload"]), *GENERATED_ANSWER_FIELDS),
                     sort_keys=True,
                 ),
-                r["callback_request_id"], r["callback_jobs"], r["answered_at"],
+                r["callback_request_id"], r["callback_jobs"], r["answered_at"], r["credits"],
             ),
         )  # fmt: skip
         await table(
