@@ -379,10 +379,14 @@ def main() -> int:
     spec = LoadSpec(**json.loads(sys.stdin.read()))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         report = runner.run(run(spec))
-    # The event loop may leave the pipe non-blocking: a report past the pipe's 64 KiB buffer
-    # would then be cut short.
-    os.set_blocking(sys.stdout.fileno(), True)
-    sys.stdout.write(json.dumps(asdict(report)))
+    # The event loop may leave the pipe non-blocking, and a buffered write past the pipe's
+    # 64 KiB would then be cut short at exit without an error: write the report through the
+    # descriptor itself, blocking, to the last byte.
+    descriptor = sys.stdout.fileno()
+    os.set_blocking(descriptor, True)
+    pending = memoryview(json.dumps(asdict(report)).encode())
+    while pending:
+        pending = pending[os.write(descriptor, pending) :]
     return 0
 
 
