@@ -1,5 +1,6 @@
 """``dev``: the memory of the whole ``make dev``, idle: every process it starts (the supervisor,
-the provider sandbox, the gateway, the six agent services, PostgreSQL and the development
+the fork server the services are forked from, the provider sandbox, the gateway, the six agent
+services, PostgreSQL and the development
 broker), summed.
 
 ``python -m sourcing.devstack.dev`` runs in a scratch directory (its own ``var/``: a fresh
@@ -69,6 +70,9 @@ def role(pid: int, root: int) -> str:
             return "supervisor (sourcing.devstack.dev)"
         if "-m" in words:
             module = words[words.index("-m") + 1]
+            if module == "sourcing.devstack.forkserver":
+                # The services forked from it keep its command line and carry their name.
+                return Path(f"/proc/{pid}/comm").read_text().strip()
             return module.removeprefix("sourcing.")
         command = Path(words[0]).name if words else "?"
         if command.startswith(("postgres", "postmaster")) or "postgres" in " ".join(words[:1]):

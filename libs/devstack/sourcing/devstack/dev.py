@@ -2,7 +2,8 @@
 
 Starts the embedded PostgreSQL and broker (unless DATABASE_URL / KAFKA_BROKER_URL are set in
 the environment), migrates, creates the lane topics, then runs the gateway and every service
-process that exists as child processes with prefixed logs. Prints a ready banner (URLs, the
+process that exists, forked from one warm parent that imported their shared libraries once
+(:mod:`sourcing.devstack.forkserver`), with prefixed logs. Prints a ready banner (URLs, the
 sandbox state, how to get a token) once /api/v1/system/ready answers; Ctrl-C (or SIGTERM)
 stops the children, then the servers.
 """
@@ -24,6 +25,7 @@ import httpx
 
 from sourcing.common.config import ConfigurationError, Settings, load_settings
 from sourcing.devstack._process import DevstackError
+from sourcing.devstack.forkserver import ForkedService, ForkServer
 from sourcing.devstack.stack import Stack, start_dev_stack
 
 logger = logging.getLogger("sourcing.devstack.dev")
@@ -76,7 +78,7 @@ async def _pump(name: str, stream: asyncio.StreamReader) -> None:
         sys.stdout.flush()
 
 
-async def _wait_ready(url: str, children: Sequence[asyncio.subprocess.Process]) -> None:
+async def _wait_ready(url: str, children: Sequence[ForkedService]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     async with httpx.AsyncClient(timeout=2.0) as client:
         while time.monotonic() < deadline:
@@ -145,7 +147,7 @@ def ready_banner(
     return "\n".join(lines)
 
 
-async def _stop(children: Sequence[asyncio.subprocess.Process]) -> None:
+async def _stop(children: Sequence[ForkedService]) -> None:
     for child in children:
         if child.returncode is None:
             child.send_signal(signal.SIGTERM)
@@ -163,21 +165,18 @@ async def run_platform(stack: Stack, port: int, *, sandbox: bool, sandbox_url: s
     if sandbox:  # the sandbox's Zeliq calls the local gateway back
         env.setdefault("ZELIQ_CALLBACK_URL", f"http://localhost:{port}/webhooks/zeliq")
     processes = available_processes(sandbox=sandbox)
-    children = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            module,
-            env=process_env(env, index),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        for index, (_, module) in enumerate(processes)
-    ]
+    forkserver = await ForkServer.start(env)
+    try:
+        children = [
+            await forkserver.spawn(name, module, process_env(env, index))
+            for index, (name, module) in enumerate(processes)
+        ]
+    except BaseException:
+        await forkserver.close()  # it stops the services already forked
+        raise
     pumps = [
         asyncio.create_task(_pump(name, child.stdout))
         for (name, _), child in zip(processes, children, strict=True)
-        if child.stdout is not None
     ]
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -214,6 +213,7 @@ async def run_platform(stack: Stack, port: int, *, sandbox: bool, sandbox_url: s
     finally:
         logger.info("stopping services")
         await _stop(children)
+        await forkserver.close()
         await asyncio.gather(*pumps, return_exceptions=True)
     return exit_code
 

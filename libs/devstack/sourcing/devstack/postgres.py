@@ -51,6 +51,10 @@ DEFAULT_MAX_CONNECTIONS = 300
 # Settings for throw-away test clusters: a crashed *process* loses nothing with fsync off (the
 # OS still holds the pages); only a machine crash would, and test data does not outlive that.
 FAST_UNSAFE_SETTINGS: Mapping[str, str] = {"fsync": "off", "full_page_writes": "off"}
+# Settings for the development cluster, which idles most of the time on a laptop: reads done
+# by the backend itself (no pool of I/O worker processes), room for the services' pools
+# (seven processes of DATABASE_POOL_SIZE 10, migrations, a psql or two) but not for 300.
+DEV_SETTINGS: Mapping[str, str] = {"io_method": "sync", "max_connections": "100"}
 
 
 def postgres_bin_dir() -> Path:

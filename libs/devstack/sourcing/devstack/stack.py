@@ -24,7 +24,7 @@ from typing import Literal, Self
 from sourcing.common.topics import LANES, Lane
 from sourcing.devstack._process import DevstackError, EmbeddedServer, logger
 from sourcing.devstack.kafka import ApacheKafka, java_and_maven_available
-from sourcing.devstack.postgres import FAST_UNSAFE_SETTINGS, EmbeddedPostgres
+from sourcing.devstack.postgres import DEV_SETTINGS, FAST_UNSAFE_SETTINGS, EmbeddedPostgres
 from sourcing.devstack.tansu import TansuBroker
 from sourcing.devstack.topics import create_topics
 
@@ -150,6 +150,7 @@ def start_dev_stack(
         data_dir=data_dir,
         database_url=_env("DATABASE_URL"),
         bootstrap_servers=_env("KAFKA_BROKER_URL"),
+        postgres_settings=DEV_SETTINGS,
     )
 
 
