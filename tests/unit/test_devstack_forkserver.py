@@ -5,8 +5,10 @@ started again on request; closing the fork server stops what still runs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 
@@ -65,3 +67,21 @@ async def test_a_service_stops_on_its_signal_and_closing_stops_the_rest(  # runs
     assert await asyncio.wait_for(stopped.wait(), 30) == 7
     await asyncio.wait_for(forkserver.close(), 30)
     assert left.returncode == 7
+
+
+def test_preloading_registers_no_metric_a_service_would_not_expose_itself() -> None:
+    """Every service imports the kernel's Kafka metrics; nothing else preloaded may register a
+    metric family, or a forked service's /metrics would show another service's."""
+    probe = (
+        "import importlib, json, prometheus_client\n"
+        "from sourcing.devstack.forkserver import PRELOAD\n"
+        "names = lambda: set(prometheus_client.REGISTRY._names_to_collectors)\n"
+        "importlib.import_module('sourcing.common.kafka.metrics')\n"
+        "own = names()\n"
+        "for module in PRELOAD: importlib.import_module(module)\n"
+        "print(json.dumps(sorted(names() - own)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert json.loads(result.stdout) == []

@@ -39,9 +39,10 @@ from typing import Any, NoReturn
 
 from sourcing.devstack._process import DevstackError
 
-# What every service process imports (or most of them do, the rest sharing the pages unused):
-# the kernel with every model and message contract, the Kafka runtime and the web stack.
-# Kernel modules that register metrics only some services expose (sourcing.common.http,
+# What every service process imports, at start or at run time (or most of them do, the rest
+# sharing the pages unused): the kernel with every model and message contract, the people
+# library, the Kafka runtime (with what Faust's worker imports when it starts) and the web
+# stack. Kernel modules that register metrics only some services expose (sourcing.common.http,
 # .metrics, .health) are left to the services, so each one's /metrics stays its own.
 PRELOAD: tuple[str, ...] = (
     "sourcing.common.kafka.app",
@@ -52,12 +53,27 @@ PRELOAD: tuple[str, ...] = (
     "sourcing.common.logging",
     "sourcing.common.process",
     "sourcing.common.tracing",
+    "sourcing.common.transitions",
     "sourcing.common.web",
-    "sourcing.people",
+    "sourcing.common.webhook_events",
+    "sourcing.people.callers",
+    "sourcing.people.contacts",
+    "sourcing.people.identity",
+    "sourcing.people.phones",
+    "sourcing.people.suppression",
+    "sourcing.people.timezones",
+    "faust.assignor",
+    "faust.tables",
+    "faust.transport.conductor",
+    "faust.transport.consumer",
+    "faust.transport.producer",
+    "faust.utils.terminal",
+    "mode.worker",
     "fastapi",
     "uvicorn",
     "uvicorn.loops.uvloop",
     "uvicorn.protocols.http.httptools_impl",
+    "uvicorn.protocols.websockets.websockets_sansio_impl",
     "httpx",
     "prometheus_client",
 )
