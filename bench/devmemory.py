@@ -1,7 +1,7 @@
 """``dev``: the memory of the whole ``make dev``, idle: every process it starts (the supervisor,
 the fork server the services are forked from, the provider sandbox, the gateway, the six agent
-services, PostgreSQL and the development
-broker), summed.
+services, PostgreSQL and the development broker), summed. A forked service keeps the fork
+server's command line and carries its own name (``/proc/<pid>/comm``), which names its row.
 
 ``python -m sourcing.devstack.dev`` runs in a scratch directory (its own ``var/``: a fresh
 PostgreSQL cluster and an in-memory Tansu broker) on free ports for the gateway and the
