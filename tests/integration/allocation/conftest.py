@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.api.app import create_app
-from sourcing.common.db import session_scope
+from sourcing.common.db import UnitOfWorkStatements, session_scope
 from sourcing.common.web import get_session
 from tests.factories_calls import MutableClock
 from tests.fixtures.settings import Settings
@@ -48,6 +48,7 @@ async def gateway(
         httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client,
     ):
         app.state.clock = clock.unix
+        app.state.statements = UnitOfWorkStatements(sessionmaker_rolled_back)
         yield Gateway(client, app, clock)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.allocation import service as allocation
 from sourcing.allocation.handlers import AllocationHandlers
 from sourcing.calls.handlers import CallHandlers
+from sourcing.common.db import SessionStatements
 from sourcing.common.events import Envelope
 from sourcing.common.messages.allocation import (
     CallTaskRequested,
@@ -598,7 +599,11 @@ async def test_yay_finds_the_task_of_a_national_format_lead_phone_without_a_task
     await deliver(session, handlers)
     caller = await create_caller(session)
     given = await allocation.assign_next_task(
-        session, str(caller.id), now=clock(), settings=database_settings, actor="test"
+        SessionStatements(session),
+        str(caller.id),
+        now=clock(),
+        settings=database_settings,
+        actor="test",
     )
     assert given.task_id is not None
 

@@ -13,21 +13,23 @@ import binascii
 import math
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 from zoneinfo import available_timezones
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Receive, Scope, Send
 
-from sourcing.common.auth import Principal, Role, decode_token
+from sourcing.common.auth import Principal, Role, bearer_token, decode_token
 from sourcing.common.config import ConfigurationError, Settings, SettingsT
-from sourcing.common.db import session_scope
+from sourcing.common.db import Statements, session_scope
 from sourcing.common.errors import Forbidden, InvalidPayload, Unauthorized
 
 # The request.state key under which the gateway's edge middleware leaves the token it verified.
@@ -257,6 +259,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+async def get_statements(request: Request) -> Statements:
+    """Where a request's single statements run (``app.state.statements``): each in its own
+    transaction on a pooled connection; a test's gateway runs them in its transaction."""
+    statements: Statements = request.app.state.statements
+    return statements
+
+
+StatementsDep = Annotated[Statements, Depends(get_statements)]
+
+
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
 
 
@@ -303,11 +315,16 @@ async def authenticate(
 ) -> Principal:
     if credentials is None:
         raise Unauthorized("missing bearer token")
+    return _principal(request, settings, credentials.credentials)
+
+
+def _principal(request: Request, settings: Settings, token: str) -> Principal:
+    """The token's principal: the edge middleware's verification when it made one."""
     verified = getattr(request.state, VERIFIED_TOKEN_STATE, None)
-    if verified is not None and verified[0] == credentials.credentials:
+    if verified is not None and verified[0] == token:
         principal: Principal = verified[1]
         return principal
-    return decode_token(settings, credentials.credentials)
+    return decode_token(settings, token)
 
 
 class Authorize:
@@ -326,6 +343,13 @@ class Authorize:
             )
         return principal
 
+    async def of(self, request: Request) -> Principal:
+        """What ``Depends(self)`` resolves to (same errors), for a :class:`LeanRoute`."""
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            raise Unauthorized("missing bearer token")
+        return await self(_principal(request, request.app.state.settings, token))
+
 
 ANY_ROLE = Authorize(Role.ADMIN, Role.OPS, Role.CALLER)
 ADMIN_ONLY = Authorize(Role.ADMIN)
@@ -336,3 +360,25 @@ AnyPrincipal = Annotated[Principal, Depends(ANY_ROLE)]
 AdminPrincipal = Annotated[Principal, Depends(ADMIN_ONLY)]
 StaffPrincipal = Annotated[Principal, Depends(STAFF)]
 CallerPrincipal = Annotated[Principal, Depends(CALLERS)]
+
+
+class LeanRoute(APIRoute):
+    """A route whose endpoint takes the request and returns the response itself.
+
+    Documented like any other route, but served without FastAPI's per-request machinery
+    (dependency solving, parameter parsing, response-model serialisation, per-request exit
+    stacks), which cost as much CPU as the endpoint's own work on the hottest webhook. The
+    endpoint therefore applies the app-wide rules itself (unknown query parameters are
+    refused); its errors reach the app's exception handlers like any other route's.
+    """
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in (self.methods or ()):
+            await super().handle(scope, receive, send)  # 405 with Allow, as usual
+            return
+        response = await self.respond(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return await endpoint(request)

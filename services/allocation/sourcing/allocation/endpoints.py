@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, status
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,22 +54,29 @@ from sourcing.common.statemachines import (
     CallTaskStatus,
 )
 from sourcing.common.web import (
+    CALLERS,
     CallerPrincipal,
     CursorQuery,
     ErrorEnvelope,
+    LeanRoute,
     LimitQuery,
     NowDep,
     SessionDep,
     StaffPrincipal,
+    StatementsDep,
     decode_cursor,
     error_responses,
+    get_now,
+    get_statements,
     next_cursor,
+    reject_unknown_query_params,
     settings_of,
 )
 
 call_tasks_router = APIRouter(prefix="/api/v1/call-tasks", tags=["call tasks"])
 
-AllocationSettingsDep = Annotated[AllocationSettings, Depends(settings_of(AllocationSettings))]
+_allocation_settings = settings_of(AllocationSettings)
+AllocationSettingsDep = Annotated[AllocationSettings, Depends(_allocation_settings)]
 
 
 def expiry_sweep(app: FastAPI, settings: AllocationSettings) -> service.ExpirySweep:
@@ -122,16 +129,6 @@ def admission(app: FastAPI, settings: AllocationSettings) -> Admission:
     return gate
 
 
-async def admitted(request: Request, settings: AllocationSettingsDep) -> AsyncIterator[None]:
-    """A turn of the allocation admission, held until the request's unit of work committed
-    (declared before the session, so it is released after it)."""
-    async with admission(request.app, settings).slot():
-        yield
-
-
-AdmittedDep = Annotated[None, Depends(admitted, scope="function")]
-
-
 def _not_registered(principal: Principal) -> service.CallerNotRegistered:
     return service.CallerNotRegistered(
         f"token user id '{principal.user_id}' matches no registered caller "
@@ -154,9 +151,53 @@ async def _view(session: AsyncSession, task_id: uuid.UUID) -> CallTaskOut:
     return CallTaskOut.of(task)
 
 
-@call_tasks_router.get(
+async def get_current_call_task(request: Request) -> Response:
+    """A lean route (:class:`sourcing.common.web.LeanRoute`): the hottest request of the
+    callers' day, served without FastAPI's dependency solving and response-model validation;
+    its one statement runs in its own transaction (one round trip)."""
+    await reject_unknown_query_params(request)
+    principal = await CALLERS.of(request)
+    settings = await _allocation_settings(request)
+    now = await get_now(request)
+    async with admission(request.app, settings).slot():
+        result = await service.assign_next_task(
+            await get_statements(request),
+            principal.user_id,
+            now=now,
+            settings=settings,
+            actor=None,  # the caller themself
+            sweep=expiry_sweep(request.app, settings).due(now),
+            task_request=True,
+        )
+    if result.caller is None:
+        raise _not_registered(principal)
+    refusal = result.refusal
+    if refusal is not None:
+        raise refusal
+    if result.task is None:
+        answer = CurrentTaskResponse(
+            task=None,
+            newly_assigned=False,
+            reason=result.reason,
+            message="No call task is available for you right now; ask again shortly.",
+            allocation_status=result.allocation_status,
+        )
+    else:
+        answer = CurrentTaskResponse(
+            task=CallTaskOut.of_row(result.task),
+            newly_assigned=result.newly_assigned,
+            allocation_status=result.allocation_status,
+        )
+    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
+
+
+call_tasks_router.add_api_route(
     "/current",
+    get_current_call_task,
+    methods=["GET"],
     response_model=CurrentTaskResponse,
+    dependencies=[Depends(CALLERS)],  # documents the role; the endpoint applies it itself
+    route_class_override=LeanRoute,
     responses={
         **error_responses(401, 403, 409),
         503: {
@@ -185,41 +226,6 @@ async def _view(session: AsyncSession, task_id: uuid.UUID) -> CallTaskOut:
         "`service_unavailable` with `Retry-After`: ask again then."
     ),
 )
-async def get_current_call_task(
-    request: Request,
-    principal: CallerPrincipal,
-    settings: AllocationSettingsDep,
-    now: NowDep,
-    turn: AdmittedDep,  # before the session: released once the unit of work committed
-    session: SessionDep,
-) -> CurrentTaskResponse:
-    result = await service.assign_next_task(
-        session,
-        principal.user_id,
-        now=now,
-        settings=settings,
-        actor=None,  # the caller themself
-        sweep=expiry_sweep(request.app, settings).due(now),
-        task_request=True,
-    )
-    if result.caller is None:
-        raise _not_registered(principal)
-    refusal = result.refusal
-    if refusal is not None:
-        raise refusal
-    if result.task is None:
-        return CurrentTaskResponse(
-            task=None,
-            newly_assigned=False,
-            reason=result.reason,
-            message="No call task is available for you right now; ask again shortly.",
-            allocation_status=result.allocation_status,
-        )
-    return CurrentTaskResponse(
-        task=CallTaskOut.of_row(result.task),
-        newly_assigned=result.newly_assigned,
-        allocation_status=result.allocation_status,
-    )
 
 
 @call_tasks_router.post(
@@ -313,12 +319,12 @@ async def list_call_tasks(
 async def requeue_call_task(
     task_id: uuid.UUID,
     body: RequeueRequest,
-    session: SessionDep,
+    statements: StatementsDep,
     principal: StaffPrincipal,
     now: NowDep,
 ) -> CallTaskOut:
     row = await service.requeue_task(
-        session,
+        statements,
         task_id,
         reason=body.reason,
         actor=f"{principal.role.value}:{principal.user_id}",

@@ -44,6 +44,7 @@ from sourcing.allocation import repository, service
 from sourcing.allocation.service import Allocation
 from sourcing.allocation.settings import AllocationSettings
 from sourcing.common.clock import Clock, utc_now
+from sourcing.common.db import SessionStatements
 from sourcing.common.errors import NotFound
 from sourcing.common.events import CallAllocationAssignCurrent, Envelope
 from sourcing.common.kafka.outbox import publish
@@ -82,7 +83,7 @@ class AllocationHandlers:
         None when the caller is unknown, offline or may not take work (nothing changes for
         them)."""
         result = await service.assign_next_task(
-            session,
+            SessionStatements(session),
             str(caller_id),
             now=self.clock(),
             settings=self.settings,

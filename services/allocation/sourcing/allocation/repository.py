@@ -22,7 +22,6 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     Integer,
-    Row,
     Table,
     Text,
     Uuid,
@@ -53,6 +52,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
+from sourcing.common.db import OneStatement, StatementRow, Statements
 from sourcing.common.models import (
     Caller,
     CallerPerformanceMetric,
@@ -471,8 +471,9 @@ def _table(model: type[Caller] | type[CallTask]) -> Table:
 def _inline(value: str) -> Any:
     """A constant written into the statement's text, not bound: the partial indexes
     (``WHERE status = 'PENDING'``...) then serve even a generic plan of the prepared statement,
-    which PostgreSQL may choose after a few executions (bound, the statuses made it scan)."""
-    return literal(str(value), literal_execute=True)
+    which PostgreSQL may choose after a few executions (bound, the statuses made it scan).
+    The values are the state machines' status names (letters and underscores)."""
+    return literal_column(f"'{value}'", Text)
 
 
 def _normalised(codes: Any, to_case: Any) -> Any:
@@ -520,7 +521,7 @@ EXPERT_VIEW_COLUMNS = (
 
 
 @lru_cache(maxsize=2)
-def _assignment_statement(by_email: bool) -> Any:
+def _assignment_statement(by_email: bool) -> OneStatement:
     """The whole allocation of one request in one statement (one round trip):
 
     ``me`` locks the caller (by id, or by email when ``by_email``); ``allowed`` is that caller
@@ -538,7 +539,7 @@ def _assignment_statement(by_email: bool) -> Any:
     One snapshot: a task expired here is in the pool only for the next statement, and an
     overdue task of the caller's blocks the pick (the one-active-task index would refuse it);
     the service runs the statement again when it returned tasks and gave none. Built once,
-    every varying value a bound parameter.
+    every varying value a bound parameter; run on the driver's connection (:class:`OneStatement`).
     """
     now = bindparam("p_now", type_=DateTime(timezone=True))
     online_after = bindparam("p_online_after", type_=DateTime(timezone=True))
@@ -730,7 +731,7 @@ def _assignment_statement(by_email: bool) -> Any:
     )
     task = union_all(select(picked, true().label("newly_assigned")), active_now).subquery("task")
     one = select(literal(1).label("one")).subquery("one")
-    return (
+    statement = (
         select(
             me.c.id.label("caller_id"),
             me.c.email.label("caller_email"),
@@ -797,6 +798,7 @@ def _assignment_statement(by_email: bool) -> Any:
             ).cte("caller_audit"),
         )
     )
+    return OneStatement.of(statement)
 
 
 def _view(task: Any) -> Any:
@@ -814,7 +816,7 @@ def _view(task: Any) -> Any:
 
 
 @lru_cache(maxsize=1)
-def _requeue_statement() -> Any:
+def _requeue_statement() -> OneStatement:
     """An operator's requeue in one statement: the task locked, moved back to the pool (from
     ``p_from_statuses``), unassigned, audited (``call_task.requeued``), and its view. The row
     has ``found_status`` (null: no such task) and, when it moved, the view."""
@@ -847,7 +849,7 @@ def _requeue_statement() -> Any:
         .cte("requeued")
     )
     view = _view(requeued).subquery("view")
-    return (
+    statement = (
         select(old.c.status.label("found_status"), view)
         .select_from(select(literal(1).label("one")).subquery("one"))
         .outerjoin(old, true())
@@ -868,19 +870,20 @@ def _requeue_statement() -> Any:
             ).cte("requeued_audit")
         )
     )
+    return OneStatement.of(statement)
 
 
-async def requeue(session: AsyncSession, parameters: dict[str, Any]) -> Row[Any]:
+async def requeue(statements: Statements, parameters: dict[str, Any]) -> StatementRow:
     """Run :func:`_requeue_statement` (``parameters``: every ``p_`` value); its one row."""
-    return (await session.execute(_requeue_statement(), parameters)).one()
+    return await statements.fetchrow(_requeue_statement(), parameters)
 
 
 async def assign_from_pool(
-    session: AsyncSession, parameters: dict[str, Any], *, by_email: bool
-) -> Row[Any]:
+    statements: Statements, parameters: dict[str, Any], *, by_email: bool
+) -> StatementRow:
     """Run :func:`_assignment_statement` (``parameters``: every ``p_`` value and the open
     window); its one row."""
-    return (await session.execute(_assignment_statement(by_email), parameters)).one()
+    return await statements.fetchrow(_assignment_statement(by_email), parameters)
 
 
 # --- experts, leads and suppression ---------------------------------------------------------

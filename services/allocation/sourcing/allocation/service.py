@@ -60,12 +60,12 @@ from functools import lru_cache
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, available_timezones
 
-from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.allocation import repository
 from sourcing.allocation.settings import AllocationSettings
+from sourcing.common.db import StatementRow, Statements
 from sourcing.common.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
@@ -480,7 +480,7 @@ class Allocation:
 
     caller: CallerState | None
     may_work: bool
-    task: Row[Any] | None = None
+    task: StatementRow | None = None
     allocation_status: str | None = None
 
     @property
@@ -509,7 +509,7 @@ def _caller_reference(user_id: str) -> tuple[bool, dict[str, Any]]:
 
 
 async def assign_next_task(
-    session: AsyncSession,
+    statements: Statements,
     user_id: str,
     *,
     now: datetime,
@@ -520,7 +520,9 @@ async def assign_next_task(
     online_only: bool = False,
 ) -> Allocation:
     """The allocation rule (module docstring) in one statement, one round trip
-    (:func:`sourcing.allocation.repository.assign_from_pool`); never commits.
+    (:func:`sourcing.allocation.repository.assign_from_pool`) run by ``statements``: in the
+    caller's unit of work (the agent), or in its own transaction (``GET /call-tasks/current``);
+    never commits.
 
     ``user_id`` names the caller (id or email); ``actor`` of the audit rows, None for the
     caller themself (``caller:<id>``). ``sweep``: return every caller's stale
@@ -530,9 +532,9 @@ async def assign_next_task(
     may not work changes nothing of theirs; the caller decides what a refusal means.
 
     The statement works on one snapshot: when it returned tasks to the pool and gave the caller
-    none, or waited for a change to the caller's row, it runs once more (holding the caller's
-    lock by then), so what it expired is in the pool and a concurrent request's assignment is
-    seen.
+    none, or waited for a change to the caller's row, it runs once more (in a unit of work
+    holding the caller's lock by then), so what it expired is in the pool and a concurrent
+    request's assignment is seen. A run that is still unsettled neither assigns nor idles.
     """
     by_email, caller = _caller_reference(user_id)
     CALL_TASK.assert_transition(_S.ASSIGNED, _S.EXPIRED)
@@ -558,10 +560,10 @@ async def assign_next_task(
         "open_countries": list(window.countries),
         "known_countries": list(window.known_countries),
     }
-    row = await repository.assign_from_pool(session, parameters, by_email=by_email)
+    row = await repository.assign_from_pool(statements, parameters, by_email=by_email)
     if row.may_work and row.id is None and (row.returned or not row.settled):
         row = await repository.assign_from_pool(
-            session, {**parameters, "p_sweep": False}, by_email=by_email
+            statements, {**parameters, "p_sweep": False}, by_email=by_email
         )
     if row.caller_id is None:
         return Allocation(None, may_work=False)
@@ -605,13 +607,13 @@ class ExpirySweep:
 
 
 async def requeue_task(
-    session: AsyncSession, task_id: uuid.UUID, *, reason: str, actor: str, now: datetime
-) -> Row[Any]:
+    statements: Statements, task_id: uuid.UUID, *, reason: str, actor: str, now: datetime
+) -> StatementRow:
     """Put a stalled task back in the pool (``ASSIGNED/DIALING/EXPIRED → PENDING``), unassigned
     and audited (``call_task.requeued``), in one statement; returns the task's view row
     (:meth:`sourcing.allocation.schemas.CallTaskOut.of_row`)."""
     row = await repository.requeue(
-        session,
+        statements,
         {
             "p_task_id": task_id,
             "p_now": now,

@@ -29,13 +29,12 @@ from sourcing.api.routers import (
     system_events,
     webhooks,
 )
-from sourcing.api.routers.webhooks import LeanRoute
 from sourcing.api.settings import GatewaySettings
 from sourcing.calls import endpoints as calls
 from sourcing.common import tracing
-from sourcing.common.db import create_engine, create_sessionmaker
+from sourcing.common.db import PooledStatements, create_engine, create_sessionmaker
 from sourcing.common.kafka.producer import BrokerUnavailable, EnvelopeProducer
-from sourcing.common.web import reject_unknown_query_params
+from sourcing.common.web import LeanRoute, reject_unknown_query_params
 from sourcing.enrichment import endpoints as enrichment
 from sourcing.ingestion import endpoints as ingestion
 from sourcing.outreach import endpoints as outreach
@@ -85,7 +84,8 @@ def telemetry() -> TelemetryConfig:
 
 
 class Gateway(FastAPI):
-    """The FastAPI app, with the lean webhook routes served straight behind the edge.
+    """The FastAPI app, with the lean routes (the webhooks', a caller's current task) served
+    straight behind the edge.
 
     FastAPI's per-request stack (server-error, telemetry and body-limit middlewares, exception
     middleware, exit stack, matching through every router) cost the Yay webhook about a sixth
@@ -147,6 +147,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         producer = EnvelopeProducer(settings, client_id="expert-sourcing-api")
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.statements = PooledStatements(engine)
         app.state.broker = producer
         try:
             await producer.start()

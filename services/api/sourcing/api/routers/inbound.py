@@ -41,7 +41,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from sourcing.api.routers.webhooks import (
     EVENT_ID_MAX_LENGTH,
-    LeanRoute,
     SignedWebhook,
     header_parameter,
     parse,
@@ -56,6 +55,7 @@ from sourcing.common.errors import InvalidPayload, Unauthorized
 from sourcing.common.messages.outreach import InboundChannelEvent, InboundKind
 from sourcing.common.models.enums import Channel
 from sourcing.common.web import (
+    LeanRoute,
     RequestModel,
     error_responses,
     get_now,

@@ -12,15 +12,12 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.types import Receive, Scope, Send
 
 from sourcing.api.repositories import webhooks as repository
 from sourcing.api.schemas import SalesNavWebhook, SignupWebhook, WebhookAccepted, YayWebhook
@@ -34,6 +31,7 @@ from sourcing.common.messages.calls import YayCallEventReceived
 from sourcing.common.messages.enrichment import CallbackKind, ZeliqCallbackReceived
 from sourcing.common.messages.sourcing import SalesNavLeadsReceived
 from sourcing.common.web import (
+    LeanRoute,
     NowDep,
     SessionDep,
     SettingsDep,
@@ -128,28 +126,6 @@ def header_parameter(name: str, description: str, schema: dict[str, Any]) -> dic
         "description": description,
         "schema": schema,
     }
-
-
-class LeanRoute(APIRoute):
-    """A route whose endpoint takes the request and returns the response itself.
-
-    Documented like any other route, but served without FastAPI's per-request machinery
-    (dependency solving, parameter parsing, response-model serialisation, per-request exit
-    stacks), which cost as much CPU as the endpoint's own work on the hottest webhook. The
-    endpoint therefore applies the app-wide rules itself (unknown query parameters are
-    refused); its errors reach the app's exception handlers like any other route's.
-    """
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] not in (self.methods or ()):
-            await super().handle(scope, receive, send)  # 405 with Allow, as usual
-            return
-        response = await self.respond(Request(scope, receive, send))
-        await response(scope, receive, send)
-
-    async def respond(self, request: Request) -> Response:
-        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
-        return await endpoint(request)
 
 
 def _event_id(value: str | None, *, header: str) -> str:
