@@ -1,5 +1,6 @@
-"""The lean webhook routes are served behind the edge without FastAPI's per-request stack,
-with the same answers: the error envelope, the correlation id, the route's metrics label."""
+"""The lean routes (webhooks, a caller's current task, the requeue) are served behind the edge
+without FastAPI's per-request stack, with the same answers: the error envelope, the correlation
+id, the route's metrics label."""
 
 from __future__ import annotations
 
@@ -60,5 +61,30 @@ async def test_other_methods_and_tracing_take_the_full_stack(
     monkeypatch.setattr(tracing, "ENABLED", True)  # FastAPI's request span is the trace's root
     async with client(app) as http:
         response = await http.post("/webhooks/yay", content=b"{}")
+    assert response.status_code == 401
+    assert app.middleware_stack is not None
+
+
+async def test_a_callers_current_task_and_the_requeue_are_lean_routes() -> None:
+    app = gateway()
+    async with client(app) as http:
+        current = await http.get("/api/v1/call-tasks/current")
+        requeue = await http.post(
+            "/api/v1/call-tasks/operator/tasks/8d3c4a52-3f5e-4d7a-9f0e-2b1c6d7e8f90/requeue",
+            json={"reason": "stuck"},
+        )
+    assert (current.status_code, requeue.status_code) == (401, 401)
+    assert current.json()["error"]["message"] == "missing bearer token"
+    assert app.middleware_stack is None
+
+
+async def test_a_post_with_an_idempotency_key_takes_the_full_stack() -> None:
+    app = gateway()
+    async with client(app) as http:
+        response = await http.post(
+            "/api/v1/call-tasks/operator/tasks/8d3c4a52-3f5e-4d7a-9f0e-2b1c6d7e8f90/requeue",
+            json={"reason": "stuck"},
+            headers={"Idempotency-Key": "requeue-1"},
+        )
     assert response.status_code == 401
     assert app.middleware_stack is not None

@@ -16,13 +16,22 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, TypeVar
 from zoneinfo import available_timezones
 
 from fastapi import Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Receive, Scope, Send
@@ -260,13 +269,11 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 async def get_statements(request: Request) -> Statements:
-    """Where a request's single statements run (``app.state.statements``): each in its own
+    """Where a lean route's single statements run (``app.state.statements``): each in its own
     transaction on a pooled connection; a test's gateway runs them in its transaction."""
     statements: Statements = request.app.state.statements
     return statements
 
-
-StatementsDep = Annotated[Statements, Depends(get_statements)]
 
 
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
@@ -382,3 +389,31 @@ class LeanRoute(APIRoute):
     async def respond(self, request: Request) -> Response:
         endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
         return await endpoint(request)
+
+
+# What FastAPI's parameter parsing does, for a lean route: the same 400 envelope on bad input.
+
+_UUID = TypeAdapter(uuid.UUID)
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def _invalid(exc: ValidationError, *location: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{**error, "loc": (*location, *error["loc"])} for error in exc.errors(include_url=False)]
+    )
+
+
+def path_uuid(request: Request, name: str) -> uuid.UUID:
+    """The path parameter ``name`` as a UUID (a bad one is the 400 FastAPI would answer)."""
+    try:
+        return _UUID.validate_python(request.path_params[name])
+    except ValidationError as exc:
+        raise _invalid(exc, "path", name) from None
+
+
+async def json_body(request: Request, model: type[ModelT]) -> ModelT:
+    """The request's JSON body as ``model`` (bad JSON or fields: the 400 FastAPI would answer)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise _invalid(exc, "body") from None

@@ -12,12 +12,13 @@ from types import MappingProxyType
 from fastapi import Depends, FastAPI, Request
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.orm import configure_mappers
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from sourcing.allocation import endpoints as allocation
 from sourcing.api.errors import register_error_handlers
-from sourcing.api.idempotency import IdempotencyMiddleware
-from sourcing.api.middleware import EdgeMiddleware
+from sourcing.api.idempotency import KEY_HEADER, IdempotencyMiddleware
+from sourcing.api.middleware import EdgeMiddleware, header_value
 from sourcing.api.openapi import openapi_builder, operation_id
 from sourcing.api.routers import (
     asyncapi,
@@ -84,8 +85,8 @@ def telemetry() -> TelemetryConfig:
 
 
 class Gateway(FastAPI):
-    """The FastAPI app, with the lean routes (the webhooks', a caller's current task) served
-    straight behind the edge.
+    """The FastAPI app, with the lean routes (the webhooks', a caller's current task, an
+    operator's requeue) served straight behind the edge.
 
     FastAPI's per-request stack (server-error, telemetry and body-limit middlewares, exception
     middleware, exit stack, matching through every router) cost the Yay webhook about a sixth
@@ -97,20 +98,39 @@ class Gateway(FastAPI):
     """
 
     _lean_routes: Mapping[str, LeanRoute] = MappingProxyType({})
+    _lean_templates: tuple[LeanRoute, ...] = ()
 
     def serve_lean_routes(self, settings: GatewaySettings) -> None:
         """Serve the lean routes of :data:`ROUTERS` behind their own edge middleware."""
-        self._lean_routes = {
-            route.path: route
-            for router in ROUTERS
-            for route in router.routes
-            if isinstance(route, LeanRoute)
-        }
+        lean = [
+            route for router in ROUTERS for route in router.routes if isinstance(route, LeanRoute)
+        ]
+        self._lean_routes = {route.path: route for route in lean if not route.param_convertors}
+        self._lean_templates = tuple(route for route in lean if route.param_convertors)
         self._lean_edge = EdgeMiddleware(self._lean, settings=settings)
 
+    def _lean_route(self, scope: Scope) -> LeanRoute | None:
+        """The lean route serving this request straight behind the edge, if any: not while
+        tracing, and not for a POST with an idempotency key (the full stack keeps those)."""
+        if scope["type"] != "http" or tracing.ENABLED:
+            return None
+        route = self._lean_routes.get(scope["path"])
+        if route is None:
+            for template in self._lean_templates:
+                match, child = template.matches(scope)
+                if match is Match.FULL:
+                    scope.update(child)
+                    route = template
+                    break
+        if route is None or scope["method"] not in (route.methods or ()):
+            return None
+        if scope["method"] == "POST" and header_value(scope["headers"], KEY_HEADER) is not None:
+            return None
+        return route
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._lean_routes.get(scope["path"]) if scope["type"] == "http" else None
-        if route is None or scope["method"] not in (route.methods or ()) or tracing.ENABLED:
+        route = self._lean_route(scope)
+        if route is None:
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
