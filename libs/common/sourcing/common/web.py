@@ -275,7 +275,6 @@ async def get_statements(request: Request) -> Statements:
     return statements
 
 
-
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
 
 
