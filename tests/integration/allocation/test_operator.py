@@ -154,6 +154,31 @@ async def test_requeue_needs_a_reason(
     assert response.json()["error"]["code"] == "invalid_payload"
 
 
+async def test_requeue_answers_bad_input_as_fastapi_would(
+    gateway: Gateway, auth_headers: Headers
+) -> None:
+    """The lean route parses its path, body and query itself, with the same 400 envelope."""
+    headers = auth_headers("ops")
+    bad_id = await gateway.client.post(
+        "/api/v1/call-tasks/operator/tasks/not-a-uuid/requeue",
+        json={"reason": "stuck"},
+        headers=headers,
+    )
+    assert bad_id.status_code == 400
+    [error] = bad_id.json()["error"]["details"]["errors"]
+    assert (error["field"], error["in"]) == ("task_id", "path")
+    not_json = await gateway.client.post(
+        requeue_url(uuid.uuid4()), content=b"reason=stuck", headers=headers
+    )
+    assert not_json.status_code == 400
+    assert not_json.json()["error"]["details"]["errors"][0]["in"] == "body"
+    unknown = await gateway.client.post(
+        f"{requeue_url(uuid.uuid4())}?force=1", json={"reason": "stuck"}, headers=headers
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["details"]["errors"][0]["field"] == "force"
+
+
 async def test_requeue_of_an_unknown_task_is_404(gateway: Gateway, auth_headers: Headers) -> None:
     response = await gateway.client.post(
         requeue_url(uuid.uuid4()), json={"reason": "stuck"}, headers=auth_headers("ops")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import Row, event
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -207,13 +207,18 @@ def _driver(connection: PoolProxiedConnection) -> asyncpg.Connection:
     return driver
 
 
+# A statement's row, its columns read as attributes: the driver's (:class:`StatementRow`) or,
+# inside a unit of work, SQLAlchemy's.
+ResultRow = StatementRow | Row[Any]
+
+
 class Statements(Protocol):
     """Where a :class:`OneStatement` runs: its own transaction on a pooled connection
     (:class:`PooledStatements`), or a unit of work's (:class:`SessionStatements`)."""
 
     async def fetchrow(
         self, statement: OneStatement, parameters: Mapping[str, Any]
-    ) -> StatementRow: ...
+    ) -> ResultRow: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,9 +228,7 @@ class PooledStatements:
 
     engine: AsyncEngine
 
-    async def fetchrow(
-        self, statement: OneStatement, parameters: Mapping[str, Any]
-    ) -> StatementRow:
+    async def fetchrow(self, statement: OneStatement, parameters: Mapping[str, Any]) -> ResultRow:
         async with self.engine.connect() as connection:
             driver = _driver(await connection.get_raw_connection())
             try:
@@ -242,12 +245,15 @@ class SessionStatements:
 
     session: AsyncSession
 
-    async def fetchrow(
-        self, statement: OneStatement, parameters: Mapping[str, Any]
-    ) -> StatementRow:
+    async def fetchrow(self, statement: OneStatement, parameters: Mapping[str, Any]) -> ResultRow:
+        # Through SQLAlchemy's connection, not the driver's: the adapter sends BEGIN lazily,
+        # before its first statement, so a unit of work's first statement run on the driver
+        # alone would escape the transaction.
         connection = await self.session.connection()
-        driver = _driver(await connection.get_raw_connection())
-        return await statement.fetchrow(driver, parameters)
+        result = await connection.exec_driver_sql(
+            statement.sql, tuple(statement.arguments(parameters))
+        )
+        return result.one()
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,8 +263,6 @@ class UnitOfWorkStatements:
 
     sessionmaker: async_sessionmaker[AsyncSession]
 
-    async def fetchrow(
-        self, statement: OneStatement, parameters: Mapping[str, Any]
-    ) -> StatementRow:
+    async def fetchrow(self, statement: OneStatement, parameters: Mapping[str, Any]) -> ResultRow:
         async with session_scope(self.sessionmaker) as session:
             return await SessionStatements(session).fetchrow(statement, parameters)

@@ -52,7 +52,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from sourcing.common.db import OneStatement, StatementRow, Statements
+from sourcing.common.db import OneStatement, ResultRow, Statements
 from sourcing.common.models import (
     Caller,
     CallerPerformanceMetric,
@@ -873,14 +873,14 @@ def _requeue_statement() -> OneStatement:
     return OneStatement.of(statement)
 
 
-async def requeue(statements: Statements, parameters: dict[str, Any]) -> StatementRow:
+async def requeue(statements: Statements, parameters: dict[str, Any]) -> ResultRow:
     """Run :func:`_requeue_statement` (``parameters``: every ``p_`` value); its one row."""
     return await statements.fetchrow(_requeue_statement(), parameters)
 
 
 async def assign_from_pool(
     statements: Statements, parameters: dict[str, Any], *, by_email: bool
-) -> StatementRow:
+) -> ResultRow:
     """Run :func:`_assignment_statement` (``parameters``: every ``p_`` value and the open
     window); its one row."""
     return await statements.fetchrow(_assignment_statement(by_email), parameters)

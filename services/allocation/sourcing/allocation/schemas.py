@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, ConfigDict, EmailStr, Field, StringConstraints
 
 from sourcing.allocation.service import CallerAction
-from sourcing.common.db import StatementRow
+from sourcing.common.db import ResultRow
 from sourcing.common.models import CallTask
 from sourcing.common.models.enums import CallOutcome
 from sourcing.common.statemachines import CallTaskStatus
@@ -119,7 +119,7 @@ class CallTaskOut(ResponseModel):
         )
 
     @classmethod
-    def of_row(cls, row: StatementRow) -> CallTaskOut:
+    def of_row(cls, row: ResultRow) -> CallTaskOut:
         """From the allocation statement's row: the task's columns, the expert's as
         ``expert_<column>`` and ``project_name``."""
         return cls._of(
@@ -139,7 +139,7 @@ class CallTaskOut(ResponseModel):
 
     @classmethod
     def _of(
-        cls, task: CallTask | StatementRow, *, project_name: str, expert: ExpertSummary
+        cls, task: CallTask | ResultRow, *, project_name: str, expert: ExpertSummary
     ) -> CallTaskOut:
         return cls(
             id=task.id,

@@ -65,7 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.allocation import repository
 from sourcing.allocation.settings import AllocationSettings
-from sourcing.common.db import StatementRow, Statements
+from sourcing.common.db import ResultRow, Statements
 from sourcing.common.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from sourcing.common.kafka.outbox import publish
 from sourcing.common.logging import correlation_id_var
@@ -480,7 +480,7 @@ class Allocation:
 
     caller: CallerState | None
     may_work: bool
-    task: StatementRow | None = None
+    task: ResultRow | None = None
     allocation_status: str | None = None
 
     @property
@@ -608,7 +608,7 @@ class ExpirySweep:
 
 async def requeue_task(
     statements: Statements, task_id: uuid.UUID, *, reason: str, actor: str, now: datetime
-) -> StatementRow:
+) -> ResultRow:
     """Put a stalled task back in the pool (``ASSIGNED/DIALING/EXPIRED → PENDING``), unassigned
     and audited (``call_task.requeued``), in one statement; returns the task's view row
     (:meth:`sourcing.allocation.schemas.CallTaskOut.of_row`)."""
