@@ -2,8 +2,8 @@
 
 Two batches name the same two callers in opposite orders and recalculate each one's
 performance (which locks the caller row), pausing between messages so both transactions are
-open at once. Handler order alone deadlocks them (PostgreSQL aborts one); with the lane's
-``lock_batch`` taking the callers first, by id, the second batch simply waits for the first.
+open at once. Handler order alone deadlocks them (PostgreSQL aborts one); taking the callers
+first, by id, as every calls batch handler does, the second batch simply waits for the first.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sourcing.calls import repository
 from sourcing.calls.handlers import CallHandlers
 from sourcing.common.db import session_scope
-from sourcing.common.events import PerformanceRecalculate
 from sourcing.common.models import CallerPerformanceMetric
 from tests.factories import create_caller
 from tests.fixtures.settings import Settings
@@ -36,12 +36,11 @@ async def _recalculate_batch(
     *,
     lock_first: bool,
 ) -> None:
-    payloads = [PerformanceRecalculate(caller_id=caller_id) for caller_id in caller_ids]
     async with session_scope(sessionmaker) as session:
         if lock_first:
-            await handlers.lock_batch_of_callers(session, payloads)
-        for payload in payloads:
-            await handlers.recalculate_performance(session, payload.caller_id, correlation_id=None)
+            await repository.lock_callers_by_id(session, caller_ids)
+        for caller_id in caller_ids:
+            await handlers.recalculate_performance(session, [(caller_id, None)])
             await asyncio.sleep(PAUSE_SECONDS)
 
 

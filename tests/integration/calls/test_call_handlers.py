@@ -470,6 +470,52 @@ async def test_validation_leaves_a_task_already_settled_elsewhere(
     assert task.status == "COMPLETED"
 
 
+async def test_a_validation_batch_has_the_effect_of_its_requests_handled_one_by_one(
+    session: AsyncSession, handlers: CallHandlers
+) -> None:
+    """The lane's batch handler: same verdicts, settled tasks, audit and performance requests
+    as the per-message handler, for two callers' calls (one short) and a request delivered
+    twice."""
+    results = []
+    for batched in (False, True):
+        callers, tasks, requests = [], [], []
+        for index, talk in enumerate((30, 2)):
+            caller = await create_caller(session)
+            callers.append(str(caller.id))
+            tasks.append(await assigned_task(session, caller))
+            log = await ended_call(session, handlers, caller, f"vb-{batched}-{index}", talk=talk)
+            payload = CallValidationRequested(
+                call_log_id=log.id, caller_id=caller.id, yay_call_id=log.yay_call_id
+            )
+            requests.append((Envelope.new(CallValidationRequested.message_type, payload), payload))
+        requests.append(requests[0])
+        if batched:
+            await handlers.handle_call_validations(session, requests)
+        else:
+            for envelope, payload in requests:
+                await handlers.handle_call_validation(session, envelope, payload)
+        verdicts = []
+        for index in range(2):
+            log = await call_log(session, f"vb-{batched}-{index}")
+            verdicts.append((log.is_short_call, log.timezone_mismatch, log.fraud_flags))
+            assert log.validated_at == handlers.now()
+        audits = []
+        for task in tasks:
+            await refresh(session, task)
+            events = (
+                await session.execute(select(SystemEvent).where(SystemEvent.entity_id == task.id))
+            ).scalars()
+            audits.append(
+                (task.status, task.completed_at, [(e.data["from"], e.data["to"]) for e in events])
+            )
+        forwards = [f.key for f in await outbox(session, "performance") if f.key in callers]
+        results.append((verdicts, audits, [callers.index(key) for key in forwards]))
+    alone, batch = results
+    assert batch == alone
+    assert [audit[0] for audit in alone[1]] == ["COMPLETED", "RESTRICTED"]
+    assert alone[2] == [0, 1, 0]
+
+
 # --- performance ----------------------------------------------------------------------------
 
 
@@ -607,3 +653,71 @@ async def test_performance_of_an_unknown_caller_writes_nothing(
         session, Envelope.new(PerformanceRecalculate.message_type, payload), payload
     )
     assert await session.scalar(select(func.count()).select_from(CallerPerformanceMetric)) == 0
+
+
+async def test_a_performance_batch_has_the_effect_of_its_requests_handled_one_by_one(
+    session: AsyncSession, handlers: CallHandlers, clock: FixedClock
+) -> None:
+    """The lane's batch handler: same snapshots, status moves (history, audit) and allocation
+    requests as the per-message handler, for a caller asked for twice and another once."""
+    results = []
+    for batched in (False, True):
+        busy, quiet = await create_caller(session), await create_caller(session)
+        for index, talk in enumerate((30, 2)):
+            log = await ended_call(
+                session,
+                handlers,
+                busy,
+                f"pb-{batched}-{index}",
+                at=T0 + timedelta(minutes=index),
+                talk=talk,
+            )
+            await validate(session, handlers, log)
+        clock.now = T0 + timedelta(minutes=3)  # inside the busy caller's warm-up grace
+        requests = []
+        for caller in (busy, quiet, busy):
+            payload = PerformanceRecalculate(caller_id=caller.id)
+            requests.append((Envelope.new(PerformanceRecalculate.message_type, payload), payload))
+        if batched:
+            await handlers.handle_performance_recalculates(session, requests)
+        else:
+            for envelope, payload in requests:
+                await handlers.handle_performance_recalculate(session, envelope, payload)
+        result = []
+        for caller in (busy, quiet):
+            await refresh(session, caller)
+            snapshots = (
+                await session.execute(
+                    select(
+                        CallerPerformanceMetric.rolling_60_minute_dials,
+                        CallerPerformanceMetric.rolling_60_minute_connections,
+                        CallerPerformanceMetric.short_calls_last_hour,
+                        CallerPerformanceMetric.previous_allocation_status,
+                        CallerPerformanceMetric.allocation_status,
+                        CallerPerformanceMetric.performance_score,
+                    )
+                    .where(CallerPerformanceMetric.caller_id == caller.id)
+                    .order_by(CallerPerformanceMetric.previous_allocation_status)
+                )
+            ).all()
+            history = (
+                await session.execute(
+                    select(CallerStatusHistory.from_status, CallerStatusHistory.to_status).where(
+                        CallerStatusHistory.caller_id == caller.id,
+                        CallerStatusHistory.metric_id.is_not(None),
+                    )
+                )
+            ).all()
+            requested = [
+                m for m in await outbox(session, "call-allocation") if m.key == str(caller.id)
+            ]
+            result.append(
+                (caller.allocation_status, sorted(snapshots), sorted(history), len(requested))
+            )
+        results.append(result)
+        clock.now = T0 + timedelta(minutes=1)
+    alone, batch = results
+    assert batch == alone
+    assert alone[0][0] == "WARMUP_GRACE" and alone[0][2] == [("ACTIVE", "WARMUP_GRACE")]
+    assert [s[4] for s in alone[0][1]] == ["WARMUP_GRACE", "WARMUP_GRACE"]
+    assert alone[1][1:] == ([tuple(alone[1][1][0])], [], 0)

@@ -42,7 +42,7 @@ def build_app(
         {CallValidationRequested.message_type: handlers.handle_call_validation},
         consumer_name=VALIDATION_CONSUMER,
         batch=True,
-        lock_batch=handlers.lock_batch_of_callers,
+        batch_handler=handlers.handle_call_validations,
     )
     reliable_agent(
         app,
@@ -50,6 +50,6 @@ def build_app(
         {PerformanceRecalculate.message_type: handlers.handle_performance_recalculate},
         consumer_name=PERFORMANCE_CONSUMER,
         batch=True,
-        lock_batch=handlers.lock_batch_of_callers,
+        batch_handler=handlers.handle_performance_recalculates,
     )
     return app

@@ -41,6 +41,7 @@ from sourcing.calls import repository
 from sourcing.calls.fold import ENDED, FAILED, CallFold, fold_events, is_call_event, parse_time
 from sourcing.calls.service import (
     CallerActivity,
+    CallValidation,
     StatusDecision,
     StatusThresholds,
     evaluate_allocation_status,
@@ -52,9 +53,11 @@ from sourcing.common.clock import Clock, utc_now
 from sourcing.common.events import (
     CallAllocationAssignCurrent,
     Envelope,
+    MessagePayload,
     PerformanceRecalculate,
+    route,
 )
-from sourcing.common.kafka.outbox import publish
+from sourcing.common.kafka.outbox import publish, stage
 from sourcing.common.messages.calls import (
     YAY_EVENT_TYPES,
     CallValidationRequested,
@@ -62,7 +65,6 @@ from sourcing.common.messages.calls import (
 )
 from sourcing.common.models import (
     Caller,
-    CallerPerformanceMetric,
     CallLog,
     CallTask,
 )
@@ -113,19 +115,6 @@ class CallHandlers:
 
     # --- yay-call-events ------------------------------------------------------------------
 
-    async def lock_batch_of_callers(
-        self,
-        session: AsyncSession,
-        payloads: Sequence[CallValidationRequested | PerformanceRecalculate],
-    ) -> None:
-        """The callers a batch will lock, locked first in id order.
-
-        The three calls lanes commit batches side by side and each locks callers: in handler
-        order two batches could wait on each other (a deadlock, then a 1 s detection and a
-        message-by-message retry); in one global order they only queue.
-        """
-        await repository.lock_callers(session, (payload.caller_id for payload in payloads))
-
     async def handle_yay_event(
         self, session: AsyncSession, envelope: Envelope, payload: YayCallEventReceived
     ) -> None:
@@ -137,7 +126,8 @@ class CallHandlers:
     ) -> None:
         """Yay events, with the effect of handling each in order, in a few statements a batch.
 
-        The batch's callers are locked first, in id order (see :meth:`lock_batch_of_callers`);
+        The batch's callers are locked first, in id order (the order every calls lane takes
+        them in);
         every delivery is claimed by one statement and every raw event stored by another; then
         each call is folded once from all its stored events (the fold is order-independent),
         and one statement links the calls' raw events to their call logs.
@@ -367,44 +357,71 @@ class CallHandlers:
     async def handle_call_validation(
         self, session: AsyncSession, envelope: Envelope, payload: CallValidationRequested
     ) -> None:
+        """One validation request (what the lane falls back to when a batch fails)."""
+        await self.handle_call_validations(session, [(envelope, payload)])
+
+    async def handle_call_validations(
+        self, session: AsyncSession, items: Sequence[tuple[Envelope, CallValidationRequested]]
+    ) -> None:
+        """Validation requests, with the effect of handling each in order, in a few statements.
+
+        Callers, call logs and tasks are locked in that order, each set by id in one statement
+        (callers first, as every calls lane takes them); the experts' zones come from one
+        query, the verdicts are written by one statement and the performance requests staged
+        by another. A call validated twice in a batch gets the same verdict (the call and the
+        clock reading are the same) and its task is settled once (then no longer DIALING).
+        """
         now = self.now()
-        call_log = await repository.get_call_log(session, payload.call_log_id, lock=True)
-        if call_log is None:
-            logger.warning("call log %s not found: nothing to validate", payload.call_log_id)
-            return
-        expert = (
-            await repository.get_expert(session, call_log.expert_id)
-            if call_log.expert_id is not None
-            else None
+        await repository.lock_callers_by_id(session, (payload.caller_id for _, payload in items))
+        calls = await repository.lock_ended_calls(
+            session, (payload.call_log_id for _, payload in items)
         )
-        zone = expert_timezone(expert.timezone, expert.country_iso) if expert else None
-        answered = call_log.answered_at is not None or (call_log.talk_seconds or 0) > 0
-        verdict = validate_call(
-            dialled_at=call_log.started_at,
-            answered=answered,
-            talk_seconds=call_log.talk_seconds,
-            zone=zone,
-            short_call_seconds=self.settings.SHORT_CALL_SECONDS,
-            window_start_hour=self.settings.CALLING_WINDOW_START_HOUR,
-            window_end_hour=self.settings.CALLING_WINDOW_END_HOUR,
+        zones = await repository.expert_zones(
+            session, (call.expert_id for call in calls.values() if call.expert_id is not None)
         )
-        call_log.is_short_call = verdict.is_short_call
-        call_log.timezone_mismatch = verdict.timezone_mismatch
-        call_log.fraud_flags = [dict(flag) for flag in verdict.flags]
-        call_log.validated_at = now
-        if call_log.call_task_id is not None:
-            task = await repository.lock_task(session, call_log.call_task_id)
+        tasks = await repository.lock_tasks(
+            session, (call.call_task_id for call in calls.values() if call.call_task_id)
+        )
+        verdicts: dict[uuid.UUID, repository.CallValidationRow] = {}
+        forwards: list[tuple[MessagePayload, str | None]] = []
+        for envelope, payload in items:
+            call = calls.get(payload.call_log_id)
+            if call is None:
+                logger.warning("call log %s not found: nothing to validate", payload.call_log_id)
+                continue
+            expert = zones.get(call.expert_id) if call.expert_id is not None else None
+            answered = call.answered_at is not None or (call.talk_seconds or 0) > 0
+            verdict = validate_call(
+                dialled_at=call.started_at,
+                answered=answered,
+                talk_seconds=call.talk_seconds,
+                zone=expert_timezone(*expert) if expert is not None else None,
+                short_call_seconds=self.settings.SHORT_CALL_SECONDS,
+                window_start_hour=self.settings.CALLING_WINDOW_START_HOUR,
+                window_end_hour=self.settings.CALLING_WINDOW_END_HOUR,
+            )
+            verdicts[call.id] = repository.CallValidationRow(
+                call_log_id=call.id,
+                is_short_call=verdict.is_short_call,
+                timezone_mismatch=verdict.timezone_mismatch,
+                fraud_flags=[dict(flag) for flag in verdict.flags],
+            )
+            task = tasks.get(call.call_task_id) if call.call_task_id is not None else None
             if task is not None and task.caller_id == payload.caller_id:
                 self._settle_task(
                     session,
                     task,
-                    call_log=call_log,
+                    call=call,
+                    verdict=verdict,
                     answered=answered,
-                    fraud=verdict.is_fraud_signal,
                     now=now,
                     correlation_id=envelope.correlation_id,
                 )
-        await publish(session, PerformanceRecalculate(caller_id=payload.caller_id))
+            forwards.append(
+                (PerformanceRecalculate(caller_id=payload.caller_id), envelope.correlation_id)
+            )
+        await repository.store_validations(session, list(verdicts.values()), validated_at=now)
+        await _publish_each(session, forwards)
         await session.flush()
 
     @staticmethod
@@ -412,26 +429,26 @@ class CallHandlers:
         session: AsyncSession,
         task: CallTask,
         *,
-        call_log: CallLog,
+        call: repository.EndedCall,
+        verdict: CallValidation,
         answered: bool,
-        fraud: bool,
         now: datetime,
         correlation_id: str | None,
     ) -> None:
-        CallHandlers._start_dialing(session, task, call_log.started_at, now)
+        CallHandlers._start_dialing(session, task, call.started_at, now)
         if task.status != CallTaskStatus.DIALING:
             return
-        if fraud:
+        if verdict.is_fraud_signal:
             target, reason = (
                 CallTaskStatus.RESTRICTED,
-                "call flagged: " + ", ".join(str(flag["flag"]) for flag in call_log.fraud_flags),
+                "call flagged: " + ", ".join(str(flag["flag"]) for flag in verdict.flags),
             )
         elif answered:
             target, reason = CallTaskStatus.COMPLETED, "call answered and ended"
         else:
             target, reason = (
                 CallTaskStatus.CANCELLED,
-                (f"call not answered ({call_log.failure_reason or call_log.status.lower()})"),
+                (f"call not answered ({call.failure_reason or call.status.lower()})"),
             )
         move(
             session,
@@ -442,40 +459,81 @@ class CallHandlers:
             now=now,
             data={
                 "reason": reason,
-                "callLogId": str(call_log.id),
-                "yayCallId": call_log.yay_call_id,
+                "callLogId": str(call.id),
+                "yayCallId": call.yay_call_id,
             },
             correlation_id=correlation_id,
         )
-        task.completed_at = call_log.ended_at or call_log.failed_at or now
+        task.completed_at = call.ended_at or call.failed_at or now
 
     # --- performance ----------------------------------------------------------------------
 
     async def handle_performance_recalculate(
         self, session: AsyncSession, envelope: Envelope, payload: PerformanceRecalculate
     ) -> None:
+        """One recalculation (what the lane falls back to when a batch fails)."""
+        await self.handle_performance_recalculates(session, [(envelope, payload)])
+
+    async def handle_performance_recalculates(
+        self, session: AsyncSession, items: Sequence[tuple[Envelope, PerformanceRecalculate]]
+    ) -> None:
         await self.recalculate_performance(
-            session, payload.caller_id, correlation_id=envelope.correlation_id
+            session, [(payload.caller_id, envelope.correlation_id) for envelope, payload in items]
         )
 
     async def recalculate_performance(
-        self, session: AsyncSession, caller_id: uuid.UUID, *, correlation_id: str | None
-    ) -> CallerPerformanceMetric | None:
-        """Snapshot + allocation status of one caller at ``clock()``."""
+        self, session: AsyncSession, requests: Sequence[tuple[uuid.UUID, str | None]]
+    ) -> None:
+        """A snapshot + allocation status per ``(caller id, correlation id)`` at ``clock()``,
+        with the effect of handling each in order, in a few statements.
+
+        The callers are locked by id in one statement, their windows read by one query and
+        the snapshots written by one; a caller asked for twice is evaluated twice, the second
+        time from the status the first left (status moves are rare: the ORM writes them).
+        """
         now = self.now()
-        caller = await repository.lock_caller(session, caller_id)
-        if caller is None:
-            logger.warning("caller %s not found: no performance snapshot", caller_id)
-            return None
-        window = timedelta(minutes=self.settings.PERFORMANCE_WINDOW_MINUTES)
-        counts = await repository.caller_window(
+        callers = await repository.lock_callers_by_id(session, (c for c, _ in requests))
+        windows = await repository.caller_windows(
             session,
-            caller_id=caller.id,
-            since=now - window,
+            {caller.id: caller.shift_started_at for caller in callers.values()},
+            since=now - timedelta(minutes=self.settings.PERFORMANCE_WINDOW_MINUTES),
             until=now,
-            shift_started_at=caller.shift_started_at,
             dial_limit=self.thresholds.min_dials_per_window,
         )
+        snapshots: list[repository.MetricRow] = []
+        forwards: list[tuple[MessagePayload, str | None]] = []
+        # The status history rows name their snapshot: none is flushed before the snapshots.
+        with session.no_autoflush:
+            for caller_id, correlation_id in requests:
+                caller = callers.get(caller_id)
+                if caller is None:
+                    logger.warning("caller %s not found: no performance snapshot", caller_id)
+                    continue
+                snapshot, decision = self._snapshot(caller, windows[caller.id], now, correlation_id)
+                snapshots.append(snapshot)
+                if decision.changed:
+                    await self._change_status(
+                        session,
+                        caller,
+                        decision,
+                        metric_id=snapshot.id,
+                        now=now,
+                        correlation_id=correlation_id,
+                    )
+                    forwards.append(
+                        (CallAllocationAssignCurrent(caller_id=caller.id), correlation_id)
+                    )
+            await repository.insert_metrics(session, snapshots, computed_at=now)
+        await _publish_each(session, forwards)
+        await session.flush()
+
+    def _snapshot(
+        self,
+        caller: Caller,
+        counts: repository.CallerWindow,
+        now: datetime,
+        correlation_id: str | None,
+    ) -> tuple[repository.MetricRow, StatusDecision]:
         decision = evaluate_allocation_status(
             CallerActivity(
                 status=caller.allocation_status,
@@ -496,14 +554,10 @@ class CallHandlers:
             timezone_mismatches=counts.timezone_mismatches,
             target_dials=self.settings.PERFORMANCE_TARGET_DIALS,
         )
-        metric = CallerPerformanceMetric(
+        snapshot = repository.MetricRow(
             id=uuid.uuid4(),
             caller_id=caller.id,
-            computed_at=now,
-            rolling_60_minute_dials=counts.dials,
-            rolling_60_minute_connections=counts.connections,
-            short_calls_last_hour=counts.short_calls,
-            timezone_mismatches_last_hour=counts.timezone_mismatches,
+            window=counts,
             allocation_status=decision.final,
             previous_allocation_status=caller.allocation_status,
             performance_score=score,
@@ -519,22 +573,15 @@ class CallHandlers:
             },
             correlation_id=correlation_id,
         )
-        session.add(metric)
-        await session.flush()
-        if decision.changed:
-            await self._change_status(
-                session, caller, decision, metric=metric, now=now, correlation_id=correlation_id
-            )
-        await session.flush()
-        return metric
+        return snapshot, decision
 
+    @staticmethod
     async def _change_status(
-        self,
         session: AsyncSession,
         caller: Caller,
         decision: StatusDecision,
         *,
-        metric: CallerPerformanceMetric,
+        metric_id: uuid.UUID,
         now: datetime,
         correlation_id: str | None,
     ) -> None:
@@ -546,7 +593,17 @@ class CallHandlers:
                 reason=decision.reason,
                 actor="performance",
                 now=now,
-                metric_id=metric.id,
+                metric_id=metric_id,
                 correlation_id=correlation_id,
             )
-        await publish(session, CallAllocationAssignCurrent(caller_id=caller.id))
+
+
+async def _publish_each(
+    session: AsyncSession, messages: Sequence[tuple[MessagePayload, str | None]]
+) -> None:
+    """Stage the messages in order, each with its own correlation id, in one statement."""
+    rows: list[tuple[str, Envelope, str | None]] = []
+    for message, correlation_id in messages:
+        target = route(message)
+        rows.append((target.lane, Envelope.of(message, correlation_id=correlation_id), target.key))
+    await stage(session, rows)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, exists, func, literal, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.calls.fold import YayEvent
@@ -166,13 +165,80 @@ async def lock_call_logs(session: AsyncSession, yay_call_ids: Iterable[str]) -> 
     return {log.yay_call_id: log for log in result.scalars()}
 
 
-async def get_call_log(
-    session: AsyncSession, call_log_id: uuid.UUID, *, lock: bool = False
-) -> CallLog | None:
-    statement = select(CallLog).where(CallLog.id == call_log_id)
-    if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    return (await session.execute(statement)).scalar_one_or_none()
+@dataclass(frozen=True, slots=True)
+class EndedCall:
+    """What validating a call reads of its (locked) CallLog."""
+
+    id: uuid.UUID
+    yay_call_id: str
+    status: str
+    call_task_id: uuid.UUID | None
+    expert_id: uuid.UUID | None
+    started_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    failed_at: datetime | None
+    failure_reason: str | None
+    talk_seconds: float | None
+
+
+async def lock_ended_calls(
+    session: AsyncSession, call_log_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, EndedCall]:
+    """These call logs, locked for this transaction in id order, by id, in one statement."""
+    ids = sorted(set(call_log_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(_LOCK_ENDED_CALLS, {"ids": ids})
+    return {row.id: EndedCall(**row._mapping) for row in rows}
+
+
+_LOCK_ENDED_CALLS = text(
+    """
+    SELECT id, yay_call_id, status, call_task_id, expert_id, started_at, answered_at, ended_at,
+        failed_at, failure_reason, talk_seconds
+    FROM call_logs WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR UPDATE
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallValidationRow:
+    """The verdict stored on a CallLog."""
+
+    call_log_id: uuid.UUID
+    is_short_call: bool
+    timezone_mismatch: bool
+    fraud_flags: list[dict[str, Any]]
+
+
+async def store_validations(
+    session: AsyncSession, validations: Sequence[CallValidationRow], *, validated_at: datetime
+) -> None:
+    """Write the verdicts on their call logs in one statement."""
+    if not validations:
+        return
+    await session.execute(
+        _STORE_VALIDATIONS,
+        {
+            "ids": [v.call_log_id for v in validations],
+            "short": [v.is_short_call for v in validations],
+            "mismatch": [v.timezone_mismatch for v in validations],
+            "flags": [json.dumps(v.fraud_flags) for v in validations],
+            "validated_at": validated_at,
+        },
+    )
+
+
+_STORE_VALIDATIONS = text(
+    """
+    UPDATE call_logs SET is_short_call = v.s, timezone_mismatch = v.m,
+        fraud_flags = CAST(v.f AS jsonb), validated_at = :validated_at, updated_at = now()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:short AS boolean[]), CAST(:mismatch AS boolean[]),
+        CAST(:flags AS text[])) AS v(i, s, m, f)
+    WHERE call_logs.id = v.i
+    """
+)
 
 
 # --- callers, tasks, experts ----------------------------------------------------------------
@@ -183,15 +249,6 @@ async def caller_id_by_email(session: AsyncSession, email: str) -> uuid.UUID | N
         select(Caller.id).where(func.lower(Caller.email) == email.strip().lower())
     )
     return result.scalar_one_or_none()
-
-
-async def lock_callers(session: AsyncSession, caller_ids: Iterable[uuid.UUID]) -> None:
-    """Lock these callers' rows in id order: the one order every calls batch takes them in."""
-    ids = sorted(set(caller_ids))
-    if ids:
-        await session.execute(
-            select(Caller.id).where(Caller.id.in_(ids)).order_by(Caller.id).with_for_update()
-        )
 
 
 async def lock_callers_by_email(session: AsyncSession, emails: Iterable[str]) -> list[Caller]:
@@ -227,6 +284,40 @@ async def lock_task(session: AsyncSession, task_id: uuid.UUID) -> CallTask | Non
         .execution_options(populate_existing=True)
     )
     return result.scalar_one_or_none()
+
+
+async def lock_tasks(
+    session: AsyncSession, task_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, CallTask]:
+    """These call tasks, locked in id order, by id, in one statement."""
+    ids = sorted(set(task_ids))
+    if not ids:
+        return {}
+    result = await session.execute(
+        select(CallTask)
+        .where(CallTask.id.in_(ids))
+        .order_by(CallTask.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {task.id: task for task in result.scalars()}
+
+
+async def lock_callers_by_id(
+    session: AsyncSession, caller_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, Caller]:
+    """These callers, locked in id order (the order every calls batch takes them in), by id."""
+    ids = sorted(set(caller_ids))
+    if not ids:
+        return {}
+    result = await session.execute(
+        select(Caller)
+        .where(Caller.id.in_(ids))
+        .order_by(Caller.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {caller.id: caller for caller in result.scalars()}
 
 
 async def callers_with_active_tasks(
@@ -276,8 +367,17 @@ async def active_task_dialling(
     return result.scalar_one_or_none()
 
 
-async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
-    return await session.get(Expert, expert_id)
+async def expert_zones(
+    session: AsyncSession, expert_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str | None, str | None]]:
+    """``(timezone, country_iso)`` of these experts, by id, in one query."""
+    ids = set(expert_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Expert.id, Expert.timezone, Expert.country_iso).where(Expert.id.in_(ids))
+    )
+    return {row.id: (row.timezone, row.country_iso) for row in rows}
 
 
 # --- performance ----------------------------------------------------------------------------
@@ -294,56 +394,114 @@ class CallerWindow:
     shift_dial_times: list[datetime]  # newest first
 
 
-async def caller_window(
+async def caller_windows(
     session: AsyncSession,
+    shifts: Mapping[uuid.UUID, datetime | None],
     *,
-    caller_id: uuid.UUID,
     since: datetime,
     until: datetime,
-    shift_started_at: datetime | None,
     dial_limit: int,
-) -> CallerWindow:
-    """In one query: the caller's calls dialled in ``(since, until]`` (dials, answered, short,
-    mismatched), and the latest ``dial_limit`` dial times in ``[shift_started_at, until]``
-    (none without a shift)."""
-    answered = or_(CallLog.answered_at.is_not(None), CallLog.talk_seconds > 0)
-    dial_times: Any = literal(None)
-    if shift_started_at is not None:
-        shift_dials = (
-            select(CallLog.started_at)
-            .where(
-                CallLog.caller_id == caller_id,
-                CallLog.started_at >= shift_started_at,
-                CallLog.started_at <= until,
-            )
-            .order_by(CallLog.started_at.desc())
-            .limit(dial_limit)
-            .subquery()
-        )
-        newest_first = aggregate_order_by(shift_dials.c.started_at, shift_dials.c.started_at.desc())
-        dial_times = select(func.array_agg(newest_first)).scalar_subquery()
-    row = (
-        await session.execute(
-            select(
-                func.count(),
-                func.count().filter(answered),
-                func.count().filter(CallLog.is_short_call),
-                func.count().filter(CallLog.timezone_mismatch),
-                dial_times,
-            ).where(
-                CallLog.caller_id == caller_id,
-                CallLog.started_at > since,
-                CallLog.started_at <= until,
-            )
-        )
-    ).one()
-    return CallerWindow(
-        dials=row[0],
-        connections=row[1],
-        short_calls=row[2],
-        timezone_mismatches=row[3],
-        shift_dial_times=[moment for moment in row[4] or () if moment is not None],
+) -> dict[uuid.UUID, CallerWindow]:
+    """In one query, for each caller (id → shift start): their calls dialled in
+    ``(since, until]`` (dials, answered, short, mismatched), and their latest ``dial_limit``
+    dial times in ``[shift start, until]`` (none without a shift)."""
+    if not shifts:
+        return {}
+    rows = await session.execute(
+        _CALLER_WINDOWS,
+        {
+            "ids": list(shifts),
+            "shifts": list(shifts.values()),
+            "since": since,
+            "until": until,
+            "dial_limit": dial_limit,
+        },
     )
+    return {
+        row.caller_id: CallerWindow(
+            dials=row.dials,
+            connections=row.connections,
+            short_calls=row.short_calls,
+            timezone_mismatches=row.timezone_mismatches,
+            shift_dial_times=list(row.dial_times or ()),
+        )
+        for row in rows
+    }
+
+
+_CALLER_WINDOWS = text(
+    """
+    SELECT c.id AS caller_id, w.dials, w.connections, w.short_calls, w.timezone_mismatches,
+        (SELECT array_agg(d.started_at ORDER BY d.started_at DESC)
+         FROM (SELECT started_at FROM call_logs
+               WHERE caller_id = c.id AND started_at >= c.shift AND started_at <= :until
+               ORDER BY started_at DESC LIMIT :dial_limit) AS d) AS dial_times
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:shifts AS timestamptz[])) AS c(id, shift)
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS dials,
+            count(*) FILTER (WHERE answered_at IS NOT NULL OR talk_seconds > 0) AS connections,
+            count(*) FILTER (WHERE is_short_call) AS short_calls,
+            count(*) FILTER (WHERE timezone_mismatch) AS timezone_mismatches
+        FROM call_logs
+        WHERE caller_id = c.id AND started_at > :since AND started_at <= :until
+    ) AS w
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRow:
+    """A CallerPerformanceMetric row to store."""
+
+    id: uuid.UUID
+    caller_id: uuid.UUID
+    window: CallerWindow
+    allocation_status: str
+    previous_allocation_status: str
+    performance_score: float
+    details: dict[str, Any]
+    correlation_id: str | None
+
+
+async def insert_metrics(
+    session: AsyncSession, metrics: Sequence[MetricRow], *, computed_at: datetime
+) -> None:
+    """Store the performance snapshots in one statement."""
+    if not metrics:
+        return
+    await session.execute(
+        _INSERT_METRICS,
+        {
+            "ids": [m.id for m in metrics],
+            "callers": [m.caller_id for m in metrics],
+            "dials": [m.window.dials for m in metrics],
+            "connections": [m.window.connections for m in metrics],
+            "short": [m.window.short_calls for m in metrics],
+            "mismatches": [m.window.timezone_mismatches for m in metrics],
+            "statuses": [m.allocation_status for m in metrics],
+            "previous": [m.previous_allocation_status for m in metrics],
+            "scores": [m.performance_score for m in metrics],
+            "details": [json.dumps(m.details) for m in metrics],
+            "correlations": [m.correlation_id for m in metrics],
+            "computed_at": computed_at,
+        },
+    )
+
+
+_INSERT_METRICS = text(
+    """
+    INSERT INTO caller_performance_metrics (id, caller_id, computed_at, rolling_60_minute_dials,
+        rolling_60_minute_connections, short_calls_last_hour, timezone_mismatches_last_hour,
+        allocation_status, previous_allocation_status, performance_score, details,
+        correlation_id)
+    SELECT i, c, CAST(:computed_at AS timestamptz), d, n, s, m, st, p, sc, CAST(de AS jsonb), co
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:callers AS uuid[]), CAST(:dials AS integer[]),
+        CAST(:connections AS integer[]), CAST(:short AS integer[]),
+        CAST(:mismatches AS integer[]), CAST(:statuses AS text[]), CAST(:previous AS text[]),
+        CAST(:scores AS double precision[]), CAST(:details AS text[]),
+        CAST(:correlations AS text[])) AS x(i, c, d, n, s, m, st, p, sc, de, co)
+    """
+)
 
 
 # --- read side (the gateway's call-log endpoints) -----------------------------------------
