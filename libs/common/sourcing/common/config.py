@@ -237,6 +237,9 @@ class Settings(ProviderSettings, DeploySettings, BaseSettings):
     AGENT_BATCH_LINGER_MS: float = Field(default=5.0, gt=0, le=1000)
     AGENT_BATCH_CONCURRENCY: int = Field(default=4, ge=1, le=64)
     OUTBOX_RELAY_INTERVAL_SECONDS: float = Field(default=0.2, gt=0)
+    # A woken relay finding another process's relay at work tries again this soon (not at the
+    # next poll): rows committed after that relay read its round wait for no poll.
+    OUTBOX_RELAY_LOCK_RETRY_MS: float = Field(default=10.0, gt=0, le=1000)
     OUTBOX_RELAY_BATCH_SIZE: int = Field(default=500, ge=1)
     METRICS_PORT: int = Field(default=9100, ge=0, le=65535)
     # --- Tracing (sourcing.common.tracing): off unless the collector's endpoint is set ---
@@ -255,6 +258,10 @@ class Settings(ProviderSettings, DeploySettings, BaseSettings):
     KAFKA_HEARTBEAT_INTERVAL_SECONDS: float = Field(default=3.0, gt=0)
     # Offsets of processed messages are committed this often (they are acked after DB commit).
     KAFKA_COMMIT_INTERVAL_SECONDS: float = Field(default=2.8, gt=0)
+    # The longest the broker holds an agent's fetch while no message arrives (Faust fixes it at
+    # 1.5 s): a partition whose messages were being handled is fetched again only when the
+    # fetch in flight returns, so this bounds each hop's wait for a new message.
+    KAFKA_FETCH_MAX_WAIT_MS: int = Field(default=50, ge=1, le=1500)
     # The Faust web server of an agent service (0 disables it); one port per service.
     AGENT_WEB_PORT: int = Field(default=6066, ge=0, le=65535)
     # Published outbox rows are kept this long for troubleshooting, then pruned.

@@ -47,9 +47,12 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import aiokafka
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TransportT
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from sourcing.common.config import Settings
@@ -180,10 +183,39 @@ class SourcingRuntime:
             await self.engine.dispose()
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer with ``KAFKA_FETCH_MAX_WAIT_MS`` (Faust passes aiokafka 1,500 ms).
+
+    aiokafka keeps one fetch in flight per broker, without the partitions whose messages are
+    still being handled: once handled, they are fetched again only when that fetch returns,
+    i.e. when a message arrives on another partition or after the fetch wait. At 1.5 s that
+    wait was the tail of every lane-to-lane hop.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by the consumer's fetcher when it starts (no public setter after construction).
+        settings = cast(SourcingApp, self.app).runtime.settings
+        consumer._fetch_max_wait_ms = settings.KAFKA_FETCH_MAX_WAIT_MS
+        return consumer
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
+
+
 class SourcingApp(faust.App):
     """A Faust app that also owns the :class:`SourcingRuntime` its agents use."""
 
     runtime: SourcingRuntime
+
+    def _new_transport(self) -> TransportT:
+        return _Transport(self.conf.broker_consumer, self)
 
     async def on_started(self) -> None:
         await super().on_started()

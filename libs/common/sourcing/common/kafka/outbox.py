@@ -179,10 +179,13 @@ class OutboxRelay:
         self.producer = producer
         self.batch_size = batch_size or settings.OUTBOX_RELAY_BATCH_SIZE
         self.interval = interval or settings.OUTBOX_RELAY_INTERVAL_SECONDS
+        self.lock_retry = settings.OUTBOX_RELAY_LOCK_RETRY_MS / 1000
         self.retention = settings.OUTBOX_RETENTION_SECONDS if retention is None else retention
         self.prune_every = prune_every
         self._task: asyncio.Task[None] | None = None
         self._woken = asyncio.Event()
+        # Woken since this relay last held the lock: rows of its process may be waiting.
+        self._owed = False
 
     def topic_for(self, stored: str) -> str:
         return self.settings.topic(stored) if stored in LANES_BY_NAME else stored
@@ -202,6 +205,7 @@ class OutboxRelay:
                 )
                 if not locked:
                     return 0
+                self._owed = False  # rows committed from now on come with another wake()
                 rows = (
                     await session.execute(
                         select(
@@ -285,9 +289,11 @@ class OutboxRelay:
         next_prune = loop.time() + self.prune_every
         while True:
             published = 0
+            failed = False
             try:
                 published = await self.relay_once()
             except Exception:
+                failed = True
                 metrics.OUTBOX_RELAY_ERRORS.inc()
                 logger.exception("outbox relay round failed; rows stay for the next round")
             if loop.time() >= next_prune:
@@ -299,18 +305,22 @@ class OutboxRelay:
                 except Exception:
                     logger.exception("outbox prune failed")
             if published < self.batch_size:
-                await self._idle()
+                # Woken but another relay held the lock: it may have read its round before our
+                # rows were committed, so try again soon rather than at the next poll.
+                soon = self._owed and not failed
+                await self._idle(self.lock_retry if soon else self.interval)
 
     def wake(self) -> None:
         """Relay now rather than at the next poll (an agent just committed staged messages).
 
         Each hop of a lane-to-lane flow otherwise waited up to ``interval`` for the poll.
         """
+        self._owed = True
         self._woken.set()
 
-    async def _idle(self) -> None:
+    async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.interval):
+            async with asyncio.timeout(seconds):
                 await self._woken.wait()
         self._woken.clear()
 
