@@ -38,7 +38,7 @@ async def _recalculate_batch(
 ) -> None:
     async with session_scope(sessionmaker) as session:
         if lock_first:
-            await repository.lock_callers_by_id(session, caller_ids)
+            await repository.lock_callers(session, caller_ids)
         for caller_id in caller_ids:
             await handlers.recalculate_performance(session, [(caller_id, None)])
             await asyncio.sleep(PAUSE_SECONDS)

@@ -372,7 +372,7 @@ class CallHandlers:
         clock reading are the same) and its task is settled once (then no longer DIALING).
         """
         now = self.now()
-        await repository.lock_callers_by_id(session, (payload.caller_id for _, payload in items))
+        await repository.lock_callers(session, (payload.caller_id for _, payload in items))
         calls = await repository.lock_ended_calls(
             session, (payload.call_log_id for _, payload in items)
         )

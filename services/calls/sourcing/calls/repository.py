@@ -9,8 +9,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, exists, func, literal, or_, select, text, tuple_, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Table,
+    Text,
+    Uuid,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.types import TypeEngine
 
 from sourcing.calls.fold import YayEvent
 from sourcing.common.models import (
@@ -29,6 +47,16 @@ if TYPE_CHECKING:
     from sourcing.common.web import Keyset
 
 YAY_SOURCE = "yay"
+
+
+def _any(
+    column: ColumnElement[Any] | InstrumentedAttribute[Any],
+    values: Iterable[Any],
+    item: TypeEngine[Any],
+) -> ColumnElement[bool]:
+    """``column = ANY(:array)``: one statement text whatever the number of values (an IN list
+    renders a new text, so a new asyncpg prepare, for every length)."""
+    return column == any_(bindparam(None, list(values), type_=ARRAY(item)))
 
 
 # --- raw webhook events ---------------------------------------------------------------------
@@ -108,7 +136,7 @@ async def call_events(
             CallLogRaw.occurred_at,
             CallLogRaw.payload,
         ).where(
-            CallLogRaw.yay_call_id.in_(list(yay_call_ids)),
+            _any(CallLogRaw.yay_call_id, yay_call_ids, Text()),
             CallLogRaw.event_type.in_(event_types),
         )
     )
@@ -136,7 +164,7 @@ async def link_raw_events(
     await session.execute(
         update(CallLogRaw)
         .where(
-            CallLogRaw.yay_call_id.in_(list(yay_call_ids)),
+            _any(CallLogRaw.yay_call_id, yay_call_ids, Text()),
             CallLogRaw.yay_call_id == CallLog.yay_call_id,
             CallLogRaw.event_type.in_(event_types),
             or_(
@@ -251,6 +279,18 @@ async def caller_id_by_email(session: AsyncSession, email: str) -> uuid.UUID | N
     return result.scalar_one_or_none()
 
 
+async def lock_callers(session: AsyncSession, caller_ids: Iterable[uuid.UUID]) -> None:
+    """Lock these callers' rows in id order: the one order every calls batch takes them in."""
+    ids = sorted(set(caller_ids))
+    if ids:
+        await session.execute(
+            select(Caller.id)
+            .where(_any(Caller.id, ids, Uuid()))
+            .order_by(Caller.id)
+            .with_for_update()
+        )
+
+
 async def lock_callers_by_email(session: AsyncSession, emails: Iterable[str]) -> list[Caller]:
     """The callers with these emails (case-insensitive), locked in id order."""
     normalized = sorted({email.strip().lower() for email in emails})
@@ -258,7 +298,7 @@ async def lock_callers_by_email(session: AsyncSession, emails: Iterable[str]) ->
         return []
     result = await session.execute(
         select(Caller)
-        .where(func.lower(Caller.email).in_(normalized))
+        .where(_any(func.lower(Caller.email), normalized, Text()))
         .order_by(Caller.id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -295,7 +335,7 @@ async def lock_tasks(
         return {}
     result = await session.execute(
         select(CallTask)
-        .where(CallTask.id.in_(ids))
+        .where(_any(CallTask.id, ids, Uuid()))
         .order_by(CallTask.id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -312,7 +352,7 @@ async def lock_callers_by_id(
         return {}
     result = await session.execute(
         select(Caller)
-        .where(Caller.id.in_(ids))
+        .where(_any(Caller.id, ids, Uuid()))
         .order_by(Caller.id)
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -329,7 +369,10 @@ async def callers_with_active_tasks(
         return set()
     result = await session.execute(
         select(CallTask.caller_id)
-        .where(CallTask.caller_id.in_(ids), CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES))
+        .where(
+            _any(CallTask.caller_id, ids, Uuid()),
+            CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES),
+        )
         .distinct()
     )
     return {caller_id for caller_id in result.scalars() if caller_id is not None}
@@ -375,7 +418,7 @@ async def expert_zones(
     if not ids:
         return {}
     rows = await session.execute(
-        select(Expert.id, Expert.timezone, Expert.country_iso).where(Expert.id.in_(ids))
+        select(Expert.id, Expert.timezone, Expert.country_iso).where(_any(Expert.id, ids, Uuid()))
     )
     return {row.id: (row.timezone, row.country_iso) for row in rows}
 
