@@ -55,6 +55,7 @@ class Phase:
     load: Load
     written: dict[str, float]  # correlation id -> wall clock the metric row was written
     gave_up_at: float  # wall clock the wait for missing rows ended
+    hops: dict[str, list[float]]  # hop -> its duration (ms) for each call (see HOPS)
 
     @property
     def missing(self) -> int:
@@ -85,7 +86,47 @@ class Phase:
             "missing_after_wait": self.missing,
             "end_to_end_events_per_second": self.events_per_second,
             "end_to_end_latency": latency_summary(self.latencies_ms),
+            "hops": {hop: latency_summary(values) for hop, values in self.hops.items()},
         }
+
+
+# Where the time of a call goes, from the rows its call.ended event left (each time is the
+# writer's clock: a handler's start, or the relay round's transaction start for published_at).
+HOPS = {
+    "accepted -> yay handler": ("accepted", "yay"),
+    "yay handler -> validation request relayed": ("yay", "validation_relayed"),
+    "relayed -> validation handler": ("validation_relayed", "validated"),
+    "validation handler -> performance request relayed": ("validated", "performance_relayed"),
+    "relayed -> performance handler": ("performance_relayed", "metric"),
+}
+_HOP_TIMES = """
+SELECT extract(epoch FROM r.received_at)::float8 AS accepted,
+    extract(epoch FROM r.processed_at)::float8 AS yay,
+    (SELECT extract(epoch FROM min(o.published_at))::float8 FROM outbox o
+     WHERE o.topic = 'call-validation' AND o.envelope->>'correlation_id' = r.correlation_id)
+        AS validation_relayed,
+    extract(epoch FROM l.validated_at)::float8 AS validated,
+    (SELECT extract(epoch FROM min(o.published_at))::float8 FROM outbox o
+     WHERE o.topic = 'performance' AND o.envelope->>'correlation_id' = r.correlation_id)
+        AS performance_relayed,
+    (SELECT extract(epoch FROM min(m.computed_at))::float8 FROM caller_performance_metrics m
+     WHERE m.correlation_id = r.correlation_id) AS metric
+FROM call_logs_raw r JOIN call_logs l ON l.id = r.call_log_id
+WHERE r.correlation_id LIKE $1 AND r.event_type = 'call.ended'
+"""
+
+
+async def _hops(connection: asyncpg.Connection, run: str) -> dict[str, list[float]]:
+    """Each hop's duration per call of the run (calls missing a row are left out)."""
+    rows = await connection.fetch(_HOP_TIMES, f"{run}-%")
+    return {
+        hop: [
+            (row[end] - row[start]) * 1000
+            for row in rows
+            if row[start] is not None and row[end] is not None
+        ]
+        for hop, (start, end) in HOPS.items()
+    }
 
 
 async def _seed_callers(database_url: str) -> None:
@@ -131,9 +172,10 @@ async def _phase(
             " GROUP BY correlation_id",
             f"{run}-%",
         )
+        hops = await _hops(connection, run)
     finally:
         await connection.close()
-    return Phase(load, {row["correlation_id"]: row["at"] for row in written}, gave_up_at)
+    return Phase(load, {row["correlation_id"]: row["at"] for row in written}, gave_up_at, hops)
 
 
 async def _side(session: Session, processes: list[Child], database_url: str) -> tuple[Phase, Phase]:
