@@ -205,10 +205,11 @@ class EdgeMiddleware:
             self._series[key] = series
         series[0].inc()
         series[1].observe(elapsed)
-        log.info(
-            "%s %s %s",
-            method,
-            scope["path"],
-            status,
-            extra={"status": status, "durationMs": round(elapsed * 1000, 2), "route": template},
-        )
+        if log.isEnabledFor(logging.INFO):  # the extra fields cost a dict per request
+            log.info(
+                "%s %s %s",
+                method,
+                scope["path"],
+                status,
+                extra={"status": status, "durationMs": round(elapsed * 1000, 2), "route": template},
+            )
