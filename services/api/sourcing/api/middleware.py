@@ -162,13 +162,9 @@ class EdgeMiddleware:
         """Read the body up to the limit before routing, so an oversized one is a clean 413."""
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return None, receive
-        too_large = PayloadTooLarge(
-            f"request body exceeds {self.body_limit} bytes",
-            details={"limitBytes": self.body_limit},
-        )
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.body_limit:
-            return too_large, receive
+            return self._too_large(), receive
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -178,7 +174,7 @@ class EdgeMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.body_limit:
-                return too_large, receive
+                return self._too_large(), receive
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
@@ -193,6 +189,12 @@ class EdgeMiddleware:
             return {"type": "http.request", "body": body, "more_body": False}
 
         return None, replay
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"request body exceeds {self.body_limit} bytes",
+            details={"limitBytes": self.body_limit},
+        )
 
     def _record(self, scope: Scope, status: int, elapsed: float) -> None:
         route: Any = scope.get("route")
