@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, Uuid, and_, bindparam, exists, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from sourcing.common.models import ContactSuppression, Expert, ExpertSuppression
 from sourcing.common.models.enums import SuppressedContactKind, SuppressionReason
@@ -68,11 +70,6 @@ def _sql_hash(
     return func.encode(func.sha256(func.convert_to(column, "UTF8")), "hex")
 
 
-def _hash_of(kind: SuppressedContactKind, value: str | None) -> str | None:
-    normalized = normalize_suppressed_value(kind, value) if value else None
-    return value_hash(normalized) if normalized else None
-
-
 def _contact_named(
     kind: SuppressedContactKind, hashed: ColumnElement[str] | str, *, person_only: bool
 ) -> ColumnElement[bool]:
@@ -80,26 +77,6 @@ def _contact_named(
     if person_only:
         condition = and_(condition, ContactSuppression.reason.in_(PERSON_REASONS))
     return exists().where(condition)
-
-
-def _identities_named(*, linkedin_url: str | None, email: str | None) -> list[ColumnElement[bool]]:
-    """Suppressions that recognise the person behind a new lead's identities."""
-    named: list[ColumnElement[bool]] = []
-    linkedin = normalize_linkedin_url(linkedin_url)
-    if linkedin is not None:
-        named.append(exists().where(ExpertSuppression.linkedin_url_normalized == linkedin))
-        named.append(
-            _contact_named(
-                SuppressedContactKind.LINKEDIN_URL, value_hash(linkedin), person_only=False
-            )
-        )
-    address = normalize_email(email)
-    if address is not None:
-        named.append(exists().where(func.lower(ExpertSuppression.email) == address))
-        named.append(
-            _contact_named(SuppressedContactKind.EMAIL, value_hash(address), person_only=True)
-        )
-    return named
 
 
 def _contact_names_expert() -> ColumnElement[bool]:
@@ -137,12 +114,109 @@ def suppressed_phone(
     return _contact_named(SuppressedContactKind.PHONE, _sql_hash(column), person_only=False)
 
 
-def suppressed(
-    expert_id: uuid.UUID, *, linkedin_url: str | None = None, email: str | None = None
-) -> ColumnElement[bool]:
-    """SQL truth of the person rule for one expert and the identities a new lead brings."""
-    own = exists(select(Expert.id).where(Expert.id == expert_id, suppressed_expert()))
-    return or_(own, *_identities_named(linkedin_url=linkedin_url, email=email))
+def _people_rows() -> TableValuedAlias:
+    """The people a check is about, one row each (``ord`` is the 1-based position): arrays bound
+    as parameters, so one statement serves any number of people and is compiled once."""
+    return (
+        func.unnest(
+            bindparam("expert_ids", type_=ARRAY(Uuid())),
+            bindparam("linkedin_urls", type_=ARRAY(Text())),
+            bindparam("linkedin_hashes", type_=ARRAY(Text())),
+            bindparam("emails", type_=ARRAY(Text())),
+            bindparam("email_hashes", type_=ARRAY(Text())),
+        )
+        .table_valued(
+            "expert_id",
+            "linkedin_url",
+            "linkedin_hash",
+            "email",
+            "email_hash",
+            with_ordinality="ord",
+        )
+        .render_derived(name="person")
+    )
+
+
+def _suppressed_people_statement() -> Select[Any]:
+    """The positions of the people the person rule names: their expert row (when they have
+    one), or a suppression of one of the identities their new lead brings."""
+    person = _people_rows()
+    return (
+        select(person.c.ord)
+        .select_from(person.outerjoin(Expert, Expert.id == person.c.expert_id))
+        .where(
+            or_(
+                suppressed_expert(),
+                exists().where(ExpertSuppression.linkedin_url_normalized == person.c.linkedin_url),
+                _contact_named(
+                    SuppressedContactKind.LINKEDIN_URL,
+                    person.c.linkedin_hash,
+                    person_only=False,
+                ),
+                exists().where(func.lower(ExpertSuppression.email) == person.c.email),
+                _contact_named(SuppressedContactKind.EMAIL, person.c.email_hash, person_only=True),
+            )
+        )
+    )
+
+
+def _erased_people_statement() -> Select[Any]:
+    """Per position, the erased expert (a tombstone) whose identity hashes match: the earliest
+    erased when several do. An erasure keeps the hash of each identity in a contact
+    suppression pointing at the tombstone."""
+    person = _people_rows()
+    named = or_(
+        and_(
+            ContactSuppression.kind == SuppressedContactKind.LINKEDIN_URL.value,
+            ContactSuppression.value_hash == person.c.linkedin_hash,
+        ),
+        and_(
+            ContactSuppression.kind == SuppressedContactKind.EMAIL.value,
+            ContactSuppression.value_hash == person.c.email_hash,
+        ),
+    )
+    return (
+        select(person.c.ord, Expert.id)
+        .select_from(person)
+        .join(ContactSuppression, named)
+        .join(Expert, Expert.id == ContactSuppression.expert_id)
+        .where(Expert.erased_at.is_not(None))
+        .ext(distinct_on(person.c.ord))
+        .order_by(person.c.ord, Expert.erased_at, Expert.id)
+    )
+
+
+_SUPPRESSED_PEOPLE = _suppressed_people_statement()
+_ERASED_PEOPLE = _erased_people_statement()
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Whom a check is about: their expert row (if any) and the identities a lead brings."""
+
+    expert_id: uuid.UUID | None = None
+    linkedin_url: str | None = None
+    email: str | None = None
+
+
+def _people_parameters(people: Sequence[Person]) -> dict[str, list[Any]]:
+    linkedin_urls = [normalize_linkedin_url(person.linkedin_url) for person in people]
+    emails = [normalize_email(person.email) for person in people]
+    return {
+        "expert_ids": [person.expert_id for person in people],
+        "linkedin_urls": linkedin_urls,
+        "linkedin_hashes": [value_hash(url) if url else None for url in linkedin_urls],
+        "emails": emails,
+        "email_hashes": [value_hash(email) if email else None for email in emails],
+    }
+
+
+async def suppressed_people(session: AsyncSession, people: Sequence[Person]) -> list[bool]:
+    """For each person, in order: must they never be contacted again? One statement for all."""
+    if not people:
+        return []
+    named = set((await session.execute(_SUPPRESSED_PEOPLE, _people_parameters(people))).scalars())
+    return [position in named for position in range(1, len(people) + 1)]
 
 
 async def is_suppressed(
@@ -153,33 +227,30 @@ async def is_suppressed(
     email: str | None = None,
 ) -> bool:
     """Whether the expert (or one of the given identities) must never be contacted again."""
-    return bool(
-        await session.scalar(select(suppressed(expert_id, linkedin_url=linkedin_url, email=email)))
+    (answer,) = await suppressed_people(
+        session, [Person(expert_id, linkedin_url=linkedin_url, email=email)]
     )
+    return answer
+
+
+async def erased_expert_ids(
+    session: AsyncSession, people: Sequence[Person]
+) -> list[uuid.UUID | None]:
+    """For each person, in order: the erased expert (a tombstone) their identities belonged
+    to, or None. One statement for all."""
+    if not people:
+        return []
+    rows = await session.execute(_ERASED_PEOPLE, _people_parameters(people))
+    erased: dict[int, uuid.UUID] = {position: expert_id for position, expert_id in rows}
+    return [erased.get(position) for position in range(1, len(people) + 1)]
 
 
 async def erased_expert_id(
     session: AsyncSession, *, linkedin_url: str | None, email: str | None
 ) -> uuid.UUID | None:
-    """The erased expert (a tombstone) these identities belonged to, or None. An erasure keeps
-    the hash of each identity in a contact suppression pointing at the tombstone."""
-    named = [
-        and_(ContactSuppression.kind == kind.value, ContactSuppression.value_hash == hashed)
-        for kind, value in (
-            (SuppressedContactKind.LINKEDIN_URL, linkedin_url),
-            (SuppressedContactKind.EMAIL, email),
-        )
-        if (hashed := _hash_of(kind, value)) is not None
-    ]
-    if not named:
-        return None
-    return await session.scalar(
-        select(Expert.id)
-        .join(ContactSuppression, ContactSuppression.expert_id == Expert.id)
-        .where(Expert.erased_at.is_not(None), or_(*named))
-        .order_by(Expert.erased_at, Expert.id)
-        .limit(1)
-    )
+    """The erased expert (a tombstone) these identities belonged to, or None."""
+    (erased,) = await erased_expert_ids(session, [Person(linkedin_url=linkedin_url, email=email)])
+    return erased
 
 
 async def suppression_reason(session: AsyncSession, expert_id: uuid.UUID) -> str | None:
