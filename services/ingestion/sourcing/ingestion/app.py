@@ -2,8 +2,9 @@
 
 * ``sales-nav-ingestion`` (one message at a time): a webhook delivery → one ``lead-ingestion``
   message per lead.
-* ``lead-ingestion`` (batch lane: up to ``AGENT_BATCH_SIZE`` leads per transaction, retried
-  one by one when a batch fails) → ``enrichment``.
+* ``lead-ingestion`` (batch lane: up to ``AGENT_BATCH_SIZE`` leads per transaction, one
+  statement per step for the whole batch, retried one by one when a batch fails) →
+  ``enrichment``.
 * ``job-title-discovery``: run planning and per-company Apollo + OpenAI discovery.
 
 :func:`build_app` builds it from settings so tests and benchmarks can run it in-process.
@@ -23,6 +24,7 @@ from sourcing.ingestion.clients import ApolloClient, JobTitleClient
 from sourcing.ingestion.handlers import (
     JobTitleDiscovery,
     TitleScorer,
+    handle_lead_batch,
     handle_lead_received,
     handle_sales_nav_leads,
 )
@@ -68,7 +70,12 @@ def build_app(settings: IngestionSettings, **create_app_kwargs: Any) -> Sourcing
         app, "sales-nav-ingestion", handle_sales_nav_leads, consumer_name=SALES_NAV_CONSUMER
     )
     reliable_agent(
-        app, "lead-ingestion", handle_lead_received, consumer_name=LEAD_CONSUMER, batch=True
+        app,
+        "lead-ingestion",
+        handle_lead_received,
+        consumer_name=LEAD_CONSUMER,
+        batch=True,
+        batch_handler=handle_lead_batch,
     )
     reliable_agent(
         app,

@@ -21,6 +21,7 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Protocol
 
@@ -29,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.clock import Clock, utc_now
 from sourcing.common.db import session_scope
-from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import publish, publish_many
+from sourcing.common.events import Envelope, MessagePayload
+from sourcing.common.kafka.consumer import correlation_scope
+from sourcing.common.kafka.outbox import publish, publish_correlated, publish_many
 from sourcing.common.kafka.retry import PermanentError, TransientError
 from sourcing.common.messages.allocation import CallTaskTrigger
 from sourcing.common.messages.enrichment import EnrichmentRequested
@@ -62,7 +64,13 @@ from sourcing.people.identity import (
     person_identity,
 )
 from sourcing.people.phones import PhoneNumber, normalize_phone
-from sourcing.people.suppression import erased_expert_id, is_suppressed
+from sourcing.people.suppression import (
+    Person,
+    erased_expert_id,
+    erased_expert_ids,
+    is_suppressed,
+    suppressed_people,
+)
 from sourcing.people.timezones import timezone_for_country
 
 logger = logging.getLogger(__name__)
@@ -196,8 +204,8 @@ async def handle_lead_received(
     NEW with its contacts (no enrichment, no call task until it is ACTIVE again), a COMPLETED
     or ARCHIVED one refuses it (a ``lead.refused`` event, nothing else written). A redelivered
     lead (same person, same search) changes nothing."""
-    linkedin_url = normalize_linkedin_url(payload.linkedin_url)
-    email = normalize_email(payload.email)
+    incoming = _Incoming.of(envelope, payload)
+    linkedin_url, email = incoming.linkedin_url, incoming.email
     if linkedin_url is None and email is None:
         raise PermanentError("the lead has neither a LinkedIn URL nor an email")
     if not await repository.search_exists(session, payload.search_id):
@@ -227,75 +235,165 @@ async def handle_lead_received(
         logger.info("lead refused", extra={"projectId": str(payload.project_id), "reason": refusal})
         return
     held = intake is service.LeadIntake.HOLD
-    country = normalize_country(payload.country_iso)
-    country = country if country and len(country) == 2 else None
-    first_name, last_name = _split_name(payload.name)
-    fields: dict[str, Any] = {
-        "full_name": payload.name,
-        "first_name": first_name,
-        "last_name": last_name,
-        "title": payload.title,
-        "company_name": payload.company,
-        "company_domain": payload.company_domain,
-        "country_iso": country,
-        "timezone": timezone_for_country(country),
-    }
-    expert_id = await resolve_expert(session, linkedin_url=linkedin_url, email=email, values=fields)
-    await repository.fill_expert_blanks(session, expert_id, fields)
+    expert_id = await resolve_expert(
+        session, linkedin_url=linkedin_url, email=email, values=incoming.fields
+    )
+    await repository.fill_expert_blanks(session, expert_id, incoming.fields)
     suppressed = await is_suppressed(session, expert_id, linkedin_url=linkedin_url, email=email)
-    reason: str | None
-    if suppressed:
-        status, reason = LeadStatus.DISQUALIFIED, SUPPRESSED_REASON
-    elif held:
-        status, reason = LeadStatus.NEW, service.HELD_REASON
-    else:
-        status, reason = LeadStatus.ENRICHING, None
-    if status != LEAD.initial:
-        LEAD.assert_transition(LEAD.initial, status)
-    now = clock()
     lead_id = await repository.insert_lead(
-        session,
-        {
-            "project_id": payload.project_id,
-            "sales_nav_search_id": payload.search_id,
-            "expert_id": expert_id,
-            "status": status.value,
-            "status_reason": reason,
-            "status_changed_at": now,
-            "raw_name": payload.name,
-            "raw_company": payload.company,
-            "raw_title": payload.title,
-            "linkedin_url": payload.linkedin_url,
-            "email": payload.email,
-            "phone": payload.phone,
-            "company_domain": payload.company_domain,
-            "country_iso": country,
-            "payload": payload.lead,
-            "correlation_id": envelope.correlation_id,
-        },
+        session, incoming.lead_row(expert_id, suppressed=suppressed, held=held, now=clock())
     )
     if lead_id is None or suppressed:
         return  # already ingested from this search, or never to be contacted
-    phone = normalize_phone(payload.phone, country) if payload.phone else None
-    await repository.add_contacts(
-        session, _initial_contacts(payload, expert_id, linkedin_url, email, phone, country)
-    )
-    if held:
-        # Released on resume: enrichment by service.release_held_leads, the call task by the
-        # allocation service's reaction to project.changed.v1.
-        return
-    if phone is not None and phone.dialable:
-        await service.request_call_tasks(
-            session,
-            expert_id=expert_id,
-            project_ids=[payload.project_id],
-            trigger=CallTaskTrigger.SALES_NAV_LEAD,
-            lead_id=lead_id,
-        )
-    await publish(
+    await repository.add_contacts(session, incoming.contacts(expert_id))
+    await publish_many(
         session,
-        EnrichmentRequested(lead_id=lead_id, expert_id=expert_id, project_id=payload.project_id),
+        incoming.follow_ups(expert_id, lead_id, held=held),
+        correlation_id=envelope.correlation_id,
     )
+
+
+async def handle_lead_batch(
+    session: AsyncSession,
+    items: Sequence[tuple[Envelope, LeadReceived]],
+    *,
+    clock: Clock = utc_now,
+) -> None:
+    """Several leads in one transaction, with the effect of :func:`handle_lead_received` on
+    each in order, but one statement per step for the whole batch: the searches, the
+    projects (share-locked), the tombstones, the experts (looked up, inserted in identity
+    order, their blanks filled), the suppressions, the leads, their contacts and the
+    follow-ups.
+
+    A lead off the common path goes through :func:`handle_lead_received` after the others:
+    one sharing an identity or an expert with another lead of the batch (their order
+    matters), one of an unknown search or project (it fails there, and the batch is retried
+    one by one), of an erased person, refused by a closed project, whose expert needs an
+    identity attached, or whose new expert another transaction inserted meanwhile. Such a
+    lead has nothing in common with the leads handled together, so the order is kept where
+    it matters."""
+    leads = [_Incoming.of(envelope, payload) for envelope, payload in items]
+    one_by_one = await _ingest_together(session, leads, now=clock())
+    for lead in leads:
+        if lead in one_by_one:
+            with correlation_scope(lead.envelope.correlation_id):
+                await handle_lead_received(session, lead.envelope, lead.payload, clock=clock)
+
+
+async def _ingest_together(
+    session: AsyncSession, leads: Sequence[_Incoming], *, now: datetime
+) -> set[_Incoming]:
+    """The set-based steps of :func:`handle_lead_batch`; returns the leads left to handle
+    one by one."""
+    uses = Counter(identity for lead in leads for identity in lead.identities)
+    apart = {
+        lead
+        for lead in leads
+        if not lead.identities or any(uses[identity] > 1 for identity in lead.identities)
+    }
+    together = [lead for lead in leads if lead not in apart]
+    searches = await repository.existing_searches(
+        session, {lead.payload.search_id for lead in together}
+    )
+    statuses = await repository.project_statuses_for_share(
+        session, {lead.payload.project_id for lead in together}
+    )
+    intakes: dict[_Incoming, service.LeadIntake] = {}
+    for lead in together:
+        status = statuses.get(lead.payload.project_id)
+        intake = service.lead_intake(status) if status is not None else None
+        if lead.payload.search_id not in searches or intake in (None, service.LeadIntake.REFUSE):
+            apart.add(lead)
+        else:
+            intakes[lead] = intake
+    together = [lead for lead in together if lead not in apart]
+    erased = await erased_expert_ids(session, [lead.person() for lead in together])
+    apart.update(lead for lead, tombstone in zip(together, erased, strict=True) if tombstone)
+    together = [lead for lead in together if lead not in apart]
+
+    experts = await _resolve_experts(session, together, apart)
+    together = [lead for lead in together if lead not in apart]
+    suppressed = await suppressed_people(session, [lead.person(experts[lead]) for lead in together])
+    rows = [
+        lead.lead_row(
+            experts[lead],
+            suppressed=is_out,
+            held=intakes[lead] is service.LeadIntake.HOLD,
+            now=now,
+        )
+        for lead, is_out in zip(together, suppressed, strict=True)
+    ]
+    inserted = await repository.insert_leads(session, rows)
+    contacts: list[dict[str, Any]] = []
+    follow_ups: list[tuple[MessagePayload, str | None]] = []
+    for lead, is_out in zip(together, suppressed, strict=True):
+        expert_id = experts[lead]
+        lead_id = inserted.get((expert_id, lead.payload.search_id))
+        if lead_id is None or is_out:
+            continue  # already ingested from this search, or never to be contacted
+        contacts.extend(lead.contacts(expert_id))
+        held = intakes[lead] is service.LeadIntake.HOLD
+        correlation_id = lead.envelope.correlation_id
+        follow_ups.extend(
+            (message, correlation_id) for message in lead.follow_ups(expert_id, lead_id, held=held)
+        )
+    await repository.add_contacts(session, contacts)
+    await publish_correlated(session, follow_ups)
+    return apart
+
+
+async def _resolve_experts(
+    session: AsyncSession, leads: Sequence[_Incoming], apart: set[_Incoming]
+) -> dict[_Incoming, uuid.UUID]:
+    """Each lead's expert (found, or inserted in identity order), as :func:`resolve_expert`
+    finds or makes it, the blanks of the found ones filled. Leads this cannot settle in one
+    pass join ``apart``."""
+    known = await repository.experts_of_identities(
+        session,
+        linkedin_urls=[lead.linkedin_url for lead in leads if lead.linkedin_url],
+        emails=[lead.email for lead in leads if lead.email],
+    )
+    by_linkedin = {expert.linkedin_url: expert for expert in known if expert.linkedin_url}
+    by_email = {expert.email: expert for expert in known if expert.email}
+    found: dict[_Incoming, uuid.UUID] = {}
+    new: list[_Incoming] = []
+    for lead in leads:
+        expert = by_linkedin.get(lead.linkedin_url) if lead.linkedin_url else None
+        if expert is None and lead.email in by_email:
+            expert = by_email[lead.email]
+            if lead.linkedin_url is not None:
+                apart.add(lead)  # the expert takes the LinkedIn identity first
+                continue
+        if expert is None:
+            new.append(lead)
+        elif expert.erased or (lead.email is not None and expert.email is None):
+            apart.add(lead)  # racing an erasure, or the expert takes the email first
+        else:
+            found[lead] = expert.id
+    shared = Counter(found.values())
+    for lead, expert_id in list(found.items()):
+        if shared[expert_id] > 1:
+            apart.add(lead)
+            del found[lead]
+    await repository.fill_blanks_of_experts(
+        session, [(expert_id, lead.fields) for lead, expert_id in found.items()]
+    )
+    new.sort(key=lambda lead: lead.payload.identity)
+    rows = [
+        {**lead.fields, "linkedin_url_normalized": lead.linkedin_url, "primary_email": lead.email}
+        for lead in new
+    ]
+    inserted = {
+        linkedin_url or email: expert_id
+        for expert_id, linkedin_url, email in await repository.insert_experts(session, rows)
+    }
+    for lead in new:
+        made = inserted.get(lead.linkedin_url or lead.email or "")
+        if made is None:
+            apart.add(lead)  # inserted by another transaction meanwhile: looked up again
+        else:
+            found[lead] = made
+    return found
 
 
 async def _record_erased_lead(
@@ -323,51 +421,149 @@ async def _record_erased_lead(
     )
 
 
-def _initial_contacts(
-    payload: LeadReceived,
-    expert_id: uuid.UUID,
-    linkedin_url: str | None,
-    email: str | None,
-    phone: PhoneNumber | None,
-    country: str | None,
-) -> list[dict[str, Any]]:
-    """The contacts the lead itself carries (source SALES_NAV). A personal email of an
-    expert under the region rule (§9) is not a contact: it stays only their identity. The
-    phone is in E.164 (read in the lead's country), else kept as given and not dialable."""
-    # Every row carries the same keys: a multi-row INSERT takes its columns from the first.
-    base = {
-        "expert_id": expert_id,
-        "source": ContactSource.SALES_NAV.value,
-        "is_professional": None,
-        "is_dialable": None,
-    }
-    rows: list[dict[str, Any]] = []
-    if linkedin_url is not None and payload.linkedin_url:
-        rows.append(
-            {
-                **base,
-                "type": ContactType.LINKEDIN.value,
-                "channel": Channel.LINKEDIN.value,
-                "value": payload.linkedin_url,
-                "value_normalized": linkedin_url,
-            }
+@dataclass(eq=False, slots=True)
+class _Incoming:
+    """A ``lead.received.v1`` with what the steps of its ingestion read of it (normalised
+    identities, country, phone, the expert's attributes)."""
+
+    envelope: Envelope
+    payload: LeadReceived
+    linkedin_url: str | None
+    email: str | None
+    country: str | None
+    phone: PhoneNumber | None
+    fields: dict[str, Any]
+
+    @classmethod
+    def of(cls, envelope: Envelope, payload: LeadReceived) -> _Incoming:
+        country = normalize_country(payload.country_iso)
+        country = country if country and len(country) == 2 else None
+        first_name, last_name = _split_name(payload.name)
+        return cls(
+            envelope=envelope,
+            payload=payload,
+            linkedin_url=normalize_linkedin_url(payload.linkedin_url),
+            email=normalize_email(payload.email),
+            country=country,
+            phone=normalize_phone(payload.phone, country) if payload.phone else None,
+            fields={
+                "full_name": payload.name,
+                "first_name": first_name,
+                "last_name": last_name,
+                "title": payload.title,
+                "company_name": payload.company,
+                "company_domain": payload.company_domain,
+                "country_iso": country,
+                "timezone": timezone_for_country(country),
+            },
         )
-    if email is not None and payload.email:
-        personal = is_personal_email(email)
-        if not (personal and requires_professional_email(country)):
+
+    @property
+    def identities(self) -> list[str]:
+        return [value for value in (self.linkedin_url, self.email) if value is not None]
+
+    def person(self, expert_id: uuid.UUID | None = None) -> Person:
+        return Person(expert_id, linkedin_url=self.linkedin_url, email=self.email)
+
+    def lead_row(
+        self, expert_id: uuid.UUID, *, suppressed: bool, held: bool, now: datetime
+    ) -> dict[str, Any]:
+        """The lead: DISQUALIFIED when the person is suppressed, NEW while its project holds
+        it, else ENRICHING."""
+        reason: str | None
+        if suppressed:
+            status, reason = LeadStatus.DISQUALIFIED, SUPPRESSED_REASON
+        elif held:
+            status, reason = LeadStatus.NEW, service.HELD_REASON
+        else:
+            status, reason = LeadStatus.ENRICHING, None
+        if status != LEAD.initial:
+            LEAD.assert_transition(LEAD.initial, status)
+        payload = self.payload
+        return {
+            "project_id": payload.project_id,
+            "sales_nav_search_id": payload.search_id,
+            "expert_id": expert_id,
+            "status": status.value,
+            "status_reason": reason,
+            "status_changed_at": now,
+            "raw_name": payload.name,
+            "raw_company": payload.company,
+            "raw_title": payload.title,
+            "linkedin_url": payload.linkedin_url,
+            "email": payload.email,
+            "phone": payload.phone,
+            "company_domain": payload.company_domain,
+            "country_iso": self.country,
+            "payload": payload.lead,
+            "correlation_id": self.envelope.correlation_id,
+        }
+
+    def contacts(self, expert_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The contacts the lead itself carries (source SALES_NAV). A personal email of an
+        expert under the region rule (§9) is not a contact: it stays only their identity. The
+        phone is in E.164 (read in the lead's country), else kept as given and not dialable."""
+        # Every row carries the same keys: one statement inserts the rows of many leads.
+        base = {
+            "expert_id": expert_id,
+            "source": ContactSource.SALES_NAV.value,
+            "is_professional": None,
+            "is_dialable": None,
+        }
+        payload = self.payload
+        rows: list[dict[str, Any]] = []
+        if self.linkedin_url is not None and payload.linkedin_url:
             rows.append(
                 {
                     **base,
-                    "type": ContactType.EMAIL.value,
-                    "channel": Channel.EMAIL.value,
-                    "value": payload.email,
-                    "value_normalized": email,
-                    "is_professional": not personal,
+                    "type": ContactType.LINKEDIN.value,
+                    "channel": Channel.LINKEDIN.value,
+                    "value": payload.linkedin_url,
+                    "value_normalized": self.linkedin_url,
                 }
             )
-    if phone is not None:
-        rows.append({**base, **service.phone_contact(expert_id, phone, ContactSource.SALES_NAV)})
-    return rows
+        if self.email is not None and payload.email:
+            personal = is_personal_email(self.email)
+            if not (personal and requires_professional_email(self.country)):
+                rows.append(
+                    {
+                        **base,
+                        "type": ContactType.EMAIL.value,
+                        "channel": Channel.EMAIL.value,
+                        "value": payload.email,
+                        "value_normalized": self.email,
+                        "is_professional": not personal,
+                    }
+                )
+        if self.phone is not None:
+            rows.append(
+                {**base, **service.phone_contact(expert_id, self.phone, ContactSource.SALES_NAV)}
+            )
+        return rows
+
+    def follow_ups(
+        self, expert_id: uuid.UUID, lead_id: uuid.UUID, *, held: bool
+    ) -> list[MessagePayload]:
+        """Enrichment, after the call task a dialable phone asks for; nothing while held
+        (released on resume: enrichment by :func:`service.release_held_leads`, the call task
+        by the allocation service's reaction to ``project.changed.v1``)."""
+        if held:
+            return []
+        project_id = self.payload.project_id
+        messages: list[MessagePayload] = []
+        if self.phone is not None and self.phone.dialable:
+            messages.extend(
+                service.call_task_requests(
+                    expert_id=expert_id,
+                    project_ids=[project_id],
+                    trigger=CallTaskTrigger.SALES_NAV_LEAD,
+                    lead_id=lead_id,
+                )
+            )
+        messages.append(
+            EnrichmentRequested(lead_id=lead_id, expert_id=expert_id, project_id=project_id)
+        )
+        return messages
 
 
 # --- job-title discovery ------------------------------------------------------------------------

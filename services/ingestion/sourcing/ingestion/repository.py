@@ -14,17 +14,19 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import (
     ColumnElement,
     Table,
     Text,
+    Uuid,
     and_,
+    any_,
+    bindparam,
     case,
     cast,
     delete,
-    exists,
     false,
     func,
     literal,
@@ -33,9 +35,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql.dml import Insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.dml import ReturningInsert, Update
 
 from sourcing.common.models import (
     Base,
@@ -102,12 +106,27 @@ async def get_project_for_update(session: AsyncSession, project_id: uuid.UUID) -
     return await session.get(Project, project_id, with_for_update=True)
 
 
+_PROJECT_STATUSES_FOR_SHARE = (
+    select(Project.id, Project.status)
+    .where(Project.id == any_(bindparam("ids", type_=ARRAY(Uuid()))))
+    .order_by(Project.id)
+    .with_for_update(read=True)
+)
+
+
+async def project_statuses_for_share(
+    session: AsyncSession, project_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The projects' statuses, their rows share-locked (in id order) until the transaction
+    ends: a status change (which locks the row for update) waits for this transaction, and
+    this one for it. Unknown projects are missing from the answer."""
+    rows = await session.execute(_PROJECT_STATUSES_FOR_SHARE, {"ids": list(set(project_ids))})
+    return {project_id: status for project_id, status in rows}
+
+
 async def project_status_for_share(session: AsyncSession, project_id: uuid.UUID) -> str | None:
-    """The project's status, its row share-locked until the transaction ends: a status change
-    (which locks the row for update) waits for this transaction, and this one for it."""
-    return await session.scalar(
-        select(Project.status).where(Project.id == project_id).with_for_update(read=True)
-    )
+    """One project's status, share-locked (:func:`project_statuses_for_share`)."""
+    return (await project_statuses_for_share(session, [project_id])).get(project_id)
 
 
 async def upsert_companies(
@@ -226,8 +245,20 @@ async def record_search_delivery(
     return search_id
 
 
+_EXISTING_SEARCHES = select(SalesNavSearch.id).where(
+    SalesNavSearch.id == any_(bindparam("ids", type_=ARRAY(Uuid())))
+)
+
+
+async def existing_searches(
+    session: AsyncSession, search_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Those of the given searches that exist."""
+    return set((await session.scalars(_EXISTING_SEARCHES, {"ids": list(set(search_ids))})).all())
+
+
 async def search_exists(session: AsyncSession, search_id: uuid.UUID) -> bool:
-    return bool(await session.scalar(select(exists().where(SalesNavSearch.id == search_id))))
+    return search_id in await existing_searches(session, [search_id])
 
 
 # --- experts ------------------------------------------------------------------------------------
@@ -246,6 +277,62 @@ async def find_expert_id(
     if email is not None:
         return await session.scalar(select(Expert.id).where(Expert.primary_email == email))
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownExpert:
+    """An expert row found by one of a lead's identities."""
+
+    id: uuid.UUID
+    linkedin_url: str | None
+    email: str | None
+    erased: bool
+
+
+_EXPERTS_OF_IDENTITIES = select(
+    Expert.id, Expert.linkedin_url_normalized, Expert.primary_email, Expert.erased_at.is_not(None)
+).where(
+    or_(
+        Expert.linkedin_url_normalized == any_(bindparam("linkedin_urls", type_=ARRAY(Text()))),
+        Expert.primary_email == any_(bindparam("emails", type_=ARRAY(Text()))),
+    )
+)
+
+
+async def experts_of_identities(
+    session: AsyncSession, *, linkedin_urls: Iterable[str], emails: Iterable[str]
+) -> list[KnownExpert]:
+    """The experts holding any of these normalised LinkedIn URLs or primary emails."""
+    rows = await session.execute(
+        _EXPERTS_OF_IDENTITIES, {"linkedin_urls": list(linkedin_urls), "emails": list(emails)}
+    )
+    return [KnownExpert(*row) for row in rows]
+
+
+def _insert_experts_statement() -> ReturningInsert[Any]:
+    table = _table(Expert)
+    return (
+        insert(table)
+        .on_conflict_do_nothing()
+        .returning(table.c.id, table.c.linkedin_url_normalized, table.c.primary_email)
+    )
+
+
+_INSERT_EXPERTS = _insert_experts_statement()
+
+
+async def insert_experts(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> list[tuple[uuid.UUID, str | None, str | None]]:
+    """Insert experts (rows with the same keys) in one statement; returns ``(id, LinkedIn URL,
+    email)`` of those inserted. A row whose unique identity exists already (or is being
+    inserted by a transaction still in flight, which this waits for) is left out: its lead
+    looks the person up again. Callers sort the rows by identity, so two transactions take
+    the identities' index entries in one order and cannot deadlock."""
+    if not rows:
+        return []
+    result = await session.execute(_INSERT_EXPERTS, list(rows))
+    return [(row[0], row[1], row[2]) for row in result]
 
 
 async def insert_expert(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
@@ -288,37 +375,75 @@ async def attach_email(session: AsyncSession, expert_id: uuid.UUID, email: str) 
     )
 
 
+# The attributes a lead's delivery fills on its expert where they are blank.
+EXPERT_FIELDS: Final = (
+    "full_name",
+    "first_name",
+    "last_name",
+    "title",
+    "company_name",
+    "company_domain",
+    "country_iso",
+    "timezone",
+)
+
+
+def _fill_blanks_statement() -> Update:
+    table = _table(Expert)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("expert_id"), table.c.erased_at.is_(None))
+        .values(
+            {
+                table.c[name]: func.coalesce(
+                    table.c[name], bindparam(f"given_{name}", type_=table.c[name].type)
+                )
+                for name in EXPERT_FIELDS
+            }
+        )
+    )
+
+
+_FILL_BLANKS = _fill_blanks_statement()
+
+
+async def fill_blanks_of_experts(
+    session: AsyncSession, changes: Sequence[tuple[uuid.UUID, dict[str, Any]]]
+) -> None:
+    """Set the given attributes (of :data:`EXPERT_FIELDS`) where each expert has none yet
+    (first delivery wins, so a redelivery changes nothing); never on an erased expert (a lead
+    racing the erasure waits for its lock, then finds the tombstone). One statement, the rows
+    locked in expert id order."""
+    if not changes:
+        return
+    params = [
+        {"expert_id": expert_id, **{f"given_{name}": values.get(name) for name in EXPERT_FIELDS}}
+        for expert_id, values in sorted(changes, key=lambda change: change[0])
+    ]
+    await session.execute(_FILL_BLANKS, params)
+
+
 async def fill_expert_blanks(
     session: AsyncSession, expert_id: uuid.UUID, values: dict[str, Any]
 ) -> None:
-    """Set the given attributes where the expert has none yet (first delivery wins, so a
-    redelivery changes nothing); never on an erased expert (a lead racing the erasure waits
-    for its lock, then finds the tombstone)."""
-    changes = {
-        getattr(Expert, name): func.coalesce(getattr(Expert, name), value)
-        for name, value in values.items()
-        if value is not None
-    }
-    if changes:
-        await session.execute(
-            update(Expert).where(Expert.id == expert_id, Expert.erased_at.is_(None)).values(changes)
-        )
+    """:func:`fill_blanks_of_experts` for one expert."""
+    await fill_blanks_of_experts(session, [(expert_id, values)])
+
+
+def _add_contacts_statement() -> Insert:
+    table = _table(ExpertContact)
+    return insert(table).on_conflict_do_nothing(
+        index_elements=[table.c.expert_id, table.c.type, table.c.value_normalized]
+    )
+
+
+_ADD_CONTACTS = _add_contacts_statement()
 
 
 async def add_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    await session.execute(
-        insert(_table(ExpertContact))
-        .values(list(rows))
-        .on_conflict_do_nothing(
-            index_elements=[
-                ExpertContact.expert_id,
-                ExpertContact.type,
-                ExpertContact.value_normalized,
-            ]
-        )
-    )
+    """Insert contacts (rows with the same keys) in one statement; known ones are kept."""
+    if rows:
+        await session.execute(_ADD_CONTACTS, list(rows))
 
 
 # --- leads --------------------------------------------------------------------------------------
@@ -333,6 +458,29 @@ async def insert_lead(session: AsyncSession, values: dict[str, Any]) -> uuid.UUI
         .returning(Lead.id)
     )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+def _insert_leads_statement() -> ReturningInsert[Any]:
+    table = _table(Lead)
+    return (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=[table.c.expert_id, table.c.sales_nav_search_id])
+        .returning(table.c.id, table.c.expert_id, table.c.sales_nav_search_id)
+    )
+
+
+_INSERT_LEADS = _insert_leads_statement()
+
+
+async def insert_leads(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> dict[tuple[uuid.UUID, uuid.UUID], uuid.UUID]:
+    """Insert leads (rows with the same keys) in one statement; returns the new leads' ids by
+    ``(expert_id, search_id)``. A person who already came from that search is left out."""
+    if not rows:
+        return {}
+    result = await session.execute(_INSERT_LEADS, list(rows))
+    return {(expert_id, search_id): lead_id for lead_id, expert_id, search_id in result}
 
 
 async def leads_awaiting_enrichment(session: AsyncSession, project_id: uuid.UUID) -> list[Lead]:

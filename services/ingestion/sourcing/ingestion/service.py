@@ -411,13 +411,26 @@ async def request_call_tasks(
 ) -> None:
     """A dialable phone of the expert became known: ask the allocation service for their call
     task in each of these projects (it decides whether one is due)."""
-    for project_id in project_ids:
-        await publish(
-            session,
-            CallTaskRequested(
-                project_id=project_id, expert_id=expert_id, lead_id=lead_id, trigger=trigger
-            ),
+    for request in call_task_requests(
+        expert_id=expert_id, project_ids=project_ids, trigger=trigger, lead_id=lead_id
+    ):
+        await publish(session, request)
+
+
+def call_task_requests(
+    *,
+    expert_id: uuid.UUID,
+    project_ids: Iterable[uuid.UUID],
+    trigger: CallTaskTrigger,
+    lead_id: uuid.UUID | None = None,
+) -> list[CallTaskRequested]:
+    """The messages of :func:`request_call_tasks` (for callers that publish a batch at once)."""
+    return [
+        CallTaskRequested(
+            project_id=project_id, expert_id=expert_id, lead_id=lead_id, trigger=trigger
         )
+        for project_id in project_ids
+    ]
 
 
 async def add_phone(

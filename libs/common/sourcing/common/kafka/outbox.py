@@ -139,9 +139,17 @@ async def publish_many(
     correlation_id: str | None = None,
 ) -> list[Envelope]:
     """:func:`publish` for several messages in one statement (a fan-out), in order."""
+    return await publish_correlated(session, ((message, correlation_id) for message in messages))
+
+
+async def publish_correlated(
+    session: AsyncSession, messages: Iterable[tuple[MessagePayload, str | None]]
+) -> list[Envelope]:
+    """:func:`publish_many` for the follow-ups of several messages handled together (a batch),
+    each ``(message, correlation id)`` keeping the correlation of what it follows."""
     envelopes: list[Envelope] = []
     rows: list[tuple[str, Envelope, str | None]] = []
-    for message in messages:
+    for message, correlation_id in messages:
         envelope = Envelope.of(message, correlation_id=correlation_id)
         target = route(message)
         envelopes.append(envelope)
