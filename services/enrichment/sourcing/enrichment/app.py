@@ -4,8 +4,9 @@ ranking, a Zeliq callback and the callback timeout sweep, which share the `enric
 
 ``enrichment`` takes batches of up to ``ENRICHMENT_BATCH_SIZE`` messages and runs their
 waterfalls concurrently in one transaction (falling back to one message at a time when a batch
-fails); ``ranking`` handles one message at a time. One shared :class:`ExternalHttp` per process
-serves every provider adapter and is closed when the app stops.
+fails); ``ranking`` handles its batches in one transaction too, one message after the other.
+One shared :class:`ExternalHttp` per process serves every provider adapter and is closed when
+the app stops.
 """
 
 from __future__ import annotations
@@ -84,7 +85,11 @@ def build_app(
         batch_handler=handle_batch,
         batch_size=settings.ENRICHMENT_BATCH_SIZE,
     )
-    reliable_agent(app, RANKING_LANE, handle_ranking_requested, consumer_name=RANKING_CONSUMER)
+    # Keyed by project: a project's rankings arrive on one partition, in batches of one
+    # transaction (one commit and one dedup statement per batch, not per message).
+    reliable_agent(
+        app, RANKING_LANE, handle_ranking_requested, consumer_name=RANKING_CONSUMER, batch=True
+    )
 
     if own_http:
         close_runtime = app.runtime.close

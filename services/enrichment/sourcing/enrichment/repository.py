@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, and_, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql.dml import Insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.models import (
@@ -215,15 +216,13 @@ async def lock_pending_attempts(
     return list(rows.scalars().all())
 
 
-async def upsert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert contacts; an existing (expert, type, value) keeps the more confident provenance."""
-    if not rows:
-        return
+def _upsert_contacts_statement() -> Insert:
+    # Compiled once whatever the number of rows (executed with a list of parameter sets).
     table = cast(Table, ExpertContact.__table__)
-    statement = pg_insert(table).values(list(rows))
+    statement = pg_insert(table)
     excluded = statement.excluded
     better = excluded.confidence > func.coalesce(table.c.confidence, -1.0)
-    statement = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[table.c.expert_id, table.c.type, table.c.value_normalized],
         set_={
             "confidence": case((better, excluded.confidence), else_=table.c.confidence),
@@ -235,7 +234,16 @@ async def upsert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]])
             "updated_at": func.now(),
         },
     )
-    await session.execute(statement)
+
+
+_UPSERT_CONTACTS = _upsert_contacts_statement()
+
+
+async def upsert_contacts(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert contacts (rows with the same keys); an existing (expert, type, value) keeps the
+    more confident provenance."""
+    if rows:
+        await session.execute(_UPSERT_CONTACTS, list(rows))
 
 
 # --- ranking ------------------------------------------------------------------------------------
