@@ -23,7 +23,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Select, Text, Uuid, and_, bindparam, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -284,6 +296,13 @@ class AddressRefusal:
         return self.reason != REGION_REFUSAL
 
 
+_SUPPRESSIONS_OF_HASHES = (
+    select(ContactSuppression.kind, ContactSuppression.value_hash, ContactSuppression.reason)
+    .where(ContactSuppression.value_hash == any_(bindparam("hashes", type_=ARRAY(Text()))))
+    .order_by(ContactSuppression.created_at)
+)
+
+
 async def suppressed_addresses(
     session: AsyncSession, kind: SuppressedContactKind, addresses: Iterable[str]
 ) -> dict[str, str]:
@@ -302,11 +321,7 @@ async def suppressed_addresses(
     if not keys:
         return {}
     wanted = {key for named in keys.values() for key in named}
-    rows = await session.execute(
-        select(ContactSuppression.kind, ContactSuppression.value_hash, ContactSuppression.reason)
-        .where(ContactSuppression.value_hash.in_([h for _, h in wanted]))
-        .order_by(ContactSuppression.created_at)
-    )
+    rows = await session.execute(_SUPPRESSIONS_OF_HASHES, {"hashes": [h for _, h in wanted]})
     reasons: dict[tuple[str, str], str] = {}
     for row_kind, row_hash, row_reason in rows:
         reasons.setdefault((row_kind, row_hash), row_reason)
