@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     ARRAY,
-    ColumnElement,
+    BindParameter,
+    DateTime,
     Table,
     Text,
     Uuid,
@@ -27,7 +28,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.types import TypeEngine
 
 from sourcing.calls.fold import YayEvent
@@ -49,14 +49,11 @@ if TYPE_CHECKING:
 YAY_SOURCE = "yay"
 
 
-def _any(
-    column: ColumnElement[Any] | InstrumentedAttribute[Any],
-    values: Iterable[Any],
-    item: TypeEngine[Any],
-) -> ColumnElement[bool]:
-    """``column = ANY(:array)``: one statement text whatever the number of values (an IN list
-    renders a new text, so a new asyncpg prepare, for every length)."""
-    return column == any_(bindparam(None, list(values), type_=ARRAY(item)))
+def _array(name: str, item: TypeEngine[Any]) -> BindParameter[Any]:
+    """An array parameter: ``column = ANY(:name)`` keeps one statement text whatever the number
+    of values (an IN list renders a new text, so a new asyncpg prepare, for every length), so
+    the module's prebuilt statements are compiled and prepared once."""
+    return bindparam(name, type_=ARRAY(item))
 
 
 # --- raw webhook events ---------------------------------------------------------------------
@@ -129,16 +126,7 @@ async def call_events(
     """The stored events of these calls (processed types), by call, in one query."""
     events: dict[str, list[YayEvent]] = {call: [] for call in yay_call_ids}
     rows = await session.execute(
-        select(
-            CallLogRaw.yay_call_id,
-            CallLogRaw.event_id,
-            CallLogRaw.event_type,
-            CallLogRaw.occurred_at,
-            CallLogRaw.payload,
-        ).where(
-            _any(CallLogRaw.yay_call_id, yay_call_ids, Text()),
-            CallLogRaw.event_type.in_(event_types),
-        )
+        _CALL_EVENTS, {"calls": list(yay_call_ids), "types": list(event_types)}
     )
     for r in rows:
         events[r.yay_call_id].append(
@@ -162,20 +150,44 @@ async def link_raw_events(
 ) -> None:
     """Link these calls' processed-type events to their call log, in one statement."""
     await session.execute(
-        update(CallLogRaw)
-        .where(
-            _any(CallLogRaw.yay_call_id, yay_call_ids, Text()),
-            CallLogRaw.yay_call_id == CallLog.yay_call_id,
-            CallLogRaw.event_type.in_(event_types),
-            or_(
-                CallLogRaw.call_log_id.is_(None), CallLogRaw.processing_status != processing_status
-            ),
-        )
-        .values(
-            call_log_id=CallLog.id, processing_status=processing_status, processed_at=processed_at
-        )
-        .execution_options(synchronize_session=False)
+        _LINK_RAW_EVENTS,
+        {
+            "calls": list(yay_call_ids),
+            "types": list(event_types),
+            "status": processing_status,
+            "processed_at": processed_at,
+        },
     )
+
+
+_CALL_EVENTS = select(
+    CallLogRaw.yay_call_id,
+    CallLogRaw.event_id,
+    CallLogRaw.event_type,
+    CallLogRaw.occurred_at,
+    CallLogRaw.payload,
+).where(
+    CallLogRaw.yay_call_id == any_(_array("calls", Text())),
+    CallLogRaw.event_type == any_(_array("types", Text())),
+)
+_LINK_RAW_EVENTS = (
+    update(CallLogRaw)
+    .where(
+        CallLogRaw.yay_call_id == any_(_array("calls", Text())),
+        CallLogRaw.yay_call_id == CallLog.yay_call_id,
+        CallLogRaw.event_type == any_(_array("types", Text())),
+        or_(
+            CallLogRaw.call_log_id.is_(None),
+            CallLogRaw.processing_status != bindparam("status", type_=Text()),
+        ),
+    )
+    .values(
+        call_log_id=CallLog.id,
+        processing_status=bindparam("status", type_=Text()),
+        processed_at=bindparam("processed_at", type_=DateTime(timezone=True)),
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 # --- call logs ------------------------------------------------------------------------------
@@ -283,12 +295,7 @@ async def lock_callers(session: AsyncSession, caller_ids: Iterable[uuid.UUID]) -
     """Lock these callers' rows in id order: the one order every calls batch takes them in."""
     ids = sorted(set(caller_ids))
     if ids:
-        await session.execute(
-            select(Caller.id)
-            .where(_any(Caller.id, ids, Uuid()))
-            .order_by(Caller.id)
-            .with_for_update()
-        )
+        await session.execute(_LOCK_CALLER_IDS, {"ids": ids})
 
 
 async def lock_callers_by_email(session: AsyncSession, emails: Iterable[str]) -> list[Caller]:
@@ -296,13 +303,7 @@ async def lock_callers_by_email(session: AsyncSession, emails: Iterable[str]) ->
     normalized = sorted({email.strip().lower() for email in emails})
     if not normalized:
         return []
-    result = await session.execute(
-        select(Caller)
-        .where(_any(func.lower(Caller.email), normalized, Text()))
-        .order_by(Caller.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    result = await session.execute(_LOCK_CALLERS_BY_EMAIL, {"emails": normalized})
     return list(result.scalars())
 
 
@@ -333,13 +334,7 @@ async def lock_tasks(
     ids = sorted(set(task_ids))
     if not ids:
         return {}
-    result = await session.execute(
-        select(CallTask)
-        .where(_any(CallTask.id, ids, Uuid()))
-        .order_by(CallTask.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    result = await session.execute(_LOCK_TASKS, {"ids": ids})
     return {task.id: task for task in result.scalars()}
 
 
@@ -350,13 +345,7 @@ async def lock_callers_by_id(
     ids = sorted(set(caller_ids))
     if not ids:
         return {}
-    result = await session.execute(
-        select(Caller)
-        .where(_any(Caller.id, ids, Uuid()))
-        .order_by(Caller.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    result = await session.execute(_LOCK_CALLERS, {"ids": ids})
     return {caller.id: caller for caller in result.scalars()}
 
 
@@ -367,15 +356,45 @@ async def callers_with_active_tasks(
     ids = set(caller_ids)
     if not ids:
         return set()
-    result = await session.execute(
-        select(CallTask.caller_id)
-        .where(
-            _any(CallTask.caller_id, ids, Uuid()),
-            CallTask.status.in_(CALL_TASK_ACTIVE_STATUSES),
-        )
-        .distinct()
-    )
+    result = await session.execute(_CALLERS_WITH_ACTIVE_TASKS, {"ids": list(ids)})
     return {caller_id for caller_id in result.scalars() if caller_id is not None}
+
+
+_LOCK_CALLER_IDS = (
+    select(Caller.id)
+    .where(Caller.id == any_(_array("ids", Uuid())))
+    .order_by(Caller.id)
+    .with_for_update()
+)
+_LOCK_CALLERS = (
+    select(Caller)
+    .where(Caller.id == any_(_array("ids", Uuid())))
+    .order_by(Caller.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCK_CALLERS_BY_EMAIL = (
+    select(Caller)
+    .where(func.lower(Caller.email) == any_(_array("emails", Text())))
+    .order_by(Caller.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCK_TASKS = (
+    select(CallTask)
+    .where(CallTask.id == any_(_array("ids", Uuid())))
+    .order_by(CallTask.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_CALLERS_WITH_ACTIVE_TASKS = (
+    select(CallTask.caller_id)
+    .where(
+        CallTask.caller_id == any_(_array("ids", Uuid())),
+        CallTask.status == any_(literal(list(CALL_TASK_ACTIVE_STATUSES), ARRAY(Text()))),
+    )
+    .distinct()
+)
 
 
 async def active_task_dialling(
@@ -417,10 +436,13 @@ async def expert_zones(
     ids = set(expert_ids)
     if not ids:
         return {}
-    rows = await session.execute(
-        select(Expert.id, Expert.timezone, Expert.country_iso).where(_any(Expert.id, ids, Uuid()))
-    )
+    rows = await session.execute(_EXPERT_ZONES, {"ids": list(ids)})
     return {row.id: (row.timezone, row.country_iso) for row in rows}
+
+
+_EXPERT_ZONES = select(Expert.id, Expert.timezone, Expert.country_iso).where(
+    Expert.id == any_(_array("ids", Uuid()))
+)
 
 
 # --- performance ----------------------------------------------------------------------------
