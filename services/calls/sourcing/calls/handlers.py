@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sourcing.calls import repository
 from sourcing.calls.fold import ENDED, FAILED, CallFold, fold_events, is_call_event, parse_time
@@ -65,7 +67,6 @@ from sourcing.common.messages.calls import (
 )
 from sourcing.common.models import (
     Caller,
-    CallLog,
     CallTask,
 )
 from sourcing.common.models.enums import CallLogStatus, RawEventStatus
@@ -86,13 +87,39 @@ FINISHING_EVENTS = (ENDED, FAILED)
 @dataclass(frozen=True, slots=True)
 class _Batch:
     """What a batch of Yay events looked up once: its callers (locked, by lowercase email) and
-    those of them with an ASSIGNED/DIALING task."""
+    those of them with an ASSIGNED/DIALING task; and the callers its calls were matched to."""
 
     callers: dict[str, Caller]
     dialling: set[uuid.UUID]
+    touched: dict[uuid.UUID, Caller] = field(default_factory=dict)
 
 
 FINISHED_STATUSES = (CallLogStatus.ENDED.value, CallLogStatus.FAILED.value)
+
+
+# What a batch of call events changes on a caller, written by one statement with the calls.
+_DIAL_COLUMNS = ("shift_started_at", "last_dial_at", "last_seen_at")
+
+
+def _dialled_callers(callers: Iterable[Caller]) -> list[repository.CallerDial]:
+    """The callers whose dial or presence columns changed, as rows for the batch's one write;
+    the ORM then holds those values as stored (its flush would write them a second time)."""
+    rows: list[repository.CallerDial] = []
+    for caller in callers:
+        state = inspect(caller)
+        if not any(state.attrs[column].history.has_changes() for column in _DIAL_COLUMNS):
+            continue
+        rows.append(
+            repository.CallerDial(
+                id=caller.id,
+                shift_started_at=caller.shift_started_at,
+                last_dial_at=caller.last_dial_at,
+                last_seen_at=caller.last_seen_at,
+            )
+        )
+        for column in _DIAL_COLUMNS:
+            set_committed_value(caller, column, getattr(caller, column))
+    return rows
 
 
 def _occurred_at(payload: YayCallEventReceived) -> datetime:
@@ -130,7 +157,8 @@ class CallHandlers:
         them in);
         every delivery is claimed by one statement and every raw event stored by another; then
         each call is folded once from all its stored events (the fold is order-independent),
-        and one statement links the calls' raw events to their call logs.
+        and one statement writes the call logs, their callers' dial and presence and links the
+        calls' raw events to their call logs (tasks still move through ``move()``, audited).
         """
         now = self.now()
         callers = {
@@ -179,12 +207,16 @@ class CallHandlers:
                 session, (caller.id for caller in callers.values())
             ),
         )
-        for call_id, deliveries in calls.items():
-            fold = fold_events(events[call_id])
-            await self._fold_call(session, call_logs[call_id], deliveries, fold, batch, now)
-        await repository.link_raw_events(
+        folded = [
+            await self._fold_call(
+                session, call_logs[call_id], deliveries, fold_events(events[call_id]), batch, now
+            )
+            for call_id, deliveries in calls.items()
+        ]
+        await repository.store_folded_calls(
             session,
-            yay_call_ids=list(calls),
+            folded,
+            _dialled_callers(batch.touched.values()),
             processing_status=RawEventStatus.PROCESSED.value,
             processed_at=now,
             event_types=YAY_EVENT_TYPES,
@@ -211,24 +243,31 @@ class CallHandlers:
     async def _fold_call(
         self,
         session: AsyncSession,
-        call_log: CallLog,
+        call_log: repository.LockedCall,
         deliveries: Sequence[tuple[Envelope, YayCallEventReceived]],
         fold: CallFold,
         batch: _Batch,
         now: datetime,
-    ) -> None:
-        """One call's new events: its (locked) CallLog from the fold, its caller and task
-        matched, the task dialling, the caller's presence and dial, and one validation request
-        for each new event at or after the call's end (as if each event was handled alone)."""
+    ) -> repository.FoldedCall:
+        """One call's new events: its (locked) CallLog's new state from the fold, its caller
+        and task matched, the task dialling, the caller's presence and dial (on the locked
+        Caller, noted in ``batch.touched``), and one validation request for each new event at
+        or after the call's end (as if each event was handled alone)."""
         first = deliveries[0][1]
         finished = call_log.status in FINISHED_STATUSES  # by the events stored before these
         caller = await self._match_caller(session, call_log, fold, first, batch.callers)
         task = await self._match_task(session, call_log, fold, caller, batch)
-        self._apply_fold(call_log, fold, caller, task)
+        state = repository.FoldedCall(
+            id=call_log.id,
+            fold=fold,
+            caller_id=caller.id if caller is not None else None,
+            task=(task.id, task.expert_id) if task is not None else None,
+        )
         if task is not None and caller is not None and task.caller_id == caller.id:
             self._start_dialing(session, task, fold.started_at, now)
         if caller is None:
-            return
+            return state
+        batch.touched[caller.id] = caller
         if fold.started_at is not None:
             self._record_dial(caller, fold.started_at)
         for envelope, payload in deliveries:
@@ -243,11 +282,12 @@ class CallHandlers:
                     ),
                     correlation_id=envelope.correlation_id,
                 )
+        return state
 
     async def _match_caller(
         self,
         session: AsyncSession,
-        call_log: CallLog,
+        call_log: repository.LockedCall,
         fold: CallFold,
         payload: YayCallEventReceived,
         callers: dict[str, Caller],
@@ -270,7 +310,7 @@ class CallHandlers:
     async def _match_task(
         self,
         session: AsyncSession,
-        call_log: CallLog,
+        call_log: repository.LockedCall,
         fold: CallFold,
         caller: Caller | None,
         batch: _Batch,
@@ -292,32 +332,6 @@ class CallHandlers:
                     session, caller_id=caller.id, number_e164=number
                 )
         return await repository.lock_task(session, task_id) if task_id is not None else None
-
-    @staticmethod
-    def _apply_fold(
-        call_log: CallLog, fold: CallFold, caller: Caller | None, task: CallTask | None
-    ) -> None:
-        call_log.status = fold.status
-        call_log.started_at = fold.started_at
-        call_log.ringing_at = fold.ringing_at
-        call_log.answered_at = fold.answered_at
-        call_log.ended_at = fold.ended_at
-        call_log.failed_at = fold.failed_at
-        call_log.failure_reason = fold.failure_reason
-        call_log.duration_seconds = fold.duration_seconds
-        call_log.talk_seconds = fold.talk_seconds
-        call_log.recording_url = fold.recording_url
-        call_log.direction = fold.direction
-        call_log.from_number = fold.from_number
-        call_log.to_number = fold.to_number
-        call_log.agent_email = fold.agent_email
-        call_log.last_event_at = fold.last_event_at
-        call_log.event_count = fold.event_count
-        if caller is not None:
-            call_log.caller_id = caller.id
-        if task is not None:
-            call_log.call_task_id = task.id
-            call_log.expert_id = task.expert_id
 
     @staticmethod
     def _start_dialing(

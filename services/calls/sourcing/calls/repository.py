@@ -7,13 +7,11 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ARRAY,
     BindParameter,
-    DateTime,
-    Table,
     Text,
     Uuid,
     any_,
@@ -25,12 +23,11 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
 
-from sourcing.calls.fold import YayEvent
+from sourcing.calls.fold import CallFold, YayEvent
 from sourcing.common.models import (
     Caller,
     CallLog,
@@ -109,15 +106,14 @@ _INSERT_RAW_EVENTS = text(
     ON CONFLICT (event_id) DO NOTHING
     """
 )
-_CALL_LOG_COLUMNS = cast(Table, CallLog.__table__).columns
 _LOCK_CALL_LOGS = text(
-    f"""
+    """
     INSERT INTO call_logs (id, yay_call_id)
     SELECT gen_random_uuid(), c FROM unnest(CAST(:calls AS text[])) AS c
     ON CONFLICT (yay_call_id) DO UPDATE SET yay_call_id = excluded.yay_call_id
-    RETURNING {", ".join(f"call_logs.{column.name}" for column in _CALL_LOG_COLUMNS)}
-    """  # noqa: S608 - the column names of our own table
-).columns(*_CALL_LOG_COLUMNS)
+    RETURNING id, yay_call_id, status, caller_id, call_task_id
+    """
+)
 
 
 async def call_events(
@@ -140,26 +136,6 @@ async def call_events(
     return events
 
 
-async def link_raw_events(
-    session: AsyncSession,
-    *,
-    yay_call_ids: Sequence[str],
-    processing_status: str,
-    processed_at: datetime,
-    event_types: Sequence[str],
-) -> None:
-    """Link these calls' processed-type events to their call log, in one statement."""
-    await session.execute(
-        _LINK_RAW_EVENTS,
-        {
-            "calls": list(yay_call_ids),
-            "types": list(event_types),
-            "status": processing_status,
-            "processed_at": processed_at,
-        },
-    )
-
-
 _CALL_EVENTS = select(
     CallLogRaw.yay_call_id,
     CallLogRaw.event_id,
@@ -170,39 +146,140 @@ _CALL_EVENTS = select(
     CallLogRaw.yay_call_id == any_(_array("calls", Text())),
     CallLogRaw.event_type == any_(_array("types", Text())),
 )
-_LINK_RAW_EVENTS = (
-    update(CallLogRaw)
-    .where(
-        CallLogRaw.yay_call_id == any_(_array("calls", Text())),
-        CallLogRaw.yay_call_id == CallLog.yay_call_id,
-        CallLogRaw.event_type == any_(_array("types", Text())),
-        or_(
-            CallLogRaw.call_log_id.is_(None),
-            CallLogRaw.processing_status != bindparam("status", type_=Text()),
-        ),
-    )
-    .values(
-        call_log_id=CallLog.id,
-        processing_status=bindparam("status", type_=Text()),
-        processed_at=bindparam("processed_at", type_=DateTime(timezone=True)),
-    )
-    .execution_options(synchronize_session=False)
-)
 
 
 # --- call logs ------------------------------------------------------------------------------
 
 
-async def lock_call_logs(session: AsyncSession, yay_call_ids: Iterable[str]) -> dict[str, CallLog]:
+@dataclass(frozen=True, slots=True)
+class LockedCall:
+    """What folding a call's new events reads of its (locked) CallLog."""
+
+    id: uuid.UUID
+    yay_call_id: str
+    status: str
+    caller_id: uuid.UUID | None
+    call_task_id: uuid.UUID | None
+
+
+async def lock_call_logs(
+    session: AsyncSession, yay_call_ids: Iterable[str]
+) -> dict[str, LockedCall]:
     """The CallLogs of these Yay calls, created if new, locked for this transaction (in call id
     order), by call id; one statement: the no-op update of an existing row takes its lock."""
-    statement = select(CallLog).from_statement(_LOCK_CALL_LOGS)
-    result = await session.execute(
-        statement,
-        {"calls": sorted(set(yay_call_ids))},
-        execution_options={"populate_existing": True},
+    rows = await session.execute(_LOCK_CALL_LOGS, {"calls": sorted(set(yay_call_ids))})
+    return {row.yay_call_id: LockedCall(**row._mapping) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class FoldedCall:
+    """A CallLog's new state: its fold, and the caller and task it was matched to (None keeps
+    the stored one)."""
+
+    id: uuid.UUID
+    fold: CallFold
+    caller_id: uuid.UUID | None
+    task: tuple[uuid.UUID, uuid.UUID | None] | None  # (task id, its expert id)
+
+
+@dataclass(frozen=True, slots=True)
+class CallerDial:
+    """A caller's dial and presence columns after a batch of their call events."""
+
+    id: uuid.UUID
+    shift_started_at: datetime | None
+    last_dial_at: datetime | None
+    last_seen_at: datetime | None
+
+
+async def store_folded_calls(
+    session: AsyncSession,
+    calls: Sequence[FoldedCall],
+    callers: Sequence[CallerDial],
+    *,
+    processing_status: str,
+    processed_at: datetime,
+    event_types: Sequence[str],
+) -> None:
+    """In one statement: the call logs' new state, their callers' dial and presence, and the
+    calls' processed-type raw events linked to their call log."""
+    folds = [call.fold for call in calls]
+    await session.execute(
+        _STORE_FOLDED_CALLS,
+        {
+            "ids": [call.id for call in calls],
+            "statuses": [f.status for f in folds],
+            "started": [f.started_at for f in folds],
+            "ringing": [f.ringing_at for f in folds],
+            "answered": [f.answered_at for f in folds],
+            "ended": [f.ended_at for f in folds],
+            "failed": [f.failed_at for f in folds],
+            "reasons": [f.failure_reason for f in folds],
+            "durations": [f.duration_seconds for f in folds],
+            "talks": [f.talk_seconds for f in folds],
+            "recordings": [f.recording_url for f in folds],
+            "directions": [f.direction for f in folds],
+            "froms": [f.from_number for f in folds],
+            "tos": [f.to_number for f in folds],
+            "agents": [f.agent_email for f in folds],
+            "last_events": [f.last_event_at for f in folds],
+            "event_counts": [f.event_count for f in folds],
+            "callers": [call.caller_id for call in calls],
+            "tasks": [call.task[0] if call.task else None for call in calls],
+            "experts": [call.task[1] if call.task else None for call in calls],
+            "caller_ids": [c.id for c in callers],
+            "shifts": [c.shift_started_at for c in callers],
+            "dials": [c.last_dial_at for c in callers],
+            "seen": [c.last_seen_at for c in callers],
+            "status": processing_status,
+            "processed_at": processed_at,
+            "types": list(event_types),
+        },
     )
-    return {log.yay_call_id: log for log in result.scalars()}
+
+
+_STORE_FOLDED_CALLS = text(
+    """
+    WITH logs AS (
+        UPDATE call_logs SET status = v.status, started_at = v.started,
+            ringing_at = v.ringing, answered_at = v.answered, ended_at = v.ended,
+            failed_at = v.failed, failure_reason = v.reason, duration_seconds = v.duration,
+            talk_seconds = v.talk, recording_url = v.recording, direction = v.direction,
+            from_number = v.from_number, to_number = v.to_number, agent_email = v.agent,
+            last_event_at = v.last_event, event_count = v.event_count,
+            caller_id = coalesce(v.caller, call_logs.caller_id),
+            call_task_id = coalesce(v.task, call_logs.call_task_id),
+            expert_id = CASE WHEN v.task IS NULL THEN call_logs.expert_id ELSE v.expert END,
+            updated_at = now()
+        FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]),
+            CAST(:started AS timestamptz[]), CAST(:ringing AS timestamptz[]),
+            CAST(:answered AS timestamptz[]), CAST(:ended AS timestamptz[]),
+            CAST(:failed AS timestamptz[]), CAST(:reasons AS text[]),
+            CAST(:durations AS integer[]), CAST(:talks AS integer[]),
+            CAST(:recordings AS text[]), CAST(:directions AS text[]),
+            CAST(:froms AS text[]), CAST(:tos AS text[]), CAST(:agents AS text[]),
+            CAST(:last_events AS timestamptz[]), CAST(:event_counts AS integer[]),
+            CAST(:callers AS uuid[]), CAST(:tasks AS uuid[]), CAST(:experts AS uuid[]))
+            AS v(id, status, started, ringing, answered, ended, failed, reason, duration, talk,
+                recording, direction, from_number, to_number, agent, last_event, event_count,
+                caller, task, expert)
+        WHERE call_logs.id = v.id
+        RETURNING call_logs.id, call_logs.yay_call_id
+    ), callers_dialled AS (
+        UPDATE callers SET shift_started_at = c.shift, last_dial_at = c.dial,
+            last_seen_at = c.seen, updated_at = now()
+        FROM unnest(CAST(:caller_ids AS uuid[]), CAST(:shifts AS timestamptz[]),
+            CAST(:dials AS timestamptz[]), CAST(:seen AS timestamptz[])) AS c(id, shift, dial, seen)
+        WHERE callers.id = c.id
+    )
+    UPDATE call_logs_raw SET call_log_id = logs.id, processing_status = :status,
+        processed_at = :processed_at
+    FROM logs
+    WHERE call_logs_raw.yay_call_id = logs.yay_call_id
+        AND call_logs_raw.event_type = ANY(CAST(:types AS text[]))
+        AND (call_logs_raw.call_log_id IS NULL OR call_logs_raw.processing_status <> :status)
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
