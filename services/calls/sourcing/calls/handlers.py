@@ -154,19 +154,20 @@ class CallHandlers:
         """Yay events, with the effect of handling each in order, in a few statements a batch.
 
         The batch's callers are locked first, in id order (the order every calls lane takes
-        them in);
-        every delivery is claimed by one statement and every raw event stored by another; then
-        each call is folded once from all its stored events (the fold is order-independent),
-        and one statement writes the call logs, their callers' dial and presence and links the
-        calls' raw events to their call logs (tasks still move through ``move()``, audited).
+        them in), each read with whether it has an active task; every delivery is claimed by
+        one statement and every raw event stored by another; then each call is folded once
+        from all its stored events (the fold is order-independent), and one statement writes
+        the call logs, their callers' dial and presence and links the calls' raw events to
+        their call logs (tasks still move through ``move()``, audited).
         """
         now = self.now()
-        callers = {
-            caller.email.strip().lower(): caller
-            for caller in await repository.lock_callers_by_email(
-                session, (payload.agent_email for _, payload in items if payload.agent_email)
-            )
-        }
+        locked = await repository.lock_callers_by_email(
+            session, (payload.agent_email for _, payload in items if payload.agent_email)
+        )
+        batch = _Batch(
+            {caller.email.strip().lower(): caller for caller, _ in locked},
+            {caller.id for caller, dialling in locked if dialling},
+        )
         claimed = await claim_webhook_events(
             session,
             source=repository.YAY_SOURCE,
@@ -201,12 +202,6 @@ class CallHandlers:
             return
         events = await repository.call_events(session, list(calls), YAY_EVENT_TYPES)
         call_logs = await repository.lock_call_logs(session, calls)
-        batch = _Batch(
-            callers,
-            await repository.callers_with_active_tasks(
-                session, (caller.id for caller in callers.values())
-            ),
-        )
         folded = [
             await self._fold_call(
                 session, call_logs[call_id], deliveries, fold_events(events[call_id]), batch, now

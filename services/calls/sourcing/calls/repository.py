@@ -375,13 +375,16 @@ async def lock_callers(session: AsyncSession, caller_ids: Iterable[uuid.UUID]) -
         await session.execute(_LOCK_CALLER_IDS, {"ids": ids})
 
 
-async def lock_callers_by_email(session: AsyncSession, emails: Iterable[str]) -> list[Caller]:
-    """The callers with these emails (case-insensitive), locked in id order."""
+async def lock_callers_by_email(
+    session: AsyncSession, emails: Iterable[str]
+) -> list[tuple[Caller, bool]]:
+    """The callers with these emails (case-insensitive), locked in id order, each with whether
+    they have an ASSIGNED/DIALING task (only they can be dialling one), in one statement."""
     normalized = sorted({email.strip().lower() for email in emails})
     if not normalized:
         return []
     result = await session.execute(_LOCK_CALLERS_BY_EMAIL, {"emails": normalized})
-    return list(result.scalars())
+    return [(caller, bool(dialling)) for caller, dialling in result]
 
 
 async def lock_caller(session: AsyncSession, caller_id: uuid.UUID) -> Caller | None:
@@ -426,17 +429,6 @@ async def lock_callers_by_id(
     return {caller.id: caller for caller in result.scalars()}
 
 
-async def callers_with_active_tasks(
-    session: AsyncSession, caller_ids: Iterable[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Which of these callers have an ASSIGNED/DIALING task (only they can be dialling one)."""
-    ids = set(caller_ids)
-    if not ids:
-        return set()
-    result = await session.execute(_CALLERS_WITH_ACTIVE_TASKS, {"ids": list(ids)})
-    return {caller_id for caller_id in result.scalars() if caller_id is not None}
-
-
 _LOCK_CALLER_IDS = (
     select(Caller.id)
     .where(Caller.id == any_(_array("ids", Uuid())))
@@ -451,10 +443,18 @@ _LOCK_CALLERS = (
     .execution_options(populate_existing=True)
 )
 _LOCK_CALLERS_BY_EMAIL = (
-    select(Caller)
+    select(
+        Caller,
+        exists()
+        .where(
+            CallTask.caller_id == Caller.id,
+            CallTask.status == any_(literal(list(CALL_TASK_ACTIVE_STATUSES), ARRAY(Text()))),
+        )
+        .label("dialling"),
+    )
     .where(func.lower(Caller.email) == any_(_array("emails", Text())))
     .order_by(Caller.id)
-    .with_for_update()
+    .with_for_update(of=Caller)
     .execution_options(populate_existing=True)
 )
 _LOCK_TASKS = (
@@ -463,14 +463,6 @@ _LOCK_TASKS = (
     .order_by(CallTask.id)
     .with_for_update()
     .execution_options(populate_existing=True)
-)
-_CALLERS_WITH_ACTIVE_TASKS = (
-    select(CallTask.caller_id)
-    .where(
-        CallTask.caller_id == any_(_array("ids", Uuid())),
-        CallTask.status == any_(literal(list(CALL_TASK_ACTIVE_STATUSES), ARRAY(Text()))),
-    )
-    .distinct()
 )
 
 
