@@ -34,10 +34,20 @@ from sourcing.common.models.enums import (
 )
 from sourcing.enrichment.handlers import handle_enrichment_batch, handle_enrichment_requested
 from sourcing.enrichment.providers import build_providers
-from sourcing.enrichment.service import EnrichmentDeps, handle_ranking_requested
+from sourcing.enrichment.service import (
+    EnrichmentDeps,
+    handle_ranking_batch,
+    handle_ranking_requested,
+)
 from sourcing.people.contacts import is_personal_email
 from sourcing.sandbox.personas import Outcome, expected_outcome
-from tests.factories import create_company, create_expert, create_job_title, create_lead
+from tests.factories import (
+    create_company,
+    create_expert,
+    create_expert_contact,
+    create_job_title,
+    create_lead,
+)
 from tests.factories import create_project as _create_project
 from tests.fixtures.settings import Settings, load_settings
 from tests.unit.enrichment.support import make_http
@@ -410,6 +420,87 @@ async def test_ranking_of_unknown_ids_does_nothing(session: AsyncSession) -> Non
         )
     ).scalar_one()
     assert count == 0
+
+
+async def _rankings(session: AsyncSession, since_seq: int) -> tuple[list[Any], list[Any]]:
+    """The snapshots (meaningful columns, in write order) and the call-task requests staged
+    after outbox row ``since_seq``; snapshots are told apart by the outbox rows' order."""
+    snapshots = (
+        await session.execute(
+            select(
+                RankingSnapshot.project_id,
+                RankingSnapshot.expert_id,
+                RankingSnapshot.lead_id,
+                RankingSnapshot.score,
+                RankingSnapshot.components,
+                RankingSnapshot.correlation_id,
+            ).order_by(RankingSnapshot.project_id, RankingSnapshot.expert_id, RankingSnapshot.score)
+        )
+    ).all()
+    requests = (
+        await session.scalars(
+            select(OutboxMessage.envelope["payload"])
+            .where(OutboxMessage.seq > since_seq)
+            .where(OutboxMessage.envelope["type"].astext == CallTaskRequested.message_type)
+            .order_by(OutboxMessage.seq)
+        )
+    ).all()
+    return [tuple(row) for row in snapshots], list(requests)
+
+
+async def test_a_ranking_batch_has_the_effect_of_its_messages_one_by_one(
+    session: AsyncSession,
+) -> None:
+    """Two projects, a duplicate, an unknown project, an expert without a lead in the project:
+    the set-based batch writes the snapshots, scores and call-task requests the per-message
+    handler writes."""
+    first = await create_project(session, priority=3)
+    second = await _create_project(session, priority=1, geography_iso_codes=["FR"])
+    company = await create_company(session, project=first)
+    await create_job_title(
+        session, company=company, title="VP Payments", normalized_title="vp payments",
+        relevance_score=0.9,
+    )  # fmt: skip
+    contacted = await _lead(session, "Alex Standard", project=first)
+    await create_expert_contact(session, expert_id=contacted.expert_id, confidence=0.8)
+    await create_expert_contact(
+        session, expert_id=contacted.expert_id, type="PHONE", value="+12025550169",
+        value_normalized="+12025550169", is_professional=None, confidence=0.7,
+    )  # fmt: skip
+    bare = await _lead(session, "Kim Nomatch", project=first, country="GB")
+    elsewhere = await _lead(session, "Sam Standard", project=second, country="DE")
+    requests = [
+        RankingRequested(project_id=first.id, expert_id=contacted.expert_id),
+        RankingRequested(project_id=first.id, expert_id=bare.expert_id),
+        RankingRequested(project_id=uuid.uuid4(), expert_id=bare.expert_id),
+        RankingRequested(project_id=second.id, expert_id=contacted.expert_id),  # no lead there
+        RankingRequested(project_id=second.id, expert_id=elsewhere.expert_id),
+        RankingRequested(project_id=first.id, expert_id=contacted.expert_id),
+    ]
+    items = [
+        (Envelope.new(RankingRequested.message_type, p, correlation_id=f"c{i}"), p)
+        for i, p in enumerate(requests)
+    ]
+
+    async def run(batch: bool) -> tuple[list[Any], list[Any], list[Any]]:
+        async with session.begin_nested() as savepoint:
+            since = await session.scalar(select(func.coalesce(func.max(OutboxMessage.seq), 0)))
+            if batch:
+                await handle_ranking_batch(session, items)
+            else:
+                for envelope, payload in items:
+                    await handle_ranking_requested(session, envelope, payload)
+            snapshots, staged = await _rankings(session, since or 0)
+            scores = (
+                await session.execute(select(Lead.id, Lead.ranking_score).order_by(Lead.id))
+            ).all()
+            await savepoint.rollback()
+        return snapshots, staged, [tuple(row) for row in scores]
+
+    one_by_one, batched = await run(batch=False), await run(batch=True)
+    assert len(one_by_one[0]) == 4 and len(one_by_one[1]) == 4
+    assert all(score is not None for _, score in one_by_one[2])
+    assert batched == one_by_one
 
 
 async def test_an_enrichment_result_with_a_phone_ends_in_one_pending_call_task(

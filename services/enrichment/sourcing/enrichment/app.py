@@ -4,7 +4,8 @@ ranking, a Zeliq callback and the callback timeout sweep, which share the `enric
 
 ``enrichment`` takes batches of up to ``ENRICHMENT_BATCH_SIZE`` messages and runs their
 waterfalls concurrently in one transaction (falling back to one message at a time when a batch
-fails); ``ranking`` handles its batches in one transaction too, one message after the other.
+fails); ``ranking`` handles its batches in one transaction too, set-based
+(:func:`~sourcing.enrichment.service.handle_ranking_batch`).
 One shared :class:`ExternalHttp` per process serves every provider adapter and is closed when
 the app stops.
 """
@@ -33,6 +34,7 @@ from sourcing.enrichment.handlers import (
 from sourcing.enrichment.providers import build_providers
 from sourcing.enrichment.service import (
     EnrichmentDeps,
+    handle_ranking_batch,
     handle_ranking_requested,
     record_zeliq_callback,
     time_out_callbacks,
@@ -86,9 +88,15 @@ def build_app(
         batch_size=settings.ENRICHMENT_BATCH_SIZE,
     )
     # Keyed by project: a project's rankings arrive on one partition, in batches of one
-    # transaction (one commit and one dedup statement per batch, not per message).
+    # transaction (one commit and one dedup statement per batch, not per message), each read
+    # and write one statement for the whole batch.
     reliable_agent(
-        app, RANKING_LANE, handle_ranking_requested, consumer_name=RANKING_CONSUMER, batch=True
+        app,
+        RANKING_LANE,
+        handle_ranking_requested,
+        consumer_name=RANKING_CONSUMER,
+        batch=True,
+        batch_handler=handle_ranking_batch,
     )
 
     if own_http:

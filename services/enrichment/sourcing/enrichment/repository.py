@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, case, func, insert, select, update
+from sqlalchemy import Table, Uuid, any_, bindparam, case, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.dml import Insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -257,56 +258,121 @@ async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | No
     return await session.get(Expert, expert_id)
 
 
-async def leads_of(
-    session: AsyncSession, project_id: uuid.UUID, expert_id: uuid.UUID
-) -> list[Lead]:
-    """The expert's leads in the project, newest first."""
-    result = await session.execute(
-        select(Lead)
-        .where(Lead.project_id == project_id, Lead.expert_id == expert_id)
-        .order_by(Lead.created_at.desc(), Lead.id)
+_IDS = bindparam("ids", type_=ARRAY(Uuid()))
+# The ranking batch's reads and writes: module-level, so each compiles (and asyncpg prepares
+# each) once whatever the number of rankings in the batch.
+_PROJECTS = select(Project).where(Project.id == any_(_IDS))
+_EXPERTS = select(Expert).where(Expert.id == any_(_IDS))
+_LATEST_LEADS = (
+    select(Lead.project_id, Lead.expert_id, Lead.id, Lead.raw_title, Lead.country_iso)
+    .where(
+        Lead.project_id == any_(bindparam("project_ids", type_=ARRAY(Uuid()))),
+        Lead.expert_id == any_(bindparam("expert_ids", type_=ARRAY(Uuid()))),
     )
-    return list(result.scalars().all())
+    .order_by(Lead.project_id, Lead.expert_id, Lead.created_at.desc(), Lead.id)
+)
+_CONTACT_SIGNALS = select(
+    ExpertContact.expert_id,
+    ExpertContact.type,
+    ExpertContact.confidence,
+    ExpertContact.is_professional,
+).where(
+    ExpertContact.expert_id == any_(_IDS),
+    ExpertContact.type.in_([ContactType.EMAIL, ContactType.PHONE]),
+)
+_JOB_TITLES = select(
+    JobTitle.project_id, JobTitle.normalized_title, JobTitle.relevance_score
+).where(JobTitle.project_id == any_(_IDS))
+_INSERT_SNAPSHOT = insert(cast(Table, RankingSnapshot.__table__))
+_LEAD_SCORES = (
+    update(cast(Table, Lead.__table__))
+    .where(
+        Lead.project_id == bindparam("p_project_id"),
+        Lead.expert_id == bindparam("p_expert_id"),
+    )
+    .values(ranking_score=bindparam("p_score"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LatestLead:
+    """What ranking reads of an expert's newest lead in a project."""
+
+    id: uuid.UUID
+    raw_title: str | None
+    country_iso: str | None
+
+
+async def projects_by_id(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Project]:
+    rows = await session.execute(_PROJECTS, {"ids": list(ids)})
+    return {project.id: project for project in rows.scalars()}
+
+
+async def experts_by_id(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Expert]:
+    rows = await session.execute(_EXPERTS, {"ids": list(ids)})
+    return {expert.id: expert for expert in rows.scalars()}
+
+
+async def latest_leads(
+    session: AsyncSession, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]]
+) -> dict[tuple[uuid.UUID, uuid.UUID], LatestLead]:
+    """The newest lead of each (project, expert) pair that has one."""
+    pairs_wanted = set(pairs)
+    rows = await session.execute(
+        _LATEST_LEADS,
+        {
+            "project_ids": list({project for project, _ in pairs}),
+            "expert_ids": list({expert for _, expert in pairs}),
+        },
+    )
+    latest: dict[tuple[uuid.UUID, uuid.UUID], LatestLead] = {}
+    for project, expert, lead_id, title, country in rows:  # newest first within a pair
+        if (project, expert) in pairs_wanted:
+            latest.setdefault(
+                (project, expert), LatestLead(id=lead_id, raw_title=title, country_iso=country)
+            )
+    return latest
 
 
 async def contact_signals(
-    session: AsyncSession, expert_id: uuid.UUID
-) -> list[tuple[str, float, bool | None]]:
-    """(type, confidence, is_professional) of the expert's email and phone contacts."""
-    rows = await session.execute(
-        select(ExpertContact.type, ExpertContact.confidence, ExpertContact.is_professional).where(
-            ExpertContact.expert_id == expert_id,
-            ExpertContact.type.in_([ContactType.EMAIL, ContactType.PHONE]),
-        )
-    )
-    return [(kind, float(conf or 0.0), prof) for kind, conf, prof in rows]
+    session: AsyncSession, expert_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[str, float, bool | None]]]:
+    """(type, confidence, is_professional) of each expert's email and phone contacts."""
+    signals: dict[uuid.UUID, list[tuple[str, float, bool | None]]] = {}
+    for expert_id, kind, conf, prof in await session.execute(
+        _CONTACT_SIGNALS, {"ids": list(expert_ids)}
+    ):
+        signals.setdefault(expert_id, []).append((kind, float(conf or 0.0), prof))
+    return signals
 
 
 async def project_job_titles(
-    session: AsyncSession, project_id: uuid.UUID
-) -> list[tuple[str, float]]:
-    rows = await session.execute(
-        select(JobTitle.normalized_title, JobTitle.relevance_score).where(
-            JobTitle.project_id == project_id
-        )
-    )
-    return [(title, float(score)) for title, score in rows]
+    session: AsyncSession, project_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[str, float]]]:
+    titles: dict[uuid.UUID, list[tuple[str, float]]] = {}
+    for project_id, title, score in await session.execute(_JOB_TITLES, {"ids": list(project_ids)}):
+        titles.setdefault(project_id, []).append((title, float(score)))
+    return titles
 
 
-async def save_ranking(
-    session: AsyncSession,
-    *,
-    snapshot: RankingSnapshot,
-    project_id: uuid.UUID,
-    expert_id: uuid.UUID,
-) -> None:
-    """Store the snapshot and denormalise its score onto the expert's leads in the project."""
-    session.add(snapshot)
-    await session.flush()
+async def save_rankings(session: AsyncSession, snapshots: Sequence[dict[str, Any]]) -> None:
+    """Store the snapshots (rows of ``ranking_snapshots``, in order) and denormalise each score
+    onto the expert's leads in the project (a later snapshot of the same pair wins)."""
+    if not snapshots:
+        return
+    await session.execute(_INSERT_SNAPSHOT, list(snapshots))
     await session.execute(
-        update(Lead)
-        .where(and_(Lead.project_id == project_id, Lead.expert_id == expert_id))
-        .values(ranking_score=snapshot.score)
+        _LEAD_SCORES,
+        [
+            {
+                "p_project_id": row["project_id"],
+                "p_expert_id": row["expert_id"],
+                "p_score": row["score"],
+            }
+            for row in snapshots
+        ],
     )
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sourcing.common.clock import utc_now
 from sourcing.common.errors import NotFound
 from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import publish
+from sourcing.common.kafka.outbox import publish, publish_many
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.messages.enrichment import (
     EnrichmentCallbackSweepRequested,
@@ -54,7 +54,6 @@ from sourcing.common.models import (
     Lead,
     Project,
     ProviderCircuit,
-    RankingSnapshot,
 )
 from sourcing.common.models.enums import (
     Channel,
@@ -856,58 +855,100 @@ async def handle_ranking_requested(
     *,
     now: Callable[[], datetime] = utc_now,
 ) -> None:
-    """``ranking.requested.v1``: score the expert in the project, store a RankingSnapshot and
-    the leads' ``ranking_score``. Unknown project or expert (deleted since): nothing."""
-    project = await repository.get_project(session, payload.project_id)
-    expert = await repository.get_expert(session, payload.expert_id)
-    if project is None or expert is None:
+    """``ranking.requested.v1``: :func:`handle_ranking_batch` for one message."""
+    await handle_ranking_batch(session, [(envelope, payload)], now=now)
+
+
+async def handle_ranking_batch(
+    session: AsyncSession,
+    items: Sequence[tuple[Envelope, Any]],
+    *,
+    now: Callable[[], datetime] = utc_now,
+) -> None:
+    """``ranking.requested.v1`` messages: score each expert in its project, store a
+    RankingSnapshot and the leads' ``ranking_score``, then ask allocation for the expert's call
+    task. Unknown project or expert (deleted since), or no lead: nothing. One statement per
+    read and per write for the whole batch; the effect is that of the messages one by one (a
+    ranking reads nothing a ranking writes)."""
+    requests: list[tuple[Envelope, RankingRequested]] = [
+        (envelope, payload) for envelope, payload in items if isinstance(payload, RankingRequested)
+    ]
+    if not requests:
+        return
+    projects = await repository.projects_by_id(
+        session, list({payload.project_id for _, payload in requests})
+    )
+    experts = await repository.experts_by_id(
+        session, list({payload.expert_id for _, payload in requests})
+    )
+    known = [
+        (envelope, projects[payload.project_id], experts[payload.expert_id])
+        for envelope, payload in requests
+        if payload.project_id in projects and payload.expert_id in experts
+    ]
+    if len(known) < len(requests):
         logger.warning("ranking requested for a missing project/expert; ignored")
+    latest = await repository.latest_leads(
+        session, [(project.id, expert.id) for _, project, expert in known]
+    )
+    ranked = [
+        (envelope, project, expert, latest[(project.id, expert.id)])
+        for envelope, project, expert in known
+        if (project.id, expert.id) in latest
+    ]
+    if not ranked:
         return
-    leads = await repository.leads_of(session, project.id, expert.id)
-    if not leads:
-        return
-    signals = tuple(
-        ContactSignal(
-            kind="email" if kind == ContactType.EMAIL else "phone",
-            confidence=confidence,
-            personal=professional is False,
+    signals = await repository.contact_signals(
+        session, list({expert.id for _, _, expert, _ in ranked})
+    )
+    job_titles = await repository.project_job_titles(
+        session, list({project.id for _, project, _, _ in ranked})
+    )
+    snapshots: list[dict[str, Any]] = []
+    for envelope, project, expert, lead in ranked:
+        result = score_expert(
+            RankingInput(
+                title=expert.title or lead.raw_title,
+                seniority_label=expert.seniority,
+                country_iso=expert.country_iso or lead.country_iso,
+                contacts=tuple(
+                    ContactSignal(
+                        kind="email" if kind == ContactType.EMAIL else "phone",
+                        confidence=confidence,
+                        personal=professional is False,
+                    )
+                    for kind, confidence, professional in signals.get(expert.id, ())
+                ),
+                project_geographies=tuple(project.geography_iso_codes or ()),
+                project_priority=project.priority,
+                job_titles=tuple(job_titles.get(project.id, ())),
+            )
         )
-        for kind, confidence, professional in await repository.contact_signals(session, expert.id)
-    )
-    latest = leads[0]
-    result = score_expert(
-        RankingInput(
-            title=expert.title or latest.raw_title,
-            seniority_label=expert.seniority,
-            country_iso=expert.country_iso or latest.country_iso,
-            contacts=signals,
-            project_geographies=tuple(project.geography_iso_codes or ()),
-            project_priority=project.priority,
-            job_titles=tuple(await repository.project_job_titles(session, project.id)),
+        snapshots.append(
+            {
+                "id": uuid.uuid4(),
+                "project_id": project.id,
+                "expert_id": expert.id,
+                "lead_id": lead.id,
+                "score": result.score,
+                "components": dict(result.components),
+                "formula_version": result.formula_version,
+                "computed_at": now(),
+                "correlation_id": envelope.correlation_id,
+            }
         )
-    )
-    snapshot = RankingSnapshot(
-        id=uuid.uuid4(),
-        project_id=project.id,
-        expert_id=expert.id,
-        lead_id=latest.id,
-        score=result.score,
-        components=dict(result.components),
-        formula_version=result.formula_version,
-        computed_at=now(),
-        correlation_id=envelope.correlation_id,
-    )
-    await repository.save_ranking(
-        session, snapshot=snapshot, project_id=project.id, expert_id=expert.id
-    )
+    await repository.save_rankings(session, snapshots)
     # The allocation service creates the expert's call task once a dialable phone is known,
     # or gives their pending tasks this score.
-    await publish(
+    await publish_many(
         session,
-        CallTaskRequested(
-            project_id=project.id,
-            expert_id=expert.id,
-            lead_id=latest.id,
-            trigger=CallTaskTrigger.RANKING,
-        ),
+        [
+            CallTaskRequested(
+                project_id=project.id,
+                expert_id=expert.id,
+                lead_id=lead.id,
+                trigger=CallTaskTrigger.RANKING,
+            )
+            for _, project, expert, lead in ranked
+        ],
     )
