@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -304,20 +304,22 @@ _SUPPRESSIONS_OF_HASHES = (
 
 
 async def suppressed_addresses(
-    session: AsyncSession, kind: SuppressedContactKind, addresses: Iterable[str]
+    session: AsyncSession, addresses: Mapping[SuppressedContactKind, Iterable[str]]
 ) -> dict[str, str]:
-    """The given addresses a suppression names, each with its reason (an email also by its
-    domain). Addresses that do not normalise are not suppressed by this rule."""
+    """The given addresses (by kind) a suppression names, each with its reason (an email also
+    by its domain), in one query. Addresses that do not normalise are not suppressed by this
+    rule."""
     keys: dict[str, list[tuple[SuppressedContactKind, str]]] = {}
-    for address in addresses:
-        normalized = normalize_suppressed_value(kind, address)
-        if normalized is None:
-            continue
-        named = [(kind, value_hash(normalized))]
-        domain = email_domain(normalized) if kind is SuppressedContactKind.EMAIL else None
-        if domain is not None:
-            named.append((SuppressedContactKind.DOMAIN, value_hash(domain)))
-        keys[address] = named
+    for kind, values in addresses.items():
+        for address in values:
+            normalized = normalize_suppressed_value(kind, address)
+            if normalized is None:
+                continue
+            named = [(kind, value_hash(normalized))]
+            domain = email_domain(normalized) if kind is SuppressedContactKind.EMAIL else None
+            if domain is not None:
+                named.append((SuppressedContactKind.DOMAIN, value_hash(domain)))
+            keys.setdefault(address, []).extend(named)
     if not keys:
         return {}
     wanted = {key for named in keys.values() for key in named}
@@ -349,7 +351,7 @@ async def address_refusal(
             return AddressRefusal(REGION_REFUSAL, region)
     if kind is None:
         return None
-    reason = (await suppressed_addresses(session, kind, [address])).get(address)
+    reason = (await suppressed_addresses(session, {kind: [address]})).get(address)
     if reason is None:
         return None
     return AddressRefusal(reason, f"{address} is suppressed ({reason}): it must not be used again")

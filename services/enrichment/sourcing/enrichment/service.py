@@ -39,8 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.common.clock import utc_now
 from sourcing.common.errors import NotFound
-from sourcing.common.events import Envelope
-from sourcing.common.kafka.outbox import publish, publish_many
+from sourcing.common.events import Envelope, MessagePayload
+from sourcing.common.kafka.outbox import publish_correlated, publish_many
 from sourcing.common.messages.allocation import CallTaskRequested, CallTaskTrigger
 from sourcing.common.messages.enrichment import (
     EnrichmentCallbackSweepRequested,
@@ -400,10 +400,11 @@ _SUPPRESSED_KIND: Final = {
 async def _unsuppressed(session: AsyncSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The found contacts without those a suppression names: a suppressed (or bounced) address
     is never stored again as a way to reach the expert."""
-    refused: set[str] = set()
-    for type_, kind in _SUPPRESSED_KIND.items():
-        values = [row["value_normalized"] for row in rows if row["type"] == type_]
-        refused.update(await suppressed_addresses(session, kind, values))
+    by_kind = {
+        kind: [row["value_normalized"] for row in rows if row["type"] == type_]
+        for type_, kind in _SUPPRESSED_KIND.items()
+    }
+    refused = await suppressed_addresses(session, by_kind)
     return [row for row in rows if row["value_normalized"] not in refused]
 
 
@@ -484,24 +485,25 @@ async def _publish_follow_ups(
     auto_outreach: bool,
     correlation_id: str | None,
 ) -> None:
-    """Ranking, auto outreach (when asked for and the project wants it) and the sheet row."""
+    """Ranking, auto outreach (when asked for and the project wants it) and the sheet row, in
+    one outbox statement."""
     project_id, expert_id = context.project.id, context.expert.id
-    await publish(
-        session,
-        RankingRequested(project_id=project_id, expert_id=expert_id),
-        correlation_id=correlation_id,
-    )
+    messages: list[tuple[MessagePayload, str | None]] = [
+        (RankingRequested(project_id=project_id, expert_id=expert_id), correlation_id)
+    ]
     if auto_outreach and context.project.auto_outreach_channel:
-        await publish(
-            session,
-            AutoOutreachRequested(
-                project_id=project_id, expert_id=expert_id, lead_id=context.lead.id
-            ),
-            correlation_id=correlation_id,
+        messages.append(
+            (
+                AutoOutreachRequested(
+                    project_id=project_id, expert_id=expert_id, lead_id=context.lead.id
+                ),
+                correlation_id,
+            )
         )
-    await publish(
-        session, SheetSyncRequested.for_expert(project_id=project_id, expert_id=expert_id)
+    messages.append(
+        (SheetSyncRequested.for_expert(project_id=project_id, expert_id=expert_id), None)
     )
+    await publish_correlated(session, messages)
 
 
 async def apply_enrichment(

@@ -306,10 +306,7 @@ async def suppressed_contacts(
         by_kind.setdefault(SuppressedContactKind.EMAIL, set()).add(expert.primary_email)
     if expert.primary_phone:
         by_kind.setdefault(SuppressedContactKind.PHONE, set()).add(expert.primary_phone)
-    found: set[str] = set()
-    for kind, addresses in by_kind.items():
-        found.update(await suppressed_addresses(session, kind, addresses))
-    return frozenset(found)
+    return frozenset(await suppressed_addresses(session, by_kind))
 
 
 def usable_address(
