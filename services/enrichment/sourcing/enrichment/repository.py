@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, Uuid, any_, bindparam, case, func, insert, select, update
+from sqlalchemy import Select, Table, Uuid, any_, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.dml import Insert
@@ -36,32 +36,36 @@ class LeadContext:
     project: Project
 
 
+def _lead_context(lead_id: uuid.UUID) -> Select[Lead, Expert, Project]:
+    return (
+        select(Lead, Expert, Project)
+        .join(Expert, Expert.id == Lead.expert_id)
+        .join(Project, Project.id == Lead.project_id)
+        .where(Lead.id == lead_id)
+    )
+
+
 async def get_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadContext | None:
     """The lead with its expert and project, read without locks (lookups follow)."""
-    row = (
-        await session.execute(
-            select(Lead, Expert, Project)
-            .join(Expert, Expert.id == Lead.expert_id)
-            .join(Project, Project.id == Lead.project_id)
-            .where(Lead.id == lead_id)
-        )
-    ).first()
+    row = (await session.execute(_lead_context(lead_id))).first()
     if row is None:
         return None
     return LeadContext(lead=row[0], expert=row[1], project=row[2])
 
 
-async def lock_lead(session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
-    """The lead, row-locked for the status write (taken only after the provider calls)."""
-    lead: Lead | None = (
+async def lock_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadContext | None:
+    """The lead, row-locked for the status write (taken only after the provider calls), with
+    its expert and project read fresh (not locked) in the same statement."""
+    row = (
         await session.execute(
-            select(Lead)
-            .where(Lead.id == lead_id)
-            .with_for_update()
+            _lead_context(lead_id)
+            .with_for_update(of=Lead)
             .execution_options(populate_existing=True)
         )
-    ).scalar_one_or_none()
-    return lead
+    ).first()
+    if row is None:
+        return None
+    return LeadContext(lead=row[0], expert=row[1], project=row[2])
 
 
 async def provider_stats_by_country(

@@ -518,11 +518,10 @@ async def apply_enrichment(
     ENRICHING, stores what it found so far and sends nothing yet: :func:`complete_run` does
     when the last provider answers or times out."""
     await save_circuit_changes(session, deps)
-    lead = await repository.lock_lead(session, plan.lead_id)
-    if lead is None or lead.status not in ENRICHABLE:
+    context = await repository.lock_lead_context(session, plan.lead_id)
+    if context is None or context.lead.status not in ENRICHABLE:
         return  # finished meanwhile by another delivery
-    context = await repository.get_lead_context(session, plan.lead_id)
-    assert context is not None  # noqa: S101 - narrows the type: the lead row was just read
+    lead = context.lead
     now = deps.now()
     auto_outreach = False
     if plan.hold_reason is not None and not await is_suppressed(session, context.expert.id):
@@ -628,11 +627,10 @@ async def complete_run(session: AsyncSession, run_id: uuid.UUID, deps: Enrichmen
     if not rows or any(row.status == EnrichmentAttemptStatus.PENDING for row in rows):
         return False
     lead_id = rows[0].lead_id
-    lead = await repository.lock_lead(session, lead_id) if lead_id else None
-    if lead is None or lead.status != LeadStatus.ENRICHING:
+    context = await repository.lock_lead_context(session, lead_id) if lead_id else None
+    if context is None or context.lead.status != LeadStatus.ENRICHING:
         return False  # the run did not wait (a confident answer), or the lead moved on
-    context = await repository.get_lead_context(session, lead.id)
-    assert context is not None  # noqa: S101 - narrows the type: the lead row was just read
+    lead = context.lead
     now = deps.now()
     auto_outreach = False
     if await is_suppressed(session, context.expert.id):
