@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, Uuid, any_, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    Exists,
+    Select,
+    Table,
+    Uuid,
+    any_,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.dml import Insert
@@ -51,6 +63,38 @@ async def get_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadCon
     if row is None:
         return None
     return LeadContext(lead=row[0], expert=row[1], project=row[2])
+
+
+@dataclass(frozen=True, slots=True)
+class PlanningContext:
+    """What planning a lead's enrichment reads, in one statement."""
+
+    context: LeadContext
+    # One of the lead's attempts still waits for a callback.
+    pending: bool
+    # The best confidence among the expert's contacts found by enrichment, if any.
+    best_confidence: float | None
+
+
+async def get_planning_context(session: AsyncSession, lead_id: uuid.UUID) -> PlanningContext | None:
+    """The lead with its expert and project, whether it waits for a callback and the best
+    confidence its expert's enriched contacts have, read without locks."""
+    row = (
+        await session.execute(
+            _lead_context(lead_id).add_columns(
+                _pending_attempt(Lead.id).label("pending"),
+                _best_enriched_confidence(Expert.id).scalar_subquery().label("best"),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    lead, expert, project, pending, best = row
+    return PlanningContext(
+        context=LeadContext(lead=lead, expert=expert, project=project),
+        pending=bool(pending),
+        best_confidence=float(best) if best is not None else None,
+    )
 
 
 async def lock_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadContext | None:
@@ -130,16 +174,16 @@ async def save_circuits(
     await session.execute(statement)
 
 
+def _best_enriched_confidence(expert_id: Any) -> Select[float | None]:
+    return select(func.max(ExpertContact.confidence)).where(
+        ExpertContact.expert_id == expert_id,
+        ExpertContact.source == ContactSource.ENRICHMENT,
+    )
+
+
 async def best_enriched_confidence(session: AsyncSession, expert_id: uuid.UUID) -> float | None:
     """The best confidence among the expert's contacts found by enrichment, if any."""
-    value = (
-        await session.execute(
-            select(func.max(ExpertContact.confidence)).where(
-                ExpertContact.expert_id == expert_id,
-                ExpertContact.source == ContactSource.ENRICHMENT,
-            )
-        )
-    ).scalar_one_or_none()
+    value = (await session.execute(_best_enriched_confidence(expert_id))).scalar_one_or_none()
     return float(value) if value is not None else None
 
 
@@ -164,17 +208,15 @@ async def add_attempts(session: AsyncSession, attempts: Sequence[EnrichmentAttem
     await session.execute(insert(table), rows)
 
 
-async def has_pending_attempt(session: AsyncSession, lead_id: uuid.UUID) -> bool:
-    """Whether one of the lead's attempts still waits for a callback."""
-    found = await session.execute(
+def _pending_attempt(lead_id: Any) -> Exists:
+    return (
         select(EnrichmentAttempt.id)
         .where(
             EnrichmentAttempt.lead_id == lead_id,
             EnrichmentAttempt.status == EnrichmentAttemptStatus.PENDING,
         )
-        .limit(1)
+        .exists()
     )
-    return found.scalar_one_or_none() is not None
 
 
 async def run_attempts(session: AsyncSession, run_id: uuid.UUID) -> list[EnrichmentAttempt]:

@@ -228,10 +228,11 @@ async def prepare_enrichment(
     enriched, or its project not ACTIVE: a PAUSED project's lead waits, unchanged, for the
     project to resume, when ingestion asks again). A suppressed expert still gets a plan:
     :func:`apply_enrichment` disqualifies the lead without calling any provider."""
-    context = await repository.get_lead_context(session, payload.lead_id)
-    if context is None:
+    planning = await repository.get_planning_context(session, payload.lead_id)
+    if planning is None:
         logger.warning("enrichment requested for unknown lead %s; ignored", payload.lead_id)
         return None
+    context = planning.context
     if context.lead.status not in ENRICHABLE:
         logger.info("lead %s is %s; not re-enriched", context.lead.id, context.lead.status)
         return None
@@ -243,7 +244,7 @@ async def prepare_enrichment(
             context.project.status,
         )
         return None
-    if await repository.has_pending_attempt(session, context.lead.id):
+    if planning.pending:
         logger.info("lead %s waits for a callback; not re-enriched meanwhile", context.lead.id)
         return None
     person = _person(context)
@@ -257,7 +258,7 @@ async def prepare_enrichment(
     )
     if await is_suppressed(session, context.expert.id):
         return plan  # apply_enrichment disqualifies without calling anyone
-    if not await reuse_known_contacts(session, plan, deps):
+    if not _reuse(plan, planning.best_confidence, deps):
         plan.hold_reason = await budget_hold(session, context.project)
     return plan
 
@@ -287,7 +288,10 @@ async def reuse_known_contacts(
 ) -> bool:
     """Mark the plan to reuse the expert's contacts found by enrichment before (another lead
     of the same expert) when they reach the confidence threshold: no provider is called."""
-    known = await repository.best_enriched_confidence(session, plan.expert_id)
+    return _reuse(plan, await repository.best_enriched_confidence(session, plan.expert_id), deps)
+
+
+def _reuse(plan: EnrichmentPlan, known: float | None, deps: EnrichmentDeps) -> bool:
     if known is not None and known >= deps.settings.ENRICHMENT_CONFIDENCE_THRESHOLD:
         plan.known_confidence = known
         return True
