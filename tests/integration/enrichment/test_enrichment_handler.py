@@ -43,6 +43,7 @@ from sourcing.people.contacts import is_personal_email
 from sourcing.sandbox.personas import Outcome, expected_outcome
 from tests.factories import (
     create_company,
+    create_enrichment_attempt,
     create_expert,
     create_expert_contact,
     create_job_title,
@@ -420,6 +421,17 @@ async def test_ranking_of_unknown_ids_does_nothing(session: AsyncSession) -> Non
         )
     ).scalar_one()
     assert count == 0
+
+
+async def test_a_lead_waiting_for_a_callback_is_not_enriched_again(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    lead = await _lead(session, "Alex Standard")
+    await create_enrichment_attempt(
+        session, expert_id=lead.expert_id, lead_id=lead.id, provider="zeliq", status="PENDING"
+    )
+    await _enrich(session, lead, deps)
+    assert lead.status == "ENRICHING" and len(await _attempts(session, lead)) == 1
 
 
 async def _rankings(session: AsyncSession, since_seq: int) -> tuple[list[Any], list[Any]]:
