@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Text, bindparam, func, select
+from sqlalchemy import Column, Integer, MetaData, Table, Text, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sourcing.common.db import (
@@ -13,6 +13,7 @@ from sourcing.common.db import (
     SessionStatements,
     create_sessionmaker,
 )
+from sourcing.common.models import SystemEvent
 
 pytestmark = pytest.mark.integration
 
@@ -35,3 +36,36 @@ async def test_a_pooled_statement_is_its_own_transaction(engine: AsyncEngine) ->
     second = await statements.fetchrow(TRANSACTION, {"p_echo": "two"})
     assert first.xid != second.xid
     assert (first.echo, second.echo) == ("one", "two")
+
+
+COUNTERS = Table(
+    "one_statement_counters",
+    MetaData(),
+    Column("name", Text, primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+)
+
+
+async def test_an_insert_writes_the_python_side_defaults_of_the_columns_it_leaves_out(
+    engine: AsyncEngine,
+) -> None:
+    """SQLAlchemy's execution context fills in a column's Python-side default; a OneStatement
+    has none, so it compiles the constant in (a call task's ``requeue_count`` was NULL)."""
+    statement = OneStatement.of(
+        insert(COUNTERS)
+        .values(name=bindparam("p_name", type_=Text))
+        .returning(COUNTERS.c.name, COUNTERS.c.count)
+    )
+    async with create_sessionmaker(engine)() as session:
+        connection = await session.connection()
+        await connection.exec_driver_sql(
+            "CREATE TEMP TABLE one_statement_counters (name text PRIMARY KEY, count int NOT NULL)"
+        )
+        row = await SessionStatements(session).fetchrow(statement, {"p_name": "calls"})
+        await session.rollback()
+    assert (row.name, row.count) == ("calls", 0)
+
+
+def test_a_callable_default_must_be_given_a_value() -> None:
+    with pytest.raises(ValueError, match="needs a value"):
+        OneStatement.of(insert(SystemEvent).values(type=bindparam("p_type", type_=Text)))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.allocation import service as allocation
-from sourcing.allocation.handlers import AllocationHandlers
+from sourcing.allocation.handlers import ACTOR, AllocationHandlers
 from sourcing.calls.handlers import CallHandlers
 from sourcing.common.db import SessionStatements
 from sourcing.common.events import Envelope
@@ -211,8 +211,15 @@ async def test_a_sales_nav_lead_with_a_national_phone_gets_one_pending_task(
     )
     assert task.ranking_score == 0.0  # not ranked yet; ranking will refresh it
     event = await session.scalar(select(SystemEvent).where(SystemEvent.entity_id == task.id))
-    assert event is not None and event.type == "call_task.created"
-    assert event.data["trigger"] == "sales-nav-lead"
+    assert event is not None and (event.type, event.actor) == ("call_task.created", ACTOR)
+    assert event.data == {
+        "projectId": str(project.id),
+        "expertId": str(expert.id),
+        "leadId": str(task.lead_id),
+        "trigger": "sales-nav-lead",
+        "kind": "INITIAL",
+    }
+    assert task.lead_id is not None and task.requeue_count == 0
 
 
 async def test_the_ranking_of_an_enrichment_result_creates_the_task_with_its_score(

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlalchemy.util import await_
 
 from sourcing.common.config import Settings, to_asyncpg_url
@@ -173,7 +174,8 @@ class OneStatement:
             names=tuple(expanded.positiontup or ()),
             constants={
                 name: value for name, value in expanded.parameters.items() if name not in required
-            },
+            }
+            | _column_defaults(compiled),
             processors=dict(expanded.processors),
         )
 
@@ -199,6 +201,19 @@ class OneStatement:
         if row is None:  # pragma: no cover - every OneStatement returns a row
             raise LookupError("the statement returned no row")
         return row
+
+
+def _column_defaults(compiled: SQLCompiler) -> dict[str, Any]:
+    """The values of the Python-side column defaults an INSERT or UPDATE renders as parameters
+    (SQLAlchemy's execution context fills those in, which a :class:`OneStatement` skips).
+    Only constants can be compiled in: a callable default (``uuid4``) must be given a value."""
+    defaults: dict[str, Any] = {}
+    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
+        default = column.default if column in compiled.insert_prefetch else column.onupdate
+        if not isinstance(default, ScalarElementColumnDefault):
+            raise ValueError(f"{column}: a OneStatement needs a value for this column")
+        defaults[column.key] = default.arg
+    return defaults
 
 
 def _driver(connection: PoolProxiedConnection) -> asyncpg.Connection:

@@ -1,7 +1,8 @@
 """Every query of the allocation service (its rules are :mod:`sourcing.allocation.service`).
 
-Call-task creation reads everything it decides on in two statements (:func:`call_task_facts`,
-:func:`leads_of`), then writes in one: the request lane carries a message per ranked lead.
+Call-task creation reads everything it decides on in one prebuilt statement
+(:func:`call_task_facts`), then writes the task and its audit event in one
+(:func:`insert_initial_task`): the request lane carries a message per ranked lead.
 The allocation of a request is one statement (:func:`assign_from_pool`); its pool query walks
 ``ix_call_tasks_pending_allocation`` and stops at the first row that passes the filters.
 Nothing here commits.
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     DateTime,
+    Float,
     Integer,
     Table,
     Text,
@@ -47,12 +49,12 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from sourcing.common.db import OneStatement, ResultRow, Statements
+from sourcing.common.db import OneStatement, ResultRow, SessionStatements, Statements
 from sourcing.common.models import (
     Caller,
     CallerPerformanceMetric,
@@ -68,7 +70,7 @@ from sourcing.common.models import (
     SystemEvent,
 )
 from sourcing.common.models.base import sql_in
-from sourcing.common.models.enums import CallOutcome, ContactType
+from sourcing.common.models.enums import CallOutcome, CallTaskKind, ContactType
 from sourcing.common.statemachines import (
     CALL_TASK_ACTIVE_STATUSES,
     CALL_TASK_OPEN_STATUSES,
@@ -98,12 +100,15 @@ class CallTaskFacts:
     latest_score: float | None
     has_call_task: bool  # any task of the expert in the project, any kind, any status
     phone: str | None  # the best dialable phone (E.164): primary, most confident, oldest
+    leads: list[tuple[uuid.UUID, str]]  # the pair's leads (id, status), newest first
 
 
-async def call_task_facts(
-    session: AsyncSession, project_id: uuid.UUID, expert_id: uuid.UUID
-) -> CallTaskFacts | None:
-    """None when the project or the expert is gone."""
+@lru_cache(maxsize=1)
+def _call_task_facts_statement() -> OneStatement:
+    """The pair's facts in one row, also when the project or the expert is gone (then every
+    column is NULL): the pair's row is LEFT JOINed to a constant one."""
+    project_id = bindparam("p_project_id", type_=Uuid)
+    expert_id = bindparam("p_expert_id", type_=Uuid)
     latest_score = (
         select(RankingSnapshot.score)
         .where(RankingSnapshot.project_id == Project.id, RankingSnapshot.expert_id == Expert.id)
@@ -131,39 +136,59 @@ async def call_task_facts(
         .limit(1)
         .scalar_subquery()
     )
-    row = (
-        await session.execute(
-            select(
-                Project.status,
-                Project.priority,
-                Expert.country_iso,
-                Expert.language_codes,
-                suppressed_expert(),
-                Expert.signed_up_at.is_not(None),
-                latest_score,
-                has_call_task,
-                phone,
-            )
-            .select_from(Project)
-            .join(Expert, true())  # one row of each: the pair
-            .where(Project.id == project_id, Expert.id == expert_id)
+
+    def newest_first(column: Any) -> Any:
+        return (
+            select(func.array_agg(aggregate_order_by(column, Lead.created_at.desc(), Lead.id)))
+            .where(Lead.project_id == Project.id, Lead.expert_id == Expert.id)
+            .scalar_subquery()
         )
-    ).one_or_none()
-    if row is None:
-        return None
-    return CallTaskFacts(*row)
 
-
-async def leads_of(
-    session: AsyncSession, project_id: uuid.UUID, expert_id: uuid.UUID
-) -> list[tuple[uuid.UUID, str]]:
-    """The expert's leads in the project as (id, status), newest first."""
-    result = await session.execute(
-        select(Lead.id, Lead.status)
-        .where(Lead.project_id == project_id, Lead.expert_id == expert_id)
-        .order_by(Lead.created_at.desc(), Lead.id)
+    pair = (
+        select(
+            Project.status.label("project_status"),
+            Project.priority.label("priority"),
+            Expert.country_iso.label("country_iso"),
+            Expert.language_codes.label("language_codes"),
+            suppressed_expert().label("suppressed"),
+            Expert.signed_up_at.is_not(None).label("signed_up"),
+            latest_score.label("latest_score"),
+            has_call_task.label("has_call_task"),
+            phone.label("phone"),
+            newest_first(Lead.id).label("lead_ids"),
+            newest_first(Lead.status).label("lead_statuses"),
+        )
+        .select_from(Project)
+        .join(Expert, true())  # one row of each: the pair
+        .where(Project.id == project_id, Expert.id == expert_id)
+        .lateral("pair")
     )
-    return [(lead_id, status) for lead_id, status in result]
+    one = select(literal(1).label("one")).subquery("one")
+    return OneStatement.of(select(pair).select_from(one.outerjoin(pair, true())))
+
+
+async def call_task_facts(
+    session: AsyncSession, project_id: uuid.UUID, expert_id: uuid.UUID
+) -> CallTaskFacts | None:
+    """None when the project or the expert is gone. One prebuilt statement: the call-task
+    lane reads these for every ranked lead."""
+    row = await SessionStatements(session).fetchrow(
+        _call_task_facts_statement(), {"p_project_id": project_id, "p_expert_id": expert_id}
+    )
+    if row.project_status is None:
+        return None
+    return CallTaskFacts(
+        project_status=row.project_status,
+        priority=row.priority,
+        country_iso=row.country_iso,
+        language_codes=list(row.language_codes or ()),
+        suppressed=row.suppressed,
+        signed_up=row.signed_up,
+        latest_score=row.latest_score,
+        has_call_task=row.has_call_task,
+        phone=row.phone,
+        leads=list(zip(row.lead_ids or (), row.lead_statuses or (), strict=True)),
+    )
 
 
 async def experts_of_project(session: AsyncSession, project_id: uuid.UUID) -> list[uuid.UUID]:
@@ -194,19 +219,66 @@ async def refresh_pending_scores(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def insert_open_task(session: AsyncSession, values: dict[str, Any]) -> uuid.UUID | None:
-    """Insert a PENDING task unless the expert already has an open one in the project (the
-    partial unique index decides, also under concurrency). Returns the new id, or None."""
-    statement = (
+@lru_cache(maxsize=1)
+def _new_initial_task_statement() -> OneStatement:
+    """A PENDING ``INITIAL`` task and its ``call_task.created`` audit event in one statement;
+    nothing when the expert already has an open task in the project (the partial unique index
+    decides, also under concurrency). Returns the new id, or NULL."""
+    created = (
         pg_insert(CallTask)
-        .values(**values)
+        .values(
+            id=bindparam("p_id", type_=Uuid),
+            project_id=bindparam("p_project_id", type_=Uuid),
+            expert_id=bindparam("p_expert_id", type_=Uuid),
+            lead_id=bindparam("p_lead_id", type_=Uuid),
+            status=_inline(CallTaskStatus.PENDING.value),
+            status_changed_at=bindparam("p_now", type_=DateTime(timezone=True)),
+            kind=_inline(CallTaskKind.INITIAL.value),
+            priority=bindparam("p_priority", type_=Integer),
+            ranking_score=bindparam("p_ranking_score", type_=Float),
+            region_iso=bindparam("p_region_iso", type_=Text),
+            language_code=bindparam("p_language_code", type_=Text),
+            phone_number=bindparam("p_phone_number", type_=Text),
+            correlation_id=bindparam("p_correlation_id", type_=Text),
+        )
         .on_conflict_do_nothing(
             index_elements=[CallTask.project_id, CallTask.expert_id],
             index_where=text(sql_in("status", CALL_TASK_OPEN_STATUSES)),
         )
-        .returning(CallTask.id)
+        .returning(CallTask.id, CallTask.project_id, CallTask.expert_id, CallTask.lead_id)
+        .cte("created")
     )
-    return (await session.execute(statement)).scalar_one_or_none()
+    audit = _audit(
+        created,
+        actor=bindparam("p_actor", type_=Text),
+        event="call_task.created",
+        entity_type="call_task",
+        entity_id=created.c.id,
+        data={
+            "projectId": cast(created.c.project_id, Text),
+            "expertId": cast(created.c.expert_id, Text),
+            "leadId": cast(created.c.lead_id, Text),
+            "trigger": bindparam("p_trigger", type_=Text),
+            "kind": literal(CallTaskKind.INITIAL.value),
+        },
+    ).cte("created_audit")
+    return OneStatement.of(
+        select(select(created.c.id).scalar_subquery().label("task_id")).add_cte(audit)
+    )
+
+
+async def insert_initial_task(
+    session: AsyncSession, values: dict[str, Any], *, actor: str, trigger: str
+) -> uuid.UUID | None:
+    """Insert a PENDING ``INITIAL`` task with its audit event (:func:`_new_initial_task_statement`)
+    unless the expert already has an open one in the project. ``values`` names the task's
+    columns. Returns the new id, or None."""
+    parameters = {f"p_{name}": value for name, value in values.items()}
+    row = await SessionStatements(session).fetchrow(
+        _new_initial_task_statement(), {**parameters, "p_actor": actor, "p_trigger": trigger}
+    )
+    task_id: uuid.UUID | None = row.task_id
+    return task_id
 
 
 _S = CallTaskStatus

@@ -1246,10 +1246,11 @@ async def ensure_initial_call_task(
         return CallTaskDecision(skipped="the project or expert is gone, or the project not ACTIVE")
     if facts.suppressed:
         return CallTaskDecision(skipped="the expert must never be contacted again")
-    leads = await repository.leads_of(session, request.project_id, request.expert_id)
-    if facts.signed_up or any(status == LeadStatus.CONVERTED.value for _, status in leads):
+    if facts.signed_up or any(status == LeadStatus.CONVERTED.value for _, status in facts.leads):
         return CallTaskDecision(skipped="the expert is converted")
-    callable_leads = [lead_id for lead_id, status in leads if status != LeadStatus.DISQUALIFIED]
+    callable_leads = [
+        lead_id for lead_id, status in facts.leads if status != LeadStatus.DISQUALIFIED
+    ]
     if not callable_leads:
         return CallTaskDecision(skipped="the expert has no qualified lead in the project")
     if facts.has_call_task:
@@ -1262,42 +1263,24 @@ async def ensure_initial_call_task(
     if facts.phone is None:
         return CallTaskDecision(skipped="the expert has no dialable phone")
     lead_id = request.lead_id if request.lead_id in callable_leads else callable_leads[0]
-    correlation_id = correlation_id_var.get()
-    task_id = await repository.insert_open_task(
+    task_id = await repository.insert_initial_task(
         session,
         {
             "id": uuid.uuid4(),
             "project_id": request.project_id,
             "expert_id": request.expert_id,
             "lead_id": lead_id,
-            "status": CallTaskStatus.PENDING.value,
-            "status_changed_at": now,
-            "kind": CallTaskKind.INITIAL.value,
+            "now": now,
             "priority": facts.priority,
             "ranking_score": facts.latest_score if facts.latest_score is not None else 0.0,
             "region_iso": facts.country_iso.upper() if facts.country_iso else None,
             "language_code": facts.language_codes[0].lower() if facts.language_codes else None,
             "phone_number": facts.phone,
-            "correlation_id": correlation_id,
+            "correlation_id": correlation_id_var.get(),
         },
+        actor=actor,
+        trigger=request.trigger.value,
     )
     if task_id is None:
         return CallTaskDecision(skipped="the expert already has an open call task")
-    session.add(
-        SystemEvent(
-            type="call_task.created",
-            entity_type="call_task",
-            entity_id=task_id,
-            actor=actor,
-            correlation_id=correlation_id,
-            data={
-                "projectId": str(request.project_id),
-                "expertId": str(request.expert_id),
-                "leadId": str(lead_id),
-                "trigger": request.trigger.value,
-                "kind": CallTaskKind.INITIAL.value,
-            },
-        )
-    )
-    await session.flush()
     return CallTaskDecision(created=task_id)
