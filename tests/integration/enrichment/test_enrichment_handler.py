@@ -20,6 +20,7 @@ from sourcing.common.messages.allocation import CallTaskRequested
 from sourcing.common.messages.enrichment import EnrichmentRequested, RankingRequested
 from sourcing.common.models import (
     CallTask,
+    ContactSuppression,
     EnrichmentAttempt,
     Expert,
     ExpertContact,
@@ -31,15 +32,22 @@ from sourcing.common.models import (
 from sourcing.common.models.enums import (
     EnrichmentAttemptStatus,
     EnrichmentPhase,
+    SuppressedContactKind,
+    SuppressionReason,
 )
 from sourcing.enrichment.handlers import handle_enrichment_batch, handle_enrichment_requested
 from sourcing.enrichment.providers import build_providers
 from sourcing.enrichment.service import (
+    SUPPRESSED_REASON,
     EnrichmentDeps,
+    apply_enrichment,
     handle_ranking_batch,
     handle_ranking_requested,
+    prepare_enrichment,
+    run_enrichment,
 )
 from sourcing.people.contacts import is_personal_email
+from sourcing.people.suppression import value_hash
 from sourcing.sandbox.personas import Outcome, expected_outcome
 from tests.factories import (
     create_company,
@@ -48,6 +56,7 @@ from tests.factories import (
     create_expert_contact,
     create_job_title,
     create_lead,
+    create_suppression,
 )
 from tests.factories import create_project as _create_project
 from tests.fixtures.settings import Settings, load_settings
@@ -223,6 +232,51 @@ async def test_a_lead_of_a_project_not_active_is_not_enriched(
         project.status = "ACTIVE"  # resumed: the ingestion service asks again
         await _enrich(session, lead, deps)
         assert lead.status == "ENRICHED" and await _attempts(session, lead)
+
+
+async def test_a_suppressed_experts_lead_is_disqualified_without_calling_a_provider(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    lead = await _lead(session, "Robin Standard")
+    expert = await session.get(Expert, lead.expert_id)
+    assert expert is not None
+    await create_suppression(session, expert=expert)
+
+    await _enrich(session, lead, deps)
+
+    assert (lead.status, lead.status_reason) == ("DISQUALIFIED", SUPPRESSED_REASON)
+    assert await _attempts(session, lead) == []
+    assert await _contacts(session, lead) == []
+
+
+async def test_a_suppression_during_the_provider_calls_disqualifies_the_lead(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    """Apply re-reads the person rule with the lead's lock: a contact suppression naming the
+    expert's LinkedIn URL, entered while the providers answered, wins over their contacts."""
+    lead = await _lead(session, "Robin Standard")
+    envelope, payload = _envelope(lead)
+    plan = await prepare_enrichment(session, payload, deps, correlation_id=envelope.correlation_id)
+    assert plan is not None
+    outcome = await run_enrichment(plan, deps)
+    assert outcome is not None and outcome.best is not None
+    expert = await session.get(Expert, lead.expert_id)
+    assert expert is not None and expert.linkedin_url_normalized
+    session.add(
+        ContactSuppression(
+            kind=SuppressedContactKind.LINKEDIN_URL.value,
+            value_hash=value_hash(expert.linkedin_url_normalized),
+            reason=SuppressionReason.OPT_OUT.value,
+        )
+    )
+    await session.flush()
+
+    await apply_enrichment(session, plan, outcome, deps)
+    await session.flush()
+    await session.refresh(lead)
+
+    assert (lead.status, lead.status_reason) == ("DISQUALIFIED", SUPPRESSED_REASON)
+    assert await _contacts(session, lead) == []
 
 
 async def test_second_lead_of_an_enriched_expert_reuses_the_contacts(

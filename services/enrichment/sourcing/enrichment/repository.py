@@ -39,6 +39,7 @@ from sourcing.common.models import (
 from sourcing.common.models.enums import ContactSource, ContactType, EnrichmentAttemptStatus
 from sourcing.enrichment.guard import CircuitSnapshot
 from sourcing.enrichment.waterfall import ProviderStats
+from sourcing.people.suppression import suppressed_expert
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +47,13 @@ class LeadContext:
     lead: Lead
     expert: Expert
     project: Project
+    # The person rule (never contact again) for the expert, read in the same statement.
+    suppressed: bool
 
 
-def _lead_context(lead_id: uuid.UUID) -> Select[Lead, Expert, Project]:
+def _lead_context(lead_id: uuid.UUID) -> Select[Lead, Expert, Project, bool]:
     return (
-        select(Lead, Expert, Project)
+        select(Lead, Expert, Project, suppressed_expert().label("suppressed"))
         .join(Expert, Expert.id == Lead.expert_id)
         .join(Project, Project.id == Lead.project_id)
         .where(Lead.id == lead_id)
@@ -62,7 +65,7 @@ async def get_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadCon
     row = (await session.execute(_lead_context(lead_id))).first()
     if row is None:
         return None
-    return LeadContext(lead=row[0], expert=row[1], project=row[2])
+    return LeadContext(*row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +92,9 @@ async def get_planning_context(session: AsyncSession, lead_id: uuid.UUID) -> Pla
     ).first()
     if row is None:
         return None
-    lead, expert, project, pending, best = row
+    lead, expert, project, suppressed, pending, best = row
     return PlanningContext(
-        context=LeadContext(lead=lead, expert=expert, project=project),
+        context=LeadContext(lead, expert, project, suppressed),
         pending=bool(pending),
         best_confidence=float(best) if best is not None else None,
     )
@@ -109,7 +112,7 @@ async def lock_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadCo
     ).first()
     if row is None:
         return None
-    return LeadContext(lead=row[0], expert=row[1], project=row[2])
+    return LeadContext(*row)
 
 
 async def provider_stats_by_country(

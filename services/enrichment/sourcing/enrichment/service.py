@@ -102,7 +102,7 @@ from sourcing.enrichment.waterfall import (
 )
 from sourcing.people.contacts import normalize_country
 from sourcing.people.phones import normalize_phone
-from sourcing.people.suppression import is_suppressed, suppressed_addresses
+from sourcing.people.suppression import suppressed_addresses
 
 logger = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ async def prepare_enrichment(
         stats=await deps.provider_stats(session, person.country_iso),
         correlation_id=correlation_id,
     )
-    if await is_suppressed(session, context.expert.id):
+    if context.suppressed:
         return plan  # apply_enrichment disqualifies without calling anyone
     if not _reuse(plan, planning.best_confidence, deps):
         plan.hold_reason = await budget_hold(session, context.project)
@@ -528,7 +528,7 @@ async def apply_enrichment(
     lead = context.lead
     now = deps.now()
     auto_outreach = False
-    if plan.hold_reason is not None and not await is_suppressed(session, context.expert.id):
+    if plan.hold_reason is not None and not context.suppressed:
         if lead.status_reason != plan.hold_reason:
             move(
                 session,
@@ -542,7 +542,7 @@ async def apply_enrichment(
             )
         await session.flush()
         return
-    if await is_suppressed(session, context.expert.id):
+    if context.suppressed:
         _settle(
             session,
             lead,
@@ -637,7 +637,7 @@ async def complete_run(session: AsyncSession, run_id: uuid.UUID, deps: Enrichmen
     lead = context.lead
     now = deps.now()
     auto_outreach = False
-    if await is_suppressed(session, context.expert.id):
+    if context.suppressed:
         _settle(session, lead, LeadStatus.DISQUALIFIED, reason=SUPPRESSED_REASON, now=now)
     else:
         country = lead.country_iso or context.expert.country_iso
