@@ -28,6 +28,7 @@ from sourcing.common.models import (
     OutboxMessage,
     Project,
     RankingSnapshot,
+    SystemEvent,
 )
 from sourcing.common.models.enums import (
     EnrichmentAttemptStatus,
@@ -430,6 +431,89 @@ async def test_batch_handler_runs_waterfalls_together(
         await session.refresh(lead)
     assert [lead.status for lead in leads] == ["ENRICHED", "ENRICHMENT_FAILED"]
     assert len(await _attempts(session, leads[0])) == 5
+
+
+async def test_an_enrichment_batch_has_the_effect_of_its_messages_one_by_one(
+    session: AsyncSession, deps: EnrichmentDeps
+) -> None:
+    """Every path of apply in one batch (enriched with auto outreach, failed, suppressed,
+    held by a spent budget, contacts already known, a paused project, two leads of one
+    expert, a duplicate): the set-based writes are those of the messages one by one."""
+    outreach = await create_project(session, auto_outreach_channel="email")
+    enriched = await _lead(session, "Alex Standard", project=outreach)
+    failed = await _lead(session, "Kim Nomatch")
+    suppressed = await _lead(session, "Robin Standard")
+    await create_suppression(session, expert=await session.get(Expert, suppressed.expert_id))
+    held = await _lead(session, "Sam Standard", project=await create_project(
+        session, enrichment_budget_credits=0
+    ))  # fmt: skip
+    known = await _lead(session, "Jo Standard")
+    await create_expert_contact(
+        session, expert_id=known.expert_id, source="ENRICHMENT", confidence=0.95
+    )
+    paused = await _lead(session, "Lee Standard", project=await create_project(
+        session, status="PAUSED"
+    ))  # fmt: skip
+    twice = await _lead(session, "Max Standard")
+    again = await create_lead(
+        session, project=await create_project(session), expert_id=twice.expert_id,
+        raw_name="Max Standard", status="NEW",
+    )  # fmt: skip
+    leads = [enriched, failed, suppressed, held, known, paused, twice, again]
+    items = [_envelope(lead) for lead in leads]
+    items.append(items[0])
+    ids = [lead.id for lead in leads]
+    experts = [lead.expert_id for lead in leads]
+
+    async def run(batch: bool) -> list[Any]:
+        async with session.begin_nested() as savepoint:
+            since = await session.scalar(select(func.coalesce(func.max(OutboxMessage.seq), 0)))
+            if batch:
+                await handle_enrichment_batch(session, items, deps=deps, others={})
+            else:
+                for envelope, payload in items:
+                    await handle_enrichment_requested(session, envelope, payload, deps=deps)
+            await session.flush()
+            states = await session.execute(
+                select(Lead.id, Lead.status, Lead.status_reason, Lead.enriched_at.is_not(None))
+                .where(Lead.id.in_(ids))
+                .order_by(Lead.id)
+            )
+            attempts = await session.execute(
+                select(EnrichmentAttempt.lead_id, EnrichmentAttempt.provider)
+                .where(EnrichmentAttempt.lead_id.in_(ids))
+                .order_by(EnrichmentAttempt.lead_id, EnrichmentAttempt.provider)
+            )
+            contacts = await session.execute(
+                select(ExpertContact.expert_id, ExpertContact.type, ExpertContact.source)
+                .where(ExpertContact.expert_id.in_(experts))
+                .order_by(ExpertContact.expert_id, ExpertContact.type, ExpertContact.source)
+            )
+            events = await session.execute(
+                select(SystemEvent.entity_id, SystemEvent.type, SystemEvent.data)
+                .where(SystemEvent.entity_id.in_(ids))
+                .order_by(SystemEvent.entity_id, SystemEvent.type, SystemEvent.created_at)
+            )
+            outbox = await session.execute(
+                select(OutboxMessage.topic, OutboxMessage.key, OutboxMessage.envelope["type"])
+                .where(OutboxMessage.seq > since)
+                .order_by(OutboxMessage.topic, OutboxMessage.key, OutboxMessage.seq)
+            )
+            written = [
+                [tuple(row) for row in rows]
+                for rows in (states, attempts, contacts, events, outbox)
+            ]
+            await savepoint.rollback()
+        return written
+
+    one_by_one, batched = await run(batch=False), await run(batch=True)
+    statuses = {row[0]: row[1] for row in one_by_one[0]}
+    assert [statuses[lead_id] for lead_id in ids] == [
+        "ENRICHED", "ENRICHMENT_FAILED", "DISQUALIFIED", "ENRICHING", "ENRICHED", "ENRICHING",
+        "ENRICHED", "ENRICHED",
+    ]  # fmt: skip
+    assert ("outreach", str(experts[0]), "outreach.auto.v1") in one_by_one[4]
+    assert batched == one_by_one
 
 
 async def test_ranking_writes_a_snapshot_and_the_lead_score(

@@ -20,6 +20,7 @@ from sourcing.enrichment.service import (
     EnrichmentDeps,
     EnrichmentPlan,
     apply_enrichment,
+    apply_enrichments,
     prepare_enrichment,
     reuse_known_contacts,
     run_enrichment,
@@ -51,9 +52,10 @@ async def handle_enrichment_batch(
     others: Mapping[str, Handler],
 ) -> None:
     """Several ``enrichment.requested.v1`` in one transaction: reads one after the other, the
-    waterfalls concurrently, the writes one after the other (same effect as one by one; a
-    second request for a lead of the same batch finds it enriched and does nothing). The
-    lane's other messages follow, through ``others`` (message type → handler)."""
+    waterfalls concurrently, the writes together (:func:`apply_enrichments`), then a later
+    lead of an expert enriched in the batch (same effect as one by one; a second request for
+    a lead of the same batch is dropped). The lane's other messages follow, through
+    ``others`` (message type → handler)."""
     requests = [(e, p) for e, p in items if isinstance(p, EnrichmentRequested)]
     await _handle_requests(session, requests, deps=deps)
     for envelope, payload in items:
@@ -88,9 +90,10 @@ async def _handle_requests(
         to_run.append(plan)
     outcomes = await asyncio.gather(*(run_enrichment(plan, deps) for plan in to_run))
     by_lead = {plan.lead_id: outcome for plan, outcome in zip(to_run, outcomes, strict=True)}
+    applied = [plan for plan in plans if plan.lead_id in by_lead or plan.reuse]
+    await apply_enrichments(session, [(plan, by_lead.get(plan.lead_id)) for plan in applied], deps)
     for plan in plans:
         if plan.lead_id in by_lead or plan.reuse:
-            await apply_enrichment(session, plan, by_lead.get(plan.lead_id), deps)
             continue
         # A later lead of an expert enriched earlier in this batch: reuse when it succeeded.
         if await reuse_known_contacts(session, plan, deps):

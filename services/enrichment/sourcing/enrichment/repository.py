@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Exists,
     Select,
     Table,
@@ -51,18 +52,18 @@ class LeadContext:
     suppressed: bool
 
 
-def _lead_context(lead_id: uuid.UUID) -> Select[Lead, Expert, Project, bool]:
+def _lead_context(which: ColumnElement[bool]) -> Select[Lead, Expert, Project, bool]:
     return (
         select(Lead, Expert, Project, suppressed_expert().label("suppressed"))
         .join(Expert, Expert.id == Lead.expert_id)
         .join(Project, Project.id == Lead.project_id)
-        .where(Lead.id == lead_id)
+        .where(which)
     )
 
 
 async def get_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadContext | None:
     """The lead with its expert and project, read without locks (lookups follow)."""
-    row = (await session.execute(_lead_context(lead_id))).first()
+    row = (await session.execute(_lead_context(Lead.id == lead_id))).first()
     if row is None:
         return None
     return LeadContext(*row)
@@ -84,7 +85,7 @@ async def get_planning_context(session: AsyncSession, lead_id: uuid.UUID) -> Pla
     confidence its expert's enriched contacts have, read without locks."""
     row = (
         await session.execute(
-            _lead_context(lead_id).add_columns(
+            _lead_context(Lead.id == lead_id).add_columns(
                 _pending_attempt(Lead.id).label("pending"),
                 _best_enriched_confidence(Expert.id).scalar_subquery().label("best"),
             )
@@ -100,19 +101,21 @@ async def get_planning_context(session: AsyncSession, lead_id: uuid.UUID) -> Pla
     )
 
 
-async def lock_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadContext | None:
-    """The lead, row-locked for the status write (taken only after the provider calls), with
-    its expert and project read fresh (not locked) in the same statement."""
-    row = (
-        await session.execute(
-            _lead_context(lead_id)
-            .with_for_update(of=Lead)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
-    if row is None:
-        return None
-    return LeadContext(*row)
+async def lock_lead_contexts(
+    session: AsyncSession, lead_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, LeadContext]:
+    """The leads, row-locked (in id order) for the status write (taken only after the provider
+    calls), each with its expert and project read fresh (not locked) in the same statement."""
+    if not lead_ids:
+        return {}
+    rows = await session.execute(
+        _lead_context(Lead.id == any_(bindparam("lead_ids", type_=ARRAY(Uuid()))))
+        .order_by(Lead.id)
+        .with_for_update(of=Lead)
+        .execution_options(populate_existing=True),
+        {"lead_ids": list(lead_ids)},
+    )
+    return {row[0].id: LeadContext(*row) for row in rows}
 
 
 async def provider_stats_by_country(

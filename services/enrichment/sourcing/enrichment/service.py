@@ -455,42 +455,56 @@ def _attempt_row(plan: EnrichmentPlan, run_id: uuid.UUID, attempt: Attempt) -> E
     )
 
 
-async def _conclude(
+@dataclass
+class _Writes:
+    """What applying waterfalls writes besides the leads' moves (those are in the session):
+    the attempts, the found contacts and the follow-up messages, each in one statement for
+    all the leads applied together (:meth:`write`)."""
+
+    attempts: list[EnrichmentAttempt] = field(default_factory=list)
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    follow_ups: list[tuple[MessagePayload, str | None]] = field(default_factory=list)
+
+    def add_contacts(self, best: Attempt, *, expert_id: uuid.UUID, country_iso: str | None) -> None:
+        self.contacts.extend(
+            _contact_rows(best.result, expert_id, best.attempt_id, country_iso=country_iso)
+        )
+
+    async def write(self, session: AsyncSession) -> None:
+        # The attempts first: a contact names the attempt that found it.
+        await repository.add_attempts(session, self.attempts)
+        if self.contacts:
+            await repository.upsert_contacts(session, await _unsuppressed(session, self.contacts))
+        await session.flush()
+        await publish_correlated(session, self.follow_ups)
+
+
+def _conclude(
     session: AsyncSession,
+    writes: _Writes,
     lead: Lead,
     outcome: WaterfallOutcome,
     *,
     expert_id: uuid.UUID,
     country_iso: str | None,
     now: datetime,
-) -> tuple[bool, bool]:
+) -> bool:
     """Settle the lead from a complete run: ENRICHED with the best answer's contacts, else
-    ENRICHMENT_FAILED. Returns (enriched, confident enough for auto outreach)."""
+    ENRICHMENT_FAILED. Returns whether it is confident enough for auto outreach."""
     if outcome.best is None:
         _settle(session, lead, LeadStatus.ENRICHMENT_FAILED, reason=outcome.failure_reason, now=now)
-        return False, False
-    await _store_contacts(
-        session,
-        outcome.best.result,
-        expert_id=expert_id,
-        attempt_id=outcome.best.attempt_id,
-        country_iso=country_iso,
-    )
+        return False
+    writes.add_contacts(outcome.best, expert_id=expert_id, country_iso=country_iso)
     _settle(session, lead, LeadStatus.ENRICHED, reason=outcome.summary, now=now)
     lead.enriched_at = now
     # A contact below the confidence target is kept, but not written to automatically.
-    return True, outcome.met_threshold
+    return outcome.met_threshold
 
 
-async def _publish_follow_ups(
-    session: AsyncSession,
-    context: repository.LeadContext,
-    *,
-    auto_outreach: bool,
-    correlation_id: str | None,
-) -> None:
-    """Ranking, auto outreach (when asked for and the project wants it) and the sheet row, in
-    one outbox statement."""
+def _follow_ups(
+    context: repository.LeadContext, *, auto_outreach: bool, correlation_id: str | None
+) -> list[tuple[MessagePayload, str | None]]:
+    """Ranking, auto outreach (when asked for and the project wants it) and the sheet row."""
     project_id, expert_id = context.project.id, context.expert.id
     messages: list[tuple[MessagePayload, str | None]] = [
         (RankingRequested(project_id=project_id, expert_id=expert_id), correlation_id)
@@ -507,7 +521,7 @@ async def _publish_follow_ups(
     messages.append(
         (SheetSyncRequested.for_expert(project_id=project_id, expert_id=expert_id), None)
     )
-    await publish_correlated(session, messages)
+    return messages
 
 
 async def apply_enrichment(
@@ -516,18 +530,45 @@ async def apply_enrichment(
     outcome: WaterfallOutcome | None,
     deps: EnrichmentDeps,
 ) -> None:
-    """Lock the lead, re-check, write attempts/contacts/status and the follow-up messages.
+    """:func:`apply_enrichments` of one lead."""
+    await apply_enrichments(session, [(plan, outcome)], deps)
+
+
+async def apply_enrichments(
+    session: AsyncSession,
+    runs: Sequence[tuple[EnrichmentPlan, WaterfallOutcome | None]],
+    deps: EnrichmentDeps,
+) -> None:
+    """Lock the runs' leads, re-check, write attempts/contacts/statuses and the follow-up
+    messages: one statement per step for all the runs (distinct leads; what one run writes,
+    no other run reads).
 
     A run still waiting for a callback (:attr:`WaterfallOutcome.waiting`) keeps the lead
     ENRICHING, stores what it found so far and sends nothing yet: :func:`complete_run` does
     when the last provider answers or times out."""
     await save_circuit_changes(session, deps)
-    context = await repository.lock_lead_context(session, plan.lead_id)
-    if context is None or context.lead.status not in ENRICHABLE:
-        return  # finished meanwhile by another delivery
-    lead = context.lead
+    contexts = await repository.lock_lead_contexts(session, [plan.lead_id for plan, _ in runs])
     now = deps.now()
-    auto_outreach = False
+    writes = _Writes()
+    for plan, outcome in runs:
+        context = contexts.get(plan.lead_id)
+        if context is None or context.lead.status not in ENRICHABLE:
+            continue  # finished meanwhile by another delivery
+        _apply_run(session, writes, plan, outcome, context, now=now)
+    await writes.write(session)
+
+
+def _apply_run(
+    session: AsyncSession,
+    writes: _Writes,
+    plan: EnrichmentPlan,
+    outcome: WaterfallOutcome | None,
+    context: repository.LeadContext,
+    *,
+    now: datetime,
+) -> None:
+    """One lead's part of :func:`apply_enrichments`: its move (in the session) and its rows."""
+    lead = context.lead
     if plan.hold_reason is not None and not context.suppressed:
         if lead.status_reason != plan.hold_reason:
             move(
@@ -540,16 +581,10 @@ async def apply_enrichment(
                 allow_same=True,
                 event="enrichment_held",
             )
-        await session.flush()
         return
+    auto_outreach = False
     if context.suppressed:
-        _settle(
-            session,
-            lead,
-            LeadStatus.DISQUALIFIED,
-            reason=SUPPRESSED_REASON,
-            now=now,
-        )
+        _settle(session, lead, LeadStatus.DISQUALIFIED, reason=SUPPRESSED_REASON, now=now)
     elif outcome is None:
         _settle(
             session,
@@ -562,28 +597,18 @@ async def apply_enrichment(
         auto_outreach = True
     else:
         run_id = uuid.uuid4()
-        await repository.add_attempts(
-            session, [_attempt_row(plan, run_id, a) for a in outcome.attempts]
-        )
+        writes.attempts.extend(_attempt_row(plan, run_id, a) for a in outcome.attempts)
         country = plan.person.country_iso
         if outcome.waiting:
             if outcome.best is not None:
-                await _store_contacts(
-                    session,
-                    outcome.best.result,
-                    expert_id=plan.expert_id,
-                    attempt_id=outcome.best.attempt_id,
-                    country_iso=country,
-                )
+                writes.add_contacts(outcome.best, expert_id=plan.expert_id, country_iso=country)
             _settle(session, lead, LeadStatus.ENRICHING, reason=outcome.waiting_reason, now=now)
-            await session.flush()
             return
-        _, auto_outreach = await _conclude(
-            session, lead, outcome, expert_id=plan.expert_id, country_iso=country, now=now
+        auto_outreach = _conclude(
+            session, writes, lead, outcome, expert_id=plan.expert_id, country_iso=country, now=now
         )
-    await session.flush()
-    await _publish_follow_ups(
-        session, context, auto_outreach=auto_outreach, correlation_id=plan.correlation_id
+    writes.follow_ups.extend(
+        _follow_ups(context, auto_outreach=auto_outreach, correlation_id=plan.correlation_id)
     )
 
 
@@ -631,11 +656,13 @@ async def complete_run(session: AsyncSession, run_id: uuid.UUID, deps: Enrichmen
     if not rows or any(row.status == EnrichmentAttemptStatus.PENDING for row in rows):
         return False
     lead_id = rows[0].lead_id
-    context = await repository.lock_lead_context(session, lead_id) if lead_id else None
+    contexts = await repository.lock_lead_contexts(session, [lead_id] if lead_id else [])
+    context = contexts.get(lead_id) if lead_id else None
     if context is None or context.lead.status != LeadStatus.ENRICHING:
         return False  # the run did not wait (a confident answer), or the lead moved on
     lead = context.lead
     now = deps.now()
+    writes = _Writes()
     auto_outreach = False
     if context.suppressed:
         _settle(session, lead, LeadStatus.DISQUALIFIED, reason=SUPPRESSED_REASON, now=now)
@@ -644,13 +671,19 @@ async def complete_run(session: AsyncSession, run_id: uuid.UUID, deps: Enrichmen
         outcome = _run_outcome(
             rows, threshold=deps.settings.ENRICHMENT_CONFIDENCE_THRESHOLD, country_iso=country
         )
-        _, auto_outreach = await _conclude(
-            session, lead, outcome, expert_id=context.expert.id, country_iso=country, now=now
+        auto_outreach = _conclude(
+            session,
+            writes,
+            lead,
+            outcome,
+            expert_id=context.expert.id,
+            country_iso=country,
+            now=now,
         )
-    await session.flush()
-    await _publish_follow_ups(
-        session, context, auto_outreach=auto_outreach, correlation_id=rows[0].correlation_id
+    writes.follow_ups.extend(
+        _follow_ups(context, auto_outreach=auto_outreach, correlation_id=rows[0].correlation_id)
     )
+    await writes.write(session)
     return True
 
 
