@@ -22,6 +22,7 @@ from sourcing.enrichment.service import (
     apply_enrichment,
     apply_enrichments,
     prepare_enrichment,
+    prepare_enrichments,
     reuse_known_contacts,
     run_enrichment,
 )
@@ -69,17 +70,14 @@ async def _handle_requests(
     *,
     deps: EnrichmentDeps,
 ) -> None:
-    plans: list[EnrichmentPlan] = []
-    seen: set[uuid.UUID] = set()
-    for envelope, payload in items:
-        if payload.lead_id in seen:
-            continue
-        seen.add(payload.lead_id)
-        plan = await prepare_enrichment(
-            session, payload, deps, correlation_id=envelope.correlation_id
-        )
-        if plan is not None:
-            plans.append(plan)
+    requests: dict[uuid.UUID, tuple[EnrichmentRequested, str | None]] = {}
+    for envelope, payload in items:  # a lead asked for twice in the batch: once
+        requests.setdefault(payload.lead_id, (payload, envelope.correlation_id))
+    plans = [
+        plan
+        for plan in await prepare_enrichments(session, list(requests.values()), deps)
+        if plan is not None
+    ]
     # Leads of one expert in one batch: the first run's contacts serve the others.
     first_of_expert: dict[uuid.UUID, EnrichmentPlan] = {}
     to_run: list[EnrichmentPlan] = []

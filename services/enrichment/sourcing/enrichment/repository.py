@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
-    ColumnElement,
     Exists,
     Select,
     Table,
@@ -52,18 +52,24 @@ class LeadContext:
     suppressed: bool
 
 
-def _lead_context(which: ColumnElement[bool]) -> Select[Lead, Expert, Project, bool]:
+_LEAD_IDS = bindparam("lead_ids", type_=ARRAY(Uuid()))
+
+
+@cache
+def _contexts_statement() -> Select[Lead, Expert, Project, bool]:
+    """The leads ``:lead_ids`` with their experts, projects and the person rule: built once
+    (the suppression rule is a tree of subqueries), for any number of leads."""
     return (
         select(Lead, Expert, Project, suppressed_expert().label("suppressed"))
         .join(Expert, Expert.id == Lead.expert_id)
         .join(Project, Project.id == Lead.project_id)
-        .where(which)
+        .where(Lead.id == any_(_LEAD_IDS))
     )
 
 
 async def get_lead_context(session: AsyncSession, lead_id: uuid.UUID) -> LeadContext | None:
     """The lead with its expert and project, read without locks (lookups follow)."""
-    row = (await session.execute(_lead_context(Lead.id == lead_id))).first()
+    row = (await session.execute(_contexts_statement(), {"lead_ids": [lead_id]})).first()
     if row is None:
         return None
     return LeadContext(*row)
@@ -80,24 +86,38 @@ class PlanningContext:
     best_confidence: float | None
 
 
-async def get_planning_context(session: AsyncSession, lead_id: uuid.UUID) -> PlanningContext | None:
-    """The lead with its expert and project, whether it waits for a callback and the best
-    confidence its expert's enriched contacts have, read without locks."""
-    row = (
-        await session.execute(
-            _lead_context(Lead.id == lead_id).add_columns(
-                _pending_attempt(Lead.id).label("pending"),
-                _best_enriched_confidence(Expert.id).scalar_subquery().label("best"),
-            )
+@cache
+def _planning_statement() -> Select[Any]:
+    return _contexts_statement().add_columns(
+        _pending_attempt(Lead.id).label("pending"),
+        _best_enriched_confidence(Expert.id).scalar_subquery().label("best"),
+    )
+
+
+async def get_planning_contexts(
+    session: AsyncSession, lead_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, PlanningContext]:
+    """The leads (those that exist) with their experts and projects, whether each waits for a
+    callback and the best confidence its expert's enriched contacts have, read without locks
+    in one statement."""
+    rows = await session.execute(_planning_statement(), {"lead_ids": list(lead_ids)})
+    return {
+        lead.id: PlanningContext(
+            context=LeadContext(lead, expert, project, suppressed),
+            pending=bool(pending),
+            best_confidence=float(best) if best is not None else None,
         )
-    ).first()
-    if row is None:
-        return None
-    lead, expert, project, suppressed, pending, best = row
-    return PlanningContext(
-        context=LeadContext(lead, expert, project, suppressed),
-        pending=bool(pending),
-        best_confidence=float(best) if best is not None else None,
+        for lead, expert, project, suppressed, pending, best in rows
+    }
+
+
+@cache
+def _locking_statement() -> Select[Lead, Expert, Project, bool]:
+    return (
+        _contexts_statement()
+        .order_by(Lead.id)
+        .with_for_update(of=Lead)
+        .execution_options(populate_existing=True)
     )
 
 
@@ -108,13 +128,7 @@ async def lock_lead_contexts(
     calls), each with its expert and project read fresh (not locked) in the same statement."""
     if not lead_ids:
         return {}
-    rows = await session.execute(
-        _lead_context(Lead.id == any_(bindparam("lead_ids", type_=ARRAY(Uuid()))))
-        .order_by(Lead.id)
-        .with_for_update(of=Lead)
-        .execution_options(populate_existing=True),
-        {"lead_ids": list(lead_ids)},
-    )
+    rows = await session.execute(_locking_statement(), {"lead_ids": list(lead_ids)})
     return {row[0].id: LeadContext(*row) for row in rows}
 
 

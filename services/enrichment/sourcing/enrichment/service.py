@@ -224,11 +224,37 @@ async def prepare_enrichment(
     *,
     correlation_id: str | None = None,
 ) -> EnrichmentPlan | None:
-    """Read what the waterfall needs (no locks). None: nothing to do (lead gone or already
-    enriched, or its project not ACTIVE: a PAUSED project's lead waits, unchanged, for the
-    project to resume, when ingestion asks again). A suppressed expert still gets a plan:
-    :func:`apply_enrichment` disqualifies the lead without calling any provider."""
-    planning = await repository.get_planning_context(session, payload.lead_id)
+    """:func:`prepare_enrichments` of one lead."""
+    (plan,) = await prepare_enrichments(session, [(payload, correlation_id)], deps)
+    return plan
+
+
+async def prepare_enrichments(
+    session: AsyncSession,
+    requests: Sequence[tuple[EnrichmentRequested, str | None]],
+    deps: EnrichmentDeps,
+) -> list[EnrichmentPlan | None]:
+    """Read what the waterfalls need (no locks; one statement for all the requests), a plan
+    per request (with its correlation id), in order. None: nothing to do (lead gone or
+    already enriched, or its project not ACTIVE: a PAUSED project's lead waits, unchanged,
+    for the project to resume, when ingestion asks again). A suppressed expert still gets a
+    plan: :func:`apply_enrichments` disqualifies the lead without calling any provider."""
+    planning = await repository.get_planning_contexts(
+        session, [payload.lead_id for payload, _ in requests]
+    )
+    return [
+        await _plan(session, planning.get(payload.lead_id), payload, deps, correlation_id)
+        for payload, correlation_id in requests
+    ]
+
+
+async def _plan(
+    session: AsyncSession,
+    planning: repository.PlanningContext | None,
+    payload: EnrichmentRequested,
+    deps: EnrichmentDeps,
+    correlation_id: str | None,
+) -> EnrichmentPlan | None:
     if planning is None:
         logger.warning("enrichment requested for unknown lead %s; ignored", payload.lead_id)
         return None
@@ -257,7 +283,7 @@ async def prepare_enrichment(
         correlation_id=correlation_id,
     )
     if context.suppressed:
-        return plan  # apply_enrichment disqualifies without calling anyone
+        return plan  # apply_enrichments disqualifies without calling anyone
     if not _reuse(plan, planning.best_confidence, deps):
         plan.hold_reason = await budget_hold(session, context.project)
     return plan
