@@ -69,3 +69,16 @@ async def test_an_insert_writes_the_python_side_defaults_of_the_columns_it_leave
 def test_a_callable_default_must_be_given_a_value() -> None:
     with pytest.raises(ValueError, match="needs a value"):
         OneStatement.of(insert(SystemEvent).values(type=bindparam("p_type", type_=Text)))
+
+
+def test_a_constant_limit_is_written_into_the_text_and_a_bound_one_stays_a_parameter() -> None:
+    """PostgreSQL costs a generic plan's bound ``LIMIT`` at a tenth of the rows, so a prepared
+    statement with ``LIMIT $n`` never gets a generic plan and is planned at every execution."""
+    statement = OneStatement.of(
+        select(COUNTERS.c.name)
+        .where(COUNTERS.c.count > bindparam("p_count", type_=Integer))
+        .limit(1)
+        .offset(bindparam("p_skip", type_=Integer))
+    )
+    assert "LIMIT 1" in statement.sql
+    assert statement.names == ("p_count", "p_skip")
