@@ -1,4 +1,5 @@
-"""POST /api/v1/outreach/send: roles, 400/404/409, cooldown log, and two sends at once."""
+"""POST /api/v1/outreach/send: roles, 400/404/409, cooldown log, two sends at once, and a send
+racing a suppression."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from sourcing.common.models import CooldownLog, Lead, OutboxMessage, OutreachMessage
+from sourcing.common.models import CooldownLog, Expert, Lead, OutboxMessage, OutreachMessage
 from sourcing.common.statemachines import LeadStatus
 from tests.factories import create_project, create_suppression
 from tests.factories_outreach import create_enriched_lead, create_reachable_expert
@@ -198,6 +199,40 @@ async def test_two_sends_at_once_cannot_both_pass_the_cooldown(
         assert len(enforced) == 3
         leads = (await session.execute(select(Lead).where(Lead.expert_id == expert.id))).scalars()
         assert [lead.status for lead in leads] == [LeadStatus.OUTREACH_PENDING.value]
+
+
+async def test_a_send_waits_for_a_suppression_committing_and_is_refused(
+    api_settings: Settings,
+    sessionmaker_committing: async_sessionmaker[AsyncSession],
+    auth_headers: Headers,
+) -> None:
+    """A never-contact outcome in flight when the send arrives: the send waits for it and gets
+    409 (it queued a message for the suppressed expert when it read the suppression first)."""
+    async with sessionmaker_committing() as session, session.begin():
+        project = await create_project(session)
+        expert = await create_reachable_expert(session)
+        await create_enriched_lead(session, project=project, expert=expert)
+    async with serve_gateway(api_settings) as client:
+        async with sessionmaker_committing() as suppressing, suppressing.begin():
+            suppressed = await suppressing.get(Expert, expert.id)
+            await create_suppression(suppressing, expert=suppressed)  # the row updated, locked
+            sending = asyncio.create_task(
+                client.post(
+                    "/api/v1/outreach/send",
+                    headers=auth_headers("ops"),
+                    json=_body(project.id, expert.id),
+                )
+            )
+            await asyncio.sleep(0.5)
+            assert not sending.done()  # waiting for the suppression's transaction
+        response = await asyncio.wait_for(sending, timeout=10)
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "expert_suppressed"
+    async with sessionmaker_committing() as session:
+        queued = await session.scalars(
+            select(OutreachMessage).where(OutreachMessage.expert_id == expert.id)
+        )
+        assert queued.all() == []
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,14 @@ used, the lead moves to OUTREACH_PENDING and the delivery is queued; refusals se
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from sourcing.common.db import session_scope
 from sourcing.common.events import Envelope
 from sourcing.common.messages.outreach import AutoOutreachRequested
 from sourcing.common.models import (
@@ -118,3 +120,40 @@ async def test_auto_outreach_respects_cooldown_suppression_and_missing_contacts(
     assert await _count(session, CooldownLog, CooldownLog.expert_id == contacted.id) >= 1
     leads = (await session.scalars(select(Lead).where(Lead.project_id == project.id))).all()
     assert {lead.expert_id: lead.status for lead in leads}[contacted.id] == "OUTREACH_PENDING"
+
+
+async def test_a_suppression_and_auto_outreach_do_not_interleave(
+    database_settings: Settings, sessionmaker_committing: async_sessionmaker[AsyncSession]
+) -> None:
+    """A never-contact outcome committing while auto outreach runs: the auto outreach waits for
+    it and queues nothing (it queued a message for the suppressed expert when it read the
+    suppression before the outcome committed)."""
+    async with session_scope(sessionmaker_committing) as session:
+        project = await create_project(session, auto_outreach_channel="email")
+        expert = await create_reachable_expert(session, email="kai@bank.example")
+        await create_enriched_lead(session, project=project, expert=expert)
+        project_id, expert_id = project.id, expert.id
+    handlers = OutreachHandlers(
+        settings=database_settings,
+        sessionmaker=sessionmaker_committing,
+        channels={},
+        clock=lambda: NOW,
+    )
+    payload = AutoOutreachRequested(project_id=project_id, expert_id=expert_id)
+
+    async def auto_outreach() -> None:
+        async with session_scope(sessionmaker_committing) as session:
+            await handlers.auto(
+                session, Envelope.new(AutoOutreachRequested.message_type, payload), payload
+            )
+
+    async with session_scope(sessionmaker_committing) as suppressing:
+        suppressed = await suppressing.get(Expert, expert_id)
+        await create_suppression(suppressing, expert=suppressed)  # the row updated, locked
+        running = asyncio.create_task(auto_outreach())
+        await asyncio.sleep(0.5)
+        assert not running.done()  # waiting for the suppression's transaction
+    await asyncio.wait_for(running, timeout=10)
+
+    async with session_scope(sessionmaker_committing) as session:
+        assert await _count(session, OutreachMessage, OutreachMessage.expert_id == expert_id) == 0

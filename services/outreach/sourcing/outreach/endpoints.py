@@ -106,7 +106,7 @@ async def load_project_and_expert(
     project = await repository.get_project(session, project_id)
     if project is None:
         raise NotFound(f"project {project_id} not found", details={"projectId": str(project_id)})
-    expert = await repository.get_expert(session, expert_id)
+    expert = await repository.share_lock_expert(session, expert_id)
     if expert is None:
         raise NotFound(f"expert {expert_id} not found", details={"expertId": str(expert_id)})
     reason = await suppression_reason(session, expert.id)

@@ -202,7 +202,7 @@ class OutreachHandlers:
         self, session: AsyncSession, envelope: Envelope, payload: AutoOutreachRequested
     ) -> None:
         project = await repository.get_project(session, payload.project_id)
-        expert = await repository.get_expert(session, payload.expert_id)
+        expert = await repository.share_lock_expert(session, payload.expert_id)
         if project is None or expert is None:
             logger.warning("auto outreach for a missing project or expert: %s", payload)
             return

@@ -339,6 +339,19 @@ async def get_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | No
     return await session.get(Expert, expert_id)
 
 
+async def share_lock_expert(session: AsyncSession, expert_id: uuid.UUID) -> Expert | None:
+    """The expert, read under a share lock until the transaction ends, for a suppression check
+    followed by new outreach: a suppression (which updates the expert's row) committing between
+    the check and the outreach's commit would leave a message queued for a suppressed expert.
+    With the lock, the suppression waits for the outreach, or the outreach for the suppression."""
+    return await session.scalar(
+        select(Expert)
+        .where(Expert.id == expert_id)
+        .with_for_update(read=True)
+        .execution_options(populate_existing=True)
+    )
+
+
 async def list_contacts(session: AsyncSession, expert_id: uuid.UUID) -> Sequence[ExpertContact]:
     stmt = (
         select(ExpertContact)
