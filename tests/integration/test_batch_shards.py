@@ -109,3 +109,38 @@ async def test_shards_keep_key_order_overlap_and_lock_first(
         )
     assert recorded == KEYS * PER_KEY
     assert consumer.progress.processed == KEYS * PER_KEY
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_lanes_own_batch_concurrency_bounds_its_shards(
+    kafka_settings: Settings,
+    kafka_sessionmaker: async_sessionmaker[AsyncSession],
+    kafka_producer: EnvelopeProducer,
+    concurrency: int,
+) -> None:
+    """``batch_concurrency`` (e.g. ``ENRICHMENT_BATCH_CONCURRENCY``) replaces
+    ``AGENT_BATCH_CONCURRENCY`` for its lane: no more shard transactions than it allows."""
+    assert concurrency < kafka_settings.AGENT_BATCH_CONCURRENCY
+    messages, expected_order = _messages(kafka_settings)
+    keys_of_session: dict[int, set[uuid.UUID]] = defaultdict(set)
+
+    async def handle(
+        session: AsyncSession, envelope: Envelope, payload: PerformanceRecalculate
+    ) -> None:
+        keys_of_session[id(session)].add(payload.caller_id)
+
+    consumer = ReliableConsumer(
+        consumer_name=f"{CONSUMER}-{concurrency}",
+        topic=kafka_settings.topic("performance"),
+        lane="performance",
+        handler=handle,
+        settings=kafka_settings,
+        sessionmaker=kafka_sessionmaker,
+        producer=kafka_producer,
+        batch_concurrency=concurrency,
+    )
+    await consumer.process_batch(messages)
+
+    assert 1 <= len(keys_of_session) <= concurrency
+    assert set().union(*keys_of_session.values()) == set(expected_order)
+    assert consumer.progress.processed == KEYS * PER_KEY

@@ -2,9 +2,10 @@
 in :mod:`sourcing.enrichment.handlers` for a waterfall, :mod:`sourcing.enrichment.service` for a
 ranking, a Zeliq callback and the callback timeout sweep, which share the `enrichment` lane).
 
-``enrichment`` takes batches of up to ``ENRICHMENT_BATCH_SIZE`` messages and runs their
-waterfalls concurrently in one transaction (falling back to one message at a time when a batch
-fails); ``ranking`` handles its batches in one transaction too, set-based
+``enrichment`` takes batches of up to ``ENRICHMENT_BATCH_SIZE`` messages, splits them by key
+into ``ENRICHMENT_BATCH_CONCURRENCY`` shards of one transaction each, side by side, and runs a
+shard's waterfalls concurrently (falling back to one message at a time when a shard fails);
+``ranking`` handles its batches in one transaction too, set-based
 (:func:`~sourcing.enrichment.service.handle_ranking_batch`).
 One shared :class:`ExternalHttp` per process serves every provider adapter and is closed when
 the app stops.
@@ -86,6 +87,7 @@ def build_app(
         batch=True,
         batch_handler=handle_batch,
         batch_size=settings.ENRICHMENT_BATCH_SIZE,
+        batch_concurrency=settings.ENRICHMENT_BATCH_CONCURRENCY,
     )
     # Keyed by project: a project's rankings arrive on one partition, in batches of one
     # transaction (one commit and one dedup statement per batch, not per message), each read

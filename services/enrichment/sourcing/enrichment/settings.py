@@ -34,8 +34,11 @@ class EnrichmentSettings(Settings):
     ENRICHMENT_SUCCESS_PRIOR: float = Field(default=0.5, ge=0.0, le=1.0)
     # How far back attempt history counts towards a provider's success rate.
     ENRICHMENT_HISTORY_DAYS: int = Field(default=30, ge=1)
-    # Enrichment messages handled together: their waterfalls run concurrently, one transaction.
-    ENRICHMENT_BATCH_SIZE: int = Field(default=16, ge=1, le=200)
+    # Enrichment messages handled together: their waterfalls run concurrently.
+    ENRICHMENT_BATCH_SIZE: int = Field(default=32, ge=1, le=200)
+    # A batch's shards (split by key), each in its own transaction, side by side: while some
+    # wait on the database, the others' waterfalls use the CPU. Each may hold a connection.
+    ENRICHMENT_BATCH_CONCURRENCY: int = Field(default=8, ge=1, le=64)
     # How long a Zeliq attempt waits for its callbacks before the scheduler's sweep times it
     # out (the expert's waterfall then completes with what the other providers found).
     ZELIQ_CALLBACK_TIMEOUT_SECONDS: float = Field(default=900.0, gt=0)

@@ -334,6 +334,7 @@ def reliable_agent(
     batch_handler: BatchHandler | None = None,
     lock_batch: BatchLock | None = None,
     batch_size: int | None = None,
+    batch_concurrency: int | None = None,
 ) -> Any:
     """Declare the agent consuming ``lane`` through the reliability contract.
 
@@ -347,7 +348,9 @@ def reliable_agent(
     transaction (with ``batch_handler`` in one call, if given), falling
     back to ``handler`` one message at a time when the batch fails. ``lock_batch`` (batch lanes
     without a ``batch_handler``) runs first in each batch transaction to take the rows the
-    handlers will lock in one global order.
+    handlers will lock in one global order. ``batch_size`` and ``batch_concurrency`` (how many
+    shards of a batch run side by side) replace ``AGENT_BATCH_SIZE`` and
+    ``AGENT_BATCH_CONCURRENCY`` for a lane whose batches are worth sizing on their own.
     """
     settings = app.runtime.settings
     lane_named(lane)
@@ -365,6 +368,7 @@ def reliable_agent(
         settings=settings,
         sessionmaker=app.runtime.sessionmaker,
         producer=app.runtime.producer,
+        batch_concurrency=batch_concurrency,
     )
     app.runtime.consumers[consumer_name] = consumer
     size = batch_size or settings.AGENT_BATCH_SIZE

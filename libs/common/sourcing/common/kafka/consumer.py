@@ -252,6 +252,7 @@ class ReliableConsumer:
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
         producer: EnvelopeProducer,
+        batch_concurrency: int | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.consumer_name = consumer_name
@@ -274,7 +275,7 @@ class ReliableConsumer:
         self.retry_base = settings.AGENT_RETRY_BASE_SECONDS
         self.retry_cap = settings.AGENT_RETRY_MAX_SECONDS
         self.probe_timeout = settings.READINESS_TIMEOUT_SECONDS
-        self.batch_concurrency = settings.AGENT_BATCH_CONCURRENCY
+        self.batch_concurrency = batch_concurrency or settings.AGENT_BATCH_CONCURRENCY
         self.progress = AgentProgress(consumer=consumer_name, topic=topic)
         metrics.WAITING_FOR_DATABASE.labels(consumer_name).set(0)
         # The dead-letter sink has nowhere further to send what it cannot store: it retries.
@@ -288,10 +289,11 @@ class ReliableConsumer:
     async def process_batch(self, messages: Sequence[RawMessage], *, batch: bool = True) -> None:
         """Process ``messages`` so each ends processed exactly once or dead-lettered.
 
-        With ``batch`` the valid messages are split by key into up to
-        ``AGENT_BATCH_CONCURRENCY`` shards handled side by side, each in ONE transaction; if a
-        shard fails for any reason, each of its messages is retried alone so a poison message
-        fails only itself. All of them end before this returns (and the offsets may move on).
+        With ``batch`` the valid messages are split by key into up to ``batch_concurrency``
+        (the lane's own, or ``AGENT_BATCH_CONCURRENCY``) shards handled side by side, each in
+        ONE transaction; if a shard fails for any reason, each of its messages is retried alone
+        so a poison message fails only itself. All of them end before this returns (and the
+        offsets may move on).
         """
         if not messages:
             return
