@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sourcing.common.events import Envelope, PerformanceRecalculate
-from sourcing.common.kafka.consumer import RawMessage, ReliableConsumer
+from sourcing.common.kafka.consumer import Handler, RawMessage, ReliableConsumer
 from sourcing.common.kafka.producer import EnvelopeProducer, envelope_headers
 from sourcing.common.models import ProcessedEvent
 from tests.fixtures.settings import Settings
@@ -55,6 +55,28 @@ def _messages(settings: Settings) -> tuple[list[RawMessage], dict[uuid.UUID, lis
     return messages, order
 
 
+def _performance_consumer(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    producer: EnvelopeProducer,
+    handle: Handler,
+    *,
+    consumer_name: str = CONSUMER,
+    **options: Any,
+) -> ReliableConsumer:
+    """A consumer of the performance lane (``options``: ``lock_batch``, ``batch_concurrency``)."""
+    return ReliableConsumer(
+        consumer_name=consumer_name,
+        topic=settings.topic("performance"),
+        lane="performance",
+        handler=handle,
+        settings=settings,
+        sessionmaker=sessionmaker,
+        producer=producer,
+        **options,
+    )
+
+
 async def test_shards_keep_key_order_overlap_and_lock_first(
     kafka_settings: Settings,
     kafka_sessionmaker: async_sessionmaker[AsyncSession],
@@ -83,15 +105,8 @@ async def test_shards_keep_key_order_overlap_and_lock_first(
         assert session_of_caller.setdefault(payload.caller_id, id(session)) == id(session)
         handled[payload.caller_id].append(envelope.id)
 
-    consumer = ReliableConsumer(
-        consumer_name=CONSUMER,
-        topic=kafka_settings.topic("performance"),
-        lane="performance",
-        handler=handle,
-        lock_batch=lock_batch,
-        settings=kafka_settings,
-        sessionmaker=kafka_sessionmaker,
-        producer=kafka_producer,
+    consumer = _performance_consumer(
+        kafka_settings, kafka_sessionmaker, kafka_producer, handle, lock_batch=lock_batch
     )
     await consumer.process_batch(messages)
 
@@ -129,14 +144,12 @@ async def test_a_lanes_own_batch_concurrency_bounds_its_shards(
     ) -> None:
         keys_of_session[id(session)].add(payload.caller_id)
 
-    consumer = ReliableConsumer(
+    consumer = _performance_consumer(
+        kafka_settings,
+        kafka_sessionmaker,
+        kafka_producer,
+        handle,
         consumer_name=f"{CONSUMER}-{concurrency}",
-        topic=kafka_settings.topic("performance"),
-        lane="performance",
-        handler=handle,
-        settings=kafka_settings,
-        sessionmaker=kafka_sessionmaker,
-        producer=kafka_producer,
         batch_concurrency=concurrency,
     )
     await consumer.process_batch(messages)
