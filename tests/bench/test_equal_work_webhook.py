@@ -86,9 +86,11 @@ def comparable(record: ReadRecord) -> dict[str, Any]:
     }
 
 
-async def post_all(client: httpx.AsyncClient) -> list[tuple[int, Any, str | None]]:
+async def post_all(
+    client: httpx.AsyncClient, signed: list[tuple[bytes, dict[str, str]]]
+) -> list[tuple[int, Any, str | None]]:
     answers = []
-    for body, headers in deliveries():
+    for body, headers in signed:
         response = await client.post("/webhooks/yay", content=body, headers=headers)
         correlation = response.headers.get("x-correlation-id")
         answers.append((response.status_code, response.json(), correlation))
@@ -103,13 +105,16 @@ async def test_the_webhook_baseline_produces_what_the_gateway_produces(
     migrated_database_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Signed once for both: each signing reads the clock, and the signature's timestamp is in
+    # the message (two signings a second apart made different messages).
+    signed = deliveries()
     platform_prefix = await create_lane_topics(f"{topic_prefix}p-")
     baseline_prefix = await create_lane_topics(f"{topic_prefix}b-")
     platform_settings = api_settings_factory(
         KAFKA_TOPIC_PREFIX=platform_prefix, YAY_WEBHOOK_SECRET=SECRET
     )
     async with serve_api(platform_settings) as gateway:
-        platform_answers = await post_all(gateway)
+        platform_answers = await post_all(gateway, signed)
 
     baseline_settings = api_settings_factory(KAFKA_TOPIC_PREFIX=baseline_prefix)
     for name, value in {
@@ -128,7 +133,7 @@ async def test_the_webhook_baseline_produces_what_the_gateway_produces(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://baseline.test") as baseline,
     ):
-        baseline_answers = await post_all(baseline)
+        baseline_answers = await post_all(baseline, signed)
 
     assert [status for status, _, _ in platform_answers] == [202] * 4
     assert baseline_answers == platform_answers
